@@ -1,0 +1,93 @@
+// @ts-check
+import eslint from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = [
+    'fs',
+    'fs/promises',
+    'net',
+    'http',
+    'https',
+    'dgram',
+    'dns',
+    'child_process',
+    'worker_threads',
+    'os',
+    'crypto',
+    'timers',
+    'timers/promises',
+    'readline',
+    'stream',
+];
+
+export default tseslint.config(
+    { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'jest.config.js', 'eslint.config.mjs'] },
+    eslint.configs.recommended,
+    ...tseslint.configs.recommendedTypeChecked,
+    {
+        languageOptions: {
+            parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname },
+        },
+        rules: {
+            '@typescript-eslint/no-floating-promises': 'error',
+            '@typescript-eslint/no-misused-promises': 'error',
+            '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+            '@typescript-eslint/require-await': 'off',
+        },
+    },
+    {
+        files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],
+        rules: {
+            '@typescript-eslint/no-unsafe-assignment': 'off',
+            '@typescript-eslint/no-unsafe-member-access': 'off',
+            '@typescript-eslint/no-unsafe-argument': 'off',
+            '@typescript-eslint/no-unsafe-call': 'off',
+            '@typescript-eslint/no-unsafe-return': 'off',
+            '@typescript-eslint/no-non-null-assertion': 'off',
+        },
+    },
+    {
+        // Orchestrators replay: they must be deterministic. Time, randomness and I/O come only through context.df
+        // (orchestrators) or through the ports handed to activities.
+        files: ['orchestrations/**/*.ts'],
+        rules: {
+            'no-restricted-imports': [
+                'error',
+                {
+                    paths: nodeBuiltins.flatMap((name) => [
+                        { name, message: 'Orchestrations do no I/O: use an activity and its ports.' },
+                        { name: `node:${name}`, message: 'Orchestrations do no I/O: use an activity and its ports.' },
+                    ]),
+                    patterns: [
+                        {
+                            group: [
+                                '@azure/storage-*',
+                                '@azure/data-tables',
+                                '@azure/service-bus',
+                                '@azure/identity',
+                                '@azure/arm-*',
+                            ],
+                            message:
+                                'Orchestrations do no I/O: SDK calls belong in shared/ adapters reached through ports.',
+                        },
+                    ],
+                },
+            ],
+            'no-restricted-syntax': [
+                'error',
+                {
+                    selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']",
+                    message: 'Use context.df.currentUtcDateTime (or the clock port in activities).',
+                },
+                {
+                    selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+                    message: 'Use context.df.currentUtcDateTime (or the clock port in activities).',
+                },
+                {
+                    selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']",
+                    message: 'Use context.df.newGuid for unique values.',
+                },
+            ],
+        },
+    },
+);

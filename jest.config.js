@@ -1,0 +1,13 @@
+/** @type {import('jest').Config} */
+module.exports = {
+    testEnvironment: 'node',
+    roots: ['<rootDir>/test'],
+    testMatch: ['**/*.test.ts'],
+    transform: {
+        '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
+    },
+    globalSetup: '<rootDir>/test/support/globalSetup.ts',
+    globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
+    testTimeout: 60000,
+    maxWorkers: 2,
+};

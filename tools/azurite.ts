@@ -1,0 +1,119 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+
+/** The well-known development account that Azurite serves. It is public and only ever valid against Azurite. */
+export const AZURITE_ACCOUNT = 'devstoreaccount1';
+export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export interface AzuriteEndpoints {
+    blobUrl: string;
+    queueUrl: string;
+    tableUrl: string;
+    /** A connection string naming all three endpoints, usable by every SDK. */
+    connectionString: string;
+}
+
+export interface RunningAzurite extends AzuriteEndpoints {
+    pid: number;
+    stop(): Promise<void>;
+}
+
+export interface StartAzuriteOptions {
+    /** Keep data in memory (default) or under this folder. */
+    location?: string;
+    /** Fixed ports; 0 (default) picks free ones. */
+    blobPort?: number;
+    queuePort?: number;
+    tablePort?: number;
+    startTimeoutMs?: number;
+    /** Extent memory limit in MB for the in-memory store. */
+    memoryLimitMb?: number;
+}
+
+export function azuriteConnectionString(blobUrl: string, queueUrl: string, tableUrl: string): string {
+    return (
+        `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};` +
+        `BlobEndpoint=${blobUrl};QueueEndpoint=${queueUrl};TableEndpoint=${tableUrl};`
+    );
+}
+
+/**
+ * Starts Azurite from node_modules on loopback and resolves once its three services listen.
+ * The ports it picked are read from its own startup lines.
+ */
+export async function startAzurite(options: StartAzuriteOptions = {}): Promise<RunningAzurite> {
+    const script = require.resolve('azurite/dist/src/azurite.js');
+    const args = [
+        script,
+        '--disableTelemetry',
+        '--skipApiVersionCheck',
+        '--blobHost',
+        '127.0.0.1',
+        '--queueHost',
+        '127.0.0.1',
+        '--tableHost',
+        '127.0.0.1',
+        '--blobPort',
+        String(options.blobPort ?? 0),
+        '--queuePort',
+        String(options.queuePort ?? 0),
+        '--tablePort',
+        String(options.tablePort ?? 0),
+    ];
+    if (options.location) {
+        args.push('--location', options.location);
+    } else {
+        args.push('--inMemoryPersistence');
+        if (options.memoryLimitMb) args.push('--extentMemoryLimit', String(options.memoryLimitMb));
+    }
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const urls: Partial<Record<'Blob' | 'Queue' | 'Table', string>> = {};
+    let output = '';
+    const ready = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+            () => reject(new Error(`Azurite did not start within ${options.startTimeoutMs ?? 30000} ms:\n${output}`)),
+            options.startTimeoutMs ?? 30000,
+        );
+        const onData = (chunk: Buffer): void => {
+            output += chunk.toString();
+            for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at (\S+)/g)) {
+                urls[m[1] as 'Blob' | 'Queue' | 'Table'] = m[2]!.replace(/\/$/, '');
+            }
+            if (urls.Blob && urls.Queue && urls.Table) {
+                clearTimeout(timer);
+                child.stdout?.off('data', onData);
+                resolve();
+            }
+        };
+        child.stdout?.on('data', onData);
+        child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+        child.once('exit', (code) => {
+            clearTimeout(timer);
+            reject(new Error(`Azurite exited with code ${code}:\n${output}`));
+        });
+    });
+    await ready;
+    // Keep draining its output so a full pipe never blocks it.
+    child.stdout?.resume();
+    child.stderr?.resume();
+    const blobUrl = `${urls.Blob}/${AZURITE_ACCOUNT}`;
+    const queueUrl = `${urls.Queue}/${AZURITE_ACCOUNT}`;
+    const tableUrl = `${urls.Table}/${AZURITE_ACCOUNT}`;
+    return {
+        pid: child.pid ?? 0,
+        blobUrl,
+        queueUrl,
+        tableUrl,
+        connectionString: azuriteConnectionString(blobUrl, queueUrl, tableUrl),
+        stop: () => stopChild(child),
+    };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+}
