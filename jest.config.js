@@ -6,6 +6,7 @@ module.exports = {
     transform: {
         '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
     },
+    setupFiles: ['<rootDir>/test/support/functionsCore.ts'],
     globalSetup: '<rootDir>/test/support/globalSetup.ts',
     globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
     testTimeout: 60000,
