@@ -1,0 +1,113 @@
+/**
+ * Deterministic orchestration instance ids and the names of the events that move them.
+ * Every starter and every raiser uses these, so a repeated command finds the running instance
+ * instead of starting a second one.
+ */
+export const instanceIds = {
+    /** Enable protection → initial replication → finalize: one per VM. */
+    enableProtection: (vmId: string): string => `protect:${vmId}`,
+    /** The long-running replication monitor (RPO, health), `continueAsNew` loop: one per VM. */
+    replicationMonitor: (vmId: string): string => `monitor:${vmId}`,
+    /** Resynchronization of a VM's disks. */
+    resync: (vmId: string): string => `resync:${vmId}`,
+    /** Disable protection. */
+    disableProtection: (vmId: string): string => `disable:${vmId}`,
+    /** A test failover drill. */
+    testFailover: (vmId: string): string => `testfailover:${vmId}`,
+};
+
+/** External events raised to orchestrations. */
+export const lifecycleEvents = {
+    /** The merge applied a log to a disk. Payload: LogAppliedEvent. */
+    logApplied: 'LogApplied',
+    /** Every disk of a VM applied its log of one cycle; a recovery point exists. Payload: CycleCompleteEvent. */
+    cycleComplete: 'CycleComplete',
+    /** A disk needs resynchronization. Payload: ResyncRequiredEvent. */
+    resyncRequired: 'ResyncRequired',
+    /** The merge failed on a recoverable error and will be retried. Payload: MergeFailedEvent. */
+    mergeFailed: 'MergeFailed',
+    /** Provider heartbeat for a VM. Payload: ProviderHeartbeatEvent. */
+    heartbeat: 'ProviderHeartbeat',
+    /** Initial replication progress for a VM's disks. Payload: InitialReplicationProgressEvent. */
+    initialReplicationProgress: 'InitialReplicationProgress',
+    /** The provider finished a replication cycle (all logs uploaded). Payload: CycleUploadedEvent. */
+    cycleUploaded: 'CycleUploaded',
+    /** Resync progress and completion from the provider. */
+    resyncProgress: 'ResyncProgress',
+    resyncCompleted: 'ResyncCompleted',
+    /** A provider-side error, classified. Payload: ProviderErrorEvent. */
+    providerError: 'ProviderError',
+    /** Operator asks to stop (cancel) a running orchestration cleanly. */
+    cancel: 'Cancel',
+} as const;
+
+export type LifecycleEventName = (typeof lifecycleEvents)[keyof typeof lifecycleEvents];
+
+export interface LogAppliedEvent {
+    vmId: string;
+    diskId: string;
+    /** Position of the log in the disk's chain (1-based) = the replica blob's sequence number after it. */
+    sequence: number;
+    logId: string;
+    cycleId?: string;
+    bytes: number;
+    /** When the provider captured the data of this log (ISO 8601); RPO is measured from it. */
+    capturedAt: string;
+    appliedAt: string;
+}
+
+export interface CycleCompleteEvent {
+    vmId: string;
+    cycleId: string;
+    recoveryPointId: string;
+    consistency: 'CrashConsistent' | 'AppConsistent';
+    capturedAt: string;
+}
+
+export type ResyncReason =
+    | 'PendingLogBytesOverHalfDisk'
+    | 'ChainGap'
+    | 'LogNotClosed'
+    | 'DiskChangedOffline'
+    | 'InvalidLog'
+    | 'OperatorRequested';
+
+export interface ResyncRequiredEvent {
+    vmId: string;
+    diskId: string;
+    reason: ResyncReason;
+    detail: string;
+    at: string;
+}
+
+export interface MergeFailedEvent {
+    vmId: string;
+    diskId: string;
+    code: string;
+    message: string;
+    recoverable: boolean;
+    at: string;
+}
+
+export interface ProviderHeartbeatEvent {
+    vmId: string;
+    siteId: string;
+    at: string;
+    /** Bytes of .hrl not yet shipped, per disk. */
+    pendingLogBytes: Record<string, number>;
+}
+
+export interface InitialReplicationProgressEvent {
+    vmId: string;
+    /** Percent (0–100) per disk. */
+    disks: Record<string, number>;
+    at: string;
+}
+
+export interface ProviderErrorEvent {
+    vmId: string;
+    code: string;
+    message: string;
+    recoverable: boolean;
+    at: string;
+}
