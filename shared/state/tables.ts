@@ -56,7 +56,7 @@ export function assertEntityWithinLimits(entity: TableEntity<object>): void {
         throw new HvrError('VALIDATION_FAILED', `Entity has ${props.length} properties; Azure allows 252.`);
     }
     let total = 4;
-    for (const [name, value] of props) {
+    for (const [name, value] of props as [string, unknown][]) {
         total += 8 + utf16Bytes(name);
         if (typeof value === 'string') {
             const bytes = utf16Bytes(value);
@@ -67,7 +67,7 @@ export function assertEntityWithinLimits(entity: TableEntity<object>): void {
                 );
             }
             total += 4 + bytes;
-        } else if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
+        } else if (value instanceof Uint8Array) {
             total += 4 + value.byteLength;
         } else {
             total += 8;

@@ -1,0 +1,20 @@
+/** Events the pipeline sends to on-premises providers (topic `provider-events`, a subscription per site). */
+export type ProviderEventType =
+    'StartReplication' | 'UploadGrant' | 'StartResync' | 'StopReplication' | 'PolicyChanged';
+
+export interface OutgoingProviderEvent {
+    type: ProviderEventType;
+    /** The site whose provider must receive it; the topic's per-site subscription filters on it. */
+    siteId: string;
+    /** Set for VM-scoped events; providers keep one VM's events in order. */
+    vmId?: string;
+    /** The event's body, as the published JSON Schema for `type` describes it. */
+    payload: Record<string, unknown>;
+    /** Idempotency key: a re-sent event with the same id is a duplicate (Service Bus duplicate detection). */
+    messageId?: string;
+}
+
+/** The port through which activities talk to providers. Adapters: Service Bus, and a local one for the host. */
+export interface ProviderEventPublisher {
+    publish(event: OutgoingProviderEvent, options?: { abortSignal?: AbortSignal }): Promise<void>;
+}
