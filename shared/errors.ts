@@ -47,6 +47,7 @@ export type ErrorCode =
     | 'MESSAGE_VERSION'
     | 'MESSAGE_TOO_LARGE'
     | 'MESSAGE_REPLAYED'
+    | 'MESSAGE_STALE'
     | 'MESSAGE_SIGNATURE'
     | 'MESSAGE_OTHER_SITE'
     | 'INTERNAL';
@@ -83,6 +84,7 @@ const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
     'MESSAGE_VERSION',
     'MESSAGE_TOO_LARGE',
     'MESSAGE_REPLAYED',
+    'MESSAGE_STALE',
     'MESSAGE_SIGNATURE',
     'MESSAGE_OTHER_SITE',
 ]);
