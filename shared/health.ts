@@ -1,0 +1,162 @@
+/**
+ * Replication health of a protected VM, as ASR reports it (Normal / Warning / Critical with reasons), computed
+ * from facts the monitor gathers. Pure: no I/O, no clock of its own, so the orchestrator can call it on replay.
+ */
+
+export type ReplicationHealth = 'Normal' | 'Warning' | 'Critical';
+
+export type HealthReasonCode =
+    | 'RpoWarningThresholdExceeded'
+    | 'RpoCriticalThresholdExceeded'
+    | 'ProviderHeartbeatMissing'
+    | 'ProviderNotConnected'
+    | 'ResyncRequired'
+    | 'MergeFailing'
+    | 'NonRecoverableError';
+
+export interface HealthReason {
+    code: HealthReasonCode;
+    severity: Exclude<ReplicationHealth, 'Normal'>;
+    message: string;
+}
+
+/** Thresholds; see docs/lifecycle.md. Values in seconds. */
+export interface HealthThresholds {
+    rpoWarningSeconds: number;
+    rpoCriticalSeconds: number;
+    heartbeatWarningSeconds: number;
+    heartbeatCriticalSeconds: number;
+}
+
+/**
+ * RPO thresholds scale with the copy frequency: a healthy VM's RPO swings between the upload time and one copy
+ * period plus the upload time. Warning when it exceeds 2 periods + 5 minutes (two cycles late), Critical past
+ * 6 periods + 30 minutes. Heartbeats are expected every few minutes: Warning after 15, Critical after 60.
+ */
+export function healthThresholds(copyFrequencySeconds: number): HealthThresholds {
+    return {
+        rpoWarningSeconds: 2 * copyFrequencySeconds + 5 * 60,
+        rpoCriticalSeconds: 6 * copyFrequencySeconds + 30 * 60,
+        heartbeatWarningSeconds: 15 * 60,
+        heartbeatCriticalSeconds: 60 * 60,
+    };
+}
+
+/** What the monitor knows about a VM at one instant. Times are ISO 8601. */
+export interface HealthFacts {
+    now: string;
+    copyFrequencySeconds: number;
+    /** capturedAt of the newest data applied to every disk; RPO is measured from it. */
+    lastCapturedAt?: string;
+    /** When monitoring began; stands in for the capture and heartbeat times until the first ones arrive. */
+    monitoringSince: string;
+    lastHeartbeatAt?: string;
+    resyncRequired?: { reason: string; detail: string; at: string };
+    /** A recoverable merge failure not yet cleared by a later successful apply. */
+    mergeFailure?: { code: string; message: string; since: string };
+    /** A non-recoverable error: replication cannot continue until an operator acts. */
+    blockingError?: { code: string; message: string; at: string };
+}
+
+export interface HealthAssessment {
+    health: ReplicationHealth;
+    reasons: HealthReason[];
+    rpoSeconds: number;
+    /** The next instant at which health would get worse if nothing happens (for the monitor's timer). */
+    nextThresholdAt?: string;
+}
+
+function secondsBetween(fromIso: string, toIso: string): number {
+    return Math.max(0, Math.floor((Date.parse(toIso) - Date.parse(fromIso)) / 1000));
+}
+
+function formatDuration(seconds: number): string {
+    if (seconds < 120) return `${seconds} s`;
+    if (seconds < 7200) return `${Math.floor(seconds / 60)} min`;
+    return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** Assesses health from the facts; the worst reason decides the health. */
+export function assessReplicationHealth(facts: HealthFacts): HealthAssessment {
+    const t = healthThresholds(facts.copyFrequencySeconds);
+    const reasons: HealthReason[] = [];
+    const rpoSeconds = secondsBetween(facts.lastCapturedAt ?? facts.monitoringSince, facts.now);
+    const candidates: number[] = [];
+    const nowMs = Date.parse(facts.now);
+    const rpoBase = Date.parse(facts.lastCapturedAt ?? facts.monitoringSince);
+
+    if (rpoSeconds > t.rpoCriticalSeconds) {
+        reasons.push({
+            code: 'RpoCriticalThresholdExceeded',
+            severity: 'Critical',
+            message: `RPO is ${formatDuration(rpoSeconds)}, over the critical threshold of ${formatDuration(t.rpoCriticalSeconds)}.`,
+        });
+    } else if (rpoSeconds > t.rpoWarningSeconds) {
+        reasons.push({
+            code: 'RpoWarningThresholdExceeded',
+            severity: 'Warning',
+            message: `RPO is ${formatDuration(rpoSeconds)}, over the warning threshold of ${formatDuration(t.rpoWarningSeconds)}.`,
+        });
+        candidates.push(rpoBase + (t.rpoCriticalSeconds + 1) * 1000);
+    } else {
+        candidates.push(rpoBase + (t.rpoWarningSeconds + 1) * 1000);
+    }
+
+    const heartbeatBase = facts.lastHeartbeatAt ?? facts.monitoringSince;
+    const silentSeconds = secondsBetween(heartbeatBase, facts.now);
+    const heartbeatMs = Date.parse(heartbeatBase);
+    if (silentSeconds > t.heartbeatCriticalSeconds) {
+        reasons.push({
+            code: 'ProviderNotConnected',
+            severity: 'Critical',
+            message: `No heartbeat from the provider for ${formatDuration(silentSeconds)} (critical after ${formatDuration(t.heartbeatCriticalSeconds)}).`,
+        });
+    } else if (silentSeconds > t.heartbeatWarningSeconds) {
+        reasons.push({
+            code: 'ProviderHeartbeatMissing',
+            severity: 'Warning',
+            message: `No heartbeat from the provider for ${formatDuration(silentSeconds)} (warning after ${formatDuration(t.heartbeatWarningSeconds)}).`,
+        });
+        candidates.push(heartbeatMs + (t.heartbeatCriticalSeconds + 1) * 1000);
+    } else {
+        candidates.push(heartbeatMs + (t.heartbeatWarningSeconds + 1) * 1000);
+    }
+
+    if (facts.resyncRequired) {
+        reasons.push({
+            code: 'ResyncRequired',
+            severity: 'Critical',
+            message: `Resynchronization required (${facts.resyncRequired.reason}): ${facts.resyncRequired.detail}`,
+        });
+    }
+    if (facts.mergeFailure) {
+        reasons.push({
+            code: 'MergeFailing',
+            severity: 'Warning',
+            message: `Applying replicated data fails and is being retried: ${facts.mergeFailure.code} ${facts.mergeFailure.message}`,
+        });
+    }
+    if (facts.blockingError) {
+        reasons.push({
+            code: 'NonRecoverableError',
+            severity: 'Critical',
+            message: `${facts.blockingError.code}: ${facts.blockingError.message}`,
+        });
+    }
+
+    const health: ReplicationHealth = reasons.some((r) => r.severity === 'Critical')
+        ? 'Critical'
+        : reasons.length > 0
+          ? 'Warning'
+          : 'Normal';
+    const future = candidates.filter((ms) => ms > nowMs);
+    const assessment: HealthAssessment = { health, reasons, rpoSeconds };
+    if (future.length > 0) assessment.nextThresholdAt = new Date(Math.min(...future)).toISOString();
+    return assessment;
+}
+
+/** The names Azure alert rules look for in the logs (see infra and docs/lifecycle.md). */
+export const HEALTH_METRICS = {
+    rpoSeconds: 'ReplicationRpoSeconds',
+    healthChanged: 'ReplicationHealthChanged',
+} as const;

@@ -1,0 +1,252 @@
+import { RestError } from '@azure/core-rest-pipeline';
+import { TableEntity } from '@azure/data-tables';
+import { HvrError } from '../errors';
+import { deadline } from '../storage/deadline';
+import { StateScope, stateTable } from './protectedItems';
+import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+
+/** ASR's job and task states. */
+export type JobState = 'NotStarted' | 'InProgress' | 'Succeeded' | 'Failed' | 'Cancelled' | 'Suspended';
+
+/** ASR's job kinds for this scenario (scenarioName). */
+export type JobKind = 'EnableProtection' | 'FinalizeProtection' | 'DisableProtection' | 'Resynchronize';
+
+export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
+    EnableProtection: 'Enable protection',
+    FinalizeProtection: 'Finalize protection on the virtual machine',
+    DisableProtection: 'Disable protection',
+    Resynchronize: 'Resynchronize',
+};
+
+export interface JobError {
+    code: string;
+    message: string;
+    recoverable: boolean;
+    at: string;
+    task?: string;
+}
+
+export interface JobTask {
+    name: string;
+    state: JobState;
+    startTime?: string;
+    endTime?: string;
+    /** A line for the operator, e.g. "Waiting until 2025-01-31T22:00:00Z" or "Retry 3 at ...". */
+    detail?: string;
+}
+
+export interface Job {
+    jobId: string;
+    kind: JobKind;
+    displayName: string;
+    vmId: string;
+    state: JobState;
+    tasks: JobTask[];
+    errors: JobError[];
+    createdAt: string;
+    startTime?: string;
+    endTime?: string;
+    /** The orchestration instance that runs the job. */
+    instanceId?: string;
+}
+
+/** A new job in NotStarted with its tasks listed, as ASR shows them before they run. */
+export function newJob(
+    jobId: string,
+    kind: JobKind,
+    vmId: string,
+    taskNames: readonly string[],
+    createdAt: string,
+    instanceId?: string,
+): Job {
+    const job: Job = {
+        jobId,
+        kind,
+        displayName: JOB_DISPLAY_NAMES[kind],
+        vmId,
+        state: 'NotStarted',
+        tasks: taskNames.map((name) => ({ name, state: 'NotStarted' })),
+        errors: [],
+        createdAt,
+    };
+    if (instanceId !== undefined) job.instanceId = instanceId;
+    return job;
+}
+
+/** One change to a job, applied by `applyJobChange` (pure, so orchestrations can describe it as data). */
+export type JobChange =
+    | { type: 'taskStarted'; task: string; at: string; detail?: string }
+    | { type: 'taskDetail'; task: string; detail: string }
+    | { type: 'taskSucceeded'; task: string; at: string }
+    | { type: 'taskFailed'; task: string; at: string; error: Omit<JobError, 'at' | 'task'> }
+    | { type: 'jobSucceeded'; at: string }
+    | { type: 'jobCancelled'; at: string; reason: string };
+
+function mapTask(job: Job, name: string, f: (task: JobTask) => JobTask): JobTask[] {
+    if (!job.tasks.some((t) => t.name === name)) {
+        throw new HvrError('VALIDATION_FAILED', `Job ${job.jobId} has no task "${name}".`, {
+            jobId: job.jobId,
+            task: name,
+        });
+    }
+    return job.tasks.map((t) => (t.name === name ? f(t) : t));
+}
+
+/** The job after one change. A job that has ended does not change again (a replayed activity is harmless). */
+export function applyJobChange(job: Job, change: JobChange): Job {
+    if (job.state === 'Succeeded' || job.state === 'Failed' || job.state === 'Cancelled') return job;
+    switch (change.type) {
+        case 'taskStarted': {
+            const tasks = mapTask(job, change.task, (t) => {
+                const next: JobTask = { ...t, state: 'InProgress', startTime: t.startTime ?? change.at };
+                if (change.detail !== undefined) next.detail = change.detail;
+                return next;
+            });
+            return { ...job, state: 'InProgress', startTime: job.startTime ?? change.at, tasks };
+        }
+        case 'taskDetail':
+            return { ...job, tasks: mapTask(job, change.task, (t) => ({ ...t, detail: change.detail })) };
+        case 'taskSucceeded': {
+            const tasks = mapTask(job, change.task, (t) => {
+                const { detail: _detail, ...rest } = t;
+                return { ...rest, state: 'Succeeded', startTime: t.startTime ?? change.at, endTime: change.at };
+            });
+            return { ...job, state: 'InProgress', startTime: job.startTime ?? change.at, tasks };
+        }
+        case 'taskFailed': {
+            const tasks = mapTask(job, change.task, (t) => ({
+                ...t,
+                state: 'Failed',
+                startTime: t.startTime ?? change.at,
+                endTime: change.at,
+            }));
+            const error: JobError = { ...change.error, at: change.at, task: change.task };
+            return {
+                ...job,
+                state: 'Failed',
+                startTime: job.startTime ?? change.at,
+                endTime: change.at,
+                tasks,
+                errors: [...job.errors, error],
+            };
+        }
+        case 'jobSucceeded':
+            return { ...job, state: 'Succeeded', startTime: job.startTime ?? change.at, endTime: change.at };
+        case 'jobCancelled':
+            return {
+                ...job,
+                state: 'Cancelled',
+                endTime: change.at,
+                tasks: job.tasks.map((t) =>
+                    t.state === 'NotStarted' || t.state === 'InProgress'
+                        ? { ...t, state: 'Cancelled', endTime: change.at }
+                        : t,
+                ),
+                errors: [
+                    ...job.errors,
+                    { code: 'CANCELLED', message: change.reason, recoverable: false, at: change.at },
+                ],
+            };
+    }
+}
+
+export const JOBS_TABLE = 'ReplicationJobs';
+const ROW = 'job';
+
+function toEntity(job: Job): TableEntity<Record<string, unknown>> {
+    const entity: TableEntity<Record<string, unknown>> = {
+        partitionKey: encodeKey(job.jobId),
+        rowKey: ROW,
+        jobId: job.jobId,
+        kind: job.kind,
+        displayName: job.displayName,
+        vmId: job.vmId,
+        state: job.state,
+        tasks: JSON.stringify(job.tasks),
+        errors: JSON.stringify(job.errors),
+        createdAt: job.createdAt,
+    };
+    if (job.startTime !== undefined) entity.startTime = job.startTime;
+    if (job.endTime !== undefined) entity.endTime = job.endTime;
+    if (job.instanceId !== undefined) entity.instanceId = job.instanceId;
+    assertEntityWithinLimits(entity);
+    return entity;
+}
+
+function fromEntity(e: Record<string, unknown>): Job {
+    const job: Job = {
+        jobId: e.jobId as string,
+        kind: e.kind as JobKind,
+        displayName: e.displayName as string,
+        vmId: e.vmId as string,
+        state: e.state as JobState,
+        tasks: JSON.parse(e.tasks as string) as JobTask[],
+        errors: JSON.parse(e.errors as string) as JobError[],
+        createdAt: e.createdAt as string,
+    };
+    if (typeof e.startTime === 'string') job.startTime = e.startTime;
+    if (typeof e.endTime === 'string') job.endTime = e.endTime;
+    if (typeof e.instanceId === 'string') job.instanceId = e.instanceId;
+    return job;
+}
+
+/** Creates the job, or leaves an existing one with the same id as it is (a retried start). */
+export async function createJob(scope: StateScope, job: Job): Promise<Job> {
+    const table = await stateTable(scope, JOBS_TABLE);
+    try {
+        await table.createEntity(toEntity(job), { abortSignal: deadline() });
+        return job;
+    } catch (err) {
+        if (err instanceof RestError && err.statusCode === 409) {
+            const existing = await getJob(scope, job.jobId);
+            if (existing) return existing;
+        }
+        throw mapTableError(err, `Job ${job.jobId}`);
+    }
+}
+
+export async function getJob(scope: StateScope, jobId: string): Promise<Job | undefined> {
+    const table = await stateTable(scope, JOBS_TABLE);
+    const entity = await getEntityOrUndefined<Record<string, unknown>>(table, encodeKey(jobId), ROW);
+    return entity ? fromEntity(entity) : undefined;
+}
+
+/** Jobs, newest first, optionally for one VM and/or in one state. */
+export async function listJobs(
+    scope: StateScope,
+    filter: { vmId?: string; state?: JobState; top?: number } = {},
+): Promise<Job[]> {
+    const table = await stateTable(scope, JOBS_TABLE);
+    const clauses: string[] = [];
+    if (filter.vmId !== undefined) clauses.push(`vmId eq '${filter.vmId.replace(/'/g, "''")}'`);
+    if (filter.state !== undefined) clauses.push(`state eq '${filter.state}'`);
+    const jobs: Job[] = [];
+    const query = clauses.length > 0 ? { filter: clauses.join(' and ') } : undefined;
+    for await (const e of table.listEntities<Record<string, unknown>>({
+        queryOptions: query,
+        abortSignal: deadline(),
+    })) {
+        jobs.push(fromEntity(e));
+    }
+    jobs.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || a.jobId.localeCompare(b.jobId));
+    return filter.top !== undefined ? jobs.slice(0, filter.top) : jobs;
+}
+
+/** Applies changes to a stored job under its ETag; NOT_FOUND when it does not exist. */
+export async function updateJob(scope: StateScope, jobId: string, changes: readonly JobChange[]): Promise<Job> {
+    const table = await stateTable(scope, JOBS_TABLE);
+    for (let attempt = 1; ; attempt++) {
+        const entity = await getEntityOrUndefined<Record<string, unknown>>(table, encodeKey(jobId), ROW);
+        if (!entity) throw new HvrError('NOT_FOUND', `Job ${jobId} does not exist.`, { jobId });
+        const current = fromEntity(entity);
+        const next = changes.reduce(applyJobChange, current);
+        if (JSON.stringify(next) === JSON.stringify(current)) return current;
+        try {
+            await table.updateEntity(toEntity(next), 'Replace', { etag: entity.etag, abortSignal: deadline() });
+            return next;
+        } catch (err) {
+            if (err instanceof RestError && err.statusCode === 412 && attempt < 8) continue;
+            throw mapTableError(err, `Job ${jobId}`);
+        }
+    }
+}
