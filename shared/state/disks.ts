@@ -1,0 +1,193 @@
+import { RestError } from '@azure/core-rest-pipeline';
+import { TableEntity } from '@azure/data-tables';
+import { HvrError } from '../errors';
+import { ResyncReason } from '../lifecycle/instances';
+import { deadline } from '../storage/deadline';
+import { StateScope, stateTable } from './protectedItems';
+import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+
+export const REPLICA_DISKS_TABLE = 'ReplicaDisks';
+
+/** Replicating: logs apply in chain order. ResyncRequired: only a resync log (metadata resync=true) applies. */
+export type ReplicaDiskState = 'Replicating' | 'ResyncRequired';
+
+/**
+ * One protected virtual disk and how far its replica has come. Partition = VM, row = disk, so a VM's disks are
+ * one partition query (the merge reads them to decide when a replication cycle is complete).
+ */
+export interface ReplicaDiskRecord {
+    vmId: string;
+    diskId: string;
+    siteId: string;
+    /** Bytes of disk data (a whole number of MiB); the replica blob is this + 512. */
+    virtualSize: number;
+    /** `{vmId}/{diskId}.vhd` in the `replicas` container. */
+    blobName: string;
+    state: ReplicaDiskState;
+    resyncReason?: ResyncReason;
+    resyncDetail?: string;
+    resyncRequiredAt?: string;
+    /** Logs applied = the replica blob's sequence number once this row is up to date. */
+    sequence: number;
+    /** UniqueId of the last applied log; the next log's PreviousUniqueId must equal it. */
+    lastLogId?: string;
+    /** The VHDX data-write GUID that the chain's logs carry; a change means the disk was modified offline. */
+    vhd2DataWriteGuid?: string;
+    /** Write intent: set before the first page write of log `applyingSequence`, so a retry can finish it. */
+    applyingSequence?: number;
+    applyingLogId?: string;
+    appliedBytes: number;
+    lastAppliedAt?: string;
+    lastCapturedAt?: string;
+    lastCycleId?: string;
+    lastConsistency?: 'crash' | 'app';
+    /** The lowest log sequence seen uploaded ahead of a missing one, and since when the gap is open. */
+    waitingSequence?: number;
+    waitingSince?: string;
+    createdAt: string;
+    updatedAt: string;
+}
+
+/** A row as read, with the ETag that a conditional update needs. */
+export interface ReplicaDiskRow {
+    disk: ReplicaDiskRecord;
+    etag: string;
+}
+
+const META_KEYS = new Set(['partitionKey', 'rowKey', 'etag', 'timestamp', 'odata.metadata']);
+
+function toEntity(disk: ReplicaDiskRecord): TableEntity<Record<string, unknown>> {
+    const entity: TableEntity<Record<string, unknown>> = {
+        partitionKey: encodeKey(disk.vmId),
+        rowKey: encodeKey(disk.diskId),
+    };
+    for (const [key, value] of Object.entries(disk)) if (value !== undefined) entity[key] = value;
+    assertEntityWithinLimits(entity);
+    return entity;
+}
+
+function fromEntity(entity: Record<string, unknown>): ReplicaDiskRecord {
+    const disk: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(entity)) if (!META_KEYS.has(key)) disk[key] = value;
+    return disk as unknown as ReplicaDiskRecord;
+}
+
+export async function getReplicaDisk(
+    scope: StateScope,
+    vmId: string,
+    diskId: string,
+): Promise<ReplicaDiskRow | undefined> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    const entity = await getEntityOrUndefined<Record<string, unknown>>(table, encodeKey(vmId), encodeKey(diskId));
+    return entity ? { disk: fromEntity(entity), etag: entity.etag } : undefined;
+}
+
+/** Creates the disk row; returns false (and changes nothing) when it already exists. */
+export async function createReplicaDiskRecord(scope: StateScope, disk: ReplicaDiskRecord): Promise<boolean> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    try {
+        await table.createEntity(toEntity(disk), { abortSignal: deadline() });
+        return true;
+    } catch (err) {
+        if (err instanceof RestError && err.statusCode === 409) return false;
+        throw mapTableError(err, `Replica disk ${disk.vmId}/${disk.diskId}`);
+    }
+}
+
+/** The VM's disks, in disk id order. */
+export async function listReplicaDisks(scope: StateScope, vmId: string): Promise<ReplicaDiskRow[]> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    const rows: ReplicaDiskRow[] = [];
+    const pk = encodeKey(vmId).replace(/'/g, "''");
+    for await (const entity of table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `PartitionKey eq '${pk}'` },
+        abortSignal: deadline(),
+    })) {
+        rows.push({ disk: fromEntity(entity), etag: entity.etag });
+    }
+    return rows.sort((a, b) => a.disk.diskId.localeCompare(b.disk.diskId));
+}
+
+/** Disks with a log waiting for a missing one (the gap sweep visits them). */
+export async function listDisksWithGaps(scope: StateScope): Promise<ReplicaDiskRow[]> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    const rows: ReplicaDiskRow[] = [];
+    for await (const entity of table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `waitingSince ne ''` },
+        abortSignal: deadline(),
+    })) {
+        const disk = fromEntity(entity);
+        if (disk.waitingSince) rows.push({ disk, etag: entity.etag });
+    }
+    return rows;
+}
+
+/** Fields an update may set; a field set to undefined is removed from the row. */
+export type ReplicaDiskChanges = Partial<Omit<ReplicaDiskRecord, 'vmId' | 'diskId' | 'createdAt'>>;
+
+/**
+ * Replaces the row only if it still has `etag`: CONCURRENT_UPDATE when someone else wrote it first
+ * (the caller reads again and decides again: its decision may no longer hold).
+ */
+export async function replaceReplicaDisk(
+    scope: StateScope,
+    row: ReplicaDiskRow,
+    changes: ReplicaDiskChanges,
+    at: string,
+): Promise<ReplicaDiskRow> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    const next = { ...row.disk, ...changes, updatedAt: at } as Record<string, unknown>;
+    for (const key of Object.keys(changes))
+        if (changes[key as keyof ReplicaDiskChanges] === undefined) delete next[key];
+    const disk = next as unknown as ReplicaDiskRecord;
+    try {
+        const response = await table.updateEntity(toEntity(disk), 'Replace', {
+            etag: row.etag,
+            abortSignal: deadline(),
+        });
+        return { disk, etag: response.etag ?? '' };
+    } catch (err) {
+        throw mapTableError(err, `Replica disk ${row.disk.vmId}/${row.disk.diskId}`);
+    }
+}
+
+/**
+ * Read-modify-write with the ETag, retried when another writer got there first. `change` sees the current row
+ * and returns the fields to set, or undefined to leave it as it is.
+ */
+export async function updateReplicaDisk(
+    scope: StateScope,
+    vmId: string,
+    diskId: string,
+    change: (current: ReplicaDiskRecord) => ReplicaDiskChanges | undefined,
+    at: string,
+): Promise<ReplicaDiskRow> {
+    for (let attempt = 1; ; attempt++) {
+        const row = await getReplicaDisk(scope, vmId, diskId);
+        if (!row) {
+            throw new HvrError('REPLICA_NOT_FOUND', `Disk ${diskId} of VM ${vmId} has no replica disk row.`, {
+                vmId,
+                diskId,
+            });
+        }
+        const changes = change(row.disk);
+        if (!changes) return row;
+        try {
+            return await replaceReplicaDisk(scope, row, changes, at);
+        } catch (err) {
+            if (err instanceof HvrError && err.code === 'CONCURRENT_UPDATE' && attempt < 8) continue;
+            throw err;
+        }
+    }
+}
+
+export async function deleteReplicaDiskRecord(scope: StateScope, vmId: string, diskId: string): Promise<boolean> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    try {
+        await table.deleteEntity(encodeKey(vmId), encodeKey(diskId), { abortSignal: deadline() });
+        return true;
+    } catch (err) {
+        if (err instanceof RestError && err.statusCode === 404) return false;
+        throw mapTableError(err, `Replica disk ${vmId}/${diskId}`);
+    }
+}
