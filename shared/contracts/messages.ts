@@ -1,0 +1,241 @@
+/**
+ * The provider contract: what on-premises providers send (commands, queue `provider-commands`) and what the
+ * pipeline sends them (events, topic `provider-events`). Every body is JSON with `type` and `version`; the JSON
+ * Schemas in ./schemas.ts (published as docs/schemas/*.json) are the authority, these types mirror them.
+ */
+
+export const CONTRACT_VERSION = 1;
+
+/** Service Bus entity names. */
+export const PROVIDER_COMMANDS_QUEUE = 'provider-commands';
+export const PROVIDER_EVENTS_TOPIC = 'provider-events';
+
+/** Azure Service Bus Standard's message size limit; bigger commands are rejected before parsing. */
+export const MAX_COMMAND_BYTES = 256 * 1024;
+
+export type Consistency = 'CrashConsistent' | 'AppConsistent';
+
+/** Percent (0–100, whole numbers) per disk id. */
+export type PercentByDisk = Record<string, number>;
+
+// ---- commands (provider → pipeline) ----
+
+/** A provider (Hyper-V host or VMM server) announces itself to its site. Site-level. */
+export interface RegisterCommand {
+    type: 'Register';
+    version: 1;
+    providerId: string;
+    kind: 'HyperVHost' | 'VmmServer';
+    hostName: string;
+    providerVersion: string;
+}
+
+export interface VmHeartbeat {
+    vmId: string;
+    /** Bytes of .hrl tracked but not yet uploaded, per disk. */
+    pendingLogBytes: Record<string, number>;
+}
+
+/** The provider is alive; per VM, the .hrl bytes it still has to ship. Site-level. */
+export interface HeartbeatCommand {
+    type: 'Heartbeat';
+    version: 1;
+    providerId: string;
+    vms: VmHeartbeat[];
+}
+
+export interface InitialReplicationProgressCommand {
+    type: 'InitialReplicationProgress';
+    version: 1;
+    vmId: string;
+    disks: PercentByDisk;
+}
+
+export interface CycleLog {
+    diskId: string;
+    /** Position of the log in the disk's chain (1-based). */
+    sequence: number;
+    logId: string;
+    bytes: number;
+}
+
+/** Every log of one replication cycle is uploaded. */
+export interface CycleCompletedCommand {
+    type: 'CycleCompleted';
+    version: 1;
+    vmId: string;
+    cycleId: string;
+    consistency: Consistency;
+    /** When the provider captured the cycle's data (ISO 8601 UTC); RPO is measured from it. */
+    capturedAt: string;
+    logs: CycleLog[];
+}
+
+export interface UploadRequest {
+    diskId: string;
+    sequence: number;
+    logId: string;
+}
+
+/** Asks for write-only upload URLs, one per log. Answered with an UploadGrant event. */
+export interface UploadGrantRequestCommand {
+    type: 'UploadGrantRequest';
+    version: 1;
+    vmId: string;
+    /** Echoed in the UploadGrant so the provider can match answer to question. */
+    requestId: string;
+    uploads: UploadRequest[];
+}
+
+export interface ResyncProgressCommand {
+    type: 'ResyncProgress';
+    version: 1;
+    vmId: string;
+    resyncId: string;
+    disks: PercentByDisk;
+}
+
+export interface ResyncCompletedCommand {
+    type: 'ResyncCompleted';
+    version: 1;
+    vmId: string;
+    resyncId: string;
+    diskIds: string[];
+}
+
+/** A provider-side failure, classified: recoverable ones are retried, the others make the VM Critical. */
+export interface ProviderErrorCommand {
+    type: 'ProviderError';
+    version: 1;
+    /** Absent for a site-level failure (sent with sessionId `site:{siteId}`). */
+    vmId?: string;
+    code: string;
+    message: string;
+    recoverable: boolean;
+}
+
+export type ProviderCommand =
+    | RegisterCommand
+    | HeartbeatCommand
+    | InitialReplicationProgressCommand
+    | CycleCompletedCommand
+    | UploadGrantRequestCommand
+    | ResyncProgressCommand
+    | ResyncCompletedCommand
+    | ProviderErrorCommand;
+
+export type ProviderCommandType = ProviderCommand['type'];
+
+// ---- events (pipeline → provider) ----
+
+export interface DiskToReplicate {
+    diskId: string;
+    sizeBytes: number;
+}
+
+export interface StartReplicationEvent {
+    type: 'StartReplication';
+    version: 1;
+    vmId: string;
+    policyName: string;
+    copyFrequencySeconds: 30 | 300 | 900;
+    appConsistentSnapshotFrequencyHours: number;
+    /** 'Immediately' or an ISO 8601 UTC instant. */
+    initialReplicationStart: string;
+    disks: DiskToReplicate[];
+}
+
+export interface UploadGrantItem {
+    diskId: string;
+    sequence: number;
+    logId: string;
+    /** `replica-logs/{siteId}/{vmId}/{diskId}/{sequence}-{logId}.hrl` */
+    blobPath: string;
+    /** Write-only SAS URL (create + write) for exactly that blob. */
+    url: string;
+    expiresOn: string;
+}
+
+export interface UploadGrantEvent {
+    type: 'UploadGrant';
+    version: 1;
+    vmId: string;
+    requestId: string;
+    grants: UploadGrantItem[];
+}
+
+export interface StartResyncEvent {
+    type: 'StartResync';
+    version: 1;
+    vmId: string;
+    resyncId: string;
+    diskIds: string[];
+    /** Fixed block size of the checksum comparison. */
+    blockSizeBytes: number;
+    reason: string;
+}
+
+export interface StopReplicationEvent {
+    type: 'StopReplication';
+    version: 1;
+    vmId: string;
+    reason: string;
+}
+
+export type Weekday = 'Mon' | 'Tue' | 'Wed' | 'Thu' | 'Fri' | 'Sat' | 'Sun';
+
+/**
+ * When the provider may use how much upload bandwidth, as ASR's agent throttles: a work-hours window on work
+ * days, one limit inside it and another outside. A limit that is absent means unlimited.
+ */
+export interface BandwidthSchedule {
+    /** IANA time zone the window is read in (the site's). */
+    timeZone: string;
+    workDays: Weekday[];
+    /** HH:MM, 24-hour, local time. */
+    workHoursStart: string;
+    workHoursEnd: string;
+    workHoursMbps?: number;
+    offHoursMbps?: number;
+}
+
+export interface PolicyChangedEvent {
+    type: 'PolicyChanged';
+    version: 1;
+    policyName: string;
+    /** The VMs the change applies to. */
+    vmIds: string[];
+    copyFrequencySeconds: 30 | 300 | 900;
+    appConsistentSnapshotFrequencyHours: number;
+    bandwidth: BandwidthSchedule;
+}
+
+export type ProviderEvent =
+    StartReplicationEvent | UploadGrantEvent | StartResyncEvent | StopReplicationEvent | PolicyChangedEvent;
+
+/** Commands that name one VM travel in that VM's session; the others in the site's session. */
+export function isVmScoped(command: ProviderCommand): command is Extract<ProviderCommand, { vmId: string }> {
+    return 'vmId' in command && typeof command.vmId === 'string';
+}
+
+/** The session a command must be sent in: the VM id, or `site:{siteId}` for site-level messages. */
+export function expectedSessionId(command: ProviderCommand, siteId: string): string {
+    return isVmScoped(command) ? command.vmId : siteSessionId(siteId);
+}
+
+export function siteSessionId(siteId: string): string {
+    return `site:${siteId}`;
+}
+
+/** Where a log upload goes, in container `replica-logs`. */
+export const REPLICA_LOGS_CONTAINER = 'replica-logs';
+
+export function replicaLogBlobName(
+    siteId: string,
+    vmId: string,
+    diskId: string,
+    sequence: number,
+    logId: string,
+): string {
+    return `${siteId}/${vmId}/${diskId}/${sequence}-${logId}.hrl`;
+}

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { BlockBlobClient, ContainerClient } from '@azure/storage-blob';
+import { BlobUploadGrants, UploadTarget } from '../../../shared/grants/uploadGrants';
+import { testStorage, uniqueName } from '../../support/azurite';
+
+const target: UploadTarget = { siteId: 'site-a', vmId: 'vm-1', diskId: 'disk-0', sequence: 7, logId: 'log-7' };
+
+async function expectStatus(promise: Promise<unknown>, status: number): Promise<void> {
+    await expect(promise).rejects.toMatchObject({ statusCode: status });
+}
+
+describe('upload grants against Azurite', () => {
+    const conn = testStorage();
+    let container: string;
+    let grants: BlobUploadGrants;
+
+    beforeAll(async () => {
+        container = uniqueName('replicalogs');
+        await conn.blob.getContainerClient(container).create({ abortSignal: AbortSignal.timeout(10_000) });
+        grants = new BlobUploadGrants(conn, { container, ttlMinutes: 30 });
+    });
+
+    it('grants exactly the blob replica-logs/{site}/{vm}/{disk}/{n}-{logId}.hrl with create+write only', async () => {
+        const [grant] = await grants.issue([target], new Date());
+        expect(grant!.blobPath).toBe(`${container}/site-a/vm-1/disk-0/7-log-7.hrl`);
+        const params = new URL(grant!.url).searchParams;
+        expect(params.get('sp')).toBe('cw');
+        expect(params.get('sr')).toBe('b');
+        expect(new Date(params.get('se')!).getTime()).toBe(new Date(grant!.expiresOn).getTime());
+    });
+
+    it('lets the provider upload its one log in one PUT with the metadata the merge reads', async () => {
+        const [grant] = await grants.issue([{ ...target, sequence: 1, logId: 'single' }], new Date());
+        const blob = new BlockBlobClient(grant!.url);
+        const body = randomBytes(4096);
+        await blob.upload(body, body.length, {
+            metadata: {
+                cycleid: 'c1',
+                consistency: 'CrashConsistent',
+                capturedat: '2025-01-15T10:30:00Z',
+                resync: 'false',
+            },
+            abortSignal: AbortSignal.timeout(10_000),
+        });
+        const stored = conn.blob.getContainerClient(container).getBlobClient('site-a/vm-1/disk-0/1-single.hrl');
+        const props = await stored.getProperties({ abortSignal: AbortSignal.timeout(10_000) });
+        expect(props.contentLength).toBe(4096);
+        expect(props.metadata).toMatchObject({ cycleid: 'c1', consistency: 'CrashConsistent' });
+    });
+
+    it('lets a large log go up as staged blocks committed with a block list', async () => {
+        const [grant] = await grants.issue([{ ...target, sequence: 2, logId: 'staged' }], new Date());
+        const blob = new BlockBlobClient(grant!.url);
+        const blocks = [randomBytes(1024 * 1024), randomBytes(1024 * 1024), randomBytes(300)];
+        const ids = blocks.map((_, i) => Buffer.from(`block-${String(i).padStart(6, '0')}`).toString('base64'));
+        for (let i = 0; i < blocks.length; i++) {
+            await blob.stageBlock(ids[i]!, blocks[i]!, blocks[i]!.length, { abortSignal: AbortSignal.timeout(10_000) });
+        }
+        await blob.commitBlockList(ids, { metadata: { cycleid: 'c2' }, abortSignal: AbortSignal.timeout(10_000) });
+        const stored = conn.blob.getContainerClient(container).getBlobClient('site-a/vm-1/disk-0/2-staged.hrl');
+        const data = await stored.downloadToBuffer(0, undefined, { abortSignal: AbortSignal.timeout(10_000) });
+        expect(data.equals(Buffer.concat(blocks))).toBe(true);
+    });
+
+    it('cannot read, not even the blob it wrote', async () => {
+        const [grant] = await grants.issue([{ ...target, sequence: 3, logId: 'noread' }], new Date());
+        const blob = new BlockBlobClient(grant!.url);
+        await blob.upload(Buffer.from('x'), 1, { abortSignal: AbortSignal.timeout(10_000) });
+        await expectStatus(blob.download(0, undefined, { abortSignal: AbortSignal.timeout(10_000) }), 403);
+        await expectStatus(blob.getProperties({ abortSignal: AbortSignal.timeout(10_000) }), 403);
+    });
+
+    it('cannot delete its blob', async () => {
+        const [grant] = await grants.issue([{ ...target, sequence: 4, logId: 'nodelete' }], new Date());
+        const blob = new BlockBlobClient(grant!.url);
+        await blob.upload(Buffer.from('x'), 1, { abortSignal: AbortSignal.timeout(10_000) });
+        await expectStatus(blob.delete({ abortSignal: AbortSignal.timeout(10_000) }), 403);
+    });
+
+    it('cannot list the container', async () => {
+        const [grant] = await grants.issue([target], new Date());
+        const url = new URL(grant!.url);
+        const containerUrl = `${url.origin}${url.pathname.split('/').slice(0, 3).join('/')}${url.search}`;
+        const list = new ContainerClient(containerUrl).listBlobsFlat({ abortSignal: AbortSignal.timeout(10_000) });
+        await expectStatus(list.next(), 403);
+    });
+
+    it('cannot write any other path, not even a sibling log of the same disk', async () => {
+        const [grant] = await grants.issue([target], new Date());
+        const url = new URL(grant!.url);
+        for (const other of ['7-log-8.hrl', '8-log-7.hrl']) {
+            url.pathname = url.pathname.replace(/[^/]+$/, other);
+            const blob = new BlockBlobClient(url.toString());
+            await expectStatus(blob.upload(Buffer.from('x'), 1, { abortSignal: AbortSignal.timeout(10_000) }), 403);
+        }
+        const otherVm = new URL(grant!.url);
+        otherVm.pathname = otherVm.pathname.replace('/vm-1/', '/vm-2/');
+        await expectStatus(
+            new BlockBlobClient(otherVm.toString()).upload(Buffer.from('x'), 1, {
+                abortSignal: AbortSignal.timeout(10_000),
+            }),
+            403,
+        );
+        const exists = await conn.blob
+            .getContainerClient(container)
+            .getBlobClient('site-a/vm-2/disk-0/7-log-7.hrl')
+            .exists({ abortSignal: AbortSignal.timeout(10_000) });
+        expect(exists).toBe(false);
+    });
+
+    it('cannot write once expired', async () => {
+        const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+        const [grant] = await grants.issue([{ ...target, sequence: 5, logId: 'expired' }], twoHoursAgo);
+        expect(new Date(grant!.expiresOn).getTime()).toBeLessThan(Date.now());
+        const blob = new BlockBlobClient(grant!.url);
+        await expectStatus(blob.upload(Buffer.from('x'), 1, { abortSignal: AbortSignal.timeout(10_000) }), 403);
+        const exists = await conn.blob
+            .getContainerClient(container)
+            .getBlobClient('site-a/vm-1/disk-0/5-expired.hrl')
+            .exists({ abortSignal: AbortSignal.timeout(10_000) });
+        expect(exists).toBe(false);
+    });
+
+    it('refuses a lifetime outside 1–1440 minutes', () => {
+        expect(() => new BlobUploadGrants(conn, { ttlMinutes: 0 })).toThrow(/1–1440/);
+    });
+});
