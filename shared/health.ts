@@ -12,12 +12,15 @@ export type HealthReasonCode =
     | 'ProviderNotConnected'
     | 'ResyncRequired'
     | 'MergeFailing'
+    | 'ProviderReportedError'
     | 'NonRecoverableError';
 
 export interface HealthReason {
     code: HealthReasonCode;
     severity: Exclude<ReplicationHealth, 'Normal'>;
     message: string;
+    /** The service error code behind the reason (e.g. CHAIN_BROKEN), when there is one. */
+    errorCode?: string;
 }
 
 /** Thresholds; see docs/lifecycle.md. Values in seconds. */
@@ -54,6 +57,8 @@ export interface HealthFacts {
     resyncRequired?: { reason: string; detail: string; at: string };
     /** A recoverable merge failure not yet cleared by a later successful apply. */
     mergeFailure?: { code: string; message: string; since: string };
+    /** A recoverable error the provider reported (it retries on its side). */
+    providerFailure?: { code: string; message: string; since: string };
     /** A non-recoverable error: replication cannot continue until an operator acts. */
     blockingError?: { code: string; message: string; at: string };
 }
@@ -136,11 +141,19 @@ export function assessReplicationHealth(facts: HealthFacts): HealthAssessment {
             message: `Applying replicated data fails and is being retried: ${facts.mergeFailure.code} ${facts.mergeFailure.message}`,
         });
     }
+    if (facts.providerFailure) {
+        reasons.push({
+            code: 'ProviderReportedError',
+            severity: 'Warning',
+            message: `The provider reports an error and is retrying: ${facts.providerFailure.code} ${facts.providerFailure.message}`,
+        });
+    }
     if (facts.blockingError) {
         reasons.push({
             code: 'NonRecoverableError',
             severity: 'Critical',
             message: `${facts.blockingError.code}: ${facts.blockingError.message}`,
+            errorCode: facts.blockingError.code,
         });
     }
 
