@@ -30,6 +30,10 @@ export type ErrorCode =
     | 'REPLICA_NOT_FOUND'
     | 'SEQUENCE_CONDITION_NOT_MET'
     | 'CONCURRENT_UPDATE'
+    // resynchronization: digest manifests, requests and the digest index
+    | 'RESYNC_MANIFEST_INVALID'
+    | 'RESYNC_REQUEST_INVALID'
+    | 'RESYNC_INDEX_INVALID'
     // lifecycle and API
     | 'VALIDATION_FAILED'
     | 'NOT_FOUND'
@@ -72,6 +76,9 @@ const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
     'CHAIN_BROKEN',
     'DISK_CHANGED_OFFLINE',
     'REPLICA_STATE_INVALID',
+    'RESYNC_MANIFEST_INVALID',
+    'RESYNC_REQUEST_INVALID',
+    'RESYNC_INDEX_INVALID',
     'VALIDATION_FAILED',
     'NOT_FOUND',
     'VM_NOT_FOUND',
