@@ -378,14 +378,14 @@ export function schemaFileName(kind: 'command' | 'event', type: string): string 
     return `${kind}.${type}.v1.schema.json`;
 }
 
-/** Every published schema file: name → content (2-space JSON plus newline, as written to docs/schemas). */
+/** Every published schema file: name → content (4-space JSON plus newline; prettier may reflow it, the content is what counts). */
 export function publishedSchemaFiles(): Map<string, string> {
     const files = new Map<string, string>();
     for (const [type, schema] of Object.entries(commandSchemas)) {
-        files.set(schemaFileName('command', type), JSON.stringify(schema, null, 2) + '\n');
+        files.set(schemaFileName('command', type), JSON.stringify(schema, null, 4) + '\n');
     }
     for (const [type, schema] of Object.entries(eventSchemas)) {
-        files.set(schemaFileName('event', type), JSON.stringify(schema, null, 2) + '\n');
+        files.set(schemaFileName('event', type), JSON.stringify(schema, null, 4) + '\n');
     }
     return files;
 }

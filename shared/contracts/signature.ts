@@ -69,3 +69,43 @@ export function signatureMatches(key: Uint8Array, envelope: SignedEnvelope, body
     const given = Buffer.from(presented, 'base64');
     return given.length === expected.length && timingSafeEqual(given, expected);
 }
+
+/** A command ready to send: what a provider puts on the wire. */
+export interface SignedCommand {
+    /** UTF-8 JSON of the command. */
+    body: Buffer;
+    messageId: string;
+    sessionId: string;
+    contentType: 'application/json';
+    applicationProperties: { siteId: string; keyId: string; timestamp: string; signature: string };
+}
+
+/**
+ * Signs a command the way a provider must (used by the provider simulator and the tests).
+ * `sessionId` is the VM id for VM-scoped commands and `site:{siteId}` otherwise.
+ */
+export function signCommand(
+    command: object,
+    signer: { siteId: string; keyId: string; key: Uint8Array },
+    message: { messageId: string; sessionId: string; signedAt: Date },
+): SignedCommand {
+    const envelope: SignedEnvelope = {
+        siteId: signer.siteId,
+        keyId: signer.keyId,
+        timestamp: message.signedAt.toISOString(),
+        messageId: message.messageId,
+        sessionId: message.sessionId,
+    };
+    return {
+        body: Buffer.from(JSON.stringify(command), 'utf8'),
+        messageId: message.messageId,
+        sessionId: message.sessionId,
+        contentType: 'application/json',
+        applicationProperties: {
+            siteId: envelope.siteId,
+            keyId: envelope.keyId,
+            timestamp: envelope.timestamp,
+            signature: signMessage(signer.key, envelope, command),
+        },
+    };
+}
