@@ -130,23 +130,30 @@ export const identifyReplicationTargetActivity = df.app.activity('identifyReplic
 });
 
 /** Creates every disk's replica (ASR's CreateReplicationRelationship). Idempotent, so retries are safe. */
-export async function createReplicationRelationship(input: {
+export interface RelationshipInput {
     vmId: string;
     siteId: string;
     vm: VmDescription;
-}): Promise<Outcome<number>> {
+    createdAt: string;
+}
+
+export async function createReplicationRelationship(input: RelationshipInput): Promise<Outcome<number>> {
     return outcomeOf(async () => {
         const replicas = lifecycleDependencies().replicas();
         for (const disk of input.vm.disks) {
-            await replicas.createReplicaDisk({ vmId: input.vmId, siteId: input.siteId, disk });
+            await replicas.createReplicaDisk({
+                vmId: input.vmId,
+                siteId: input.siteId,
+                disk,
+                createdAt: input.createdAt,
+            });
         }
         return input.vm.disks.length;
     });
 }
 
 export const createReplicationRelationshipActivity = df.app.activity('createReplicationRelationship', {
-    handler: (input: unknown) =>
-        createReplicationRelationship(input as { vmId: string; siteId: string; vm: VmDescription }),
+    handler: (input: unknown) => createReplicationRelationship(input as RelationshipInput),
 });
 
 /** Starts `monitor:{vmId}` unless it already runs (a replayed finalize must not start a second one). */
@@ -258,6 +265,7 @@ export function* enableProtectionOrchestrator(
     }
 
     const [taskPrereq, taskTarget, taskEnable, taskStart, taskProviderStates] = ENABLE_PROTECTION_TASKS;
+    const enableStartedAt = now();
     setStatus({});
     yield record({ item: { ...itemState('EnablingProtection'), currentJobId: jobId } });
 
@@ -277,7 +285,8 @@ export function* enableProtectionOrchestrator(
         vmId,
         siteId,
         vm: input.vm,
-    });
+        createdAt: enableStartedAt,
+    } satisfies RelationshipInput);
     if (!relationship.ok) return yield* failJob(taskEnable, relationship, 'EnablingFailed');
 
     // Starting initial replication: honour the policy's scheduled start with a durable timer.

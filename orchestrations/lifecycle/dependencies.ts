@@ -10,8 +10,16 @@ import { VmDiskDescription } from '../../shared/supportMatrix';
 export interface ReplicaPort {
     /** Checks that the replica storage can take this VM's disks (ASR's "Identifying the replication target"). */
     identifyTarget(input: { vmId: string; siteId: string }): Promise<{ target: string }>;
-    /** Creates one disk's replica (page blob + disk row). Idempotent: an existing identical replica is kept. */
-    createReplicaDisk(input: { vmId: string; siteId: string; disk: VmDiskDescription }): Promise<void>;
+    /**
+     * Creates one disk's replica (page blob + disk row). Idempotent: an existing identical replica is kept.
+     * `createdAt` is the orchestration's time, so a retry writes the same bytes.
+     */
+    createReplicaDisk(input: {
+        vmId: string;
+        siteId: string;
+        disk: VmDiskDescription;
+        createdAt: string;
+    }): Promise<void>;
     /** Deletes a VM's replica disks, their snapshots (recovery points) and their rows. Idempotent. */
     removeReplica(input: { vmId: string; diskIds: string[] }): Promise<void>;
 }

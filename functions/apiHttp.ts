@@ -1,0 +1,87 @@
+import { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { ErrorCode, HvrError } from '../shared/errors';
+
+/**
+ * What every management API handler shares: JSON bodies, and errors as `{ error: { code, message } }` with the
+ * HTTP status their code implies. This file registers no function.
+ */
+
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+    VALIDATION_FAILED: 400,
+    PREREQUISITE_FAILED: 400,
+    UNAUTHORIZED: 401,
+    FORBIDDEN: 403,
+    NOT_FOUND: 404,
+    VM_NOT_FOUND: 404,
+    REPLICA_NOT_FOUND: 404,
+    CONFLICT: 409,
+    CONCURRENT_UPDATE: 412,
+    TIMEOUT: 503,
+    TRANSIENT: 503,
+};
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+    return { status, jsonBody: body, headers: { 'Content-Type': 'application/json', ...headers } };
+}
+
+export function errorResponse(status: number, code: string, message: string): HttpResponseInit {
+    return jsonResponse(status, { error: { code, message } });
+}
+
+/** Maps anything thrown to a JSON error; unexpected errors are logged and reported without their details. */
+export function responseForError(err: unknown, context: InvocationContext): HttpResponseInit {
+    if (err instanceof HvrError) {
+        const status = STATUS_BY_CODE[err.code] ?? 500;
+        if (status >= 500) context.error(`${err.code}: ${err.message}`);
+        return errorResponse(status, err.code, err.message);
+    }
+    context.error(err);
+    return errorResponse(500, 'INTERNAL', `Internal error (invocation ${context.invocationId}); see the logs.`);
+}
+
+/** Wraps a handler so that every failure becomes a JSON error. */
+export function withErrors(
+    handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>,
+): (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit> {
+    return async (request, context) => {
+        try {
+            return await handler(request, context);
+        } catch (err) {
+            return responseForError(err, context);
+        }
+    };
+}
+
+/** Largest request body accepted (a VM description with 17 disks is a few KiB). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** The request's JSON body; VALIDATION_FAILED when it is missing, too large or not JSON. */
+export async function readJsonBody(request: HttpRequest): Promise<unknown> {
+    const text = await request.text();
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `body is ${Buffer.byteLength(text)} bytes; at most ${MAX_BODY_BYTES} are accepted.`,
+        );
+    }
+    if (text.trim() === '') throw new HvrError('VALIDATION_FAILED', 'body is empty; a JSON object is expected.');
+    try {
+        return JSON.parse(text) as unknown;
+    } catch (err) {
+        throw new HvrError('VALIDATION_FAILED', `body is not JSON: ${(err as Error).message}`);
+    }
+}
+
+/** A required route parameter. */
+export function routeParam(request: HttpRequest, name: string): string {
+    const value = request.params[name];
+    if (value === undefined || value === '')
+        throw new HvrError('VALIDATION_FAILED', `${name} is missing from the URL.`);
+    return value;
+}
+
+/** The app's base URL as the caller sees it, for Location headers. */
+export function baseUrl(request: HttpRequest): string {
+    const url = new URL(request.url);
+    return `${url.protocol}//${url.host}`;
+}

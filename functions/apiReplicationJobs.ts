@@ -1,0 +1,46 @@
+import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
+import { HvrError } from '../shared/errors';
+import { getJob, JobState, listJobs } from '../shared/state/jobs';
+import { stateScope } from '../shared/state/protectedItems';
+import { jsonResponse, routeParam, withErrors } from './apiHttp';
+
+/** `/api/replicationJobs`: what enable, finalize, disable and resync did, task by task. */
+
+const JOB_STATES: readonly JobState[] = ['NotStarted', 'InProgress', 'Succeeded', 'Failed', 'Cancelled', 'Suspended'];
+
+export async function replicationJobs(request: HttpRequest): Promise<HttpResponseInit> {
+    const vmId = request.query.get('vmId') ?? undefined;
+    const state = request.query.get('state') ?? undefined;
+    if (state !== undefined && !JOB_STATES.includes(state as JobState)) {
+        throw new HvrError('VALIDATION_FAILED', `state must be one of ${JOB_STATES.join(', ')}; got "${state}".`);
+    }
+    const topRaw = request.query.get('top');
+    const top = topRaw === null ? 100 : Number(topRaw);
+    if (!Number.isInteger(top) || top < 1 || top > 1000) {
+        throw new HvrError('VALIDATION_FAILED', `top must be a whole number from 1 to 1000; got "${topRaw}".`);
+    }
+    const filter: { vmId?: string; state?: JobState; top: number } = { top };
+    if (vmId !== undefined) filter.vmId = vmId;
+    if (state !== undefined) filter.state = state as JobState;
+    return jsonResponse(200, { value: await listJobs(stateScope(), filter) });
+}
+
+export async function replicationJob(request: HttpRequest): Promise<HttpResponseInit> {
+    const jobId = routeParam(request, 'jobId');
+    const job = await getJob(stateScope(), jobId);
+    if (!job) throw new HvrError('NOT_FOUND', `Job ${jobId} does not exist.`);
+    return jsonResponse(200, job);
+}
+
+app.http('apiReplicationJobs', {
+    methods: ['GET'],
+    authLevel: 'function',
+    route: 'replicationJobs',
+    handler: withErrors(replicationJobs),
+});
+app.http('apiReplicationJob', {
+    methods: ['GET'],
+    authLevel: 'function',
+    route: 'replicationJobs/{jobId}',
+    handler: withErrors(replicationJob),
+});

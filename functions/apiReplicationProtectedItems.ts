@@ -1,0 +1,405 @@
+import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+import { randomUUID } from 'node:crypto';
+import { HvrError } from '../shared/errors';
+import { instanceIds } from '../shared/lifecycle/instances';
+import { ports } from '../shared/ports';
+import { getPolicy } from '../shared/state/policies';
+import {
+    createProtectedItem,
+    getProtectedItem,
+    listProtectedItems,
+    PROTECTION_STATES,
+    ProtectedItem,
+    ProtectionState,
+    stateScope,
+    updateProtectedItem,
+} from '../shared/state/protectedItems';
+import { createJob, newJob } from '../shared/state/jobs';
+import { listRecoveryPoints } from '../shared/state/recoveryPoints';
+import { getSite } from '../shared/state/sites';
+import { VmDescription, VmDiskDescription } from '../shared/supportMatrix';
+import { ENABLE_PROTECTION, ENABLE_PROTECTION_TASKS, EnableProtectionInput } from '../orchestrations/enableProtection';
+import {
+    DISABLE_PROTECTION,
+    disableProtectionTasks,
+    DisableProtectionInput,
+} from '../orchestrations/disableProtection';
+import { baseUrl, jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+
+/**
+ * `/api/replicationProtectedItems`: enable, list, inspect, disable and resynchronize protected VMs. Long
+ * operations answer 202 with the job that tracks them.
+ */
+
+const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const ACTIVE: ReadonlySet<string> = new Set(['Running', 'Pending', 'ContinuedAsNew']);
+/** States in which a new enable may replace the item (a failed attempt). */
+const RETRYABLE_STATES: ReadonlySet<ProtectionState> = new Set(['EnablingFailed', 'InitialReplicationFailed']);
+/** The resync orchestration, when the app has it. */
+export const RESYNC_ORCHESTRATION = 'resync';
+
+function vmIdParam(request: HttpRequest): string {
+    const vmId = routeParam(request, 'vmId');
+    if (!VM_ID.test(vmId)) {
+        throw new HvrError('VALIDATION_FAILED', `vmId must be 1–128 letters, digits, ".", "_" or "-"; got "${vmId}".`);
+    }
+    return vmId;
+}
+
+function invalid(field: string, value: unknown, rule: string): HvrError {
+    return new HvrError('VALIDATION_FAILED', `${field} ${rule}; got ${JSON.stringify(value) ?? 'nothing'}.`, {
+        field,
+        value,
+    });
+}
+
+/** The enable request: shape only; the support matrix is the job's prerequisites check, as in ASR. */
+export function parseEnableRequest(
+    vmId: string,
+    body: unknown,
+): { siteId: string; policyName: string; vm: VmDescription } {
+    const root = typeof body === 'object' && body !== null && 'properties' in body ? body.properties : body;
+    if (typeof root !== 'object' || root === null || Array.isArray(root))
+        throw invalid('body', root, 'must be a JSON object');
+    const r = root as Record<string, unknown>;
+    if (typeof r.siteId !== 'string' || r.siteId === '')
+        throw invalid('siteId', r.siteId, 'must name a registered site');
+    if (typeof r.policyName !== 'string' || r.policyName === '') {
+        throw invalid('policyName', r.policyName, 'must name a replication policy');
+    }
+    const vm = r.vm;
+    if (typeof vm !== 'object' || vm === null || Array.isArray(vm)) throw invalid('vm', vm, 'must be an object');
+    const v = vm as Record<string, unknown>;
+    if (typeof v.name !== 'string') throw invalid('vm.name', v.name, 'must be a string');
+    if (v.generation !== 1 && v.generation !== 2) throw invalid('vm.generation', v.generation, 'must be 1 or 2');
+    if (!Array.isArray(v.disks) || v.disks.length === 0 || v.disks.length > 64) {
+        throw invalid('vm.disks', v.disks, 'must be a list of 1 to 64 disks');
+    }
+    const disks: VmDiskDescription[] = v.disks.map((d: unknown, i: number) => {
+        if (typeof d !== 'object' || d === null) throw invalid(`vm.disks[${i}]`, d, 'must be an object');
+        const disk = d as Record<string, unknown>;
+        if (typeof disk.diskId !== 'string' || !VM_ID.test(disk.diskId)) {
+            throw invalid(`vm.disks[${i}].diskId`, disk.diskId, 'must be 1–128 letters, digits, ".", "_" or "-"');
+        }
+        if (typeof disk.sizeBytes !== 'number' || !Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) {
+            throw invalid(`vm.disks[${i}].sizeBytes`, disk.sizeBytes, 'must be a positive whole number of bytes');
+        }
+        const sector = disk.logicalSectorBytes ?? 512;
+        if (typeof sector !== 'number' || !Number.isInteger(sector)) {
+            throw invalid(`vm.disks[${i}].logicalSectorBytes`, sector, 'must be a whole number of bytes');
+        }
+        if (typeof disk.isOsDisk !== 'boolean')
+            throw invalid(`vm.disks[${i}].isOsDisk`, disk.isOsDisk, 'must be true or false');
+        if (disk.shared !== undefined && typeof disk.shared !== 'boolean') {
+            throw invalid(`vm.disks[${i}].shared`, disk.shared, 'must be true or false');
+        }
+        return {
+            diskId: disk.diskId,
+            sizeBytes: disk.sizeBytes,
+            logicalSectorBytes: sector,
+            isOsDisk: disk.isOsDisk,
+            ...(disk.shared === true ? { shared: true } : {}),
+        };
+    });
+    return { siteId: r.siteId, policyName: r.policyName, vm: { vmId, name: v.name, generation: v.generation, disks } };
+}
+
+/** RPO now: the age of the newest data applied to every disk (the stored value is from the last change). */
+export function currentRpoSeconds(item: ProtectedItem, now: Date): number | undefined {
+    if (item.protectionState !== 'Protected' || item.lastCapturedAt === undefined) return item.rpoSeconds;
+    return Math.max(0, Math.floor((now.getTime() - Date.parse(item.lastCapturedAt)) / 1000));
+}
+
+/** The item as the API shows it: ASR's `{ name, properties }` shape. */
+export function presentItem(item: ProtectedItem, now: Date): { name: string; properties: Record<string, unknown> } {
+    const { vmId, ...properties } = item;
+    return { name: vmId, properties: { ...properties, rpoSeconds: currentRpoSeconds(item, now) } };
+}
+
+function accepted(
+    request: HttpRequest,
+    jobId: string,
+    instanceId: string,
+    extra: Record<string, unknown> = {},
+): HttpResponseInit {
+    const location = `${baseUrl(request)}/api/replicationJobs/${encodeURIComponent(jobId)}`;
+    return jsonResponse(
+        202,
+        { jobId, instanceId, statusUrl: location, ...extra },
+        { Location: location, 'Retry-After': '10' },
+    );
+}
+
+async function isActive(client: df.DurableClient, instanceId: string): Promise<boolean> {
+    const status = await client.getStatus(instanceId).catch(() => undefined);
+    return status?.runtimeStatus !== undefined && ACTIVE.has(status.runtimeStatus);
+}
+
+export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {
+    const siteId = request.query.get('siteId') ?? undefined;
+    const items = await listProtectedItems(stateScope(), siteId !== undefined ? { siteId } : {});
+    const now = ports().clock.now();
+    return jsonResponse(200, { value: items.map((item) => presentItem(item, now)) });
+}
+
+async function enableProtection(
+    request: HttpRequest,
+    context: InvocationContext,
+    vmId: string,
+): Promise<HttpResponseInit> {
+    const parsed = parseEnableRequest(vmId, await readJsonBody(request));
+    const scope = stateScope();
+    const client = df.getClient(context);
+    const instanceId = instanceIds.enableProtection(vmId);
+    const existing = await getProtectedItem(scope, vmId);
+    // A repeated enable finds the running instance and answers with its job instead of starting another.
+    if (existing && (await isActive(client, instanceId)) && existing.currentJobId !== undefined) {
+        return accepted(request, existing.currentJobId, instanceId, { alreadyRunning: true });
+    }
+    if (existing && !RETRYABLE_STATES.has(existing.protectionState)) {
+        throw new HvrError(
+            'CONFLICT',
+            `VM ${vmId} is already ${existing.protectionStateDescription.toLowerCase()}; disable protection first to change it.`,
+        );
+    }
+    if (!(await getSite(scope, parsed.siteId)))
+        throw new HvrError('NOT_FOUND', `Site ${parsed.siteId} is not registered.`);
+    if (!(await getPolicy(scope, parsed.policyName))) {
+        throw new HvrError('NOT_FOUND', `Replication policy ${parsed.policyName} does not exist.`);
+    }
+
+    const at = ports().clock.now().toISOString();
+    const jobId = randomUUID();
+    const item: ProtectedItem = {
+        vmId,
+        siteId: parsed.siteId,
+        vmName: parsed.vm.name,
+        generation: parsed.vm.generation,
+        policyName: parsed.policyName,
+        disks: parsed.vm.disks,
+        protectionState: 'EnablingProtection',
+        protectionStateDescription: PROTECTION_STATES.EnablingProtection,
+        resynchronizationState: 'None',
+        replicationHealth: 'Normal',
+        healthReasons: [],
+        currentJobId: jobId,
+        createdAt: at,
+        updatedAt: at,
+    };
+    if (existing) {
+        // Retrying a failed enable: take the item over only if it is still in the failed state we saw.
+        const { changed, item: current } = await updateProtectedItem(
+            scope,
+            vmId,
+            (now) => {
+                if (!RETRYABLE_STATES.has(now.protectionState)) return undefined;
+                const { vmId: _v, createdAt: _c, updatedAt: _u, ...rest } = item;
+                return rest;
+            },
+            at,
+        );
+        if (!changed) {
+            if (current.currentJobId !== undefined)
+                return accepted(request, current.currentJobId, instanceId, { alreadyRunning: true });
+            throw new HvrError('CONFLICT', `VM ${vmId} changed while enabling; try again.`);
+        }
+    } else {
+        try {
+            await createProtectedItem(scope, item);
+        } catch (err) {
+            // Two enables raced: the other one created the item and owns the job.
+            if (err instanceof HvrError && err.code === 'CONFLICT') {
+                const winner = await getProtectedItem(scope, vmId);
+                if (winner?.currentJobId !== undefined) {
+                    return accepted(request, winner.currentJobId, instanceId, { alreadyRunning: true });
+                }
+            }
+            throw err;
+        }
+    }
+    await createJob(scope, newJob(jobId, 'EnableProtection', vmId, ENABLE_PROTECTION_TASKS, at, instanceId));
+    const input: EnableProtectionInput = {
+        vmId,
+        siteId: parsed.siteId,
+        policyName: parsed.policyName,
+        jobId,
+        vm: parsed.vm,
+    };
+    await client.startNew(ENABLE_PROTECTION, { instanceId, input });
+    return accepted(request, jobId, instanceId);
+}
+
+async function disableProtection(
+    request: HttpRequest,
+    context: InvocationContext,
+    vmId: string,
+): Promise<HttpResponseInit> {
+    const keep = request.query.get('keepReplica') ?? 'false';
+    if (keep !== 'true' && keep !== 'false') {
+        throw new HvrError('VALIDATION_FAILED', `keepReplica must be true or false; got "${keep}".`);
+    }
+    const scope = stateScope();
+    const item = await getProtectedItem(scope, vmId);
+    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    const client = df.getClient(context);
+    const instanceId = instanceIds.disableProtection(vmId);
+    if ((await isActive(client, instanceId)) && item.currentJobId !== undefined) {
+        return accepted(request, item.currentJobId, instanceId, { alreadyRunning: true });
+    }
+    const at = ports().clock.now().toISOString();
+    const jobId = randomUUID();
+    const keepReplica = keep === 'true';
+    await createJob(
+        scope,
+        newJob(jobId, 'DisableProtection', vmId, disableProtectionTasks(keepReplica), at, instanceId),
+    );
+    const input: DisableProtectionInput = {
+        vmId,
+        siteId: item.siteId,
+        diskIds: item.disks.map((d) => d.diskId),
+        jobId,
+        keepReplica,
+    };
+    await client.startNew(DISABLE_PROTECTION, { instanceId, input });
+    return accepted(request, jobId, instanceId);
+}
+
+export async function replicationProtectedItem(
+    request: HttpRequest,
+    context: InvocationContext,
+): Promise<HttpResponseInit> {
+    const vmId = vmIdParam(request);
+    switch (request.method) {
+        case 'GET': {
+            const item = await getProtectedItem(stateScope(), vmId);
+            if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+            return jsonResponse(200, presentItem(item, ports().clock.now()));
+        }
+        case 'PUT':
+            return enableProtection(request, context, vmId);
+        case 'DELETE':
+            return disableProtection(request, context, vmId);
+        default:
+            throw new HvrError('VALIDATION_FAILED', `Method ${request.method} is not supported here.`);
+    }
+}
+
+/** Whether the app registers the resync orchestration (built separately; the worker loads every file). */
+export function resyncOrchestrationAvailable(): boolean {
+    try {
+        require.resolve('../orchestrations/resync');
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+export async function resyncProtectedItem(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const vmId = vmIdParam(request);
+    const scope = stateScope();
+    const item = await getProtectedItem(scope, vmId);
+    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    if (item.protectionState !== 'Protected') {
+        throw new HvrError(
+            'CONFLICT',
+            `VM ${vmId} is ${item.protectionStateDescription.toLowerCase()}; only a protected VM can be resynchronized.`,
+        );
+    }
+    const at = ports().clock.now().toISOString();
+    if (resyncOrchestrationAvailable()) {
+        const client = df.getClient(context);
+        const instanceId = instanceIds.resync(vmId);
+        if (await isActive(client, instanceId)) {
+            return jsonResponse(202, { instanceId, alreadyRunning: true });
+        }
+        await client.startNew(RESYNC_ORCHESTRATION, {
+            instanceId,
+            input: { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at },
+        });
+        return jsonResponse(202, { instanceId, resynchronizationState: 'ResynchronizationInitiated' });
+    }
+    await updateProtectedItem(
+        scope,
+        vmId,
+        () => ({ resynchronizationState: 'ResynchronizationRequired', resyncReason: 'OperatorRequested' }),
+        at,
+    );
+    return jsonResponse(202, {
+        resynchronizationState: 'ResynchronizationRequired',
+        resyncReason: 'OperatorRequested',
+    });
+}
+
+export async function protectedItemRecoveryPoints(request: HttpRequest): Promise<HttpResponseInit> {
+    const vmId = vmIdParam(request);
+    const scope = stateScope();
+    if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    const points = await listRecoveryPoints(scope, vmId);
+    return jsonResponse(200, {
+        value: points.map((p) => ({
+            name: p.recoveryPointId,
+            properties: {
+                recoveryPointTime: p.capturedAt,
+                recoveryPointType: p.consistency,
+                cycleId: p.cycleId,
+                disks: p.disks,
+            },
+        })),
+    });
+}
+
+/** Counts per health, and the items that need attention with their reasons. */
+export async function replicationHealthSummary(_request: HttpRequest): Promise<HttpResponseInit> {
+    const items = await listProtectedItems(stateScope());
+    const now = ports().clock.now();
+    const counts = { Normal: 0, Warning: 0, Critical: 0 };
+    for (const item of items) counts[item.replicationHealth] += 1;
+    return jsonResponse(200, {
+        total: items.length,
+        replicationHealth: counts,
+        items: items
+            .filter((i) => i.replicationHealth !== 'Normal')
+            .map((i) => ({
+                vmId: i.vmId,
+                replicationHealth: i.replicationHealth,
+                healthReasons: i.healthReasons,
+                rpoSeconds: currentRpoSeconds(i, now),
+            })),
+    });
+}
+
+const durableClient = df.input.durableClient();
+
+app.http('apiReplicationProtectedItems', {
+    methods: ['GET'],
+    authLevel: 'function',
+    route: 'replicationProtectedItems',
+    handler: withErrors(listReplicationProtectedItems),
+});
+app.http('apiReplicationProtectedItem', {
+    methods: ['GET', 'PUT', 'DELETE'],
+    authLevel: 'function',
+    route: 'replicationProtectedItems/{vmId}',
+    extraInputs: [durableClient],
+    handler: withErrors(replicationProtectedItem),
+});
+app.http('apiResyncProtectedItem', {
+    methods: ['POST'],
+    authLevel: 'function',
+    route: 'replicationProtectedItems/{vmId}/resync',
+    extraInputs: [durableClient],
+    handler: withErrors(resyncProtectedItem),
+});
+app.http('apiProtectedItemRecoveryPoints', {
+    methods: ['GET'],
+    authLevel: 'function',
+    route: 'replicationProtectedItems/{vmId}/recoveryPoints',
+    handler: withErrors(protectedItemRecoveryPoints),
+});
+app.http('apiReplicationHealth', {
+    methods: ['GET'],
+    authLevel: 'function',
+    route: 'replicationHealth',
+    handler: withErrors(replicationHealthSummary),
+});

@@ -1,0 +1,37 @@
+import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
+import { HvrError } from '../shared/errors';
+import { ports } from '../shared/ports';
+import { stateScope } from '../shared/state/protectedItems';
+import { getSite, listSites, registerSite, validateSiteRegistration } from '../shared/state/sites';
+import { jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+
+/** `/api/sites`: Hyper-V sites and VMM servers whose providers replicate to us. */
+
+export async function sites(request: HttpRequest): Promise<HttpResponseInit> {
+    const scope = stateScope();
+    if (request.method === 'GET') return jsonResponse(200, { value: await listSites(scope) });
+    const registration = validateSiteRegistration(await readJsonBody(request));
+    const { site, created } = await registerSite(scope, registration, ports().clock.now().toISOString());
+    return jsonResponse(created ? 201 : 200, site, { Location: `/api/sites/${encodeURIComponent(site.siteId)}` });
+}
+
+export async function site(request: HttpRequest): Promise<HttpResponseInit> {
+    const siteId = routeParam(request, 'siteId');
+    const scope = stateScope();
+    if (request.method === 'GET') {
+        const found = await getSite(scope, siteId);
+        if (!found) throw new HvrError('NOT_FOUND', `Site ${siteId} is not registered.`);
+        return jsonResponse(200, found);
+    }
+    const registration = validateSiteRegistration(await readJsonBody(request), siteId);
+    const { site: stored, created } = await registerSite(scope, registration, ports().clock.now().toISOString());
+    return jsonResponse(created ? 201 : 200, stored);
+}
+
+app.http('apiSites', { methods: ['GET', 'POST'], authLevel: 'function', route: 'sites', handler: withErrors(sites) });
+app.http('apiSite', {
+    methods: ['GET', 'PUT'],
+    authLevel: 'function',
+    route: 'sites/{siteId}',
+    handler: withErrors(site),
+});
