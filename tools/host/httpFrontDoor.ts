@@ -1,0 +1,247 @@
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { HttpRequest, HttpResponse } from '@azure/functions';
+import { ensureErrorType } from '../../shared/errors';
+import { RegisteredFunction } from './registry';
+import { compareRoutePrecedence, parseRouteTemplate, RouteTemplate } from './routeTemplate';
+
+/** One HTTP function as the front door routes to it. */
+export interface HttpRoute {
+    fn: RegisteredFunction;
+    template: RouteTemplate;
+    /** Upper-case methods the function accepts. */
+    methods: string[];
+    authLevel: 'anonymous' | 'function' | 'admin';
+    /** The path as printed at start, with the prefix: `/api/vms/{vmId}`. */
+    displayPath: string;
+}
+
+export interface HttpFrontDoorOptions {
+    functions: RegisteredFunction[];
+    /** `api` unless host.json's extensions.http.routePrefix says otherwise ('' for none). */
+    routePrefix: string;
+    functionKey: string;
+    /** Runs one invocation (the host tracks it for draining and calls the handler). */
+    invoke(fn: RegisteredFunction, request: HttpRequest): Promise<unknown>;
+    /** False while the host is stopping: new requests get 503. */
+    accepting(): boolean;
+    log(message: string): void;
+    maxRequestBytes?: number;
+}
+
+/** Azure Functions rejects request bodies over 100 MB. */
+const DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024;
+
+/** Builds the routing table, most specific template first. */
+export function httpRoutes(functions: RegisteredFunction[], routePrefix: string): HttpRoute[] {
+    const prefix = routePrefix.replace(/^\/+|\/+$/g, '');
+    const routes = functions.map((fn): HttpRoute => {
+        const route = typeof fn.trigger.route === 'string' && fn.trigger.route !== '' ? fn.trigger.route : fn.name;
+        const methods = Array.isArray(fn.trigger.methods)
+            ? (fn.trigger.methods as string[]).map((m) => m.toUpperCase())
+            : ['GET', 'POST'];
+        const level = fn.trigger.authLevel;
+        const authLevel = level === 'function' || level === 'admin' ? level : 'anonymous';
+        const template = parseRouteTemplate(route);
+        const displayPath = '/' + [prefix, route.replace(/^\/+/, '')].filter((p) => p !== '').join('/');
+        return { fn, template, methods, authLevel, displayPath };
+    });
+    return routes.sort((a, b) => compareRoutePrecedence(a.template, b.template));
+}
+
+function keyMatches(expected: string, given: string | null | undefined): boolean {
+    if (!given) return false;
+    const a = Buffer.from(expected);
+    const b = Buffer.from(given);
+    return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        req.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > limit) {
+                reject(new RequestTooLarge(limit));
+                req.destroy();
+                return;
+            }
+            chunks.push(chunk);
+        });
+        req.on('end', () => resolve(Buffer.concat(chunks)));
+        req.on('error', reject);
+    });
+}
+
+class RequestTooLarge extends Error {
+    constructor(limit: number) {
+        super(`The request body is larger than ${limit} bytes.`);
+    }
+}
+
+function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
+    if (res.headersSent) return;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    res.writeHead(status, payload === undefined ? headers : { 'content-type': 'application/json', ...headers });
+    res.end(payload);
+}
+
+/**
+ * Serves the app's HTTP functions the way `func start` does: `/{routePrefix}/{route}`, route values into
+ * `request.params`, methods checked, and `authLevel: 'function' | 'admin'` checked against the local key
+ * (`?code=` or the `x-functions-key` header).
+ */
+export class HttpFrontDoor {
+    readonly routes: HttpRoute[];
+    private readonly server: Server;
+    private readonly prefixSegments: string[];
+    private readonly active = new Set<Promise<void>>();
+
+    constructor(private readonly options: HttpFrontDoorOptions) {
+        this.routes = httpRoutes(options.functions, options.routePrefix);
+        this.prefixSegments = options.routePrefix.split('/').filter((s) => s !== '');
+        this.server = createServer((req, res) => {
+            const handling = this.handle(req, res).catch((err: unknown) => {
+                options.log(`HTTP front door failed on ${req.method} ${req.url}: ${ensureErrorType(err).message}`);
+                send(res, 500);
+            });
+            this.active.add(handling);
+            void handling.finally(() => this.active.delete(handling));
+        });
+        // Keep-alive sockets would hold `close()` open until they time out.
+        this.server.keepAliveTimeout = 2000;
+    }
+
+    /** Listens and resolves with the base URL, e.g. `http://127.0.0.1:7071`. */
+    async listen(port: number, host: string): Promise<string> {
+        await new Promise<void>((resolve, reject) => {
+            this.server.once('error', reject);
+            this.server.listen(port, host, () => {
+                this.server.off('error', reject);
+                resolve();
+            });
+        });
+        const address = this.server.address() as AddressInfo;
+        const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+        return `http://${shownHost}:${address.port}`;
+    }
+
+    /**
+     * Stops accepting connections and closes idle ones. Requests in flight go on; the returned promise
+     * resolves once every connection has ended (see `finish`).
+     */
+    stopListening(): Promise<void> {
+        const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+        this.server.closeIdleConnections();
+        return closed;
+    }
+
+    /** Waits up to `timeoutMs` for responses still being written, then closes every connection left. */
+    async finish(timeoutMs: number): Promise<void> {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+            Promise.allSettled([...this.active]),
+            new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+        ]);
+        clearTimeout(timer);
+        this.server.closeAllConnections();
+    }
+
+    private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+        const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+        if (!this.options.accepting()) {
+            send(res, 503, { error: 'The host is stopping.' }, { connection: 'close' });
+            return;
+        }
+        const segments = url.pathname.split('/').filter((s) => s !== '');
+        const hasPrefix = this.prefixSegments.every((p, i) => segments[i]?.toLowerCase() === p.toLowerCase());
+        if (!hasPrefix) {
+            send(res, 404, { error: `No function serves ${url.pathname}.` });
+            return;
+        }
+        const routePath = segments.slice(this.prefixSegments.length).join('/');
+        const method = (req.method ?? 'GET').toUpperCase();
+        let matchedPath = false;
+        for (const route of this.routes) {
+            const params = route.template.match(routePath);
+            if (!params) continue;
+            matchedPath = true;
+            if (!route.methods.includes(method)) continue;
+            if (route.authLevel !== 'anonymous') {
+                const headerKey = req.headers['x-functions-key'];
+                const given = url.searchParams.get('code') ?? (Array.isArray(headerKey) ? headerKey[0] : headerKey);
+                if (!keyMatches(this.options.functionKey, given)) {
+                    send(res, 401, { error: 'A function key is required: pass ?code=<key> or x-functions-key.' });
+                    return;
+                }
+            }
+            await this.invoke(route, params, req, res, url, method);
+            return;
+        }
+        if (matchedPath) {
+            const allowed = [
+                ...new Set(this.routes.filter((r) => r.template.match(routePath)).flatMap((r) => r.methods)),
+            ];
+            send(res, 405, { error: `${method} is not allowed here.` }, { allow: allowed.join(', ') });
+            return;
+        }
+        send(res, 404, { error: `No function serves ${url.pathname}.` });
+    }
+
+    private async invoke(
+        route: HttpRoute,
+        params: Record<string, string>,
+        req: IncomingMessage,
+        res: ServerResponse,
+        url: URL,
+        method: string,
+    ): Promise<void> {
+        let body: Buffer;
+        try {
+            body = await readBody(req, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+        } catch (err) {
+            if (err instanceof RequestTooLarge) send(res, 413, { error: err.message }, { connection: 'close' });
+            else throw err;
+            return;
+        }
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(req.headers)) {
+            if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        }
+        const request = new HttpRequest({
+            method,
+            url: url.toString(),
+            headers,
+            params,
+            body: body.length > 0 ? { bytes: body } : undefined,
+        });
+        let result: unknown;
+        try {
+            result = await this.options.invoke(route.fn, request);
+        } catch (err) {
+            this.options.log(`${route.fn.name} failed: ${ensureErrorType(err).stack ?? String(err)}`);
+            send(res, 500);
+            return;
+        }
+        await writeResponse(res, result, this.options.accepting());
+    }
+}
+
+async function writeResponse(res: ServerResponse, result: unknown, keepAlive: boolean): Promise<void> {
+    if (result === undefined || result === null) {
+        send(res, 204);
+        return;
+    }
+    if (typeof result !== 'object') {
+        throw new Error('An HTTP function must return an HttpResponseInit or HttpResponse object.');
+    }
+    const response = result instanceof HttpResponse ? result : new HttpResponse(result);
+    const headers: Record<string, string> = {};
+    for (const [name, value] of response.headers.entries()) headers[name] = value;
+    if (!keepAlive) headers.connection = 'close';
+    const bytes = Buffer.from(await response.arrayBuffer());
+    res.writeHead(response.status, headers);
+    res.end(bytes);
+}

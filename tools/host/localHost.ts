@@ -1,0 +1,395 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { HttpRequest, LogLevel, Timer } from '@azure/functions';
+import { ensureErrorType, HvrError } from '../../shared/errors';
+import { Clock, setPorts, systemClock } from '../../shared/ports';
+import { connectionFromString, resetStorageConnections, storageConnection } from '../../shared/storage/connections';
+import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
+import { appModules } from './appModules';
+import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
+import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
+import { HttpFrontDoor } from './httpFrontDoor';
+import { InFlightInvocations } from './inFlight';
+import { DurableClientSource, invokeRegistered } from './invocation';
+import { hostStorage } from './hostStorage';
+import { LocalSessionQueue, SessionQueuePump } from './localSessionQueue';
+import { FunctionRegistry, functionRegistry, installFunctionsCore, RegisteredFunction } from './registry';
+import { TimerScheduler } from './timerTriggers';
+
+/** The durable runtime as the host uses it: client bindings, and a lifecycle it starts and stops with the host. */
+export interface HostDurableRuntime extends DurableClientSource {
+    start?(): unknown;
+    stop?(): unknown;
+}
+
+export interface LocalHostOptions {
+    /** Folder with package.json, host.json and (optionally) local.settings.json. Default: the current folder. */
+    appRoot?: string;
+    /** Modules to load instead of package.json `main` (tests load fixtures, even TypeScript ones under jest). */
+    modules?: string[];
+    /** Where registrations are captured. Default: the process's (or jest test file's) registry. */
+    registry?: FunctionRegistry;
+    /** HTTP port; 7071 like `func start`, 0 for any free port. */
+    port?: number;
+    /** Interface to listen on. Default 127.0.0.1. */
+    hostname?: string;
+    /** Use this storage for AzureWebJobsStorage instead of starting Azurite. */
+    storageConnectionString?: string;
+    /** Options for the embedded Azurite (ignored with storageConnectionString). */
+    azurite?: StartAzuriteOptions;
+    /** App settings over local.settings.json and the environment. */
+    settings?: Record<string, string>;
+    /** Time for schedules, receipts and (via ports) the app. Default: the system clock. */
+    clock?: Clock;
+    /** The key for `authLevel: 'function' | 'admin'`. Default: random, printed at start. */
+    functionKey?: string;
+    /** Gives durable client bindings and runs orchestrations; created by the caller. */
+    runtime?: HostDurableRuntime;
+    /** Milliseconds between blob container scans; 0 scans only on `scanNow()`. Default 2000. */
+    blobScanIntervalMs?: number;
+    /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
+    timers?: boolean;
+    /** Poll the local provider queue (default true); false delivers only through `deliverQueuedMessages`. */
+    queuePolling?: boolean;
+    blobTrigger?: { maxTries?: number; contentLimitBytes?: number; leaseMs?: number };
+    serviceBus?: {
+        maxDeliveryCount?: number;
+        lockSeconds?: number;
+        retryDelaySeconds?: number;
+        pollIntervalMs?: number;
+    };
+    /** How long `stop()` waits for invocations in flight. Default 30 s. */
+    drainTimeoutMs?: number;
+    /** Receives every host and function log line. Default: stdout. */
+    log?: (line: string) => void;
+}
+
+/** One function as listed at start. */
+export interface FunctionSummary {
+    name: string;
+    trigger: string;
+    detail: string;
+}
+
+export interface LocalHost {
+    /** Base URL of the HTTP listener, e.g. `http://127.0.0.1:7071`. */
+    url: string;
+    /** `url` plus the route prefix, e.g. `http://127.0.0.1:7071/api`. */
+    apiUrl: string;
+    functionKey: string;
+    runtime?: HostDurableRuntime;
+    azurite?: RunningAzurite;
+    /** The AzureWebJobsStorage connection string in use. */
+    storageConnectionString: string;
+    /** The app settings the functions see. */
+    settings: Record<string, string>;
+    functions: FunctionSummary[];
+    /** Scans blob containers once and waits for the invocations it started. */
+    scanNow(): Promise<BlobScanReport>;
+    /** Runs a timer function now and waits for it. */
+    fireTimer(name: string): Promise<void>;
+    /** Delivers what the local provider queues hold now and waits; returns how many messages were taken in. */
+    deliverQueuedMessages(): Promise<number>;
+    /** The local queue behind a serviceBusTrigger's queue (to send provider messages to). */
+    providerQueue(queueName: string): LocalSessionQueue;
+    /** Stops taking work, drains invocations (bounded), stops Azurite if it started one. */
+    stop(): Promise<{ abandonedInvocations: number }>;
+}
+
+const DURABLE_TRIGGERS = new Set(['orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
+
+function consoleLog(line: string): void {
+    process.stdout.write(line + '\n');
+}
+
+function loadApp(registry: FunctionRegistry, modules: string[]): void {
+    installFunctionsCore(registry);
+    for (const file of modules) {
+        try {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            require(file);
+        } catch (err) {
+            throw new HvrError(
+                'INTERNAL',
+                `Loading ${file} failed: ${ensureErrorType(err).message}`,
+                { file },
+                { cause: err },
+            );
+        }
+    }
+}
+
+/** Whether a Service Bus connection setting names a real namespace. */
+function serviceBusConfigured(settings: Record<string, string>, connection: string): boolean {
+    return !!settings[connection] || !!settings[`${connection}__fullyQualifiedNamespace`];
+}
+
+/**
+ * Starts the local Functions host: loads the app's registrations as the worker does, serves HTTP functions,
+ * fires blob and timer triggers, delivers provider messages from a local queue and hands durable client
+ * bindings from `runtime`. Everything it starts, `stop()` stops.
+ */
+export async function startLocalHost(options: LocalHostOptions = {}): Promise<LocalHost> {
+    const appRoot = resolve(options.appRoot ?? process.cwd());
+    const log = options.log ?? consoleLog;
+    const clock = options.clock ?? systemClock;
+    const registry = options.registry ?? functionRegistry();
+    const cleanups: (() => unknown)[] = [];
+    const runCleanups = async (): Promise<void> => {
+        for (const cleanup of cleanups.splice(0).reverse()) {
+            try {
+                await cleanup();
+            } catch (err) {
+                log(`Stopping: ${ensureErrorType(err).message}`);
+            }
+        }
+    };
+
+    try {
+        let azurite: RunningAzurite | undefined;
+        let storageCs = options.storageConnectionString;
+        if (!storageCs) {
+            azurite = await startAzurite(options.azurite);
+            cleanups.push(() => azurite?.stop());
+            storageCs = azurite.connectionString;
+        }
+        const settings = resolveSettings(appRoot, storageCs, azurite !== undefined, options.settings);
+        cleanups.push(applySettings(settings));
+        resetStorageConnections();
+        cleanups.push(resetStorageConnections);
+        if (options.clock) cleanups.push(setPorts({ clock: options.clock }));
+
+        loadApp(registry, options.modules ?? appModules(appRoot));
+        const all = [...registry.functions.values()];
+        const ofType = (type: string): RegisteredFunction[] =>
+            all.filter((f) => f.trigger.type.toLowerCase() === type.toLowerCase());
+
+        const host = hostStorage(settings.AzureWebJobsStorage!);
+        const inFlight = new InFlightInvocations();
+        const runtime = options.runtime;
+        await runtime?.start?.();
+        if (runtime?.stop) cleanups.push(() => runtime.stop?.());
+        const functionLog = (level: LogLevel, name: string, message: string): void => {
+            if (level !== 'trace' && level !== 'debug') log(`[${name}] ${message}`);
+        };
+        const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
+            inFlight.track(() => invokeRegistered(fn, input, { runtime, triggerMetadata, log: functionLog }));
+
+        // HTTP
+        const functionKey = options.functionKey ?? randomBytes(24).toString('base64url');
+        const routePrefix = routePrefixOf(appRoot);
+        const frontDoor = new HttpFrontDoor({
+            functions: ofType('httpTrigger'),
+            routePrefix,
+            functionKey,
+            invoke: (fn, request: HttpRequest) => invoke(fn, request),
+            accepting: () => inFlight.accepting,
+            log,
+        });
+        const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
+        const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
+
+        // Blobs
+        const blobFunctions = ofType('blobTrigger');
+        const scanner = new BlobTriggerScanner({
+            functions: blobFunctions,
+            host,
+            settings,
+            connectionFor: (setting) =>
+                setting === 'AzureWebJobsStorage' ? host.connection : storageConnection(setting, settings),
+            invoke: (call) => invoke(call.fn, call.input, call.triggerMetadata),
+            clock,
+            log,
+            ...options.blobTrigger,
+        });
+        const scanInterval = options.blobScanIntervalMs ?? 2000;
+        if (blobFunctions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+
+        // Timers
+        const timers = new TimerScheduler({
+            functions: ofType('timerTrigger'),
+            host,
+            settings,
+            clock,
+            invoke: (fn, timer: Timer) => invoke(fn, timer),
+            log,
+        });
+        if (options.timers !== false) await timers.start();
+
+        // Provider messages
+        const queues = new Map<string, LocalSessionQueue>();
+        const pumps: SessionQueuePump[] = [];
+        const busFunctions = ofType('serviceBusTrigger');
+        for (const fn of busFunctions) {
+            if (typeof fn.trigger.queueName !== 'string') {
+                throw new HvrError('CONFIG_MISSING', `${fn.name}: only Service Bus queue triggers are hosted locally.`);
+            }
+            const queueName = resolveSettingReferences(fn.trigger.queueName, settings);
+            const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
+            if (serviceBusConfigured(settings, connection)) {
+                throw new HvrError(
+                    'CONFIG_MISSING',
+                    `${fn.name} reads queue ${queueName} through ${connection}, which is set; this host delivers ` +
+                        `provider messages only from its local queue. Clear ${connection} to use it ` +
+                        `(see docs/local-host.md).`,
+                    { setting: connection },
+                );
+            }
+            let queue = queues.get(queueName);
+            if (!queue) {
+                queue = new LocalSessionQueue(queueName, host, clock);
+                queues.set(queueName, queue);
+            }
+            await queue.queue();
+            const pump = new SessionQueuePump({
+                queue,
+                deliver: (_envelope, body, metadata) => invoke(fn, body, metadata),
+                clock,
+                log,
+                ...options.serviceBus,
+            });
+            pumps.push(pump);
+            if (options.queuePolling !== false) pump.start();
+        }
+
+        const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings);
+        let stopping: Promise<{ abandonedInvocations: number }> | undefined;
+        const stop = (): Promise<{ abandonedInvocations: number }> => {
+            stopping ??= (async () => {
+                const closing = frontDoor.stopListening();
+                const drainBound = options.drainTimeoutMs ?? 30_000;
+                const drainStarted = Date.now();
+                await scanner.stop();
+                await timers.stop();
+                await Promise.all(pumps.map((p) => p.stop()));
+                const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
+                if (abandoned > 0) log(`Stopped with ${abandoned} invocation(s) still running.`);
+                // Responses of finished invocations are still being written: give them a moment.
+                await frontDoor.finish(abandoned > 0 ? 0 : 2000);
+                await closing;
+                await runCleanups();
+                return { abandonedInvocations: abandoned };
+            })();
+            return stopping;
+        };
+
+        return {
+            url,
+            apiUrl,
+            functionKey,
+            runtime,
+            azurite,
+            storageConnectionString: settings.AzureWebJobsStorage!,
+            settings,
+            functions,
+            scanNow: () => scanner.scanNow(),
+            fireTimer: (name) => timers.fireTimer(name),
+            deliverQueuedMessages: async () => {
+                let total = 0;
+                for (const pump of pumps) total += await pump.drainOnce();
+                return total;
+            },
+            providerQueue: (queueName) => {
+                const queue = queues.get(queueName);
+                if (!queue) {
+                    throw new Error(
+                        `No serviceBusTrigger reads queue "${queueName}" (have: ${[...queues.keys()].join(', ')})`,
+                    );
+                }
+                return queue;
+            },
+            stop,
+        };
+    } catch (err) {
+        await runCleanups();
+        throw err;
+    }
+}
+
+/**
+ * The app settings, as `func start` assembles them: local.settings.json `Values`, overridden by the
+ * environment, then by explicit settings. With the embedded Azurite, every `UseDevelopmentStorage=true`
+ * points at it, and AzureWebJobsStorage and REPLICA_STORAGE default to it.
+ */
+export function resolveSettings(
+    appRoot: string,
+    storageConnectionString: string,
+    embeddedAzurite: boolean,
+    explicit: Record<string, string> = {},
+): Record<string, string> {
+    const fromFile = localSettingsValues(appRoot);
+    const settings: Record<string, string> = { ...fromFile };
+    for (const name of Object.keys(fromFile)) {
+        const env = process.env[name];
+        if (env !== undefined) settings[name] = env;
+    }
+    Object.assign(settings, explicit);
+    if (embeddedAzurite) {
+        for (const [name, value] of Object.entries(settings)) {
+            if (value.trim().toLowerCase() === 'usedevelopmentstorage=true') settings[name] = storageConnectionString;
+        }
+    }
+    if (embeddedAzurite || !explicit.AzureWebJobsStorage) settings.AzureWebJobsStorage = storageConnectionString;
+    settings.REPLICA_STORAGE ||= storageConnectionString;
+    settings.DURABLE_TASK_HUB ||= 'hvrlocal';
+    settings.FUNCTIONS_WORKER_RUNTIME ||= 'node';
+    // Validate early: a bad connection string should fail at start, not on the first blob.
+    connectionFromString(storageConnectionString);
+    return settings;
+}
+
+function describeFunctions(
+    all: RegisteredFunction[],
+    frontDoor: HttpFrontDoor,
+    apiUrl: string,
+    timers: TimerScheduler,
+    settings: Record<string, string>,
+): FunctionSummary[] {
+    const base = apiUrl.replace(/\/[^/]*$/, '');
+    const nextTimers = timers.nextOccurrences();
+    return all
+        .map((fn): FunctionSummary => {
+            const t = fn.trigger;
+            const type = t.type;
+            switch (type.toLowerCase()) {
+                case 'httptrigger': {
+                    const route = frontDoor.routes.find((r) => r.fn === fn)!;
+                    const auth = route.authLevel === 'anonymous' ? '' : ` (key: ${route.authLevel})`;
+                    return {
+                        name: fn.name,
+                        trigger: 'http',
+                        detail: `${route.methods.join(',')} ${base}${route.displayPath}${auth}`,
+                    };
+                }
+                case 'blobtrigger':
+                    return {
+                        name: fn.name,
+                        trigger: 'blob',
+                        detail: `${String(t.path)} via ${String(t.connection)} (${t.source === 'EventGrid' ? 'Event Grid semantics' : 'polling semantics'}, container scan)`,
+                    };
+                case 'timertrigger': {
+                    const next = nextTimers.get(fn.name);
+                    return {
+                        name: fn.name,
+                        trigger: 'timer',
+                        detail: `${String(t.schedule)} (UTC), next ${next ? next.toISOString() : 'never'}${t.runOnStartup ? ', runOnStartup' : ''}`,
+                    };
+                }
+                case 'servicebustrigger':
+                    return {
+                        name: fn.name,
+                        trigger: 'serviceBus',
+                        detail: `queue ${String(t.queueName)}${t.isSessionsEnabled ? ' (sessions)' : ''} from the local Storage queue (${String(t.connection)} not set)`,
+                    };
+                default:
+                    return {
+                        name: fn.name,
+                        trigger: type.replace(/Trigger$/i, ''),
+                        detail: DURABLE_TRIGGERS.has(type.toLowerCase())
+                            ? `durable task hub ${settings.DURABLE_TASK_HUB}`
+                            : 'not hosted locally',
+                    };
+            }
+        })
+        .sort((a, b) => a.trigger.localeCompare(b.trigger) || a.name.localeCompare(b.name));
+}
