@@ -324,9 +324,9 @@ export async function readHrlIndex(
             if (diskOffset % HRL_SECTOR !== 0 || diskOffset > Number.MAX_SAFE_INTEGER - length) {
                 fail(
                     'HRL_ENTRY_FIELD',
-                    `metadata entry at offset ${fileAt}: ByteOffset ${diskOffset} is not a multiple of 512`,
+                    `metadata entry at offset ${fileAt}: ByteOffset ${block.readBigUInt64LE(at + ME.byteOffset)} is not a multiple of 512 below 2^53`,
                     fileAt + ME.byteOffset,
-                    diskOffset,
+                    block.readBigUInt64LE(at + ME.byteOffset),
                 );
             }
             if (length % HRL_SECTOR !== 0) {
