@@ -15,6 +15,9 @@ export const BLOB_RECEIPTS_TABLE = 'hostBlobReceipts';
 /** Where blobs whose trigger failed every try are reported, as the Functions host does. */
 export const BLOB_POISON_QUEUE = 'webjobs-blobtrigger-poison';
 
+/** Blobs up to this size are passed to the handler as content, as the Functions host does. */
+export const DEFAULT_CONTENT_LIMIT_BYTES = 32 * 1024 * 1024;
+
 /** A blob trigger's `path` (`container/{name}`, `logs/{site}/{name}.hrl`) compiled for matching blob names. */
 export interface BlobPathPattern {
     container: string;
@@ -99,7 +102,7 @@ export interface BlobTriggerScannerOptions {
     maxTries?: number;
     /** How long a claimed blob stays reserved for the host running it (≥ the function timeout). */
     leaseMs?: number;
-    /** Blobs larger than this are not read into memory: the invocation fails (see docs/local-host.md). */
+    /** Blobs larger than this are not read into memory: the handler gets `undefined` and the metadata. */
     contentLimitBytes?: number;
     /** Blob triggers run at most this many at once per scan. */
     concurrency?: number;
@@ -367,14 +370,14 @@ export class BlobTriggerScanner {
             return { fn, input: { blobClient, containerClient }, triggerMetadata };
         }
         const size = p.contentLength ?? 0;
-        const limit = this.options.contentLimitBytes ?? 256 * 1024 * 1024;
+        const limit = this.options.contentLimitBytes ?? DEFAULT_CONTENT_LIMIT_BYTES;
         if (size > limit) {
-            throw new HvrError(
-                'VALIDATION_FAILED',
-                `Blob ${pattern.container}/${item.name} is ${size} bytes; the local host passes blob content up to ` +
-                    `${limit} bytes. Declare the trigger with sdkBinding: true to get a client and read ranges.`,
-                { size, limit },
+            // Logs can be half a disk: handlers such as mergeReplicaLog read ranges through the metadata instead.
+            this.options.log(
+                `${fn.name}: ${pattern.container}/${item.name} is ${size} bytes, over the ${limit}-byte content ` +
+                    'limit; the trigger input is undefined (read the blob through triggerMetadata.uri).',
             );
+            return { fn, input: undefined, triggerMetadata };
         }
         // A blob replaced since the listing has a new version, which fires again on a later scan.
         const content = await blobClient.downloadToBuffer(0, undefined, { abortSignal: deadline() });
