@@ -1,0 +1,141 @@
+import { HvrError } from '../errors';
+import { ByteSource } from '../hrl/source';
+import { ReplicaPageWriter } from './pageWriter';
+import { assemblePut, PageWrite, planReadGroups, ReadGroup } from './writePlan';
+
+export interface ApplyOptions {
+    /** Page writes in flight (default 8). */
+    concurrency?: number;
+    /** Read groups (≈ 8–12 MiB each) held at once; bounds memory (default concurrency / 2 + 2). */
+    groupsInFlight?: number;
+    /** Bytes a read group gathers before it is read (default 8 MiB: the smallest ranged read of a sequential log). */
+    readBytes?: number;
+    signal?: AbortSignal;
+    /** Called after each successful page call; tests use it to stop a merge part-way. */
+    afterWrite?: (writesDone: number) => void | Promise<void>;
+}
+
+const ZERO = Buffer.alloc(4 * 1024 * 1024);
+
+function isAllZero(data: Buffer): boolean {
+    for (let at = 0; at < data.length; at += ZERO.length) {
+        const n = Math.min(ZERO.length, data.length - at);
+        if (!data.subarray(at, at + n).equals(ZERO.subarray(0, n))) return false;
+    }
+    return true;
+}
+
+/** A counting semaphore: at most `limit` holders at a time, woken in arrival order. */
+class Slots {
+    private used = 0;
+    private readonly queue: (() => void)[] = [];
+    constructor(private readonly limit: number) {}
+    async take(): Promise<void> {
+        if (this.used < this.limit) {
+            this.used++;
+            return;
+        }
+        await new Promise<void>((resolve) => this.queue.push(resolve));
+    }
+    give(): void {
+        const next = this.queue.shift();
+        if (next) next();
+        else this.used--;
+    }
+}
+
+/**
+ * Writes a planned log into the replica: Clear Pages for ranges known to be zero, then the Put Pages, read
+ * group by group in log order with large ranged reads that overlap the writes. Memory is bounded by
+ * `groupsInFlight` groups whatever the log size. A Put Page whose data turns out to be all zero is sent as
+ * Clear Pages instead (the blob stays sparse). The first failure stops everything and is thrown.
+ */
+export async function applyPlannedWrites(
+    log: ByteSource,
+    writes: readonly PageWrite[],
+    writer: ReplicaPageWriter,
+    options: ApplyOptions = {},
+): Promise<void> {
+    const concurrency = Math.max(1, options.concurrency ?? 8);
+    const groupsInFlight = Math.max(1, options.groupsInFlight ?? Math.ceil(concurrency / 2) + 2);
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const writeSlots = new Slots(concurrency);
+    const groupSlots = new Slots(groupsInFlight);
+    let firstError: unknown;
+    let writesDone = 0;
+    const fail = (err: unknown): void => {
+        if (firstError === undefined) firstError = err;
+        stop.abort(err);
+    };
+    const stopped = (): boolean => signal.aborted;
+
+    const write = async (call: () => Promise<void>): Promise<void> => {
+        await writeSlots.take();
+        try {
+            if (stopped()) return;
+            await call();
+            writesDone++;
+            await options.afterWrite?.(writesDone);
+        } catch (err) {
+            fail(err);
+        } finally {
+            writeSlots.give();
+        }
+    };
+
+    const pending: Promise<void>[] = [];
+    for (const w of writes) {
+        if (w.kind !== 'clear') continue;
+        if (stopped()) break;
+        pending.push(write(() => writer.clearPages(w.diskOffset, w.length, signal)));
+    }
+
+    const runGroup = async (group: ReadGroup): Promise<void> => {
+        try {
+            const buffers = await Promise.all(group.reads.map((r) => readExactly(log, r.logOffset, r.length, signal)));
+            await Promise.all(
+                group.writes.map((w) =>
+                    write(() => {
+                        const data = assemblePut(w, group.reads, buffers);
+                        return isAllZero(data)
+                            ? writer.clearPages(w.diskOffset, w.length, signal)
+                            : writer.putPages(w.diskOffset, data, signal);
+                    }),
+                ),
+            );
+        } catch (err) {
+            fail(err);
+        } finally {
+            groupSlots.give();
+        }
+    };
+
+    for (const group of planReadGroups(writes, { targetBytes: options.readBytes })) {
+        await groupSlots.take();
+        if (stopped()) {
+            groupSlots.give();
+            break;
+        }
+        pending.push(runGroup(group));
+    }
+    await Promise.all(pending);
+    // The first failure is rethrown as it came (an HvrError, a RestError), so callers can classify it.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error
+    if (firstError !== undefined) throw firstError;
+    options.signal?.throwIfAborted();
+}
+
+async function readExactly(log: ByteSource, offset: number, length: number, signal: AbortSignal): Promise<Buffer> {
+    if (offset < 0 || offset + length > log.size) {
+        throw new HvrError(
+            'HRL_DATA_LAYOUT',
+            `Log data [${offset}, ${offset + length}) lies past the log's ${log.size} bytes.`,
+        );
+    }
+    const data = await log.read(offset, length, signal);
+    if (data.length !== length) {
+        throw new HvrError('HRL_TRUNCATED', `Read ${data.length} bytes at log offset ${offset}, expected ${length}.`);
+    }
+    return data;
+}

@@ -1,0 +1,146 @@
+import { RestError } from '@azure/core-rest-pipeline';
+import { TableEntity } from '@azure/data-tables';
+import { deadline } from '../storage/deadline';
+import { StateScope, stateTable } from './protectedItems';
+import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+
+export const RECOVERY_POINTS_TABLE = 'RecoveryPoints';
+
+/** The snapshot of one disk that a recovery point restores from. */
+export interface DiskSnapshot {
+    /** Page blob name in the `replicas` container. */
+    blobName: string;
+    /** The snapshot's timestamp id (`?snapshot=`). */
+    snapshot: string;
+    /** Logs applied to the disk at the snapshot (its blob sequence number). */
+    sequence: number;
+}
+
+/** A VM-consistent point in time: every disk of the VM at the end of the same replication cycle. */
+export interface RecoveryPoint {
+    vmId: string;
+    cycleId: string;
+    recoveryPointId: string;
+    consistency: 'CrashConsistent' | 'AppConsistent';
+    /** When the provider captured the cycle (ISO 8601). */
+    capturedAt: string;
+    createdAt: string;
+    disks: Record<string, DiskSnapshot>;
+}
+
+/** One point per (VM, cycle): the row key is the cycle, so two disks finishing together create it once. */
+export function recoveryPointId(vmId: string, cycleId: string): string {
+    return `${vmId}:${cycleId}`;
+}
+
+function toEntity(point: RecoveryPoint): TableEntity<Record<string, unknown>> {
+    const entity: TableEntity<Record<string, unknown>> = {
+        partitionKey: encodeKey(point.vmId),
+        rowKey: encodeKey(point.cycleId),
+        vmId: point.vmId,
+        cycleId: point.cycleId,
+        recoveryPointId: point.recoveryPointId,
+        consistency: point.consistency,
+        capturedAt: point.capturedAt,
+        createdAt: point.createdAt,
+        disks: JSON.stringify(point.disks),
+    };
+    assertEntityWithinLimits(entity);
+    return entity;
+}
+
+function fromEntity(entity: Record<string, unknown>): RecoveryPoint {
+    return {
+        vmId: entity.vmId as string,
+        cycleId: entity.cycleId as string,
+        recoveryPointId: entity.recoveryPointId as string,
+        consistency: entity.consistency as RecoveryPoint['consistency'],
+        capturedAt: entity.capturedAt as string,
+        createdAt: entity.createdAt as string,
+        disks: JSON.parse(entity.disks as string) as Record<string, DiskSnapshot>,
+    };
+}
+
+/** Records a point; false (nothing changed) when the cycle already has one. */
+export async function createRecoveryPoint(scope: StateScope, point: RecoveryPoint): Promise<boolean> {
+    const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
+    try {
+        await table.createEntity(toEntity(point), { abortSignal: deadline() });
+        return true;
+    } catch (err) {
+        if (err instanceof RestError && err.statusCode === 409) return false;
+        throw mapTableError(err, `Recovery point ${point.recoveryPointId}`);
+    }
+}
+
+export async function getRecoveryPoint(
+    scope: StateScope,
+    vmId: string,
+    cycleId: string,
+): Promise<RecoveryPoint | undefined> {
+    const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
+    const entity = await getEntityOrUndefined<Record<string, unknown>>(table, encodeKey(vmId), encodeKey(cycleId));
+    return entity ? fromEntity(entity) : undefined;
+}
+
+export interface ListRecoveryPointsOptions {
+    /** Only points captured at or after this instant. */
+    from?: Date;
+    /** Only points captured at or before this instant. */
+    to?: Date;
+    consistency?: RecoveryPoint['consistency'];
+}
+
+/** The VM's points, newest capture first. */
+export async function listRecoveryPoints(
+    scope: StateScope,
+    vmId: string,
+    options: ListRecoveryPointsOptions = {},
+): Promise<RecoveryPoint[]> {
+    const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
+    const pk = encodeKey(vmId).replace(/'/g, "''");
+    const points: RecoveryPoint[] = [];
+    for await (const entity of table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `PartitionKey eq '${pk}'` },
+        abortSignal: deadline(),
+    })) {
+        const point = fromEntity(entity);
+        const t = Date.parse(point.capturedAt);
+        if (options.from && t < options.from.getTime()) continue;
+        if (options.to && t > options.to.getTime()) continue;
+        if (options.consistency && point.consistency !== options.consistency) continue;
+        points.push(point);
+    }
+    return points.sort(
+        (a, b) => Date.parse(b.capturedAt) - Date.parse(a.capturedAt) || b.cycleId.localeCompare(a.cycleId),
+    );
+}
+
+/** The newest point (of a consistency, if given), or undefined. */
+export async function getLatestRecoveryPoint(
+    scope: StateScope,
+    vmId: string,
+    consistency?: RecoveryPoint['consistency'],
+): Promise<RecoveryPoint | undefined> {
+    return (await listRecoveryPoints(scope, vmId, { consistency }))[0];
+}
+
+/** The newest point captured at or before `at`: what a failover "to this time" restores. */
+export async function getRecoveryPointAt(
+    scope: StateScope,
+    vmId: string,
+    at: Date,
+): Promise<RecoveryPoint | undefined> {
+    return (await listRecoveryPoints(scope, vmId, { to: at }))[0];
+}
+
+export async function deleteRecoveryPoint(scope: StateScope, vmId: string, cycleId: string): Promise<boolean> {
+    const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
+    try {
+        await table.deleteEntity(encodeKey(vmId), encodeKey(cycleId), { abortSignal: deadline() });
+        return true;
+    } catch (err) {
+        if (err instanceof RestError && err.statusCode === 404) return false;
+        throw mapTableError(err, `Recovery point ${vmId}/${cycleId}`);
+    }
+}
