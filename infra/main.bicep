@@ -292,6 +292,8 @@ var functionAppSettings = {
   // authorized by the identity named in the authentication string (Monitoring Metrics Publisher).
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.outputs.clientId};Authorization=AAD'
+  // DefaultAzureCredential (telemetry exporters, SDK clients without a named connection) picks this identity.
+  AZURE_CLIENT_ID: appIdentity.outputs.clientId
 }
 
 module functionApp 'modules/function-app.bicep' = {
@@ -362,7 +364,7 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
-output AZURE_CLIENT_ID string = appIdentity.outputs.clientId
+output APP_IDENTITY_CLIENT_ID string = appIdentity.outputs.clientId
 output REPLICA_STORAGE_ACCOUNT_NAME string = replicaStorage.outputs.name
 output REPLICA_LOGS_CONTAINER string = replicaLogsContainer
 output REPLICA_EVENTS_SYSTEM_TOPIC_NAME string = replicaEvents.outputs.name

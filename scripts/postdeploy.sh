@@ -8,8 +8,6 @@ set -eu
 KEY_WAIT_ATTEMPTS="${KEY_WAIT_ATTEMPTS:-30}"
 KEY_WAIT_SECONDS="${KEY_WAIT_SECONDS:-10}"
 DEPLOY_ATTEMPTS="${DEPLOY_ATTEMPTS:-3}"
-script_dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-template="$script_dir/../infra/hooks/replica-log-subscription.bicep"
 
 fail() {
     echo "postdeploy: $*" >&2
@@ -17,6 +15,9 @@ fail() {
 }
 
 command -v az >/dev/null 2>&1 || fail "the Azure CLI (az) is required: https://learn.microsoft.com/cli/azure/install-azure-cli"
+
+script_dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
+template="$script_dir/../infra/hooks/replica-log-subscription.bicep"
 
 # azd passes its environment's values to hooks; when run by hand, read them from azd.
 if [ -z "${AZURE_FUNCTION_APP_NAME:-}" ] && command -v azd >/dev/null 2>&1; then
