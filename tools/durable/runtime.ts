@@ -549,6 +549,7 @@ export class DurableRuntime {
             while (this.ready.length > 0) {
                 const instanceId = this.ready.shift()!;
                 const effects = await this.withInstance(instanceId, () => this.runEpisode(instanceId));
+                this.changes.emit('change', instanceId);
                 await this.applyEffects(effects);
             }
             this.startActivities();
