@@ -2,7 +2,7 @@ import { functionRegistry } from '../../tools/host/registry';
 import { VirtualClock } from '../../tools/durable/clock';
 import { DurableRuntime } from '../../tools/durable/runtime';
 import { eventTypeName, HistoryEventType, type HistoryEventRecord } from '../../tools/durable/history';
-import './fixtures/chain';
+import { measureConcurrency } from './fixtures/chain';
 
 const START = new Date('2025-03-01T10:00:00.000Z');
 
@@ -74,12 +74,15 @@ describe('DurableRuntime: fan-out and determinism', () => {
     afterEach(() => runtime.close());
 
     it('fans out one activity per item and fans the results back in', async () => {
+        measureConcurrency.max = 0;
         const items = Array.from({ length: 25 }, (_, i) => 'x'.repeat(i + 1));
         const id = await runtime.startNew('fixtureFanOut', { input: items });
         await runtime.runUntilIdle();
         const status = await runtime.getStatus(id);
         expect(status?.runtimeStatus).toBe('Completed');
         expect(status?.output).toBe((25 * 26) / 2);
+        // Activities ran concurrently, but never more than the configured bound.
+        expect(measureConcurrency.max).toBe(3);
         const history = await runtime.getHistory(id);
         const scheduled = history.filter((e) => e.EventType === HistoryEventType.TaskScheduled);
         expect(scheduled.map((e) => e.EventId)).toEqual(Array.from({ length: 25 }, (_, i) => i));
