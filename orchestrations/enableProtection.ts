@@ -347,19 +347,20 @@ export function* enableProtectionOrchestrator(
     const timeoutAt = new Date(Date.parse(irStartedAt) + timeoutHours * 3600_000);
     const initialReplication = { startedAt: irStartedAt, timeoutAt: timeoutAt.toISOString(), disks: progress };
     setStatus({ stage: 'InitialReplicationInProgress', task: undefined, initialReplication });
-    const timeout = context.df.createTimer(timeoutAt);
     const awaited = [
         lifecycleEvents.initialReplicationProgress,
         lifecycleEvents.providerError,
         lifecycleEvents.cycleComplete,
         lifecycleEvents.logApplied,
     ];
-    // One waiter per event name, replaced only when it fires: an abandoned waiter would swallow the next event.
-    const waiters = new Map<string, df.Task>(awaited.map((name) => [name, context.df.waitForExternalEvent(name)]));
     let lastCapturedAt: string | undefined;
     let lastRecoveryPoint: { id: string; at: string } | undefined;
     for (;;) {
-        const winner = (yield context.df.Task.any([...waiters.values(), timeout])) as df.Task;
+        // Fresh tasks every round: the SDK hands an event to the newest waiter of its name, and a timer yielded
+        // again in a second Task.any would be scheduled a second time.
+        const timeout = context.df.createTimer(timeoutAt);
+        const waiters = awaited.map((name) => ({ name, task: context.df.waitForExternalEvent(name) }));
+        const winner = (yield context.df.Task.any([...waiters.map((w) => w.task), timeout])) as df.Task;
         if (winner === timeout) {
             const failure: Failure = {
                 ok: false,
@@ -383,9 +384,8 @@ export function* enableProtectionOrchestrator(
             setStatus({ stage: 'Failed', error: { code: failure.code, message: failure.message } });
             return { result: 'Failed', jobId, error: { code: failure.code, message: failure.message } };
         }
-        const name = [...waiters.entries()].find(([, task]) => task === winner)?.[0];
-        if (name === undefined) continue;
-        waiters.set(name, context.df.waitForExternalEvent(name));
+        timeout.cancel();
+        const name = waiters.find((w) => w.task === winner)?.name;
         if (name === lifecycleEvents.initialReplicationProgress) {
             const event = winner.result as InitialReplicationProgressEvent;
             for (const [diskId, percent] of Object.entries(event.disks ?? {})) {
@@ -405,7 +405,6 @@ export function* enableProtectionOrchestrator(
                 recoverable: event.recoverable,
             };
             if (!event.recoverable) {
-                timeout.cancel();
                 yield record({
                     item: {
                         ...itemState('InitialReplicationFailed'),
@@ -437,7 +436,6 @@ export function* enableProtectionOrchestrator(
         }
         // LogApplied during initial replication needs nothing here: the merge keeps the disk rows.
     }
-    timeout.cancel();
 
     // Finalize protection: its own job, as in ASR.
     const finalizeJobId = context.df.newGuid(`${jobId}:finalize`);
@@ -484,7 +482,8 @@ export function* enableProtectionOrchestrator(
         diskIds,
         copyFrequencySeconds: policy.copyFrequencySeconds,
         monitoringSince: now(),
-        lastCapturedAt: lastCapturedAt ?? irStartedAt,
+        // Until the first delta cycle is applied, RPO counts from the end of initial replication (monitoringSince).
+        ...(lastCapturedAt !== undefined ? { lastCapturedAt } : {}),
         ...(lastRecoveryPoint ? { lastRecoveryPoint } : {}),
         generation: 0,
     };

@@ -1,0 +1,183 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are read loosely in tests */
+import { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
+import { HvrError } from '../../../shared/errors';
+import { setPorts } from '../../../shared/ports';
+import { validateReplicationPolicy } from '../../../shared/policy/replicationPolicy';
+import { putPolicy } from '../../../shared/state/policies';
+import { StateScope } from '../../../shared/state/protectedItems';
+import { registerSite } from '../../../shared/state/sites';
+import { VmDescription } from '../../../shared/supportMatrix';
+import { VirtualClock } from '../../../tools/durable/clock';
+import { DurableRuntime } from '../../../tools/durable/runtime';
+import { invokeFunction } from '../../../tools/host/invoke';
+import { functionRegistry } from '../../../tools/host/registry';
+import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
+import { testStorage, uniqueName } from '../../support/azurite';
+
+export const GiB = 1024 ** 3;
+export const START = new Date('2025-03-03T08:00:00.000Z');
+
+export function sampleVm(vmId: string, overrides: Partial<VmDescription> = {}): VmDescription {
+    return {
+        vmId,
+        name: `vm-${vmId}`,
+        generation: 2,
+        disks: [
+            { diskId: 'os', sizeBytes: 64 * GiB, logicalSectorBytes: 512, isOsDisk: true },
+            { diskId: 'data', sizeBytes: 200 * GiB, logicalSectorBytes: 512, isOsDisk: false },
+        ],
+        ...overrides,
+    };
+}
+
+/**
+ * The durable runtime invokes activities without a durable client (tools/durable/runtime.ts runActivity passes
+ * no `runtime`), so an activity declaring one fails before its handler runs. These tests replace the
+ * orchestration-control port anyway, so the binding is dropped from the captured metadata of this test file's
+ * registry. Remove once the runtime serves durableClient bindings to activities.
+ */
+function unbindActivityDurableClients(): void {
+    for (const fn of functionRegistry().byTriggerType('activityTrigger')) {
+        for (const [name, binding] of Object.entries(fn.metadata.bindings)) {
+            if (binding.type.toLowerCase() === 'durableclient') delete fn.metadata.bindings[name];
+        }
+    }
+}
+
+/** An HTTP response as a test reads it. */
+export type ApiResponse = HttpResponseInit & { jsonBody?: Record<string, any> };
+
+/** A call a fake received, with the virtual time at which it happened. */
+export interface Attempt<T> {
+    at: Date;
+    input: T;
+}
+
+/** Fakes for the replica side and the provider channel, with failure injection; real tables in Azurite. */
+export class LifecycleHarness {
+    readonly clock = new VirtualClock(START);
+    readonly runtime = new DurableRuntime({ registry: functionRegistry(), clock: this.clock });
+    readonly scope: StateScope = { conn: testStorage(), tablePrefix: uniqueName('t') };
+    readonly published: Attempt<OutgoingProviderEvent>[] = [];
+    readonly replicaCalls: Attempt<{ op: string; vmId: string; diskId?: string }>[] = [];
+    readonly metrics: { at: Date; name: string; value: number; dimensions: Record<string, string> }[] = [];
+    /** Set to make the next publish calls fail: each call takes the first element (undefined = succeed). */
+    publishFailures: (HvrError | Error | undefined)[] = [];
+    createReplicaFailures: (HvrError | Error | undefined)[] = [];
+    private readonly restore: (() => void)[] = [];
+
+    constructor() {
+        unbindActivityDurableClients();
+        const clock = this.clock;
+        const runtime = this.runtime;
+        const replicas: ReplicaPort = {
+            identifyTarget: async ({ vmId }) => {
+                this.replicaCalls.push({ at: clock.now(), input: { op: 'identifyTarget', vmId } });
+                return { target: 'replicas' };
+            },
+            createReplicaDisk: async ({ vmId, disk }) => {
+                this.replicaCalls.push({
+                    at: clock.now(),
+                    input: { op: 'createReplicaDisk', vmId, diskId: disk.diskId },
+                });
+                const failure = this.createReplicaFailures.shift();
+                if (failure) throw failure;
+            },
+            removeReplica: async ({ vmId }) => {
+                this.replicaCalls.push({ at: clock.now(), input: { op: 'removeReplica', vmId } });
+            },
+        };
+        this.restore.push(
+            setPorts({ clock }),
+            setLifecycleDependencies({
+                clock: () => clock,
+                state: () => this.scope,
+                publish: async (event) => {
+                    this.published.push({ at: clock.now(), input: event });
+                    const failure = this.publishFailures.shift();
+                    if (failure) throw failure;
+                },
+                replicas: () => replicas,
+                // The runtime serves activities without a durable client binding: drive it directly.
+                orchestrations: {
+                    startIfNotRunning: async (_context, name, instanceId, input) => {
+                        const status = await runtime.getStatus(instanceId);
+                        if (status && ['Pending', 'Running'].includes(status.runtimeStatus)) return 'alreadyRunning';
+                        await runtime.startNew(name, { instanceId, input });
+                        return 'started';
+                    },
+                    terminateIfRunning: async (_context, instanceId, reason) => {
+                        const status = await runtime.getStatus(instanceId);
+                        if (!status || !['Pending', 'Running'].includes(status.runtimeStatus)) return false;
+                        await runtime.terminate(instanceId, reason);
+                        return true;
+                    },
+                },
+                metrics: {
+                    emit: (_context, name, value, dimensions) => {
+                        this.metrics.push({ at: clock.now(), name, value, dimensions });
+                    },
+                },
+            }),
+        );
+        process.env.STATE_TABLE_PREFIX = this.scope.tablePrefix;
+        this.restore.push(() => {
+            delete process.env.STATE_TABLE_PREFIX;
+        });
+        // API handlers resolve storage through the ports.
+        this.restore.push(setPorts({ storage: () => this.scope.conn }));
+    }
+
+    async seedSiteAndPolicy(policy: Record<string, unknown> = {}): Promise<void> {
+        const at = this.clock.now().toISOString();
+        await registerSite(
+            this.scope,
+            { siteId: 'site1', name: 'Paris', kind: 'HyperVSite', timeZone: 'Europe/Paris' },
+            at,
+        );
+        await putPolicy(
+            this.scope,
+            validateReplicationPolicy({ name: 'gold', copyFrequencySeconds: 300, ...policy }),
+            at,
+        );
+    }
+
+    /** Calls a registered HTTP function as the worker would, with this runtime as its durable client. */
+    async http(
+        functionName: string,
+        init: {
+            method: string;
+            path: string;
+            params?: Record<string, string>;
+            query?: Record<string, string>;
+            body?: unknown;
+        },
+    ): Promise<ApiResponse> {
+        const request = new HttpRequest({
+            method: init.method,
+            url: `http://localhost:7071/api/${init.path}`,
+            params: init.params ?? {},
+            query: init.query ?? {},
+            ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
+        });
+        const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
+            runtime: this.runtime,
+        });
+        return result as HttpResponseInit;
+    }
+
+    async enable(vmId: string, vm: VmDescription = sampleVm(vmId)): Promise<ApiResponse> {
+        return this.http('apiReplicationProtectedItem', {
+            method: 'PUT',
+            path: `replicationProtectedItems/${vmId}`,
+            params: { vmId },
+            body: { siteId: 'site1', policyName: 'gold', vm },
+        });
+    }
+
+    async close(): Promise<void> {
+        await this.runtime.close();
+        for (const undo of this.restore.reverse()) undo();
+    }
+}
