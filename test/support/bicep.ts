@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import Parser from 'tree-sitter';
-import bicepLanguage from 'tree-sitter-bicep';
+import type Parser from 'tree-sitter';
 
 /**
  * A small query layer over Bicep files, parsed offline with tree-sitter-bicep (the Bicep compiler is a download
@@ -101,11 +101,37 @@ export interface BicepSyntaxError {
     text: string;
 }
 
+interface TreeSitterModules {
+    Parser: typeof Parser;
+    bicep: Parser.Language;
+}
+
+/**
+ * tree-sitter's JS wrapper patches its native classes' prototypes when it is first evaluated. Jest evaluates
+ * modules once per test file, but native addons once per process, so a second test file's copy of the wrapper
+ * captures the first copy's patches instead of the native methods and every parse returns `rootNode ===
+ * undefined`. The wrapper is therefore loaded once per process and kept on the (process-wide) native binding.
+ */
+function treeSitter(): TreeSitterModules {
+    const load = createRequire(__filename);
+    const wrapperDir = dirname(load.resolve('tree-sitter'));
+    const nodeGypBuild = load(load.resolve('node-gyp-build', { paths: [wrapperDir] })) as (dir: string) => {
+        hvrTreeSitter?: TreeSitterModules;
+    };
+    const binding = nodeGypBuild(wrapperDir);
+    binding.hvrTreeSitter ??= {
+        Parser: load('tree-sitter') as typeof Parser,
+        bicep: load('tree-sitter-bicep') as Parser.Language,
+    };
+    return binding.hvrTreeSitter;
+}
+
 let parser: Parser | undefined;
 function bicepParser(): Parser {
     if (!parser) {
-        parser = new Parser();
-        parser.setLanguage(bicepLanguage as unknown as Parser.Language);
+        const { Parser: TreeSitterParser, bicep } = treeSitter();
+        parser = new TreeSitterParser();
+        parser.setLanguage(bicep);
     }
     return parser;
 }
