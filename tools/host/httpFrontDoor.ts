@@ -26,9 +26,14 @@ export interface HttpFrontDoorOptions {
     invoke(fn: RegisteredFunction, request: HttpRequest): Promise<unknown>;
     /** False while the host is stopping: new requests get 503. */
     accepting(): boolean;
+    /** Where the durable runtime serves its HTTP API; `/runtime/webhooks/durabletask/...` is forwarded there. */
+    durableOrigin?(): string | undefined;
     log(message: string): void;
     maxRequestBytes?: number;
 }
+
+const DURABLE_WEBHOOKS = '/runtime/webhooks/durabletask/';
+const HOP_BY_HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /** Azure Functions rejects request bodies over 100 MB. */
 const DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024;
@@ -155,6 +160,11 @@ export class HttpFrontDoor {
             send(res, 503, { error: 'The host is stopping.' }, { connection: 'close' });
             return;
         }
+        const durableOrigin = this.options.durableOrigin?.();
+        if (durableOrigin && url.pathname.startsWith(DURABLE_WEBHOOKS)) {
+            await this.forward(durableOrigin, req, res, url);
+            return;
+        }
         const segments = url.pathname.split('/').filter((s) => s !== '');
         const hasPrefix = this.prefixSegments.every((p, i) => segments[i]?.toLowerCase() === p.toLowerCase());
         if (!hasPrefix) {
@@ -188,6 +198,33 @@ export class HttpFrontDoor {
             return;
         }
         send(res, 404, { error: `No function serves ${url.pathname}.` });
+    }
+
+    /** Relays a durable webhook call (status query, raise event, terminate) to the durable runtime. */
+    private async forward(origin: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+        const body = await readBody(req, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(req.headers)) {
+            if (value !== undefined && !HOP_BY_HOP.has(name))
+                headers[name] = Array.isArray(value) ? value.join(', ') : value;
+        }
+        const method = req.method ?? 'GET';
+        const upstream = await fetch(`${origin}${url.pathname}${url.search}`, {
+            method,
+            headers,
+            body: method === 'GET' || method === 'HEAD' || body.length === 0 ? undefined : body,
+            redirect: 'manual',
+            signal: AbortSignal.timeout(60_000),
+        });
+        const replyHeaders: Record<string, string> = {};
+        for (const [name, value] of upstream.headers.entries()) {
+            if (!HOP_BY_HOP.has(name) && name !== 'content-length' && name !== 'content-encoding') {
+                replyHeaders[name] = value.split(origin).join(`http://${req.headers.host ?? 'localhost'}`);
+            }
+        }
+        const text = Buffer.from(await upstream.arrayBuffer());
+        res.writeHead(upstream.status, replyHeaders);
+        res.end(text);
     }
 
     private async invoke(

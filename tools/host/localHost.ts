@@ -5,22 +5,17 @@ import { ensureErrorType, HvrError } from '../../shared/errors';
 import { Clock, setPorts, systemClock } from '../../shared/ports';
 import { connectionFromString, resetStorageConnections, storageConnection } from '../../shared/storage/connections';
 import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
+import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
 import { HttpFrontDoor } from './httpFrontDoor';
 import { InFlightInvocations } from './inFlight';
-import { DurableClientSource, invokeRegistered } from './invocation';
+import { invokeFunction } from './invoke';
 import { hostStorage } from './hostStorage';
 import { LocalSessionQueue, SessionQueuePump } from './localSessionQueue';
 import { FunctionRegistry, functionRegistry, installFunctionsCore, RegisteredFunction } from './registry';
 import { TimerScheduler } from './timerTriggers';
-
-/** The durable runtime as the host uses it: client bindings, and a lifecycle it starts and stops with the host. */
-export interface HostDurableRuntime extends DurableClientSource {
-    start?(): unknown;
-    stop?(): unknown;
-}
 
 export interface LocalHostOptions {
     /** Folder with package.json, host.json and (optionally) local.settings.json. Default: the current folder. */
@@ -43,8 +38,11 @@ export interface LocalHostOptions {
     clock?: Clock;
     /** The key for `authLevel: 'function' | 'admin'`. Default: random, printed at start. */
     functionKey?: string;
-    /** Gives durable client bindings and runs orchestrations; created by the caller. */
-    runtime?: HostDurableRuntime;
+    /**
+     * Runs the app's orchestrations and activities and serves durable client bindings. Default: one the host
+     * creates over the same registry and clock (and closes on stop).
+     */
+    runtime?: DurableRuntime;
     /** Milliseconds between blob container scans; 0 scans only on `scanNow()`. Default 2000. */
     blobScanIntervalMs?: number;
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
@@ -77,7 +75,7 @@ export interface LocalHost {
     /** `url` plus the route prefix, e.g. `http://127.0.0.1:7071/api`. */
     apiUrl: string;
     functionKey: string;
-    runtime?: HostDurableRuntime;
+    runtime: DurableRuntime;
     azurite?: RunningAzurite;
     /** The AzureWebJobsStorage connection string in use. */
     storageConnectionString: string;
@@ -166,14 +164,31 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
         const inFlight = new InFlightInvocations();
-        const runtime = options.runtime;
-        await runtime?.start?.();
-        if (runtime?.stop) cleanups.push(() => runtime.stop?.());
-        const functionLog = (level: LogLevel, name: string, message: string): void => {
-            if (level !== 'trace' && level !== 'debug') log(`[${name}] ${message}`);
-        };
+        let runtime = options.runtime;
+        if (!runtime) {
+            const created = new DurableRuntime({
+                registry,
+                clock,
+                taskHub: settings.DURABLE_TASK_HUB,
+                log: (line) => log(`[durable] ${line}`),
+            });
+            cleanups.push(() => created.close());
+            runtime = created;
+        }
+        // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
+        await runtime.clientBinding();
+        const durable = runtime;
         const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
-            inFlight.track(() => invokeRegistered(fn, input, { runtime, triggerMetadata, log: functionLog }));
+            inFlight.track(async () => {
+                const outcome = await invokeFunction(fn, input, {
+                    runtime: durable,
+                    triggerMetadata,
+                    log: (level: LogLevel, message: string) => {
+                        if (level !== 'trace' && level !== 'debug') log(`[${fn.name}] ${message}`);
+                    },
+                });
+                return outcome.result;
+            });
 
         // HTTP
         const functionKey = options.functionKey ?? randomBytes(24).toString('base64url');
@@ -184,6 +199,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             functionKey,
             invoke: (fn, request: HttpRequest) => invoke(fn, request),
             accepting: () => inFlight.accepting,
+            durableOrigin: () => durable.httpOrigin,
             log,
         });
         const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
