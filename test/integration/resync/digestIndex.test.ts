@@ -1,0 +1,227 @@
+import { ContainerClient, PageBlobClient } from '@azure/storage-blob';
+import { randomBytes } from 'node:crypto';
+import { HvrError } from '../../../shared/errors';
+import { defaultGeometry, Digester, nodeCountAt } from '../../../shared/resync/digest';
+import {
+    digestIndexBlobName,
+    DigestIndex,
+    DiskBlobs,
+    dirtyMarkerBlobName,
+    invalidateDigestIndex,
+    markDirty,
+    refreshDigestIndex,
+    replicaBlobNameOf,
+    rotateDigestIndex,
+} from '../../../shared/resync/digestIndex';
+import { mergeByteRanges, writtenRanges } from '../../../shared/resync/target';
+import { ByteSource } from '../../../shared/resync/provider';
+import { digestTreeOf, manifestFromTree, rootDigestOf } from '../../../shared/resync/tree';
+import { testStorage, uniqueName } from '../../support/azurite';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const DISK = 40 * MiB; // three refresh windows (16 MiB each)
+
+function memorySource(buf: Buffer): ByteSource {
+    return { size: buf.length, read: (o, l) => Promise.resolve(buf.subarray(o, o + l)) };
+}
+
+interface Fixture {
+    disk: DiskBlobs;
+    replica: PageBlobClient;
+    /** What the replica's data holds, kept in step with every write. */
+    content: Buffer;
+}
+
+let container: ContainerClient;
+
+beforeAll(async () => {
+    container = testStorage().blob.getContainerClient(uniqueName('resync'));
+    await container.create();
+});
+
+afterAll(async () => {
+    await container.delete();
+});
+
+async function newDisk(): Promise<Fixture> {
+    const disk: DiskBlobs = { container, vmId: uniqueName('vm'), diskId: 'disk0' };
+    const replica = container.getPageBlobClient(replicaBlobNameOf(disk));
+    await replica.create(DISK + 512);
+    const content = Buffer.alloc(DISK);
+    // Written: the first 6 MiB, a 64 KiB island at 20 MiB, and a lone 512-byte sector at 33 MiB; the rest never.
+    await write({ disk, replica, content }, 0, randomBytes(6 * MiB));
+    await write({ disk, replica, content }, 20 * MiB, randomBytes(64 * KiB));
+    await write({ disk, replica, content }, 33 * MiB + 1024, randomBytes(512));
+    return { disk, replica, content };
+}
+
+async function write(f: Fixture, offset: number, data: Buffer): Promise<void> {
+    for (let o = 0; o < data.length; o += 4 * MiB) {
+        const piece = data.subarray(o, Math.min(data.length, o + 4 * MiB));
+        await f.replica.uploadPages(piece, offset + o, piece.length);
+    }
+    data.copy(f.content, offset);
+}
+
+/** Applies "log n" to the replica the way the merge does: marker first, pages, then the sequence number. */
+async function applyLog(f: Fixture, n: number, writes: [number, Buffer][]): Promise<void> {
+    await markDirty(
+        f.disk,
+        n,
+        writes.map(([offset, data]) => ({ offset, length: data.length })),
+    );
+    for (const [offset, data] of writes) await write(f, offset, data);
+    await f.replica.updateSequenceNumber('update', n);
+}
+
+async function expectIndexMatches(f: Fixture): Promise<void> {
+    const index = (await DigestIndex.open(f.disk))!;
+    const digester = await Digester.create(index.header.seed, defaultGeometry(DISK));
+    const tree = await digestTreeOf(memorySource(f.content), digester);
+    for (let level = 0; level < 3; level++) {
+        const all = [{ first: 0, count: nodeCountAt(digester.geometry, level) }];
+        const fromIndex = await index.manifest(level, level + 1, all);
+        const fromData = await manifestFromTree(tree, digester, level, level + 1, all);
+        expect(fromIndex.equals(fromData)).toBe(true);
+    }
+    expect((await index.rootDigest()).equals(rootDigestOf(tree, digester))).toBe(true);
+}
+
+describe('digest index against Azurite', () => {
+    it('merges the page ranges Azurite returns unmerged', async () => {
+        const f = await newDisk();
+        const ranges = await writtenRanges(f.replica, DISK);
+        expect(ranges).toEqual([
+            { offset: 0, length: 6 * MiB },
+            { offset: 20 * MiB, length: 64 * KiB },
+            { offset: 33 * MiB + 1024, length: 512 },
+        ]);
+    });
+
+    it('builds an index by reading only written ranges, equal to digests of the data', async () => {
+        const f = await newDisk();
+        const result = await refreshDigestIndex(f.disk);
+        expect(result.complete).toBe(true);
+        // The written 6 MiB + 64 KiB + one whole 4 KiB leaf around the lone sector; never the empty 34 MiB.
+        expect(result.replica.bytesRead).toBe(6 * MiB + 64 * KiB + 4 * KiB);
+        await expectIndexMatches(f);
+    });
+
+    it('after logs merge, re-reads only the blocks the logs wrote', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        await applyLog(f, 1, [
+            [1 * MiB + 8 * KiB, randomBytes(4 * KiB)],
+            [30 * MiB, randomBytes(64 * KiB)],
+        ]);
+        await applyLog(f, 2, [[39 * MiB + 512, randomBytes(1024)]]);
+        const result = await refreshDigestIndex(f.disk);
+        expect(result).toMatchObject({ complete: true, appliedSequence: 2, markersConsumed: 2 });
+        expect(result.replica.bytesRead).toBe(4 * KiB + 64 * KiB + 4 * KiB);
+        await expectIndexMatches(f);
+        // Consumed markers are gone; a refresh with nothing dirty reads nothing.
+        const again = await refreshDigestIndex(f.disk);
+        expect(again.replica.bytesRead).toBe(0);
+        expect(again.markersConsumed).toBe(0);
+    });
+
+    it('leaves the marker of a log still being applied for the next refresh', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        // Log 1 marked and written, but the sequence number not yet moved: the merge is mid-log.
+        const data = randomBytes(4 * KiB);
+        await markDirty(f.disk, 1, [{ offset: 8 * MiB, length: data.length }]);
+        await write(f, 8 * MiB, data);
+        const during = await refreshDigestIndex(f.disk);
+        expect(during.markersConsumed).toBe(0);
+        expect(await container.getBlockBlobClient(dirtyMarkerBlobName(f.disk, 1)).exists()).toBe(true);
+        await f.replica.updateSequenceNumber('update', 1);
+        const after = await refreshDigestIndex(f.disk);
+        expect(after.markersConsumed).toBe(1);
+        await expectIndexMatches(f);
+    });
+
+    it('rebuilds in steps under a read budget, resuming where it stopped', async () => {
+        const f = await newDisk();
+        await write(f, 16 * MiB, randomBytes(2 * MiB));
+        const first = await refreshDigestIndex(f.disk, { budgetBytes: 1 });
+        expect(first.complete).toBe(false);
+        expect((await DigestIndex.open(f.disk))!.header.builtThroughLeaf).toBe((16 * MiB) / 4096);
+        await expect((await DigestIndex.open(f.disk))!.manifest(0, 1, [{ first: 0, count: 40 }])).rejects.toThrow(
+            /not built/,
+        );
+        const second = await refreshDigestIndex(f.disk, { budgetBytes: 1 });
+        expect(second.complete).toBe(false);
+        expect(second.replica.bytesRead).toBe(2 * MiB + 64 * KiB);
+        const third = await refreshDigestIndex(f.disk, { budgetBytes: 1 });
+        expect(third.complete).toBe(true);
+        await expectIndexMatches(f);
+    });
+
+    it('refuses a second refresh while one holds the index', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        const lease = container.getPageBlobClient(digestIndexBlobName(f.disk)).getBlobLeaseClient();
+        await lease.acquireLease(15);
+        try {
+            await expect(refreshDigestIndex(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' });
+        } finally {
+            await lease.releaseLease();
+        }
+    });
+
+    it('starts over from a corrupt index header instead of trusting it', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        const blob = container.getPageBlobClient(digestIndexBlobName(f.disk));
+        await blob.uploadPages(Buffer.alloc(512, 0x55), 0, 512);
+        await expect(DigestIndex.open(f.disk)).rejects.toBeInstanceOf(HvrError);
+        const result = await refreshDigestIndex(f.disk);
+        expect(result.complete).toBe(true);
+        expect(result.replica.bytesRead).toBe(6 * MiB + 64 * KiB + 4 * KiB);
+        await expectIndexMatches(f);
+    });
+
+    it('rotates to a new seed (full rebuild), and invalidates after a rollback', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk, { seedForNewIndex: 7n });
+        await rotateDigestIndex(f.disk, 8n);
+        const rotated = (await DigestIndex.open(f.disk))!;
+        expect(rotated.header).toMatchObject({ seed: 8n, builtThroughLeaf: 0 });
+        expect((await refreshDigestIndex(f.disk)).replica.bytesRead).toBe(6 * MiB + 64 * KiB + 4 * KiB);
+        await expectIndexMatches(f);
+
+        // A rollback restores content the markers never described (restoring a snapshot writes no marker).
+        const before = Buffer.from(f.content.subarray(2 * MiB, 2 * MiB + 8 * KiB));
+        await applyLog(f, 1, [[2 * MiB, randomBytes(8 * KiB)]]);
+        await refreshDigestIndex(f.disk);
+        await write(f, 2 * MiB, before);
+        await refreshDigestIndex(f.disk);
+        await expect(expectIndexMatches(f)).rejects.toThrow();
+        await invalidateDigestIndex(f.disk);
+        await refreshDigestIndex(f.disk);
+        await expectIndexMatches(f);
+    });
+
+    it('keeps its digests of a merged log identical to hashing the data, whatever the write sizes', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        const writes: [number, Buffer][] = [];
+        for (let i = 0; i < 30; i++) {
+            const offset = Math.floor(Math.random() * ((DISK - 16 * KiB) / 512)) * 512;
+            writes.push([offset, i % 3 === 0 ? Buffer.alloc(1024) : randomBytes(512 * (1 + (i % 17)))]);
+        }
+        await applyLog(f, 1, writes);
+        const result = await refreshDigestIndex(f.disk);
+        const dirtyLeaves = mergeByteRanges(
+            writes.map(([o, d]) => {
+                const first = Math.floor(o / 4096) * 4096;
+                return { offset: first, length: Math.ceil((o + d.length) / 4096) * 4096 - first };
+            }),
+        ).reduce((n, r) => n + r.length, 0);
+        expect(result.replica.bytesRead).toBeGreaterThan(0);
+        expect(result.leavesHashed).toBeLessThanOrEqual(dirtyLeaves / 4096);
+        await expectIndexMatches(f);
+    });
+});
