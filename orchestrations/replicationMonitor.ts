@@ -175,6 +175,8 @@ export function applyMonitorEvent(state: MonitorInput, name: string, payload: un
             }
             if (state.mergeFailure?.diskId === e.diskId) delete next.mergeFailure;
             delete next.providerFailure;
+            // Data the provider captured is as good a sign of life as a heartbeat.
+            next.lastHeartbeatAt = later(state.lastHeartbeatAt, e.capturedAt);
             break;
         }
         case lifecycleEvents.cycleComplete: {
