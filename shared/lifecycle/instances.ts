@@ -14,6 +14,12 @@ export const instanceIds = {
     disableProtection: (vmId: string): string => `disable:${vmId}`,
     /** A test failover drill. */
     testFailover: (vmId: string): string => `testfailover:${vmId}`,
+    /** Cleanup of a VM's test failover drill (also run by a drill that failed, as a sub-orchestration). */
+    testFailoverCleanup: (vmId: string): string => `testfailovercleanup:${vmId}`,
+    /** Planned or unplanned failover of a VM to Azure. */
+    failover: (vmId: string): string => `failover:${vmId}`,
+    /** Commit of a VM's failover. */
+    commitFailover: (vmId: string): string => `commitfailover:${vmId}`,
 };
 
 /** External events raised to orchestrations. */

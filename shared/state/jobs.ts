@@ -9,13 +9,27 @@ import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableErro
 export type JobState = 'NotStarted' | 'InProgress' | 'Succeeded' | 'Failed' | 'Cancelled' | 'Suspended';
 
 /** ASR's job kinds for this scenario (scenarioName). */
-export type JobKind = 'EnableProtection' | 'FinalizeProtection' | 'DisableProtection' | 'Resynchronize';
+export type JobKind =
+    | 'EnableProtection'
+    | 'FinalizeProtection'
+    | 'DisableProtection'
+    | 'Resynchronize'
+    | 'TestFailover'
+    | 'TestFailoverCleanup'
+    | 'PlannedFailover'
+    | 'UnplannedFailover'
+    | 'CommitFailover';
 
 export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
     EnableProtection: 'Enable protection',
     FinalizeProtection: 'Finalize protection on the virtual machine',
     DisableProtection: 'Disable protection',
     Resynchronize: 'Resynchronize',
+    TestFailover: 'Test failover',
+    TestFailoverCleanup: 'Test failover cleanup',
+    PlannedFailover: 'Planned failover',
+    UnplannedFailover: 'Unplanned failover',
+    CommitFailover: 'Commit',
 };
 
 export interface JobError {

@@ -42,6 +42,13 @@ export const PROTECTION_STATES = {
     Protected: 'Protected',
     DisablingProtection: 'Disabling protection',
     DisablingFailed: 'Disabling protection failed',
+    // Failover (shared/failover, orchestrations/failover.ts)
+    PlannedFailoverInProgress: 'Planned failover in progress',
+    UnplannedFailoverInProgress: 'Failover in progress',
+    FailoverFailed: 'Failover failed',
+    FailedOver: 'Failed over',
+    CommittingFailover: 'Committing failover',
+    FailoverCommitted: 'Failover committed',
 } as const;
 
 export type ProtectionState = keyof typeof PROTECTION_STATES;
@@ -80,6 +87,15 @@ export interface ProtectedItem {
     initialReplicationProgress?: Record<string, number>;
     /** The job currently acting on the item. */
     currentJobId?: string;
+    /** ASR's testFailoverState (shared/failover/states.ts) and the portal's line for it. */
+    testFailoverState?: string;
+    testFailoverStateDescription?: string;
+    /** The test failover drill in progress or awaiting cleanup. */
+    currentDrillId?: string;
+    lastSuccessfulTestFailoverTime?: string;
+    /** The recovery point a failover used, and when it completed. */
+    failoverRecoveryPointId?: string;
+    lastSuccessfulFailoverTime?: string;
     createdAt: string;
     updatedAt: string;
 }
