@@ -56,7 +56,7 @@ describe('hvr hrl', () => {
         randomBytes(3 * 512).copy(target, 5120);
         randomBytes(64 * 1024).copy(target, 4 * 1024 * 1024 - 32 * 1024);
         randomBytes(512).copy(target, DISK - 512);
-        target[3 * 1024 * 1024 + 7] ^= 0xff;
+        target[3 * 1024 * 1024 + 7]! ^= 0xff;
         writeFileSync(path('base.raw'), base);
         writeFileSync(path('target.raw'), target);
         return { base, target };
@@ -120,7 +120,7 @@ describe('hvr hrl', () => {
         const { base } = images();
         await hvrHrl('make', '--base', path('base.raw'), '--target', path('target.raw'), '--out', path('d.hrl'));
         const log = readFileSync(path('d.hrl'));
-        log[log.length - 4096 - 100] ^= 1; // data of the last entry, just before the last metadata block
+        log[log.length - 4096 - 100]! ^= 1; // data of the last entry, just before the last metadata block
         writeFileSync(path('bad.hrl'), log);
         const run = await hvrHrl('apply', path('bad.hrl'), '--disk', path('base.raw'));
         expectOneLineError(run, /HRL_DATA_CHECKSUM/);

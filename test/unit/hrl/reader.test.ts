@@ -209,7 +209,7 @@ describe('validation rejects, with a typed error naming offset and value', () =>
 
     it('a metadata block checksum mismatch', async () => {
         const log = fresh();
-        log[lastBlock(log) + MH.checksum] ^= 1;
+        log[lastBlock(log) + MH.checksum]! ^= 1;
         const err = await rejection(log);
         expect(err.code).toBe('HRL_METADATA_CHECKSUM');
         expect(err.offset).toBe(lastBlock(log) + 12);
@@ -242,7 +242,7 @@ describe('validation rejects, with a typed error naming offset and value', () =>
 
     it('an entry checksum mismatch', async () => {
         const log = fresh();
-        log[entryAt(log, 2) + ME.timestamp] ^= 4;
+        log[entryAt(log, 2) + ME.timestamp]! ^= 4;
         const err = await rejection(log);
         expect(err.code).toBe('HRL_ENTRY_CHECKSUM');
         expect(err.offset).toBe(entryAt(log, 2) + 8);
@@ -281,13 +281,13 @@ describe('validation rejects, with a typed error naming offset and value', () =>
 
     it('a data checksum mismatch, but only data that carries a checksum', async () => {
         const log = fresh();
-        log[8192 + 100] ^= 0x10;
+        log[8192 + 100]! ^= 0x10;
         const index = await readHrlIndex(bufferSource(log));
         const err = await verifyHrlData(bufferSource(log), index).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(HrlError);
         expect(err).toMatchObject({ code: 'HRL_DATA_CHECKSUM', offset: 8192 });
         const unchecked = writeHrl(entries, { dataChecksums: false }).log;
-        unchecked[8192 + 100] ^= 0x10;
+        unchecked[8192 + 100]! ^= 0x10;
         const plain = await validateHrl(bufferSource(unchecked));
         expect(plain.hasDataChecksums).toBe(false);
     });
@@ -296,7 +296,7 @@ describe('validation rejects, with a typed error naming offset and value', () =>
         const log = fresh();
         const index = await readHrlIndex(bufferSource(log));
         const second = index.entry(1);
-        log[second.logOffset] ^= 1;
+        log[second.logOffset]! ^= 1;
         const seen: number[] = [];
         const run = async (): Promise<void> => {
             for await (const p of readHrlData(bufferSource(log), index, { verify: true })) seen.push(p.entry.index);
@@ -307,7 +307,7 @@ describe('validation rejects, with a typed error naming offset and value', () =>
 
     it('reads the header alone without touching the metadata', async () => {
         const log = fresh();
-        log[lastBlock(log)] ^= 1;
+        log[lastBlock(log)]! ^= 1;
         await expect(readHrlHeader(bufferSource(log))).resolves.toMatchObject({ uniqueId: IDS.uniqueId });
     });
 

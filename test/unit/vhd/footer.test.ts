@@ -104,7 +104,7 @@ describe('fixed VHD footer', () => {
 
     it('rejects a bad checksum and a wrong length', () => {
         const footer = encodeVhdFooter({ virtualSize: 64 * MIB, timestamp: STAMP });
-        footer[100] ^= 1;
+        footer[100]! ^= 1;
         expect(footerError(footer).message).toMatch(/checksum/);
         expect(footerError(footer.subarray(0, 511)).code).toBe('VHD_FOOTER_INVALID');
     });
