@@ -1,10 +1,10 @@
 import { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { OutgoingProviderEvent } from '../../shared/contracts/publisher';
-import { HvrError } from '../../shared/errors';
 import { Clock, ports } from '../../shared/ports';
 import { StateScope, stateScope } from '../../shared/state/protectedItems';
 import { VmDiskDescription } from '../../shared/supportMatrix';
+import { storageReplicaPort } from './replicaPort';
 
 /** The replica side of a replication relationship, provided by the merge (shared/replica). */
 export interface ReplicaPort {
@@ -83,21 +83,11 @@ export const logMetricSink: MetricSink = {
     },
 };
 
-const missingReplicaPort: ReplicaPort = {
-    identifyTarget: () => Promise.reject(notWired()),
-    createReplicaDisk: () => Promise.reject(notWired()),
-    removeReplica: () => Promise.reject(notWired()),
-};
-
-function notWired(): HvrError {
-    return new HvrError('CONFIG_MISSING', 'No replica port is wired: the merge (shared/replica) must provide one.');
-}
-
 const defaults: LifecycleDependencies = {
     clock: () => ports().clock,
     state: () => stateScope(),
     publish: (event) => ports().providerEvents().publish(event),
-    replicas: () => missingReplicaPort,
+    replicas: () => storageReplicaPort(() => current.state()),
     orchestrations: durableClientControl,
     metrics: logMetricSink,
 };

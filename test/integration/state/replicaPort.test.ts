@@ -1,0 +1,26 @@
+import { storageReplicaPort } from '../../../orchestrations/lifecycle/replicaPort';
+import { REPLICAS_CONTAINER } from '../../../shared/replica/logBlob';
+import { getReplicaDisk } from '../../../shared/state/disks';
+import { StateScope } from '../../../shared/state/protectedItems';
+import { testStorage, uniqueName } from '../../support/azurite';
+
+describe('replica port over the merge modules (Azurite)', () => {
+    it('creates replica disks idempotently and removes them with their rows', async () => {
+        const scope: StateScope = { conn: testStorage(), tablePrefix: uniqueName('r') };
+        const port = storageReplicaPort(() => scope);
+        const vmId = uniqueName('vm');
+        const disk = { diskId: 'os', sizeBytes: 8 * 1024 * 1024, logicalSectorBytes: 512, isOsDisk: true };
+        await port.identifyTarget({ vmId, siteId: 'site1' });
+        const createdAt = '2025-03-03T08:00:00.000Z';
+        await port.createReplicaDisk({ vmId, siteId: 'site1', disk, createdAt });
+        await port.createReplicaDisk({ vmId, siteId: 'site1', disk, createdAt });
+        const blob = scope.conn.blob.getContainerClient(REPLICAS_CONTAINER).getPageBlobClient(`${vmId}/os.vhd`);
+        expect((await blob.getProperties()).contentLength).toBe(8 * 1024 * 1024 + 512);
+        expect((await getReplicaDisk(scope, vmId, 'os'))?.disk).toMatchObject({ state: 'Replicating', sequence: 0 });
+
+        await port.removeReplica({ vmId, diskIds: ['os'] });
+        expect(await blob.exists()).toBe(false);
+        expect(await getReplicaDisk(scope, vmId, 'os')).toBeUndefined();
+        await port.removeReplica({ vmId, diskIds: ['os'] });
+    });
+});
