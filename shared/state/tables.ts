@@ -50,7 +50,7 @@ function utf16Bytes(value: string): number {
 }
 
 /** Rejects an entity Azure would refuse, with the property that is too large. */
-export function assertEntityWithinLimits(entity: TableEntity<object>): void {
+export function assertEntityWithinLimits<T extends object>(entity: TableEntity<T>): void {
     const props = Object.entries(entity);
     if (props.length > TABLE_LIMITS.properties) {
         throw new HvrError('VALIDATION_FAILED', `Entity has ${props.length} properties; Azure allows 252.`);
