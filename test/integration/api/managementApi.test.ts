@@ -1,7 +1,7 @@
 import '../../../functions/apiReplicationPolicies';
 import '../../../functions/apiSites';
 import '../../../functions/apiReplicationJobs';
-import '../../../functions/apiReplicationProtectedItems';
+import { resyncOrchestrationAvailable } from '../../../functions/apiReplicationProtectedItems';
 import { LifecycleHarness } from '../../orchestrations/lifecycle/harness';
 import { functionRegistry } from '../../../tools/host/registry';
 
@@ -183,7 +183,7 @@ describe('management API against Azurite tables', () => {
         expect(again.jsonBody?.error.code).toBe('CONFLICT');
     });
 
-    it('marks a resync-now request when no resync orchestration is registered', async () => {
+    it('starts the resync orchestration, or marks the item resync-required when there is none', async () => {
         await h.seedSiteAndPolicy();
         await h.enable('vmS');
         await h.runtime.runUntilIdle();
@@ -205,6 +205,11 @@ describe('management API against Azurite tables', () => {
             params: { vmId: 'vmS' },
         });
         expect(res.status).toBe(202);
+        if (resyncOrchestrationAvailable()) {
+            // Once orchestrations/resync.ts exists the request starts it instead of marking the item.
+            expect(res.jsonBody).toMatchObject({ instanceId: 'resync:vmS' });
+            return;
+        }
         const item = await h.http('apiReplicationProtectedItem', {
             method: 'GET',
             path: 'replicationProtectedItems/vmS',
