@@ -133,7 +133,9 @@ export async function startFailoverDiskCopies(
                 { blobName: copy.sourceBlobName, snapshot: copy.sourceSnapshot },
             );
         }
-        await target.startCopyFromURL(await snapshotReadUrl(conn, copy), { abortSignal: deadline() });
+        // The poller's first poll starts the copy; its progress is read later by failoverDiskCopyStatus, so a
+        // long copy never holds an activity open.
+        await target.beginCopyFromURL(await snapshotReadUrl(conn, copy), { abortSignal: deadline() });
     }
 }
 
