@@ -13,6 +13,7 @@ import { HttpFrontDoor } from './httpFrontDoor';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
 import { hostStorage } from './hostStorage';
+import { LocalProviderEventPublisher } from './localProviderEvents';
 import { LocalSessionQueue, SessionQueuePump } from './localSessionQueue';
 import { FunctionRegistry, functionRegistry, installFunctionsCore, RegisteredFunction } from './registry';
 import { TimerScheduler } from './timerTriggers';
@@ -88,6 +89,8 @@ export interface LocalHost {
     fireTimer(name: string): Promise<void>;
     /** Delivers what the local provider queues hold now and waits; returns how many messages were taken in. */
     deliverQueuedMessages(): Promise<number>;
+    /** Provider events as activities publish them, one Storage queue per site; absent when PROVIDER_BUS is set. */
+    providerEvents?: LocalProviderEventPublisher;
     /** The local queue behind a serviceBusTrigger's queue (to send provider messages to). */
     providerQueue(queueName: string): LocalSessionQueue;
     /** Stops taking work, drains invocations (bounded), stops Azurite if it started one. */
@@ -163,6 +166,12 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             all.filter((f) => f.trigger.type.toLowerCase() === type.toLowerCase());
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
+        let providerEvents: LocalProviderEventPublisher | undefined;
+        if (!serviceBusConfigured(settings, 'PROVIDER_BUS')) {
+            const publisher = new LocalProviderEventPublisher(host, clock);
+            cleanups.push(setPorts({ providerEvents: () => publisher }));
+            providerEvents = publisher;
+        }
         const inFlight = new InFlightInvocations();
         let runtime = options.runtime;
         if (!runtime) {
@@ -298,6 +307,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             storageConnectionString: settings.AzureWebJobsStorage!,
             settings,
             functions,
+            providerEvents,
             scanNow: () => scanner.scanNow(),
             fireTimer: (name) => timers.fireTimer(name),
             deliverQueuedMessages: async () => {
