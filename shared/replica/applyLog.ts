@@ -6,7 +6,7 @@ import { assemblePut, PageWrite, planReadGroups, ReadGroup } from './writePlan';
 export interface ApplyOptions {
     /** Page writes in flight (default 8). */
     concurrency?: number;
-    /** Read groups (≈ 8–12 MiB each) held at once; bounds memory (default concurrency / 2 + 2). */
+    /** Read groups (≈ 8–12 MiB each) held at once; bounds memory (default concurrency / 4 + 1: enough read-ahead to keep the writes busy). */
     groupsInFlight?: number;
     /** Bytes a read group gathers before it is read (default 8 MiB: the smallest ranged read of a sequential log). */
     readBytes?: number;
@@ -57,7 +57,7 @@ export async function applyPlannedWrites(
     options: ApplyOptions = {},
 ): Promise<void> {
     const concurrency = Math.max(1, options.concurrency ?? 8);
-    const groupsInFlight = Math.max(1, options.groupsInFlight ?? Math.ceil(concurrency / 2) + 2);
+    const groupsInFlight = Math.max(1, options.groupsInFlight ?? Math.ceil(concurrency / 4) + 1);
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
     const writeSlots = new Slots(concurrency);

@@ -174,8 +174,9 @@ interface LogContext {
     replica: PageBlobClient;
 }
 
-function ms(deps: MergeDeps): number {
-    return deps.clock.now().getTime();
+/** Durations come from the monotonic clock; the injected clock is for timestamps and the gap timeout. */
+function ms(_deps: MergeDeps): number {
+    return performance.now();
 }
 
 /** Decides and acts for one log; re-decides when the disk row changed under it. */
@@ -488,6 +489,7 @@ async function applyLog(ctx: LogContext, row: ReplicaDiskRow): Promise<MergeOutc
         writeMs: written - verified,
         ms: ms(deps) - started,
     };
+    for (const key of ['indexMs', 'verifyMs', 'writeMs', 'ms'] as const) metrics[key] = Math.round(metrics[key]);
     deps.log?.(`merge: applied ${name} as log ${log.sequence}`, { ...metrics });
     if (!updated) return { status: 'duplicate', name, sequence: log.sequence };
     const recoveryPointId = await afterApplied(ctx, updated, { notify: true, bytes: index.dataBytes });

@@ -1,0 +1,325 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectionFromString } from '../shared/storage/connections';
+import { HrlFileWriter } from '../shared/hrl/writer';
+import { newGuid } from '../shared/hrl/guid';
+import { logBlobName, logMetadataToBlob, REPLICA_LOGS_CONTAINER } from '../shared/replica/logBlob';
+import { mergeUploadedLog } from '../shared/replica/mergeLog';
+import { silentNotifier } from '../shared/replica/notifier';
+import { registerReplicaDisk } from '../shared/replica/replicaDisk';
+import { LogWrite, minimumPutPageCalls, resolveLastWriterWins } from '../shared/replica/writePlan';
+import { systemClock } from '../shared/ports';
+import { startAzurite } from '../tools/azurite';
+
+/**
+ * `merge` benchmark: a 2 GiB log of a realistic mix (sequential runs, random writes 512 B..4 MiB with overlaps,
+ * zero runs) merged into a replica on an Azurite this run starts, against the raw cost of the same bytes
+ * (download the log with 8 MiB ranges, Put Page them in 4 MiB writes, same concurrency). The merge runs in a
+ * child process so its peak RSS is its own. Progress on stderr; the result is returned as JSON.
+ */
+
+const MiB = 1024 * 1024;
+const LOG_BYTES = Number(process.env.BENCH_MERGE_LOG_MIB ?? 2048) * MiB;
+const DISK_BYTES = 8 * 1024 * MiB;
+const CONCURRENCY = 8;
+const READ_BYTES = 8 * MiB;
+
+function progress(message: string): void {
+    process.stderr.write(`bench merge: ${message}\n`);
+}
+
+function seeded(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+        a = (a + 0x6d2b79f5) >>> 0;
+        let t = a;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+}
+
+/** Fills `buf` with cheap non-zero pseudo-random bytes (the content only has to be non-zero and varied). */
+function fill(buf: Buffer, rand: () => number): void {
+    let x = (rand() * 4294967296) >>> 0 || 1;
+    for (let i = 0; i < buf.length; i += 4) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        buf.writeUInt32LE(x >>> 0, i);
+    }
+}
+
+interface Workload {
+    path: string;
+    logSize: number;
+    dataBytes: number;
+    entries: number;
+    minPutPageCalls: number;
+    logId: string;
+}
+
+/** Writes the bench log to a file, streaming, and computes the fewest Put Page calls its ranges need. */
+async function writeWorkload(dir: string): Promise<Workload> {
+    const rand = seeded(0x5eed);
+    const logId = newGuid();
+    const path = join(dir, 'bench.hrl');
+    const writer = await HrlFileWriter.create(path, {
+        uniqueId: logId,
+        previousUniqueId: '00000000-0000-0000-0000-000000000000',
+        vhd2DataWriteGuid: newGuid(),
+        createdAt: new Date('2026-03-01T10:00:00Z'),
+        dataChecksums: false,
+        closed: true,
+    });
+    const sectors = DISK_BYTES / 512;
+    const writes: LogWrite[] = [];
+    const scratch = Buffer.allocUnsafe(4 * MiB);
+    let logOffset = 4096 + 4096;
+    let bytes = 0;
+    const add = async (diskOffset: number, length: number, zero: boolean): Promise<void> => {
+        const data = scratch.subarray(0, length);
+        if (zero) data.fill(0);
+        else fill(data, rand);
+        await writer.add(diskOffset, data);
+        writes.push({ diskOffset, length, logOffset, zero });
+        logOffset += length; // the writer's metadata blocks are accounted below; only relative order matters here
+        bytes += length;
+    };
+    while (bytes < LOG_BYTES) {
+        const kind = rand();
+        if (kind < 0.02) {
+            // A sequential run: a file copy or a database log, 1 MiB writes back to back.
+            const run = (16 + Math.floor(rand() * 48)) * MiB;
+            const start = Math.floor(rand() * ((DISK_BYTES - run) / MiB)) * MiB;
+            for (let at = 0; at < run && bytes < LOG_BYTES; at += MiB) await add(start + at, MiB, false);
+        } else {
+            const small = rand() < 0.7;
+            const lenSectors = small ? 1 + Math.floor(rand() * 128) : 128 + Math.floor(rand() * (8192 - 128));
+            const length = lenSectors * 512;
+            let start: number;
+            const prev = writes[Math.floor(rand() * writes.length)];
+            if (prev && rand() < 0.2)
+                start = prev.diskOffset; // an overwrite of earlier data in the same cycle
+            else start = Math.floor(rand() * (sectors - lenSectors)) * 512;
+            start = Math.min(start, DISK_BYTES - length);
+            await add(start, length, rand() < 0.05);
+        }
+    }
+    await writer.close();
+    // The planner's minimum does not depend on absolute log offsets: resolve on disk ranges only.
+    const extents = resolveLastWriterWins(writes);
+    return {
+        path,
+        logSize: (await stat(path)).size,
+        dataBytes: bytes,
+        entries: writes.length,
+        minPutPageCalls: minimumPutPageCalls(extents),
+        logId,
+    };
+}
+
+async function uploadLog(connectionString: string, workload: Workload, name: string): Promise<void> {
+    const conn = connectionFromString(connectionString);
+    const container = conn.blob.getContainerClient(REPLICA_LOGS_CONTAINER);
+    await container.createIfNotExists();
+    await container.getBlockBlobClient(name).uploadFile(workload.path, {
+        blockSize: 8 * MiB,
+        concurrency: CONCURRENCY,
+        metadata: logMetadataToBlob({ cycleId: 'bench-1', consistency: 'crash' }),
+    });
+}
+
+/** Download the log with 8 MiB ranges and Put Page its bytes in 4 MiB writes, `CONCURRENCY` of each in flight. */
+async function rawCopy(connectionString: string, name: string, size: number): Promise<number> {
+    const conn = connectionFromString(connectionString);
+    const source = conn.blob.getContainerClient(REPLICA_LOGS_CONTAINER).getBlobClient(name);
+    const target = conn.blob.getContainerClient('rawbench').getPageBlobClient('raw.vhd');
+    await conn.blob.getContainerClient('rawbench').createIfNotExists();
+    const pageSize = Math.ceil(size / 512) * 512;
+    await target.create(pageSize);
+    const started = performance.now();
+    let next = 0;
+    const reads = Math.ceil(size / READ_BYTES);
+    const writeQueue: Promise<void>[] = [];
+    let writesInFlight = 0;
+    const waiters: (() => void)[] = [];
+    const putPage = async (offset: number, data: Buffer): Promise<void> => {
+        while (writesInFlight >= CONCURRENCY) await new Promise<void>((r) => waiters.push(r));
+        writesInFlight++;
+        try {
+            await target.uploadPages(data, offset, data.length, { abortSignal: AbortSignal.timeout(60_000) });
+        } finally {
+            writesInFlight--;
+            waiters.shift()?.();
+        }
+    };
+    const worker = async (): Promise<void> => {
+        for (;;) {
+            const k = next++;
+            if (k >= reads) return;
+            const offset = k * READ_BYTES;
+            const length = Math.min(READ_BYTES, size - offset);
+            const data = await source.downloadToBuffer(offset, length, { abortSignal: AbortSignal.timeout(60_000) });
+            const padded = length % 512 === 0 ? data : Buffer.concat([data, Buffer.alloc(512 - (length % 512))]);
+            const puts: Promise<void>[] = [];
+            for (let at = 0; at < padded.length; at += 4 * MiB) {
+                puts.push(putPage(offset + at, padded.subarray(at, Math.min(at + 4 * MiB, padded.length))));
+            }
+            writeQueue.push(...puts);
+            await Promise.all(puts);
+        }
+    };
+    // Reads stay CONCURRENCY/2 ahead: each read feeds two 4 MiB writes, so CONCURRENCY writes stay busy.
+    await Promise.all(Array.from({ length: CONCURRENCY / 2 + 1 }, worker));
+    await Promise.all(writeQueue);
+    const ms = performance.now() - started;
+    await conn.blob.getContainerClient('rawbench').deleteIfExists();
+    return ms;
+}
+
+interface ChildResult {
+    outcome: string;
+    ms: number;
+    maxRssMiB: number;
+    metrics: Record<string, number>;
+}
+
+/** Runs the merge in a child process (this file with --merge-child) and reads its one-line JSON answer. */
+function mergeInChild(connectionString: string, name: string): Promise<ChildResult> {
+    return new Promise((resolve, reject) => {
+        execFile(
+            process.execPath,
+            [__filename, '--merge-child', name],
+            {
+                env: { ...process.env, REPLICA_STORAGE: connectionString, BENCH_CONN: connectionString },
+                maxBuffer: 16 * MiB,
+            },
+            (err, stdout, stderr) => {
+                if (err) return reject(new Error(`merge child failed: ${err.message}\n${stderr}`));
+                const last = stdout.trim().split('\n').pop() ?? '';
+                try {
+                    resolve(JSON.parse(last) as ChildResult);
+                } catch {
+                    reject(new Error(`merge child printed no result:\n${stdout}\n${stderr}`));
+                }
+            },
+        );
+    });
+}
+
+async function childMain(name: string): Promise<void> {
+    const conn = connectionFromString(process.env.BENCH_CONN!);
+    const started = performance.now();
+    const outcomes = await mergeUploadedLog(
+        {
+            scope: { conn, tablePrefix: 'bench' },
+            notifier: silentNotifier,
+            clock: systemClock,
+            settings: {
+                concurrency: CONCURRENCY,
+                gapTimeoutSeconds: 3600,
+                callTimeoutMs: 120_000,
+                readBytes: READ_BYTES,
+            },
+        },
+        name,
+    );
+    const ms = performance.now() - started;
+    const first = outcomes[0];
+    const result: ChildResult = {
+        outcome: first?.status ?? 'none',
+        ms,
+        maxRssMiB: process.resourceUsage().maxRSS / 1024,
+        metrics: first?.status === 'applied' ? { ...first.metrics } : {},
+    };
+    process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+export async function bench(): Promise<Record<string, unknown>> {
+    const dir = await mkdtemp(join(tmpdir(), 'hvr-bench-merge-'));
+    try {
+        progress(`writing a ${LOG_BYTES / MiB} MiB log`);
+        const workload = await writeWorkload(dir);
+        progress(
+            `log: ${workload.entries} entries, ${workload.logSize} bytes, min Put Page calls ${workload.minPutPageCalls}`,
+        );
+        const siteId = 'benchsite';
+        const vmId = 'benchvm';
+        const diskId = 'disk0';
+        const name = logBlobName({ siteId, vmId, diskId, sequence: 1, logId: workload.logId });
+
+        progress('raw: starting Azurite, uploading the log');
+        let azurite = await startAzurite();
+        let rawMs: number;
+        try {
+            await uploadLog(azurite.connectionString, workload, name);
+            progress('raw: download + Put Page of the same bytes');
+            rawMs = await rawCopy(azurite.connectionString, name, workload.logSize);
+        } finally {
+            await azurite.stop();
+        }
+        const rawMbPerS = workload.logSize / 1e6 / (rawMs / 1000);
+        progress(`raw: ${rawMbPerS.toFixed(1)} MB/s`);
+
+        progress('merge: restarting Azurite, uploading the log, creating the replica');
+        azurite = await startAzurite();
+        let child: ChildResult;
+        try {
+            await uploadLog(azurite.connectionString, workload, name);
+            const conn = connectionFromString(azurite.connectionString);
+            await registerReplicaDisk(
+                { conn, tablePrefix: 'bench' },
+                { siteId, vmId, diskId, sizeBytes: DISK_BYTES, createdAt: new Date('2026-03-01T10:00:00Z') },
+            );
+            progress('merge: running in a child process');
+            child = await mergeInChild(azurite.connectionString, name);
+        } finally {
+            await azurite.stop();
+        }
+        if (child.outcome !== 'applied') throw new Error(`the bench merge ended "${child.outcome}", not applied`);
+        const mbPerS = workload.dataBytes / 1e6 / (child.ms / 1000);
+        const putPageCalls = child.metrics.putPageCalls ?? 0;
+        progress(
+            `merge: ${mbPerS.toFixed(1)} MB/s, ${putPageCalls} Put Page calls, peak RSS ${child.maxRssMiB.toFixed(0)} MiB`,
+        );
+        return {
+            merge: {
+                mbPerS: round(mbPerS),
+                rawMbPerS: round(rawMbPerS),
+                ratio: round(mbPerS / rawMbPerS, 3),
+                putPageCalls,
+                minPutPageCalls: workload.minPutPageCalls,
+                callsRatio: round(putPageCalls / workload.minPutPageCalls, 4),
+                clearPagesCalls: child.metrics.clearPagesCalls,
+                peakRssMiB: round(child.maxRssMiB),
+                logMiB: round(workload.logSize / MiB),
+                dataMiB: round(workload.dataBytes / MiB),
+                entries: workload.entries,
+                mergeMs: Math.round(child.ms),
+                rawMs: Math.round(rawMs),
+                indexMs: child.metrics.indexMs,
+                writeMs: child.metrics.writeMs,
+                concurrency: CONCURRENCY,
+                readMiB: READ_BYTES / MiB,
+                dataChecksums: false,
+            },
+        };
+    } finally {
+        await rm(dir, { recursive: true, force: true });
+    }
+}
+
+function round(n: number, digits = 1): number {
+    const f = 10 ** digits;
+    return Math.round(n * f) / f;
+}
+
+if (require.main === module && process.argv[2] === '--merge-child') {
+    childMain(process.argv[3]!).catch((err: unknown) => {
+        process.stderr.write(`merge child: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exitCode = 1;
+    });
+}
