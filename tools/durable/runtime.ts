@@ -650,6 +650,8 @@ export class DurableRuntime {
         try {
             const input = work.input === undefined ? undefined : JSON.parse(work.input);
             const invocation = invokeFunction(fn, input, {
+                // Activities may declare a durable client (start or stop other instances), as on the real host.
+                runtime: this,
                 triggerMetadata: { instanceId: work.instanceId },
                 log: (level, line) =>
                     this.log(`[${work.name} ${work.instanceId}#${work.taskScheduledId}] ${level}: ${line}`),

@@ -31,20 +31,6 @@ export function sampleVm(vmId: string, overrides: Partial<VmDescription> = {}): 
     };
 }
 
-/**
- * The durable runtime invokes activities without a durable client (tools/durable/runtime.ts runActivity passes
- * no `runtime`), so an activity declaring one fails before its handler runs. These tests replace the
- * orchestration-control port anyway, so the binding is dropped from the captured metadata of this test file's
- * registry. Remove once the runtime serves durableClient bindings to activities.
- */
-function unbindActivityDurableClients(): void {
-    for (const fn of functionRegistry().byTriggerType('activityTrigger')) {
-        for (const [name, binding] of Object.entries(fn.metadata.bindings)) {
-            if (binding.type.toLowerCase() === 'durableclient') delete fn.metadata.bindings[name];
-        }
-    }
-}
-
 /** An HTTP response as a test reads it. */
 export type ApiResponse = HttpResponseInit & { jsonBody?: Record<string, any> };
 
@@ -68,7 +54,6 @@ export class LifecycleHarness {
     private readonly restore: (() => void)[] = [];
 
     constructor() {
-        unbindActivityDurableClients();
         const clock = this.clock;
         const runtime = this.runtime;
         const replicas: ReplicaPort = {
@@ -99,7 +84,7 @@ export class LifecycleHarness {
                     if (failure) throw failure;
                 },
                 replicas: () => replicas,
-                // The runtime serves activities without a durable client binding: drive it directly.
+                // Tests observe starts and stops through this port rather than through the durable client.
                 orchestrations: {
                     startIfNotRunning: async (_context, name, instanceId, input) => {
                         const status = await runtime.getStatus(instanceId);
