@@ -1,0 +1,220 @@
+import * as df from 'durable-functions';
+import { dropOtherRecoveryPoints, DrillRequest } from '../shared/failover/drillSteps';
+import { Failure } from '../shared/retry';
+import { PROTECTION_STATES } from '../shared/state/protectedItems';
+import { callWithRetrySchedule } from './lifecycle/retrySchedule';
+import { sendProviderEventActivity } from './lifecycleActivities';
+import { stopLifecycleInstancesActivity } from './disableProtection';
+import { cleanUpDrillActivity, recordStep, runDrill } from './testFailover';
+
+/**
+ * Planned and unplanned failover of one VM to Azure (instance `failover:{vmId}`), and its commit
+ * (`commitfailover:{vmId}`). Failover stops replication (the monitor, and StopReplication to the provider), then
+ * builds the VM from the chosen recovery point in the mapped recovery network. Commit drops the other recovery
+ * points: the failover can no longer change point, as in ASR.
+ */
+export const FAILOVER = 'failover';
+export const COMMIT_FAILOVER = 'commitFailover';
+
+export const FAILOVER_TASKS = [
+    'Prerequisites check for failover',
+    'Stopping replication',
+    'Preparing the failover disks',
+    'Creating the virtual machine in Azure',
+] as const;
+export const COMMIT_TASKS = ['Dropping the other recovery points'] as const;
+
+/** Unplanned failover happens when the site may be gone: telling its provider must not hold the failover up. */
+export const UNPLANNED_STOP_GIVE_UP_MS = 15 * 60_000;
+
+export type FailoverInput = Omit<DrillRequest, 'at'> & {
+    kind: 'PlannedFailover' | 'UnplannedFailover';
+    siteId: string;
+};
+
+export const dropOtherRecoveryPointsActivity = df.app.activity('dropOtherRecoveryPoints', {
+    handler: (input: unknown) => dropOtherRecoveryPoints(input as { vmId: string; keepRecoveryPointId: string }),
+});
+
+export function* failoverOrchestrator(
+    context: df.OrchestrationContext,
+): Generator<df.Task, { result: 'FailedOver' | 'Failed'; virtualMachineId?: string; error?: unknown }, unknown> {
+    const input = context.df.getInput<FailoverInput>();
+    const { vmId, jobId, drillId } = input;
+    const now = (): string => context.df.currentUtcDateTime.toISOString();
+    const [prerequisites, stopping, disks, resources] = FAILOVER_TASKS;
+    const inProgress = input.kind === 'PlannedFailover' ? 'PlannedFailoverInProgress' : 'UnplannedFailoverInProgress';
+    context.df.setCustomStatus({ stage: inProgress, jobId, drillId });
+    yield* recordStep(context, {
+        vmId,
+        jobId,
+        item: {
+            protectionState: inProgress,
+            protectionStateDescription: PROTECTION_STATES[inProgress],
+            currentJobId: jobId,
+        },
+        jobChanges: [{ type: 'taskStarted', task: stopping, at: now() }],
+    });
+
+    // Replication stops first, so no cycle lands while the VM is rebuilt in Azure.
+    const stopped = yield* callWithRetrySchedule<unknown>(context, stopLifecycleInstancesActivity, {
+        vmId,
+        jobId,
+        at: now(),
+    });
+    const told = stopped.ok
+        ? yield* callWithRetrySchedule<null>(
+              context,
+              sendProviderEventActivity,
+              {
+                  type: 'StopReplication',
+                  siteId: input.siteId,
+                  vmId,
+                  messageId: `StopReplication:${vmId}:${jobId}`,
+                  payload: {
+                      vmId,
+                      reason: `${input.kind === 'PlannedFailover' ? 'Planned' : 'Unplanned'} failover to Azure (job ${jobId}).`,
+                  },
+              },
+              input.kind === 'UnplannedFailover' ? { giveUpAfterMs: UNPLANNED_STOP_GIVE_UP_MS } : {},
+          )
+        : stopped;
+    // A planned failover needs the site: it fails without it. An unplanned one goes on with a warning.
+    if (!told.ok && (input.kind === 'PlannedFailover' || !stopped.ok)) {
+        return yield* fail(stopping, told, false);
+    }
+    yield* recordStep(context, {
+        vmId,
+        jobId,
+        jobChanges: [
+            told.ok
+                ? { type: 'taskSucceeded', task: stopping, at: now() }
+                : {
+                      type: 'taskDetail',
+                      task: stopping,
+                      detail: `The provider was not told (${told.code}); it will be refused from now on.`,
+                  },
+            ...(told.ok ? [] : [{ type: 'taskSucceeded' as const, task: stopping, at: now() }]),
+        ],
+    });
+
+    const run = yield* runDrill(context, { ...input, at: now() }, { prerequisites, disks, resources });
+    if (!run.ok) return yield* fail(run.task, run.failure, run.planned);
+    yield* recordStep(context, {
+        vmId,
+        jobId,
+        drillId,
+        jobChanges: [{ type: 'jobSucceeded', at: now() }],
+        item: {
+            protectionState: 'FailedOver',
+            protectionStateDescription: PROTECTION_STATES.FailedOver,
+            failoverRecoveryPointId: run.plan.recoveryPointId,
+            lastSuccessfulFailoverTime: now(),
+        },
+        drill: { state: 'Completed', completedAt: now(), virtualMachineId: run.virtualMachineId },
+        event: {
+            eventId: `${jobId}:failedover`,
+            kind: 'FailedOver',
+            severity: 'Warning',
+            message: `VM failed over to ${run.virtualMachineId} from recovery point ${run.plan.recoveryPointId}; commit when satisfied.`,
+        },
+    });
+    context.df.setCustomStatus({ stage: 'FailedOver', jobId, drillId });
+    return { result: 'FailedOver', virtualMachineId: run.virtualMachineId };
+
+    function* fail(
+        task: string,
+        failure: Failure,
+        planned: boolean,
+    ): Generator<df.Task, { result: 'Failed'; error: unknown }, unknown> {
+        let cleanedUp = !planned;
+        if (planned) {
+            const cleanup = yield* callWithRetrySchedule<unknown>(context, cleanUpDrillActivity, { vmId, drillId });
+            cleanedUp = cleanup.ok;
+        }
+        const error = { code: failure.code, message: failure.message };
+        yield* recordStep(context, {
+            vmId,
+            jobId,
+            drillId: planned ? drillId : undefined,
+            jobChanges: [{ type: 'taskFailed', task, at: now(), error: failure }],
+            item: { protectionState: 'FailoverFailed', protectionStateDescription: PROTECTION_STATES.FailoverFailed },
+            drill: {
+                state: 'Failed',
+                completedAt: now(),
+                error,
+                cleanedUp,
+                ...(cleanedUp ? { cleanedUpAt: now() } : {}),
+            },
+            event: {
+                eventId: `${jobId}:failed`,
+                kind: 'FailoverFailed',
+                severity: 'Critical',
+                message: `${task} failed: ${error.code}: ${error.message}`,
+            },
+        });
+        context.df.setCustomStatus({ stage: 'Failed', jobId, drillId, error });
+        return { result: 'Failed', error };
+    }
+}
+
+df.app.orchestration(FAILOVER, failoverOrchestrator);
+
+export interface CommitFailoverInput {
+    vmId: string;
+    drillId: string;
+    jobId: string;
+    recoveryPointId: string;
+}
+
+export function* commitFailoverOrchestrator(
+    context: df.OrchestrationContext,
+): Generator<df.Task, { result: 'Committed' | 'Failed'; dropped?: string[] }, unknown> {
+    const { vmId, drillId, jobId, recoveryPointId } = context.df.getInput<CommitFailoverInput>();
+    const now = (): string => context.df.currentUtcDateTime.toISOString();
+    const [task] = COMMIT_TASKS;
+    yield* recordStep(context, {
+        vmId,
+        jobId,
+        jobChanges: [{ type: 'taskStarted', task, at: now() }],
+        item: {
+            protectionState: 'CommittingFailover',
+            protectionStateDescription: PROTECTION_STATES.CommittingFailover,
+            currentJobId: jobId,
+        },
+    });
+    const dropped = yield* callWithRetrySchedule<{ dropped: string[] }>(context, dropOtherRecoveryPointsActivity, {
+        vmId,
+        keepRecoveryPointId: recoveryPointId,
+    });
+    if (!dropped.ok) {
+        yield* recordStep(context, {
+            vmId,
+            jobId,
+            jobChanges: [{ type: 'taskFailed', task, at: now(), error: dropped }],
+            // The failover itself stands; the commit can be run again.
+            item: { protectionState: 'FailedOver', protectionStateDescription: PROTECTION_STATES.FailedOver },
+        });
+        return { result: 'Failed' };
+    }
+    yield* recordStep(context, {
+        vmId,
+        jobId,
+        drillId,
+        jobChanges: [
+            { type: 'taskSucceeded', task, at: now() },
+            { type: 'jobSucceeded', at: now() },
+        ],
+        item: { protectionState: 'FailoverCommitted', protectionStateDescription: PROTECTION_STATES.FailoverCommitted },
+        drill: { state: 'Committed' },
+        event: {
+            eventId: `${jobId}:committed`,
+            kind: 'FailoverCommitted',
+            severity: 'Info',
+            message: `Failover committed to ${recoveryPointId}; ${dropped.value.dropped.length} other recovery points dropped.`,
+        },
+    });
+    return { result: 'Committed', dropped: dropped.value.dropped };
+}
+
+df.app.orchestration(COMMIT_FAILOVER, commitFailoverOrchestrator);
