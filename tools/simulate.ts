@@ -1,0 +1,140 @@
+import { parseArgs } from 'node:util';
+import { parseByteSize } from '../shared/byteSize';
+import { ensureErrorType } from '../shared/errors';
+import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
+
+const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
+                    [--churn SIZE] [--faults duplicate,reorder,drop] [--timeout SECONDS] [--json]
+
+Runs a simulated Hyper-V site against the pipeline: registers a site and a 30-second policy, enables protection
+of every VM through the HTTP API, ships initial replication and --cycles delta cycles as MS-HRL logs through
+upload grants, waits until every VM is protected with its last cycle applied, then writes DIR/<vmId>/<diskId>.raw
+(the source) and DIR/<vmId>/<diskId>.vhd (the replica page blob) and compares them.
+
+  --out DIR          where sources, replicas and host.log go (required)
+  --seed N           workload seed (default 1): the same seed writes the same data
+  --vms N            VMs (default 2)            --disks N   disks per VM (default 2; the first is the OS disk)
+  --disk-size SIZE   bytes per disk, K/M/G suffixes (default 16M, at least 4M, whole 512-byte sectors)
+  --cycles N         delta cycles (default 5)   --churn SIZE  bytes written per disk per cycle (default 1M)
+  --faults LIST      duplicate (re-upload logs), reorder (upload a log after its successor), drop (lose one log)
+  --timeout SECONDS  longest wait for any one step (default 60)
+  --json             print {"vms": [...], "totals": {...}} as the last line on stdout
+
+Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY and
+AZURE_STORAGE_CONNECTION_STRING (the app's storage) it uses that pipeline. Progress goes to stderr.
+Exit code 0 only if every replica equals its source; 1 otherwise (the failed step is printed); 2 for bad usage.`;
+
+class UsageError extends Error {}
+
+function count(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+        throw new UsageError(`--${name} must be a whole number from ${min} to ${max}; got "${value}"`);
+    }
+    return n;
+}
+
+function size(value: string | undefined, name: string, fallback: number): number {
+    if (value === undefined) return fallback;
+    try {
+        return parseByteSize(value);
+    } catch (err) {
+        throw new UsageError(`--${name}: ${ensureErrorType(err).message}`);
+    }
+}
+
+/** Parses the command line into simulation options (pipeline and progress are added by `main`). */
+export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: boolean } {
+    const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        strict: true,
+        options: {
+            out: { type: 'string' },
+            seed: { type: 'string' },
+            vms: { type: 'string' },
+            disks: { type: 'string' },
+            'disk-size': { type: 'string' },
+            cycles: { type: 'string' },
+            churn: { type: 'string' },
+            faults: { type: 'string' },
+            timeout: { type: 'string' },
+            json: { type: 'boolean' },
+        },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    if (!values.out) throw new UsageError('--out DIR is required');
+    const diskSize = size(values['disk-size'], 'disk-size', 16 * 1024 * 1024);
+    if (diskSize < 4 * 1024 * 1024 || diskSize % 512 !== 0) {
+        throw new UsageError(`--disk-size must be at least 4M and a multiple of 512 bytes; got ${diskSize}`);
+    }
+    const churn = size(values.churn, 'churn', 1024 * 1024);
+    if (churn < 512 || churn > diskSize) {
+        throw new UsageError(`--churn must be from 512 bytes to the disk size; got ${churn}`);
+    }
+    const faults = new Set<Fault>();
+    for (const name of (values.faults ?? '')
+        .split(',')
+        .map((f) => f.trim())
+        .filter((f) => f !== '')) {
+        if (!(FAULTS as readonly string[]).includes(name)) {
+            throw new UsageError(`--faults: unknown fault "${name}"; expected ${FAULTS.join(', ')}`);
+        }
+        faults.add(name as Fault);
+    }
+    return {
+        outDir: values.out,
+        seed: count(values.seed, 'seed', 1, 0, 2 ** 32 - 1),
+        vms: count(values.vms, 'vms', 2, 1, 50),
+        disks: count(values.disks, 'disks', 2, 1, 17),
+        diskSize,
+        cycles: count(values.cycles, 'cycles', 5, 0, 10_000),
+        churn,
+        faults,
+        stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
+        json: values.json ?? false,
+    };
+}
+
+/** The pipeline named by the environment, if any; half a configuration is a usage error. */
+export function pipelineFromEnv(env: NodeJS.ProcessEnv = process.env): ExternalPipeline | undefined {
+    const apiUrl = env.HVR_API_URL;
+    if (!apiUrl) return undefined;
+    const functionKey = env.HVR_FUNCTION_KEY;
+    const storageConnectionString = env.AZURE_STORAGE_CONNECTION_STRING;
+    if (!functionKey || !storageConnectionString) {
+        throw new UsageError(
+            'HVR_API_URL is set, so HVR_FUNCTION_KEY and AZURE_STORAGE_CONNECTION_STRING (the app storage) must be too',
+        );
+    }
+    return { apiUrl, functionKey, storageConnectionString };
+}
+
+export async function main(argv: string[]): Promise<number> {
+    if (argv.includes('--help') || argv.includes('-h')) {
+        process.stdout.write(USAGE + '\n');
+        return 0;
+    }
+    let options: SimulationOptions & { json: boolean };
+    let pipeline: ExternalPipeline | undefined;
+    try {
+        options = parseSimulateArgs(argv);
+        pipeline = pipelineFromEnv();
+    } catch (err) {
+        const message = err instanceof UsageError || err instanceof TypeError ? err.message : String(err);
+        process.stderr.write(`hvr simulate: ${message}\n(see hvr simulate --help)\n`);
+        return 2;
+    }
+    const result = await runSimulation({
+        ...options,
+        pipeline,
+        progress: (line) => process.stderr.write(line + '\n'),
+    });
+    if (result.failure) process.stderr.write(`hvr simulate: step not completed: ${result.failure.message}\n`);
+    for (const r of result.replicas.filter((c) => !c.equal)) {
+        process.stderr.write(`hvr simulate: replica ${r.vmId}/${r.diskId} differs from its source: ${r.problem}\n`);
+    }
+    if (options.json) process.stdout.write(JSON.stringify({ vms: result.vms, totals: result.totals }) + '\n');
+    return result.ok ? 0 : 1;
+}

@@ -1,0 +1,132 @@
+import { HvrError } from '../../shared/errors';
+
+/** What the simulator reads of a protected item (GET /api/replicationProtectedItems/{vmId}). */
+export interface ProtectedItemView {
+    name: string;
+    properties: {
+        siteId?: string;
+        protectionState?: string;
+        protectionStateDescription?: string;
+        replicationHealth?: string;
+        healthReasons?: { code: string; severity?: string; message?: string }[];
+        resynchronizationState?: string;
+        resyncReason?: string;
+        lastRecoveryPointId?: string;
+        currentJobId?: string;
+        initialReplicationProgress?: Record<string, number>;
+        [key: string]: unknown;
+    };
+}
+
+export interface JobView {
+    jobId: string;
+    kind: string;
+    displayName: string;
+    state: string;
+    tasks: { name: string; state: string; detail?: string }[];
+    errors: { code: string; message: string; task?: string }[];
+}
+
+export interface RecoveryPointView {
+    name: string;
+    properties: { cycleId: string; recoveryPointTime?: string; recoveryPointType?: string };
+}
+
+export interface EnableProtectionRequest {
+    siteId: string;
+    policyName: string;
+    vm: {
+        name: string;
+        generation: 1 | 2;
+        disks: { diskId: string; sizeBytes: number; logicalSectorBytes: number; isOsDisk: boolean }[];
+    };
+}
+
+/** Bounds each API call: the pipeline answers in milliseconds locally; a hung call must not hang the run. */
+const CALL_TIMEOUT_MS = 30_000;
+
+/**
+ * The management API as an operator (or the portal) calls it, over HTTP with the function key. Errors come
+ * back as HvrError with the API's code and message, prefixed by the call that failed.
+ */
+export class ManagementClient {
+    constructor(
+        readonly apiUrl: string,
+        private readonly functionKey: string,
+    ) {}
+
+    private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+        const url = `${this.apiUrl.replace(/\/+$/, '')}/${path}`;
+        let response: Response;
+        try {
+            response = await fetch(url, {
+                method,
+                headers: {
+                    'x-functions-key': this.functionKey,
+                    ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+                },
+                body: body !== undefined ? JSON.stringify(body) : undefined,
+                signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+            });
+        } catch (err) {
+            throw new HvrError('TRANSIENT', `${method} ${url}: ${(err as Error).message}`, undefined, { cause: err });
+        }
+        const text = await response.text();
+        let parsed: unknown = undefined;
+        try {
+            parsed = text === '' ? undefined : JSON.parse(text);
+        } catch {
+            parsed = text;
+        }
+        if (!response.ok) {
+            const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+            const code = response.status === 404 ? 'NOT_FOUND' : response.status >= 500 ? 'TRANSIENT' : 'CONFLICT';
+            throw new HvrError(
+                code,
+                `${method} /${path} answered ${response.status}: ${error?.code ?? ''} ${error?.message ?? text.slice(0, 300)}`.trim(),
+                { status: response.status, apiCode: error?.code },
+            );
+        }
+        return { status: response.status, body: parsed as T };
+    }
+
+    /** Registers (or updates) a site. Returns the API's answer as is, including a site key if it issues one. */
+    async registerSite(site: {
+        siteId: string;
+        name: string;
+        kind: 'HyperVSite' | 'VmmServer';
+        timeZone: string;
+    }): Promise<Record<string, unknown>> {
+        return (await this.call<Record<string, unknown>>('POST', 'sites', site)).body;
+    }
+
+    async putPolicy(name: string, settings: Record<string, unknown>): Promise<void> {
+        await this.call('PUT', `replicationPolicies/${encodeURIComponent(name)}`, settings);
+    }
+
+    async enableProtection(vmId: string, request: EnableProtectionRequest): Promise<{ jobId: string }> {
+        return (
+            await this.call<{ jobId: string }>('PUT', `replicationProtectedItems/${encodeURIComponent(vmId)}`, request)
+        ).body;
+    }
+
+    async protectedItem(vmId: string): Promise<ProtectedItemView> {
+        return (await this.call<ProtectedItemView>('GET', `replicationProtectedItems/${encodeURIComponent(vmId)}`))
+            .body;
+    }
+
+    async recoveryPoints(vmId: string): Promise<RecoveryPointView[]> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/recoveryPoints`;
+        return (await this.call<{ value: RecoveryPointView[] }>('GET', path)).body.value;
+    }
+
+    async jobs(vmId: string): Promise<JobView[]> {
+        return (await this.call<{ value: JobView[] }>('GET', `replicationJobs?vmId=${encodeURIComponent(vmId)}`)).body
+            .value;
+    }
+
+    async requestResync(vmId: string): Promise<Record<string, unknown>> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/resync`;
+        return (await this.call<Record<string, unknown>>('POST', path)).body;
+    }
+}

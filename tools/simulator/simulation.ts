@@ -1,0 +1,802 @@
+import { createWriteStream, WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import {
+    PROVIDER_COMMANDS_QUEUE,
+    ProviderEvent,
+    StartReplicationEvent,
+    StartResyncEvent,
+    UploadGrantItem,
+} from '../../shared/contracts/messages';
+import { ProviderSitesTable } from '../../shared/contracts/providerSites';
+import { ensureErrorType, HvrError } from '../../shared/errors';
+import { LOG_METADATA_KEYS } from '../../shared/replica/logBlob';
+import { connectionFromString } from '../../shared/storage/connections';
+import { formatByteSize } from '../../shared/byteSize';
+import { hostStorage } from '../host/hostStorage';
+import { LocalHost, startLocalHost } from '../host/localHost';
+import { ManagementClient, ProtectedItemView } from './managementClient';
+import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
+import { SeededRandom } from './random';
+import { compareReplica, downloadReplica, ReplicaComparison } from './replicaCheck';
+import { BuiltLog, SimulatedDisk } from './simulatedDisk';
+import { SourceDisk } from './sourceDisk';
+import { DiskWorkload } from './workload';
+
+export type Fault = 'duplicate' | 'reorder' | 'drop';
+export const FAULTS: readonly Fault[] = ['duplicate', 'reorder', 'drop'];
+
+/** Where the pipeline runs when the simulator does not start one. */
+export interface ExternalPipeline {
+    apiUrl: string;
+    functionKey: string;
+    /** The app's storage (AzureWebJobsStorage = REPLICA_STORAGE locally): queues, and replicas to download. */
+    storageConnectionString: string;
+}
+
+export interface SimulationOptions {
+    /** Sources (`{vmId}/{diskId}.raw`), downloaded replicas (`.vhd`) and `host.log` go here. */
+    outDir: string;
+    seed: number;
+    vms: number;
+    disks: number;
+    diskSize: number;
+    cycles: number;
+    /** Bytes written per disk per cycle. */
+    churn: number;
+    faults: ReadonlySet<Fault>;
+    /** Use this pipeline; otherwise the simulator starts Azurite and the local host. */
+    pipeline?: ExternalPipeline;
+    /** Folder of the app (package.json, host.json) for the local host. Default: the repository root. */
+    appRoot?: string;
+    /** Modules to load instead of package.json `main` (tests load the TypeScript sources). */
+    modules?: string[];
+    /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
+    stepTimeoutMs?: number;
+    /** Progress lines (stderr for the CLI). */
+    progress?: (line: string) => void;
+}
+
+export interface VmSummary {
+    vmId: string;
+    state: string;
+    health: string;
+    recoveryPoints: number;
+    jobs: { name: string; state: string }[];
+}
+
+export interface SimulationResult {
+    vms: VmSummary[];
+    totals: { logs: number; bytes: number; seconds: number };
+    replicas: ReplicaComparison[];
+    /** Set when a step did not complete: which, and why. */
+    failure?: { step: string; message: string };
+    /** Things the pipeline did not do itself that the simulator stood in for (named, never silent). */
+    warnings: string[];
+    /** Every replica equals its source and no step failed. */
+    ok: boolean;
+}
+
+const POLICY_NAME = 'simulated-30s';
+const POLL_MS = 250;
+/** Cycles a VM may run ahead of the recovery points the pipeline has recorded. */
+const CYCLES_IN_FLIGHT = 2;
+/** A dropped log's gap breaks the chain after this long (the merge's MERGE_GAP_TIMEOUT_SECONDS, local host). */
+const LOCAL_GAP_TIMEOUT_SECONDS = 3;
+
+interface SimVm {
+    vmId: string;
+    name: string;
+    disks: SimulatedDisk[];
+    /** A log held back by the `reorder` fault, uploaded after the next one. */
+    held: Map<string, { log: BuiltLog; grant: UploadGrantItem; metadata: Record<string, string> }>;
+    droppedAt?: { diskId: string; cycle: number; sequence: number };
+}
+
+/** Counters for the summary. */
+interface Totals {
+    logs: number;
+    bytes: number;
+    duplicates: number;
+    reordered: number;
+    dropped: number;
+}
+
+/**
+ * Runs a simulated Hyper-V site against the pipeline end to end: registration, policy, enable protection
+ * through the API, initial replication and delta cycles as MS-HRL logs uploaded through grants, then the
+ * replicas are downloaded and compared with the sources. Never throws for a pipeline problem: the result
+ * names the step that did not complete.
+ */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
+    const started = Date.now();
+    const progress = options.progress ?? (() => undefined);
+    const say = (line: string) => progress(`[sim ${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
+    const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;
+    const outDir = resolve(options.outDir);
+    await mkdir(outDir, { recursive: true });
+    const totals: Totals = { logs: 0, bytes: 0, duplicates: 0, reordered: 0, dropped: 0 };
+    const warnings: string[] = [];
+    const random = new SeededRandom(options.seed);
+
+    let host: LocalHost | undefined;
+    let hostLog: WriteStream | undefined;
+    let channel: ProviderChannel | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    const vms: SimVm[] = [];
+    let api: ManagementClient | undefined;
+    let failure: { step: string; message: string } | undefined;
+    let replicas: ReplicaComparison[] = [];
+    let storageCs = '';
+
+    try {
+        // ---- the pipeline ----
+        if (options.pipeline) {
+            api = new ManagementClient(options.pipeline.apiUrl, options.pipeline.functionKey);
+            storageCs = options.pipeline.storageConnectionString;
+            say(`using the pipeline at ${options.pipeline.apiUrl}`);
+        } else {
+            hostLog = createWriteStream(join(outDir, 'host.log'));
+            const log = hostLog;
+            say('starting Azurite and the local host (its log: host.log)');
+            host = await startLocalHost({
+                appRoot:
+                    options.appRoot ?? resolve(__dirname, '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : [])),
+                modules: options.modules,
+                port: 0,
+                settings: { PROVIDER_BUS: '', MERGE_GAP_TIMEOUT_SECONDS: String(LOCAL_GAP_TIMEOUT_SECONDS) },
+                blobScanIntervalMs: 200,
+                serviceBus: { pollIntervalMs: 100, retryDelaySeconds: 1 },
+                log: (line) => log.write(line + '\n'),
+            });
+            api = new ManagementClient(host.apiUrl, host.functionKey);
+            storageCs = host.storageConnectionString;
+            say(`local host at ${host.apiUrl}`);
+        }
+        const storage = hostStorage(storageCs);
+        // A run against a shared pipeline must not collide with an earlier one; a fresh Azurite needs no suffix.
+        const runTag = options.pipeline ? `-${random.fork('run').uint32().toString(16).slice(0, 6)}` : '';
+        const siteId = `sim-site${runTag}`;
+
+        // ---- the site and its policy ----
+        const registered = await step('register the site', () =>
+            api!.registerSite({ siteId, name: 'Simulated Hyper-V site', kind: 'HyperVSite', timeZone: 'UTC' }),
+        );
+        const credentials = await siteCredentials(siteId, registered, storageCs, warnings, say);
+        await step('create the replication policy', () => api!.putPolicy(POLICY_NAME, simulatedPolicy(new Date())));
+        say(`site ${siteId} registered (key ${credentials.keyId}); policy ${POLICY_NAME}: copy frequency 30 s`);
+
+        channel = new ProviderChannel(credentials, storage, undefined, (line) =>
+            hostLog?.write(`[provider] ${line}\n`),
+        );
+        channel.start();
+        const provider = channel;
+        await provider.send({
+            type: 'Register',
+            version: 1,
+            providerId: 'sim-provider-1',
+            kind: 'HyperVHost',
+            hostName: 'sim-hyperv-01',
+            providerVersion: '1.0.0',
+        });
+
+        // ---- VMs and their disks ----
+        for (let v = 1; v <= options.vms; v++) {
+            const vmId = `vm-${v}${runTag}`;
+            await mkdir(join(outDir, vmId), { recursive: true });
+            const vmRandom = random.fork(`vm-${v}`);
+            const disks: SimulatedDisk[] = [];
+            for (let d = 0; d < options.disks; d++) {
+                const diskId = d === 0 ? 'os' : `data${d}`;
+                const source = await SourceDisk.create(join(outDir, vmId, `${diskId}.raw`), options.diskSize);
+                const diskRandom = vmRandom.fork(diskId);
+                const disk = new SimulatedDisk(
+                    diskId,
+                    d === 0,
+                    source,
+                    new DiskWorkload(diskRandom.fork('workload'), options.diskSize),
+                    diskRandom,
+                );
+                await disk.fillInitialContent();
+                disks.push(disk);
+            }
+            vms.push({ vmId, name: `sim-vm-${v}`, disks, held: new Map() });
+        }
+        planFaults(vms, options, random.fork('faults'));
+        await assignVms(vms, siteId, registered, storageCs, warnings);
+
+        heartbeat = setInterval(() => {
+            provider
+                .send({
+                    type: 'Heartbeat',
+                    version: 1,
+                    providerId: 'sim-provider-1',
+                    vms: vms.map((vm) => ({ vmId: vm.vmId, pendingLogBytes: pendingBytes(vm) })),
+                })
+                .catch((err: unknown) => say(`heartbeat not sent: ${ensureErrorType(err).message}`));
+        }, 5_000);
+
+        if (
+            host &&
+            !host.functions.some((f) => f.trigger === 'serviceBus' && f.detail.includes(PROVIDER_COMMANDS_QUEUE))
+        ) {
+            warnings.push(
+                `no function of the app reads queue "${PROVIDER_COMMANDS_QUEUE}" (functions/providerCommands.ts): ` +
+                    'provider commands will not be processed',
+            );
+            say(`warning: ${warnings[warnings.length - 1]}`);
+        }
+
+        // ---- enable protection, initial replication, cycles: every VM at once ----
+        const ctx: VmRunContext = { api, provider, options, totals, say, stepTimeoutMs, host };
+        const outcomes = await Promise.allSettled(vms.map((vm) => replicateVm(vm, ctx)));
+        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed) throw failed.reason;
+
+        // ---- the replicas ----
+        say('downloading the replicas and comparing them with the sources');
+        replicas = await compareAll(vms, outDir, storageCs);
+        for (const r of replicas) {
+            say(`${r.vmId}/${r.diskId}: ${r.equal ? 'replica equals source' : `DIFFERS: ${r.problem}`}`);
+        }
+    } catch (err) {
+        failure =
+            err instanceof StepIncomplete
+                ? { step: err.step, message: err.message }
+                : { step: 'simulation', message: ensureErrorType(err).message };
+        say(`FAILED: ${failure.message}`);
+    } finally {
+        if (heartbeat) clearInterval(heartbeat);
+        for (const vm of vms) for (const d of vm.disks) await d.source.close().catch(() => undefined);
+    }
+
+    const summaries = api ? await summarize(api, vms, say) : [];
+    await channel?.stop().catch(() => undefined);
+    if (host) {
+        say('stopping the local host');
+        await host.stop().catch((err: unknown) => say(`stopping the host: ${ensureErrorType(err).message}`));
+    }
+    await new Promise<void>((done) => (hostLog ? hostLog.end(done) : done()));
+    const seconds = Math.round((Date.now() - started) / 100) / 10;
+    say(
+        `${totals.logs} logs, ${formatByteSize(totals.bytes)} uploaded; faults: ${totals.duplicates} duplicated, ` +
+            `${totals.reordered} reordered, ${totals.dropped} dropped; ${seconds} s`,
+    );
+    const ok = failure === undefined && replicas.length > 0 && replicas.every((r) => r.equal);
+    return {
+        vms: summaries,
+        totals: { logs: totals.logs, bytes: totals.bytes, seconds },
+        replicas,
+        ...(failure ? { failure } : {}),
+        warnings,
+        ok,
+    };
+}
+
+async function step<T>(name: string, action: () => Promise<T>): Promise<T> {
+    try {
+        return await action();
+    } catch (err) {
+        if (err instanceof StepIncomplete) throw err;
+        throw new StepIncomplete(name, ensureErrorType(err).message);
+    }
+}
+
+/**
+ * The simulated site's policy: 30-second cycles, and an off-hours window open around the clock but for one
+ * minute two hours ago (a policy window cannot be empty), so a resync may start at once.
+ */
+export function simulatedPolicy(now: Date): Record<string, unknown> {
+    const minutes = (now.getUTCHours() * 60 + now.getUTCMinutes() + 24 * 60 - 120) % (24 * 60);
+    const clock = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+    return {
+        copyFrequencySeconds: 30,
+        recoveryPointRetentionHours: 2,
+        appConsistentSnapshotFrequencyHours: 0,
+        initialReplicationStart: 'Immediately',
+        offHoursWindow: { start: clock((minutes + 1) % (24 * 60)), end: clock(minutes), timeZone: 'UTC' },
+        description: 'hvr simulate',
+    };
+}
+
+/**
+ * The site key providers sign with. The sites API hands it out at registration when it issues keys; until it
+ * does, `HVR_SITE_KEY_ID` + `HVR_SITE_KEY` from the environment, or (with access to the app's storage) a key
+ * issued through the provider-sites table that the command handler verifies against, with a warning.
+ */
+async function siteCredentials(
+    siteId: string,
+    registered: Record<string, unknown>,
+    storageCs: string,
+    warnings: string[],
+    say: (line: string) => void,
+): Promise<SiteCredentials> {
+    const nested = [registered, registered.siteKey, registered.providerKey].find(
+        (o): o is { keyId: string; key: string } =>
+            typeof o === 'object' &&
+            o !== null &&
+            typeof (o as { keyId?: unknown }).keyId === 'string' &&
+            typeof (o as { key?: unknown }).key === 'string',
+    );
+    if (nested) return { siteId, keyId: nested.keyId, key: nested.key };
+    const envKeyId = process.env.HVR_SITE_KEY_ID;
+    const envKey = process.env.HVR_SITE_KEY;
+    if (envKeyId && envKey) return { siteId, keyId: envKeyId, key: envKey };
+    const sites = new ProviderSitesTable(connectionFromString(storageCs));
+    const now = new Date();
+    let issued;
+    try {
+        issued = await sites.registerSite({ siteId, name: 'Simulated Hyper-V site', timeZone: 'UTC' }, now);
+    } catch (err) {
+        if (!(err instanceof HvrError && err.code === 'CONFLICT')) throw err;
+        issued = await sites.rotateSiteKey(siteId, now);
+    }
+    warnings.push(
+        'POST /api/sites issued no site key: the simulator issued one in the provider-sites table ' +
+            '(shared/contracts/providerSites.ts) itself',
+    );
+    say(`warning: ${warnings[warnings.length - 1]}`);
+    return { siteId, keyId: issued.keyId, key: issued.key };
+}
+
+/** VM → site ownership the command handler checks; recorded here only when registration issued no key either. */
+async function assignVms(
+    vms: SimVm[],
+    siteId: string,
+    registered: Record<string, unknown>,
+    storageCs: string,
+    warnings: string[],
+): Promise<void> {
+    if (typeof registered.keyId === 'string' || typeof registered.siteKey === 'object') return;
+    const sites = new ProviderSitesTable(connectionFromString(storageCs));
+    for (const vm of vms) await sites.assignVm(vm.vmId, siteId, new Date());
+    warnings.push("the simulator recorded its VMs as the site's in the provider-sites table (assignVm) itself");
+}
+
+/** Chooses which logs the faults hit, from the seed: the same run every time. */
+function planFaults(vms: SimVm[], options: SimulationOptions, random: SeededRandom): void {
+    if (options.faults.has('drop') && options.cycles >= 1) {
+        const vm = vms[0]!;
+        const disk = vm.disks[vm.disks.length - 1]!;
+        const cycle = Math.max(1, Math.ceil(options.cycles / 2));
+        vm.droppedAt = { diskId: disk.diskId, cycle, sequence: -1 };
+    }
+    void random;
+}
+
+function pendingBytes(vm: SimVm): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const d of vm.disks) out[d.diskId] = vm.held.get(d.diskId)?.log.log.length ?? 0;
+    return out;
+}
+
+interface VmRunContext {
+    api: ManagementClient;
+    provider: ProviderChannel;
+    options: SimulationOptions;
+    totals: Totals;
+    say: (line: string) => void;
+    stepTimeoutMs: number;
+    host?: LocalHost;
+}
+
+/** Why a VM is not where it should be, from the API: state, health reasons, the current job's failures. */
+async function describeVm(api: ManagementClient, vmId: string): Promise<string> {
+    try {
+        const item = await api.protectedItem(vmId);
+        const p = item.properties;
+        const parts = [`${vmId} is ${p.protectionState ?? '?'}, health ${p.replicationHealth ?? '?'}`];
+        if (p.resynchronizationState && p.resynchronizationState !== 'None') {
+            parts.push(`resync ${p.resynchronizationState}${p.resyncReason ? ` (${p.resyncReason})` : ''}`);
+        }
+        for (const r of p.healthReasons ?? []) parts.push(`${r.code}: ${r.message ?? ''}`.trim());
+        const jobs = await api.jobs(vmId);
+        for (const job of jobs.filter((j) => j.state !== 'Succeeded')) {
+            const running = job.tasks.find((t) => t.state === 'InProgress');
+            parts.push(
+                `job "${job.displayName}" ${job.state}` +
+                    (running ? ` at task "${running.name}"${running.detail ? ` (${running.detail})` : ''}` : '') +
+                    job.errors.map((e) => `; ${e.task ?? ''} ${e.code}: ${e.message}`).join(''),
+            );
+        }
+        return parts.join('; ') + '.';
+    } catch (err) {
+        return `(the API could not say: ${ensureErrorType(err).message})`;
+    }
+}
+
+/** Polls the API until `done` holds, or StepIncomplete naming the step and the VM's state. */
+async function waitForItem(
+    ctx: VmRunContext,
+    vmId: string,
+    step: string,
+    done: (item: ProtectedItemView) => boolean | Promise<boolean>,
+    timeoutMs = ctx.stepTimeoutMs,
+): Promise<ProtectedItemView> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+        const item = await ctx.api.protectedItem(vmId).catch(() => undefined);
+        if (item && (await done(item))) return item;
+        if (item && FAILED_STATES.has(item.properties.protectionState ?? '')) {
+            throw new StepIncomplete(step, await describeVm(ctx.api, vmId));
+        }
+        if (Date.now() > until) {
+            throw new StepIncomplete(step, `not done after ${timeoutMs / 1000} s: ${await describeVm(ctx.api, vmId)}`);
+        }
+        await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+}
+
+/** Protection states after which nothing more happens until someone enables protection again. */
+const FAILED_STATES: ReadonlySet<string> = new Set(['EnablingFailed', 'InitialReplicationFailed', 'DisablingFailed']);
+
+/** `work`, unless the VM's protection fails meanwhile: then StepIncomplete at once instead of at the timeout. */
+async function unlessProtectionFails<T>(ctx: VmRunContext, vmId: string, step: string, work: Promise<T>): Promise<T> {
+    let settled = false;
+    const watch = (async (): Promise<never> => {
+        for (;;) {
+            await new Promise((r) => setTimeout(r, 4 * POLL_MS));
+            if (settled) return new Promise<never>(() => undefined);
+            const item = await ctx.api.protectedItem(vmId).catch(() => undefined);
+            if (!settled && item && FAILED_STATES.has(item.properties.protectionState ?? '')) {
+                throw new StepIncomplete(step, await describeVm(ctx.api, vmId));
+            }
+        }
+    })();
+    watch.catch(() => undefined);
+    try {
+        return await Promise.race([work, watch]);
+    } finally {
+        settled = true;
+    }
+}
+
+async function hasRecoveryPoint(ctx: VmRunContext, vmId: string, cycleId: string): Promise<boolean> {
+    const points = await ctx.api.recoveryPoints(vmId).catch(() => []);
+    return points.some((p) => p.properties.cycleId === cycleId);
+}
+
+function metadataFor(cycleId: string | undefined, capturedAt: Date, resync = false): Record<string, string> {
+    return {
+        ...(cycleId ? { [LOG_METADATA_KEYS.cycleId]: cycleId } : {}),
+        [LOG_METADATA_KEYS.consistency]: 'crash',
+        [LOG_METADATA_KEYS.capturedAt]: capturedAt.toISOString(),
+        [LOG_METADATA_KEYS.resync]: resync ? 'true' : 'false',
+    };
+}
+
+async function upload(
+    ctx: VmRunContext,
+    vm: SimVm,
+    log: BuiltLog,
+    grant: UploadGrantItem,
+    metadata: Record<string, string>,
+    repeat = false,
+): Promise<void> {
+    await step(`upload ${vm.vmId}/${log.diskId} log ${log.sequence}`, () => uploadWithGrant(grant, log.log, metadata));
+    if (!repeat) ctx.totals.logs++;
+    ctx.totals.bytes += log.log.length;
+}
+
+const isStartReplication =
+    (vmId: string) =>
+    (e: ProviderEvent): e is StartReplicationEvent =>
+        e.type === 'StartReplication' && e.vmId === vmId;
+
+const isStartResync =
+    (vmId: string) =>
+    (e: ProviderEvent): e is StartResyncEvent =>
+        e.type === 'StartResync' && e.vmId === vmId;
+
+/** One VM from enable protection to its last cycle applied. */
+async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
+    const { api, provider, options } = ctx;
+    const say = ctx.say;
+    const { jobId } = await step(`enable protection of ${vm.vmId}`, () =>
+        api.enableProtection(vm.vmId, {
+            siteId: provider.site.siteId,
+            policyName: POLICY_NAME,
+            vm: {
+                name: vm.name,
+                generation: 2,
+                disks: vm.disks.map((d) => ({
+                    diskId: d.diskId,
+                    sizeBytes: d.size,
+                    logicalSectorBytes: 512,
+                    isOsDisk: d.isOsDisk,
+                })),
+            },
+        }),
+    );
+    say(`${vm.vmId}: enable protection accepted (job ${jobId})`);
+    const startReplication = `StartReplication for ${vm.vmId}`;
+    await unlessProtectionFails(
+        ctx,
+        vm.vmId,
+        startReplication,
+        provider.waitForEvent(isStartReplication(vm.vmId), ctx.stepTimeoutMs, startReplication, () =>
+            describeVm(api, vm.vmId),
+        ),
+    );
+    say(`${vm.vmId}: StartReplication received; initial replication of ${vm.disks.length} disk(s)`);
+
+    // Initial replication: each disk's data as logs, progress reported per disk.
+    const percent: Record<string, number> = Object.fromEntries(vm.disks.map((d) => [d.diskId, 0]));
+    const capturedAt = new Date();
+    for (const disk of vm.disks) {
+        const logs = disk.initialReplicationLogs(() => new Date());
+        let next = await logs.next();
+        while (!next.done) {
+            const current = next.value;
+            next = await logs.next();
+            const last = next.done === true;
+            const [grant] = await provider.requestGrants(
+                vm.vmId,
+                [{ diskId: disk.diskId, sequence: current.log.sequence, logId: current.log.logId }],
+                ctx.stepTimeoutMs,
+            );
+            // The last log of every disk carries the cycle id: once all are applied, the first recovery point.
+            await upload(ctx, vm, current.log, grant!, metadataFor(last ? 'initial' : undefined, capturedAt));
+            percent[disk.diskId] =
+                last || current.total === 0 ? 100 : Math.min(99, Math.floor((current.shipped / current.total) * 100));
+            await provider.send({
+                type: 'InitialReplicationProgress',
+                version: 1,
+                vmId: vm.vmId,
+                disks: { ...percent },
+            });
+        }
+        say(`${vm.vmId}/${disk.diskId}: initial replication uploaded in ${disk.sequence} log(s)`);
+    }
+    await waitForItem(
+        ctx,
+        vm.vmId,
+        `${vm.vmId} protected after initial replication`,
+        (item) => item.properties.protectionState === 'Protected',
+    );
+    say(`${vm.vmId}: Protected`);
+
+    // Delta cycles, as fast as the pipeline takes them (at most CYCLES_IN_FLIGHT ahead of its recovery points).
+    for (let cycle = 1; cycle <= options.cycles; cycle++) {
+        const behind = cycle - CYCLES_IN_FLIGHT;
+        const chainBroken = vm.droppedAt !== undefined && vm.droppedAt.cycle <= behind;
+        if (behind >= 1 && !chainBroken) {
+            await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${behind} applied`, () =>
+                hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(behind)),
+            );
+        }
+        await runCycle(vm, cycle, ctx);
+    }
+    for (const [diskId, held] of vm.held) {
+        await upload(ctx, vm, held.log, held.grant, held.metadata);
+        vm.held.delete(diskId);
+    }
+
+    if (vm.droppedAt) {
+        await resyncAfterDrop(vm, ctx);
+        return;
+    }
+    const lastCycle = cycleIdOf(options.cycles);
+    await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${options.cycles} applied`, async (item) =>
+        options.cycles === 0
+            ? item.properties.protectionState === 'Protected'
+            : await hasRecoveryPoint(ctx, vm.vmId, lastCycle),
+    );
+    say(`${vm.vmId}: cycle ${options.cycles} applied (recovery point ${vm.vmId}:${lastCycle})`);
+}
+
+function cycleIdOf(cycle: number): string {
+    return `cycle-${cycle}`;
+}
+
+/** One replication cycle of a VM: the guest writes, one log per disk, grants, uploads (with faults), report. */
+async function runCycle(vm: SimVm, cycle: number, ctx: VmRunContext): Promise<void> {
+    const { provider, options, totals } = ctx;
+    const cycleId = cycleIdOf(cycle);
+    const logs: BuiltLog[] = [];
+    const capturedAt = new Date();
+    for (const disk of vm.disks) {
+        const writes = await disk.runCycle(options.churn);
+        logs.push(
+            disk.buildLog(
+                writes.map((w) => ({ diskOffset: w.offset, data: w.data! })),
+                capturedAt,
+            ),
+        );
+    }
+    const grants = await provider.requestGrants(
+        vm.vmId,
+        logs.map((l) => ({ diskId: l.diskId, sequence: l.sequence, logId: l.logId })),
+        ctx.stepTimeoutMs,
+    );
+    const metadata = metadataFor(cycleId, capturedAt);
+    const faults = options.faults;
+    for (const [i, log] of logs.entries()) {
+        const grant = grants.find((g) => g.diskId === log.diskId && g.sequence === log.sequence)!;
+        const dropped = vm.droppedAt?.diskId === log.diskId && vm.droppedAt.cycle === cycle;
+        if (dropped) {
+            vm.droppedAt!.sequence = log.sequence;
+            totals.dropped++;
+            ctx.say(`${vm.vmId}/${log.diskId}: log ${log.sequence} (${cycleId}) lost on the way (fault: drop)`);
+        } else if (
+            faults.has('reorder') &&
+            cycle < options.cycles &&
+            (cycle + i) % 2 === 1 &&
+            !vm.held.has(log.diskId)
+        ) {
+            vm.held.set(log.diskId, { log, grant, metadata });
+            totals.reordered++;
+        } else {
+            await upload(ctx, vm, log, grant, metadata);
+        }
+        const held = vm.held.get(log.diskId);
+        if (held && held.log !== log) {
+            // The held log goes up after its successor: the merge must wait for it and then apply both in order.
+            await upload(ctx, vm, held.log, held.grant, held.metadata);
+            vm.held.delete(log.diskId);
+        }
+        if (faults.has('duplicate') && !dropped && (cycle + i) % 3 === 0) {
+            await upload(ctx, vm, log, grant, metadata, true);
+            totals.duplicates++;
+        }
+    }
+    await provider.send({
+        type: 'CycleCompleted',
+        version: 1,
+        vmId: vm.vmId,
+        cycleId,
+        consistency: 'CrashConsistent',
+        capturedAt: capturedAt.toISOString(),
+        logs: logs.map((l) => ({ diskId: l.diskId, sequence: l.sequence, logId: l.logId, bytes: l.log.length })),
+    });
+    ctx.say(
+        `${vm.vmId}: ${cycleId} uploaded (${logs.map((l) => `${l.diskId} #${l.sequence} ${formatByteSize(l.dataBytes)}`).join(', ')})`,
+    );
+}
+
+/** Whether the app the local host loaded registers a function (an orchestration, a timer) by that name. */
+function hostHas(ctx: VmRunContext, name: string): boolean | undefined {
+    return ctx.host ? ctx.host.functions.some((f) => f.name === name) : undefined;
+}
+
+/**
+ * After the `drop` fault: the pipeline must notice the gap (the merge's gap sweep), mark the disk for resync,
+ * start a resync at once (the policy's window is open), and the provider answers StartResync with a resync
+ * log. Each of those is a step that is reported if it does not happen.
+ */
+async function resyncAfterDrop(vm: SimVm, ctx: VmRunContext): Promise<void> {
+    const dropped = vm.droppedAt!;
+    const detect = `the pipeline notices the lost log ${dropped.sequence} of ${vm.vmId}/${dropped.diskId}`;
+    if (ctx.host && hostHas(ctx, 'mergeGapSweep')) {
+        // The sweep runs every 5 minutes in Azure; the local host runs it as soon as the gap timeout has passed.
+        await new Promise((r) => setTimeout(r, (LOCAL_GAP_TIMEOUT_SECONDS + 1) * 1000));
+        await ctx.host.fireTimer('mergeGapSweep');
+    }
+    await waitForItem(ctx, vm.vmId, detect, (item) => {
+        const p = item.properties;
+        return (
+            (p.resynchronizationState !== undefined && p.resynchronizationState !== 'None') ||
+            (p.healthReasons ?? []).some((r) => r.code === 'ResyncRequired')
+        );
+    });
+    ctx.say(`${vm.vmId}: the pipeline marked ${dropped.diskId} for resynchronization`);
+    const start = `StartResync for ${vm.vmId} after the lost log`;
+    if (hostHas(ctx, 'resync') === false) {
+        throw new StepIncomplete(
+            start,
+            `${vm.vmId} needs a resync but the app registers no "resync" orchestration (orchestrations/resync.ts ` +
+                `has not landed), so no StartResync can come. ${await describeVm(ctx.api, vm.vmId)}`,
+        );
+    }
+    const event = await ctx.provider.waitForEvent(isStartResync(vm.vmId), ctx.stepTimeoutMs, start, () =>
+        describeVm(ctx.api, vm.vmId),
+    );
+    await answerStartResync(vm, event, ctx);
+    await waitForItem(ctx, vm.vmId, `${vm.vmId} resynchronized`, (item) =>
+        ['ResynchronizationCompleted', 'None'].includes(item.properties.resynchronizationState ?? ''),
+    );
+    ctx.say(`${vm.vmId}: resynchronized; one more cycle to show delta replication resumed`);
+    const cycle = ctx.options.cycles + 1;
+    await runCycle(vm, cycle, ctx);
+    await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${cycle} applied after the resync`, () =>
+        hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(cycle)),
+    );
+}
+
+/** What a StartResync must tell the provider per disk beyond the v1 schema: where the disk's chain stands. */
+interface ResyncDiskDetail {
+    diskId: string;
+    /** Logs the replica has applied: the resync log takes position appliedSequence + 1. */
+    appliedSequence?: number;
+}
+
+/**
+ * Answers StartResync for each listed disk with one resync log (`resync=true`) that makes the replica equal to
+ * the source whatever it holds: every 64 KiB block of the disk, data or zeros (zeros become Clear Pages). The
+ * digest comparison of shared/resync (ProviderComparison) sends only differing blocks, but it needs the
+ * round-1 manifest, which the v1 StartResync does not carry yet.
+ */
+async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunContext): Promise<void> {
+    const details = (event as unknown as { disks?: ResyncDiskDetail[] }).disks ?? [];
+    const uploads: { disk: SimulatedDisk; log: BuiltLog }[] = [];
+    const capturedAt = new Date();
+    for (const diskId of event.diskIds) {
+        const disk = vm.disks.find((d) => d.diskId === diskId);
+        if (!disk) throw new StepIncomplete(`StartResync for ${vm.vmId}`, `names disk ${diskId}, which the VM has not`);
+        const applied = details.find((d) => d.diskId === diskId)?.appliedSequence;
+        if (applied === undefined) {
+            throw new StepIncomplete(
+                `StartResync for ${vm.vmId}`,
+                `the event gives no applied sequence for ${diskId} (disks[].appliedSequence), so the resync log ` +
+                    'cannot be named {applied+1}-{logId}.hrl as docs/merge.md requires',
+            );
+        }
+        disk.sequence = applied;
+        const entries = [];
+        for (let offset = 0; offset < disk.size; offset += 64 * 1024) {
+            const length = Math.min(64 * 1024, disk.size - offset);
+            entries.push({ diskOffset: offset, data: await disk.source.read(offset, length) });
+        }
+        uploads.push({ disk, log: disk.buildLog(entries, capturedAt) });
+    }
+    const grants = await ctx.provider.requestGrants(
+        vm.vmId,
+        uploads.map(({ log }) => ({ diskId: log.diskId, sequence: log.sequence, logId: log.logId })),
+        ctx.stepTimeoutMs,
+    );
+    for (const { log } of uploads) {
+        const grant = grants.find((g) => g.diskId === log.diskId && g.sequence === log.sequence)!;
+        await upload(ctx, vm, log, grant, metadataFor(undefined, capturedAt, true));
+    }
+    await ctx.provider.send({
+        type: 'ResyncCompleted',
+        version: 1,
+        vmId: vm.vmId,
+        resyncId: event.resyncId,
+        diskIds: event.diskIds,
+    });
+}
+
+async function compareAll(vms: SimVm[], outDir: string, storageCs: string): Promise<ReplicaComparison[]> {
+    const blob = connectionFromString(storageCs).blob;
+    const out: ReplicaComparison[] = [];
+    for (const vm of vms) {
+        for (const disk of vm.disks) {
+            await disk.source.close();
+            const rawPath = join(outDir, vm.vmId, `${disk.diskId}.raw`);
+            const vhdPath = join(outDir, vm.vmId, `${disk.diskId}.vhd`);
+            await downloadReplica(blob, vm.vmId, disk.diskId, vhdPath);
+            out.push({
+                vmId: vm.vmId,
+                diskId: disk.diskId,
+                rawPath,
+                vhdPath,
+                ...(await compareReplica(rawPath, vhdPath)),
+            });
+        }
+    }
+    return out;
+}
+
+/** Each VM as the API reports it now. */
+async function summarize(api: ManagementClient, vms: SimVm[], say: (line: string) => void): Promise<VmSummary[]> {
+    const out: VmSummary[] = [];
+    for (const vm of vms) {
+        try {
+            const item = await api.protectedItem(vm.vmId);
+            const points = await api.recoveryPoints(vm.vmId);
+            const jobs = await api.jobs(vm.vmId);
+            out.push({
+                vmId: vm.vmId,
+                state: item.properties.protectionState ?? 'Unknown',
+                health: item.properties.replicationHealth ?? 'Unknown',
+                recoveryPoints: points.length,
+                jobs: jobs.map((j) => ({ name: j.displayName, state: j.state })),
+            });
+        } catch (err) {
+            say(`${vm.vmId}: no state from the API (${ensureErrorType(err).message})`);
+            out.push({ vmId: vm.vmId, state: 'Unknown', health: 'Unknown', recoveryPoints: 0, jobs: [] });
+        }
+    }
+    return out;
+}
