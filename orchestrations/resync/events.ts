@@ -1,0 +1,81 @@
+import { ResyncReason } from '../../shared/lifecycle/instances';
+
+/** The orchestration name the API and the scheduler start, on instance `instanceIds.resync(vmId)`. */
+export const RESYNC_ORCHESTRATION = 'resync';
+
+/**
+ * The provider asks for the next round's digests of one disk (the children of the nodes that differed).
+ * Raised on `resync:{vmId}`; the contract has no command for it yet, see docs/resync.md.
+ */
+export const RESYNC_DIGEST_REQUEST_EVENT = 'ResyncDigestRequest';
+
+/** Input of the resync orchestration. The API sends the first four fields; the scheduler the same. */
+export interface ResyncInput {
+    vmId: string;
+    siteId: string;
+    reason: ResyncReason;
+    /** ISO 8601: when the resync was asked for (operator) or chosen (scheduler). */
+    requestedAt: string;
+    /** Minutes without any provider message before the resync is abandoned and rolled back (default 360). */
+    providerTimeoutMinutes?: number;
+    /** Minutes the merge may take to apply the resync logs after ResyncCompleted (default 120). */
+    verifyTimeoutMinutes?: number;
+    /** Replica bytes one digest-index refresh call reads at most (default 16 GiB): bounds an activity's run time. */
+    refreshBudgetBytes?: number;
+}
+
+/** Payload of ResyncDigestRequest. */
+export interface ResyncDigestRequestEvent {
+    vmId: string;
+    resyncId: string;
+    diskId: string;
+    /** The round the answer is (2 for the first request). */
+    round: number;
+    /** `encodeDigestRequest(...)`, base64. */
+    request: string;
+    at?: string;
+}
+
+/** One disk in StartResync: where its manifest is and which chain position the resync log takes. */
+export interface StartResyncDisk {
+    diskId: string;
+    /** Bytes of disk data (the replica without its footer). */
+    sizeBytes: number;
+    /** Upload the resync log as `{resyncSequence}-{logId}.hrl` (applied + 1), with blob metadata resync=true. */
+    resyncSequence: number;
+    round: number;
+    /** Read-only SAS URL of the digest manifest of this round. */
+    manifestUrl: string;
+    manifestExpiresOn: string;
+}
+
+/** The custom status of `resync:{vmId}`. */
+export interface ResyncStatus {
+    stage:
+        | 'ProtectingReplica'
+        | 'ComputingDigests'
+        | 'StartingOnProvider'
+        | 'WaitingForProvider'
+        | 'Verifying'
+        | 'RollingBack'
+        | 'Completed'
+        | 'Cancelled'
+        | 'Failed';
+    jobId: string;
+    resyncId: string;
+    task?: string;
+    /** Percent per disk as the provider reports it. */
+    disks: Record<string, number>;
+    round?: Record<string, number>;
+    lastProviderMessageAt?: string;
+    retry?: { attempt: number; code: string; message: string; nextAttemptAt: string };
+    error?: { code: string; message: string };
+}
+
+export interface ResyncResult {
+    result: 'Completed' | 'Cancelled' | 'Failed';
+    jobId: string;
+    resyncId: string;
+    recoveryPointId?: string;
+    error?: { code: string; message: string };
+}
