@@ -1,0 +1,388 @@
+import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+import { randomUUID } from 'node:crypto';
+import { HvrError } from '../shared/errors';
+import { RecoverySettings } from '../shared/failover/drillSteps';
+import { parseNetworkMapping } from '../shared/failover/networkMapping';
+import { parseRecoveryPointChoice } from '../shared/failover/recoveryPointChoice';
+import { TEST_FAILOVER_STATES } from '../shared/failover/states';
+import { instanceIds } from '../shared/lifecycle/instances';
+import { ports } from '../shared/ports';
+import { getDrill, listDrills } from '../shared/state/drills';
+import { createJob, newJob } from '../shared/state/jobs';
+import {
+    deleteNetworkMapping,
+    getNetworkMapping,
+    listNetworkMappings,
+    putNetworkMapping,
+} from '../shared/state/networkMappings';
+import {
+    getProtectedItem,
+    PROTECTION_STATES,
+    ProtectedItem,
+    stateScope,
+    updateProtectedItem,
+} from '../shared/state/protectedItems';
+import { getSite } from '../shared/state/sites';
+import { COMMIT_FAILOVER, COMMIT_TASKS, FAILOVER, FAILOVER_TASKS, FailoverInput } from '../orchestrations/failover';
+import {
+    TEST_FAILOVER,
+    TEST_FAILOVER_CLEANUP,
+    TEST_FAILOVER_CLEANUP_TASKS,
+    TEST_FAILOVER_TASKS,
+    TestFailoverCleanupInput,
+    TestFailoverInput,
+} from '../orchestrations/testFailover';
+import { baseUrl, jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+
+/**
+ * Failover API: test failover and its cleanup, planned / unplanned failover and commit of a protected VM (202 with
+ * the job, like the other long operations), the VM's drills, and network mappings per site.
+ */
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const ACTIVE: ReadonlySet<string> = new Set(['Running', 'Pending', 'ContinuedAsNew']);
+
+function idParam(request: HttpRequest, name: string): string {
+    const value = routeParam(request, name);
+    if (!ID.test(value)) {
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `${name} must be 1–128 letters, digits, ".", "_" or "-"; got "${value}".`,
+        );
+    }
+    return value;
+}
+
+async function optionalBody(request: HttpRequest): Promise<Record<string, unknown>> {
+    const text = await request.clone().text();
+    if (text.trim() === '') return {};
+    const body = await readJsonBody(request);
+    const root = typeof body === 'object' && body !== null && 'properties' in body ? body.properties : body;
+    if (typeof root !== 'object' || root === null || Array.isArray(root)) {
+        throw new HvrError('VALIDATION_FAILED', `body must be a JSON object; got ${JSON.stringify(root)}.`);
+    }
+    return root as Record<string, unknown>;
+}
+
+/** The recovered VM's settings from a request body; VALIDATION_FAILED naming the field. */
+export function parseRecoverySettings(body: Record<string, unknown>): RecoverySettings {
+    const settings: RecoverySettings = {};
+    if (body.networkAdapters !== undefined) {
+        if (
+            !Array.isArray(body.networkAdapters) ||
+            body.networkAdapters.length === 0 ||
+            body.networkAdapters.length > 8
+        ) {
+            throw new HvrError(
+                'VALIDATION_FAILED',
+                `networkAdapters must list 1 to 8 adapters; got ${JSON.stringify(body.networkAdapters)}.`,
+            );
+        }
+        settings.networkAdapters = body.networkAdapters.map((a: unknown, i: number) => {
+            const n = (a as { sourceNetwork?: unknown } | null)?.sourceNetwork;
+            if (typeof n !== 'string' || !ID.test(n)) {
+                throw new HvrError(
+                    'VALIDATION_FAILED',
+                    `networkAdapters[${i}].sourceNetwork must be a network name; got ${JSON.stringify(n)}.`,
+                );
+            }
+            return { sourceNetwork: n };
+        });
+    }
+    if (body.vmSize !== undefined) {
+        if (typeof body.vmSize !== 'string')
+            throw new HvrError('VALIDATION_FAILED', `vmSize must be a string; got ${JSON.stringify(body.vmSize)}.`);
+        settings.vmSize = body.vmSize;
+    }
+    for (const field of ['cores', 'memoryMiB'] as const) {
+        const v = body[field];
+        if (v === undefined) continue;
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4 * 1024 * 1024) {
+            throw new HvrError(
+                'VALIDATION_FAILED',
+                `${field} must be a positive whole number; got ${JSON.stringify(v)}.`,
+            );
+        }
+        settings[field] = v;
+    }
+    if (body.osType !== undefined) {
+        if (body.osType !== 'Windows' && body.osType !== 'Linux') {
+            throw new HvrError(
+                'VALIDATION_FAILED',
+                `osType must be Windows or Linux; got ${JSON.stringify(body.osType)}.`,
+            );
+        }
+        settings.osType = body.osType;
+    }
+    return settings;
+}
+
+function accepted(
+    request: HttpRequest,
+    jobId: string,
+    instanceId: string,
+    extra: Record<string, unknown> = {},
+): HttpResponseInit {
+    const location = `${baseUrl(request)}/api/replicationJobs/${encodeURIComponent(jobId)}`;
+    return jsonResponse(
+        202,
+        { jobId, instanceId, statusUrl: location, ...extra },
+        { Location: location, 'Retry-After': '10' },
+    );
+}
+
+async function isActive(client: df.DurableClient, instanceId: string): Promise<boolean> {
+    const status = await client.getStatus(instanceId).catch(() => undefined);
+    return status?.runtimeStatus !== undefined && ACTIVE.has(status.runtimeStatus);
+}
+
+async function protectedItem(vmId: string): Promise<ProtectedItem> {
+    const item = await getProtectedItem(stateScope(), vmId);
+    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    return item;
+}
+
+function conflict(item: ProtectedItem, what: string): HvrError {
+    return new HvrError(
+        'CONFLICT',
+        `VM ${item.vmId} is ${item.protectionStateDescription.toLowerCase()}${
+            item.testFailoverState && item.testFailoverState !== 'None'
+                ? ` (${item.testFailoverStateDescription?.toLowerCase()})`
+                : ''
+        }; ${what}.`,
+    );
+}
+
+/**
+ * Claims the item for a new operation under its ETag: the check and the claim are one write, so two requests at
+ * once cannot both start.
+ */
+async function claim(
+    vmId: string,
+    allowed: (item: ProtectedItem) => boolean,
+    what: string,
+    changes: Partial<ProtectedItem>,
+): Promise<void> {
+    const { changed, item } = await updateProtectedItem(
+        stateScope(),
+        vmId,
+        (current) => (allowed(current) ? changes : undefined),
+        ports().clock.now().toISOString(),
+    );
+    if (!changed) throw conflict(item, what);
+}
+
+async function startTestFailover(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const vmId = idParam(request, 'vmId');
+    const body = await optionalBody(request);
+    const recoveryPoint = parseRecoveryPointChoice(body.recoveryPoint);
+    const settings = parseRecoverySettings(body);
+    const client = df.getClient(context);
+    const instanceId = instanceIds.testFailover(vmId);
+    const item = await protectedItem(vmId);
+    if (await isActive(client, instanceId)) {
+        return accepted(request, item.currentJobId ?? '', instanceId, {
+            alreadyRunning: true,
+            drillId: item.currentDrillId,
+        });
+    }
+    const jobId = randomUUID();
+    const drillId = `tfo-${jobId}`;
+    await claim(
+        vmId,
+        (i) => i.protectionState === 'Protected' && (i.testFailoverState ?? 'None') === 'None',
+        'a test failover needs a protected VM with no drill awaiting cleanup',
+        {
+            testFailoverState: 'TestFailoverInProgress',
+            testFailoverStateDescription: TEST_FAILOVER_STATES.TestFailoverInProgress,
+            currentDrillId: drillId,
+        },
+    );
+    const at = ports().clock.now().toISOString();
+    await createJob(stateScope(), newJob(jobId, 'TestFailover', vmId, TEST_FAILOVER_TASKS, at, instanceId));
+    const input: TestFailoverInput = { vmId, drillId, jobId, recoveryPoint, settings };
+    await client.startNew(TEST_FAILOVER, { instanceId, input });
+    return accepted(request, jobId, instanceId, { drillId });
+}
+
+async function startTestFailoverCleanup(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const vmId = idParam(request, 'vmId');
+    const body = await optionalBody(request);
+    if (body.comments !== undefined && (typeof body.comments !== 'string' || body.comments.length > 1024)) {
+        throw new HvrError('VALIDATION_FAILED', `comments must be a string of at most 1024 characters.`);
+    }
+    const item = await protectedItem(vmId);
+    const client = df.getClient(context);
+    if (await isActive(client, instanceIds.testFailover(vmId)))
+        throw conflict(item, 'wait for the test failover to finish');
+    const instanceId = instanceIds.testFailoverCleanup(vmId);
+    if (await isActive(client, instanceId))
+        return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
+    const drillId = item.currentDrillId;
+    const drill = drillId ? await getDrill(stateScope(), vmId, drillId) : undefined;
+    if (!drillId || !drill || drill.cleanedUp) throw conflict(item, 'there is no test failover to clean up');
+    const jobId = randomUUID();
+    const at = ports().clock.now().toISOString();
+    await createJob(
+        stateScope(),
+        newJob(jobId, 'TestFailoverCleanup', vmId, TEST_FAILOVER_CLEANUP_TASKS, at, instanceId),
+    );
+    const input: TestFailoverCleanupInput = {
+        vmId,
+        drillId,
+        jobId,
+        drillCompleted: drill.completedAt !== undefined && drill.error === undefined,
+        ...(typeof body.comments === 'string' ? { comments: body.comments } : {}),
+    };
+    await client.startNew(TEST_FAILOVER_CLEANUP, { instanceId, input });
+    return accepted(request, jobId, instanceId, { drillId });
+}
+
+async function startFailover(
+    request: HttpRequest,
+    context: InvocationContext,
+    kind: 'PlannedFailover' | 'UnplannedFailover',
+): Promise<HttpResponseInit> {
+    const vmId = idParam(request, 'vmId');
+    const body = await optionalBody(request);
+    const recoveryPoint = parseRecoveryPointChoice(body.recoveryPoint);
+    if (kind === 'PlannedFailover' && recoveryPoint.type !== 'Latest') {
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `A planned failover uses the latest recovery point; got ${recoveryPoint.type}.`,
+        );
+    }
+    const settings = parseRecoverySettings(body);
+    const client = df.getClient(context);
+    const instanceId = instanceIds.failover(vmId);
+    const item = await protectedItem(vmId);
+    if (await isActive(client, instanceId))
+        return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
+    const jobId = randomUUID();
+    const drillId = `fo-${jobId}`;
+    const inProgress = kind === 'PlannedFailover' ? 'PlannedFailoverInProgress' : 'UnplannedFailoverInProgress';
+    await claim(
+        vmId,
+        (i) =>
+            (i.protectionState === 'Protected' || i.protectionState === 'FailoverFailed') &&
+            (i.testFailoverState ?? 'None') === 'None',
+        'failover needs a protected VM with no test failover in progress or awaiting cleanup',
+        {
+            protectionState: inProgress,
+            protectionStateDescription: PROTECTION_STATES[inProgress],
+            currentJobId: jobId,
+            currentDrillId: drillId,
+        },
+    );
+    const at = ports().clock.now().toISOString();
+    await createJob(stateScope(), newJob(jobId, kind, vmId, FAILOVER_TASKS, at, instanceId));
+    const input: FailoverInput = { vmId, drillId, jobId, kind, recoveryPoint, settings, siteId: item.siteId };
+    await client.startNew(FAILOVER, { instanceId, input });
+    return accepted(request, jobId, instanceId, { drillId });
+}
+
+async function startCommit(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const vmId = idParam(request, 'vmId');
+    const item = await protectedItem(vmId);
+    const client = df.getClient(context);
+    const instanceId = instanceIds.commitFailover(vmId);
+    if (await isActive(client, instanceId))
+        return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
+    const drillId = item.currentDrillId;
+    const recoveryPointId = item.failoverRecoveryPointId;
+    if (item.protectionState !== 'FailedOver' || !drillId || !recoveryPointId)
+        throw conflict(item, 'only a failed-over VM can be committed');
+    const jobId = randomUUID();
+    const at = ports().clock.now().toISOString();
+    await createJob(stateScope(), newJob(jobId, 'CommitFailover', vmId, COMMIT_TASKS, at, instanceId));
+    await client.startNew(COMMIT_FAILOVER, { instanceId, input: { vmId, drillId, jobId, recoveryPointId } });
+    return accepted(request, jobId, instanceId, { drillId });
+}
+
+export async function failoverAction(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const action = routeParam(request, 'action');
+    switch (action) {
+        case 'testFailover':
+            return startTestFailover(request, context);
+        case 'testFailoverCleanup':
+            return startTestFailoverCleanup(request, context);
+        case 'plannedFailover':
+            return startFailover(request, context, 'PlannedFailover');
+        case 'unplannedFailover':
+            return startFailover(request, context, 'UnplannedFailover');
+        case 'failoverCommit':
+            return startCommit(request, context);
+        default:
+            throw new HvrError('NOT_FOUND', `Unknown action "${action}".`);
+    }
+}
+
+app.http('apiFailoverAction', {
+    methods: ['POST'],
+    authLevel: 'function',
+    route: 'replicationProtectedItems/{vmId}/{action:regex(^(testFailover|testFailoverCleanup|plannedFailover|unplannedFailover|failoverCommit)$)}',
+    extraInputs: [df.input.durableClient()],
+    handler: withErrors(failoverAction),
+});
+
+export async function listVmDrills(request: HttpRequest): Promise<HttpResponseInit> {
+    const vmId = idParam(request, 'vmId');
+    await protectedItem(vmId);
+    const drills = await listDrills(stateScope(), vmId);
+    return jsonResponse(200, { value: drills.map(({ drillId, ...properties }) => ({ name: drillId, properties })) });
+}
+
+app.http('apiFailoverDrills', {
+    methods: ['GET'],
+    authLevel: 'function',
+    route: 'replicationProtectedItems/{vmId}/drills',
+    handler: withErrors(listVmDrills),
+});
+
+export async function networkMappings(request: HttpRequest): Promise<HttpResponseInit> {
+    const siteId = idParam(request, 'siteId');
+    const scope = stateScope();
+    if (!(await getSite(scope, siteId))) throw new HvrError('NOT_FOUND', `Site ${siteId} is not registered.`);
+    const sourceNetwork = request.params.sourceNetwork;
+    const present = (m: { sourceNetwork: string }): { name: string; properties: unknown } => ({
+        name: m.sourceNetwork,
+        properties: m,
+    });
+    if (sourceNetwork === undefined || sourceNetwork === '') {
+        if (request.method !== 'GET')
+            throw new HvrError('VALIDATION_FAILED', `${request.method} needs a source network in the URL.`);
+        return jsonResponse(200, { value: (await listNetworkMappings(scope, siteId)).map(present) });
+    }
+    switch (request.method) {
+        case 'PUT': {
+            const mapping = parseNetworkMapping(
+                siteId,
+                sourceNetwork,
+                await readJsonBody(request),
+                ports().clock.now().toISOString(),
+            );
+            await putNetworkMapping(scope, mapping);
+            return jsonResponse(200, present(mapping));
+        }
+        case 'GET': {
+            const mapping = await getNetworkMapping(scope, siteId, sourceNetwork);
+            if (!mapping) throw new HvrError('NOT_FOUND', `Network ${sourceNetwork} of site ${siteId} is not mapped.`);
+            return jsonResponse(200, present(mapping));
+        }
+        case 'DELETE':
+            if (!(await deleteNetworkMapping(scope, siteId, sourceNetwork))) {
+                throw new HvrError('NOT_FOUND', `Network ${sourceNetwork} of site ${siteId} is not mapped.`);
+            }
+            return { status: 204 };
+        default:
+            throw new HvrError('VALIDATION_FAILED', `Method ${request.method} is not supported here.`);
+    }
+}
+
+app.http('apiNetworkMappings', {
+    methods: ['GET', 'PUT', 'DELETE'],
+    authLevel: 'function',
+    route: 'sites/{siteId}/networkMappings/{sourceNetwork?}',
+    handler: withErrors(networkMappings),
+});
