@@ -229,7 +229,6 @@ export function* testFailoverOrchestrator(
             ? {
                   testFailoverState: 'None',
                   testFailoverStateDescription: TEST_FAILOVER_STATES.None,
-                  currentDrillId: undefined,
               }
             : {
                   testFailoverState: 'TestFailoverFailed',
@@ -317,7 +316,6 @@ export function* testFailoverCleanupOrchestrator(
         item: {
             testFailoverState: 'None',
             testFailoverStateDescription: TEST_FAILOVER_STATES.None,
-            currentDrillId: undefined,
             ...(drillCompleted ? { lastSuccessfulTestFailoverTime: now() } : {}),
         },
         drill: { state: 'CleanedUp', cleanedUp: true, cleanedUpAt: now() },

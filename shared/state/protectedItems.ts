@@ -90,7 +90,7 @@ export interface ProtectedItem {
     /** ASR's testFailoverState (shared/failover/states.ts) and the portal's line for it. */
     testFailoverState?: string;
     testFailoverStateDescription?: string;
-    /** The test failover drill in progress or awaiting cleanup. */
+    /** The newest drill or failover of the VM (its record in FailoverDrills says whether it is still open). */
     currentDrillId?: string;
     lastSuccessfulTestFailoverTime?: string;
     /** The recovery point a failover used, and when it completed. */
