@@ -446,12 +446,6 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
             { type: 'taskSucceeded', task: taskVerify, at: now() },
             { type: 'jobSucceeded', at: now() },
         ],
-        item: {
-            resynchronizationState: 'ResynchronizationCompleted',
-            resyncReason: undefined,
-            lastRecoveryPointId: point.recoveryPointId,
-            lastRecoveryPointAt: point.capturedAt,
-        },
         event: {
             eventId: `${jobId}:completed`,
             kind: 'ProtectionStateChanged',

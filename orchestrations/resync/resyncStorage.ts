@@ -23,7 +23,7 @@ import {
 } from '../../shared/resync/digestIndex';
 import { decodeDigestRequest } from '../../shared/resync/manifest';
 import { getReplicaDisk, listReplicaDisks, updateReplicaDisk } from '../../shared/state/disks';
-import { StateScope, stateTable } from '../../shared/state/protectedItems';
+import { StateScope, stateTable, updateProtectedItem } from '../../shared/state/protectedItems';
 import {
     createRecoveryPoint,
     deleteRecoveryPoint,
@@ -449,6 +449,24 @@ export async function completeResync(
         await deleteRecoveryPoint(scope, input.vmId, old.cycleId);
         for (const s of Object.values(old.disks)) await deleteSnapshot(scope.conn, s.blobName, s.snapshot);
         removedPoints++;
+    }
+    const baseline = point;
+    // Written here rather than by the orchestrator's record: clearing resyncReason needs an undefined, which
+    // does not survive the JSON an activity input travels as.
+    try {
+        await updateProtectedItem(
+            scope,
+            input.vmId,
+            () => ({
+                resynchronizationState: 'ResynchronizationCompleted',
+                resyncReason: undefined,
+                lastRecoveryPointId: baseline.recoveryPointId,
+                lastRecoveryPointAt: baseline.capturedAt,
+            }),
+            input.at,
+        );
+    } catch (err) {
+        if (!(err instanceof HvrError && err.code === 'NOT_FOUND')) throw err;
     }
     if (run.state === 'Running') {
         for (const [diskId, disk] of Object.entries(run.disks)) {
