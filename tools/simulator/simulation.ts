@@ -10,7 +10,8 @@ import {
 } from '../../shared/contracts/messages';
 import { ProviderSitesTable } from '../../shared/contracts/providerSites';
 import { ensureErrorType, HvrError } from '../../shared/errors';
-import { LOG_METADATA_KEYS } from '../../shared/replica/logBlob';
+import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/logBlob';
+import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
 import { formatByteSize } from '../../shared/byteSize';
 import { hostStorage } from '../host/hostStorage';
@@ -79,8 +80,6 @@ export interface SimulationResult {
 
 const POLICY_NAME = 'simulated-30s';
 const POLL_MS = 250;
-/** Cycles a VM may run ahead of the recovery points the pipeline has recorded. */
-const CYCLES_IN_FLIGHT = 2;
 /** A dropped log's gap breaks the chain after this long (the merge's MERGE_GAP_TIMEOUT_SECONDS, local host). */
 const LOCAL_GAP_TIMEOUT_SECONDS = 3;
 
@@ -89,7 +88,7 @@ interface SimVm {
     name: string;
     disks: SimulatedDisk[];
     /** A log held back by the `reorder` fault, uploaded after the next one. */
-    held: Map<string, { log: BuiltLog; grant: UploadGrantItem; metadata: Record<string, string> }>;
+    held: Map<string, { cycle: number; log: BuiltLog; grant: UploadGrantItem; metadata: Record<string, string> }>;
     droppedAt?: { diskId: string; cycle: number; sequence: number };
 }
 
@@ -154,6 +153,10 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
             say(`local host at ${host.apiUrl}`);
         }
         const storage = hostStorage(storageCs);
+        // What infra/ provisions in Azure: the container providers upload into (grants cannot create it).
+        await connectionFromString(storageCs)
+            .blob.getContainerClient(REPLICA_LOGS_CONTAINER)
+            .createIfNotExists({ abortSignal: deadline() });
         // A run against a shared pipeline must not collide with an earlier one; a fresh Azurite needs no suffix.
         const runTag = options.pipeline ? `-${random.fork('run').uint32().toString(16).slice(0, 6)}` : '';
         const siteId = `sim-site${runTag}`;
@@ -556,13 +559,16 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
     );
     say(`${vm.vmId}: Protected`);
 
-    // Delta cycles, as fast as the pipeline takes them (at most CYCLES_IN_FLIGHT ahead of its recovery points).
+    // Delta cycles, as fast as the pipeline takes them: a cycle starts once the previous one is a recovery point.
+    // (Running further ahead makes the disks of a VM finish cycles out of step, and the merge then rightly skips
+    // the recovery points of the cycles no moment had on every disk at once.)
     for (let cycle = 1; cycle <= options.cycles; cycle++) {
-        const behind = cycle - CYCLES_IN_FLIGHT;
-        const chainBroken = vm.droppedAt !== undefined && vm.droppedAt.cycle <= behind;
-        if (behind >= 1 && !chainBroken) {
-            await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${behind} applied`, () =>
-                hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(behind)),
+        const previous = cycle - 1;
+        const chainBroken = vm.droppedAt !== undefined && vm.droppedAt.cycle <= previous;
+        const heldBack = [...vm.held.values()].some((h) => h.cycle === previous);
+        if (previous >= 1 && !chainBroken && !heldBack) {
+            await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${previous} applied`, () =>
+                hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(previous)),
             );
         }
         await runCycle(vm, cycle, ctx);
@@ -624,7 +630,7 @@ async function runCycle(vm: SimVm, cycle: number, ctx: VmRunContext): Promise<vo
             (cycle + i) % 2 === 1 &&
             !vm.held.has(log.diskId)
         ) {
-            vm.held.set(log.diskId, { log, grant, metadata });
+            vm.held.set(log.diskId, { cycle, log, grant, metadata });
             totals.reordered++;
         } else {
             await upload(ctx, vm, log, grant, metadata);
