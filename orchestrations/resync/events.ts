@@ -36,18 +36,8 @@ export interface ResyncDigestRequestEvent {
     at?: string;
 }
 
-/** One disk in StartResync: where its manifest is and which chain position the resync log takes. */
-export interface StartResyncDisk {
-    diskId: string;
-    /** Bytes of disk data (the replica without its footer). */
-    sizeBytes: number;
-    /** Upload the resync log as `{resyncSequence}-{logId}.hrl` (applied + 1), with blob metadata resync=true. */
-    resyncSequence: number;
-    round: number;
-    /** Read-only SAS URL of the digest manifest of this round. */
-    manifestUrl: string;
-    manifestExpiresOn: string;
-}
+/** One disk in StartResync (shared/contracts/messages.ts). */
+export type { StartResyncDisk } from '../../shared/contracts/messages';
 
 /** The custom status of `resync:{vmId}`. */
 export interface ResyncStatus {

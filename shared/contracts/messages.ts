@@ -173,6 +173,19 @@ export interface StartResyncEvent {
     /** Fixed block size of the checksum comparison. */
     blockSizeBytes: number;
     reason: string;
+    /** Per disk: this round's digest manifest (read-only URL) and the resync log's chain position. */
+    disks?: StartResyncDisk[];
+}
+
+export interface StartResyncDisk {
+    diskId: string;
+    sizeBytes: number;
+    /** Upload the resync log as `{resyncSequence}-{logId}.hrl` with blob metadata resync=true. */
+    resyncSequence: number;
+    /** 1 for the coarse manifest; later rounds answer the provider's digest requests. */
+    round: number;
+    manifestUrl: string;
+    manifestExpiresOn: string;
 }
 
 export interface StopReplicationEvent {

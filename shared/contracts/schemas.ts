@@ -314,6 +314,26 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
             diskIds: { type: 'array', minItems: 1, maxItems: MAX_DISKS, uniqueItems: true, items: id },
             blockSizeBytes: { type: 'integer', minimum: 512, maximum: 67108864 },
             reason: text(256),
+            disks: {
+                type: 'array',
+                minItems: 1,
+                maxItems: MAX_DISKS,
+                description:
+                    'Per disk: the digest manifest of this round (docs/resync.md) and the chain position of the resync log.',
+                items: {
+                    type: 'object',
+                    properties: {
+                        diskId: id,
+                        sizeBytes: bytes,
+                        resyncSequence: sequence,
+                        round: { type: 'integer', minimum: 1, maximum: 64 },
+                        manifestUrl: { type: 'string', minLength: 1, maxLength: 4096 },
+                        manifestExpiresOn: instant,
+                    },
+                    required: ['diskId', 'sizeBytes', 'resyncSequence', 'round', 'manifestUrl', 'manifestExpiresOn'],
+                    additionalProperties: false,
+                },
+            },
         },
         ['vmId', 'resyncId', 'diskIds', 'blockSizeBytes', 'reason'],
         { vmId: VM, resyncId: 'resync-7', diskIds: [DISK0], blockSizeBytes: 2097152, reason: 'ChainGap' },

@@ -8,7 +8,7 @@ import '../../functions/apiReplicationProtectedItems';
 import '../../orchestrations/resync';
 import { ResyncResult, ResyncStatus, RESYNC_DIGEST_REQUEST_EVENT } from '../../orchestrations/resync/events';
 import { getResyncRun } from '../../orchestrations/resync/resyncStorage';
-import { OutgoingProviderEvent } from '../../shared/contracts/publisher';
+import { OutgoingProviderEvent, providerEventBody } from '../../shared/contracts/publisher';
 import { bufferSource, HrlWriteEntry, newGuid, writeHrl } from '../../shared/hrl';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { REPLICA_LOGS_CONTAINER, REPLICAS_CONTAINER } from '../../shared/replica/logBlob';
@@ -228,6 +228,8 @@ describe('resync orchestration', () => {
             vmId: vm.vmId,
             payload: { vmId: vm.vmId, diskIds: DISKS, blockSizeBytes: 4096, reason: 'ChainGap' },
         });
+        // The event passes the published StartResync schema, as the Service Bus and local publishers require.
+        expect(providerEventBody(start!)).toMatchObject({ type: 'StartResync', version: 1 });
         for (const d of start!.payload.disks as StartResyncDiskPayload[]) {
             expect(d).toMatchObject({ sizeBytes: DISK, resyncSequence: 1, round: 1 });
             expect(d.manifestUrl).toMatch(/sp=r&/);
@@ -238,6 +240,8 @@ describe('resync orchestration', () => {
         expect((await getProtectedItem(h.scope, vm.vmId))?.resynchronizationState).toBe('ResynchronizationInitiated');
 
         const sent = await provideResync(vm, { complete: true });
+        // The provider walked down the tree: later rounds answered its digest requests.
+        expect(vm.startEvents().length).toBeGreaterThan(2);
         // Far less than the disk travelled.
         for (const d of DISKS) expect(sent[d]).toBeLessThan(DISK / 8);
 
