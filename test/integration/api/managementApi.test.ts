@@ -2,6 +2,8 @@ import '../../../functions/apiReplicationPolicies';
 import '../../../functions/apiSites';
 import '../../../functions/apiReplicationJobs';
 import { resyncOrchestrationAvailable } from '../../../functions/apiReplicationProtectedItems';
+// The worker loads every file; here the resync orchestration must be registered for the API to start it.
+import '../../../orchestrations/resync';
 import { LifecycleHarness } from '../../orchestrations/lifecycle/harness';
 import { functionRegistry } from '../../../tools/host/registry';
 
