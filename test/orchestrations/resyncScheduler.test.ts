@@ -16,7 +16,11 @@ import { invokeFunction } from '../../tools/host/invoke';
 import { functionRegistry } from '../../tools/host/registry';
 import { LifecycleHarness, sampleVm } from './lifecycle/harness';
 
-const timer: Timer = { isPastDue: false, scheduleStatus: { last: '', next: '', lastUpdated: '' } };
+const timer: Timer = {
+    isPastDue: false,
+    schedule: { adjustForDST: true },
+    scheduleStatus: { last: '', next: '', lastUpdated: '' },
+};
 
 describe('resync scheduler (timer)', () => {
     let h: LifecycleHarness;
