@@ -9,6 +9,7 @@ module.exports = {
     setupFiles: ['<rootDir>/test/support/functionsCore.ts'],
     globalSetup: '<rootDir>/test/support/globalSetup.ts',
     globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
-    testTimeout: 60000,
+    // Integration tests move real bytes through Azurite on a 2-core machine; a hung call still fails the test.
+    testTimeout: 180000,
     maxWorkers: 2,
 };
