@@ -3,12 +3,17 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
     PROVIDER_COMMANDS_QUEUE,
+    ProviderCommand,
     ProviderEvent,
     StartReplicationEvent,
     StartResyncEvent,
     UploadGrantItem,
 } from '../../shared/contracts/messages';
 import { ProviderSitesTable } from '../../shared/contracts/providerSites';
+import { validateCommand } from '../../shared/contracts/validate';
+import { HrlWriteEntry } from '../../shared/hrl';
+import { encodeDigestRequest } from '../../shared/resync/manifest';
+import { ProviderComparison } from '../../shared/resync/provider';
 import { ensureErrorType, HvrError } from '../../shared/errors';
 import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/logBlob';
 import { deadline } from '../../shared/storage/deadline';
@@ -694,8 +699,15 @@ async function resyncAfterDrop(vm: SimVm, ctx: VmRunContext): Promise<void> {
                 `has not landed), so no StartResync can come. ${await describeVm(ctx.api, vm.vmId)}`,
         );
     }
-    const event = await ctx.provider.waitForEvent(isStartResync(vm.vmId), ctx.stepTimeoutMs, start, () =>
-        describeVm(ctx.api, vm.vmId),
+    if (ctx.host && hostHas(ctx, 'resyncScheduler')) {
+        // Every 5 minutes in Azure; the simulated site's window is open, so the next pass starts it.
+        await ctx.host.fireTimer('resyncScheduler');
+    }
+    const event = await ctx.provider.waitForEvent(
+        (e): e is StartResyncEvent => isStartResync(vm.vmId)(e) && (e.disks ?? []).some((d) => d.round === 1),
+        ctx.stepTimeoutMs,
+        start,
+        () => describeVm(ctx.api, vm.vmId),
     );
     await answerStartResync(vm, event, ctx);
     await waitForItem(ctx, vm.vmId, `${vm.vmId} resynchronized`, (item) =>
@@ -709,57 +721,111 @@ async function resyncAfterDrop(vm: SimVm, ctx: VmRunContext): Promise<void> {
     );
 }
 
-/** What a StartResync must tell the provider per disk beyond the v1 schema: where the disk's chain stands. */
-interface ResyncDiskDetail {
-    diskId: string;
-    /** Logs the replica has applied: the resync log takes position appliedSequence + 1. */
-    appliedSequence?: number;
+/** Manifests are small (digests of a disk's blocks); a read-only SAS GET, bounded. */
+async function downloadManifest(url: string, step: string): Promise<Buffer> {
+    const response = await fetch(url, { signal: AbortSignal.timeout(60_000) }).catch((err: Error) => {
+        throw new StepIncomplete(step, `manifest download failed: ${err.message}`);
+    });
+    if (!response.ok) throw new StepIncomplete(step, `manifest download answered ${response.status}`);
+    return Buffer.from(await response.arrayBuffer());
 }
 
 /**
- * Answers StartResync for each listed disk with one resync log (`resync=true`) that makes the replica equal to
- * the source whatever it holds: every 64 KiB block of the disk, data or zeros (zeros become Clear Pages). The
- * digest comparison of shared/resync (ProviderComparison) sends only differing blocks, but it needs the
- * round-1 manifest, which the v1 StartResync does not carry yet.
+ * The provider's side of a resync (docs/resync.md, "What a provider does"): per disk, compare the source with
+ * the replica's digest manifest (shared/resync ProviderComparison), asking for finer manifests with
+ * ResyncDigestRequest until the differing 4 KiB blocks are known, then upload them as one resync log at the
+ * position the event names, and report completion.
  */
 async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunContext): Promise<void> {
-    const details = (event as unknown as { disks?: ResyncDiskDetail[] }).disks ?? [];
-    const uploads: { disk: SimulatedDisk; log: BuiltLog }[] = [];
+    const step = `StartResync for ${vm.vmId}`;
+    const disks = (event.disks ?? []).filter((d) => d.round === 1);
+    if (disks.length === 0) {
+        throw new StepIncomplete(step, 'the event carries no round-1 disks[] (manifest links and resync sequence)');
+    }
     const capturedAt = new Date();
-    for (const diskId of event.diskIds) {
-        const disk = vm.disks.find((d) => d.diskId === diskId);
-        if (!disk) throw new StepIncomplete(`StartResync for ${vm.vmId}`, `names disk ${diskId}, which the VM has not`);
-        const applied = details.find((d) => d.diskId === diskId)?.appliedSequence;
-        if (applied === undefined) {
-            throw new StepIncomplete(
-                `StartResync for ${vm.vmId}`,
-                `the event gives no applied sequence for ${diskId} (disks[].appliedSequence), so the resync log ` +
-                    'cannot be named {applied+1}-{logId}.hrl as docs/merge.md requires',
+    const percent: Record<string, number> = Object.fromEntries(disks.map((d) => [d.diskId, 0]));
+    const progress = () =>
+        ctx.provider.send({
+            type: 'ResyncProgress',
+            version: 1,
+            vmId: vm.vmId,
+            resyncId: event.resyncId,
+            disks: { ...percent },
+        });
+    await progress();
+    const logs: BuiltLog[] = [];
+    for (const target of disks) {
+        const disk = vm.disks.find((d) => d.diskId === target.diskId);
+        if (!disk) throw new StepIncomplete(step, `names disk ${target.diskId}, which the VM has not`);
+        const comparison = await ProviderComparison.begin(
+            disk.source,
+            await downloadManifest(target.manifestUrl, step),
+        );
+        let round = 1;
+        for (let request = comparison.nextRequest(); request; request = comparison.nextRequest()) {
+            round++;
+            const command = {
+                type: 'ResyncDigestRequest',
+                version: 1,
+                vmId: vm.vmId,
+                resyncId: event.resyncId,
+                diskId: disk.diskId,
+                round,
+                request: encodeDigestRequest(request).toString('base64'),
+            };
+            try {
+                validateCommand(command);
+            } catch (err) {
+                throw new StepIncomplete(
+                    `resync comparison of ${vm.vmId}/${disk.diskId}`,
+                    `round ${round} needs a ResyncDigestRequest, which the provider contract does not accept yet ` +
+                        `(${ensureErrorType(err).message})`,
+                );
+            }
+            const answer = ctx.provider.waitForEvent(
+                (e): e is StartResyncEvent =>
+                    e.type === 'StartResync' &&
+                    e.resyncId === event.resyncId &&
+                    (e.disks ?? []).some((d) => d.diskId === disk.diskId && d.round === round),
+                ctx.stepTimeoutMs,
+                `manifest round ${round} for ${vm.vmId}/${disk.diskId}`,
+                () => describeVm(ctx.api, vm.vmId),
             );
+            await ctx.provider.send(command as unknown as ProviderCommand);
+            const next = (await answer).disks!.find((d) => d.diskId === disk.diskId && d.round === round)!;
+            await comparison.compare(await downloadManifest(next.manifestUrl, step));
         }
-        disk.sequence = applied;
-        const entries = [];
-        for (let offset = 0; offset < disk.size; offset += 64 * 1024) {
-            const length = Math.min(64 * 1024, disk.size - offset);
-            entries.push({ diskOffset: offset, data: await disk.source.read(offset, length) });
+        const entries: HrlWriteEntry[] = [];
+        for (const range of comparison.differingRanges()) {
+            entries.push({ diskOffset: range.offset, data: await disk.source.read(range.offset, range.length) });
         }
-        uploads.push({ disk, log: disk.buildLog(entries, capturedAt) });
+        // The resync log takes the position the pipeline names and starts the chain the next cycles follow.
+        disk.sequence = target.resyncSequence - 1;
+        logs.push(disk.buildLog(entries, capturedAt));
+        ctx.say(
+            `${vm.vmId}/${disk.diskId}: resync compared in ${round} round(s); ` +
+                `${formatByteSize(logs[logs.length - 1]!.dataBytes)} differ`,
+        );
+        percent[disk.diskId] = 50;
+        await progress();
     }
     const grants = await ctx.provider.requestGrants(
         vm.vmId,
-        uploads.map(({ log }) => ({ diskId: log.diskId, sequence: log.sequence, logId: log.logId })),
+        logs.map((log) => ({ diskId: log.diskId, sequence: log.sequence, logId: log.logId })),
         ctx.stepTimeoutMs,
     );
-    for (const { log } of uploads) {
+    for (const log of logs) {
         const grant = grants.find((g) => g.diskId === log.diskId && g.sequence === log.sequence)!;
         await upload(ctx, vm, log, grant, metadataFor(undefined, capturedAt, true));
+        percent[log.diskId] = 100;
     }
+    await progress();
     await ctx.provider.send({
         type: 'ResyncCompleted',
         version: 1,
         vmId: vm.vmId,
         resyncId: event.resyncId,
-        diskIds: event.diskIds,
+        diskIds: logs.map((l) => l.diskId),
     });
 }
 
