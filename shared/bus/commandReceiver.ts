@@ -1,0 +1,204 @@
+import {
+    isServiceBusError,
+    ServiceBusClient,
+    ServiceBusReceivedMessage,
+    ServiceBusSessionReceiver,
+} from '@azure/service-bus';
+import { ChannelLog, CommandOutcome, ProviderCommandDelivery } from '../contracts/commandHandler';
+import { PROVIDER_COMMANDS_QUEUE } from '../contracts/messages';
+import { ensureErrorType } from '../errors';
+
+/** Turns a received message into what the command handler reads. The body stays raw bytes. */
+export function deliveryFromMessage(message: ServiceBusReceivedMessage): ProviderCommandDelivery {
+    return {
+        body: message.body,
+        messageId: message.messageId === undefined ? undefined : String(message.messageId),
+        sessionId: message.sessionId,
+        sequenceNumber: message.sequenceNumber?.toString(),
+        deliveryCount: message.deliveryCount,
+        applicationProperties: message.applicationProperties ?? {},
+    };
+}
+
+export interface CommandReceiverOptions {
+    queue?: string;
+    /** Messages taken from a session per receive call. */
+    batchSize?: number;
+    /** How long to wait for a session with messages, and for more messages in an accepted session. */
+    maxWaitTimeInMs?: number;
+    /** Pause after a failure (abandon, lost connection) before accepting sessions again. */
+    backoffMs?: number;
+    log?: ChannelLog;
+}
+
+export interface SessionPass {
+    sessionId?: string;
+    completed: number;
+    deadLettered: number;
+    abandoned: number;
+}
+
+const quietLog: ChannelLog = { info: () => undefined, warn: () => undefined };
+
+/** No session had messages: the broker answers an accept with a timeout. */
+function isNoSessionAvailable(err: unknown): boolean {
+    return isServiceBusError(err) && (err.code === 'ServiceTimeout' || err.code === 'SessionCannotBeLocked');
+}
+
+/**
+ * Reads `provider-commands` with session receivers in peek-lock mode, the way the local host does when a bus
+ * connection is configured (the Functions host does the same through the trigger). Each message goes through
+ * `handle` (the shared command handler) and is settled by its outcome: complete, dead-letter with reason and
+ * one-line description, or abandon. Every call is bounded by the client's `retryOptions.timeoutInMs`
+ * (see `busClientOptions`). After an abandon the session is released at once, so that VM's later
+ * messages wait behind the one that failed: order within a session is kept.
+ */
+export class ServiceBusCommandReceiver {
+    private readonly queue: string;
+    private readonly batchSize: number;
+    private readonly maxWaitTimeInMs: number;
+    private readonly backoffMs: number;
+    private readonly log: ChannelLog;
+    private running?: Promise<void>;
+    private stopping = new AbortController();
+
+    constructor(
+        private readonly client: ServiceBusClient,
+        private readonly handle: (delivery: ProviderCommandDelivery) => Promise<CommandOutcome>,
+        options: CommandReceiverOptions = {},
+    ) {
+        this.queue = options.queue ?? PROVIDER_COMMANDS_QUEUE;
+        this.batchSize = options.batchSize ?? 16;
+        this.maxWaitTimeInMs = options.maxWaitTimeInMs ?? 5_000;
+        this.backoffMs = options.backoffMs ?? 2_000;
+        this.log = options.log ?? quietLog;
+    }
+
+    /** Starts the receive loop in the background; `stop` ends it. */
+    start(): void {
+        if (this.running) return;
+        this.stopping = new AbortController();
+        this.running = this.loop();
+    }
+
+    async stop(): Promise<void> {
+        this.stopping.abort();
+        await this.running;
+        this.running = undefined;
+    }
+
+    private async loop(): Promise<void> {
+        while (!this.stopping.signal.aborted) {
+            let pass: SessionPass | undefined;
+            try {
+                pass = await this.processNextSession();
+            } catch (err) {
+                this.log.warn('Provider command receiver failed; retrying', { error: ensureErrorType(err).message });
+                pass = undefined;
+            }
+            if (pass === undefined || pass.abandoned > 0) await this.pause(this.backoffMs);
+        }
+    }
+
+    private async pause(ms: number): Promise<void> {
+        if (this.stopping.signal.aborted) return;
+        await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, ms);
+            this.stopping.signal.addEventListener('abort', () => {
+                clearTimeout(timer);
+                resolve();
+            });
+        });
+    }
+
+    /**
+     * Accepts the next session that has messages and works through it until it is empty or a message is
+     * abandoned. Returns what happened, or a pass without a session id when no session had messages.
+     */
+    async processNextSession(): Promise<SessionPass> {
+        let receiver: ServiceBusSessionReceiver;
+        try {
+            receiver = await this.client.acceptNextSession(this.queue, {
+                receiveMode: 'peekLock',
+                skipParsingBodyAsJson: true,
+                maxAutoLockRenewalDurationInMs: 5 * 60_000,
+                // No abortSignal here: aborting an accept while the client re-establishes a dropped connection
+                // left the client unable to accept again (seen with 7.9.5). The client's retryOptions.timeoutInMs
+                // bounds the call instead.
+            });
+        } catch (err) {
+            if (isNoSessionAvailable(err) || this.stopping.signal.aborted) {
+                return { completed: 0, deadLettered: 0, abandoned: 0 };
+            }
+            throw err;
+        }
+        const pass: SessionPass = { sessionId: receiver.sessionId, completed: 0, deadLettered: 0, abandoned: 0 };
+        try {
+            while (!this.stopping.signal.aborted) {
+                const messages = await receiver.receiveMessages(this.batchSize, {
+                    maxWaitTimeInMs: this.maxWaitTimeInMs,
+                });
+                if (messages.length === 0) break;
+                for (const message of messages) {
+                    const outcome = await this.outcomeOf(message);
+                    await this.settle(receiver, message, outcome);
+                    if (outcome.action === 'complete') pass.completed++;
+                    else if (outcome.action === 'deadLetter') pass.deadLettered++;
+                    else pass.abandoned++;
+                    if (outcome.action === 'abandon') {
+                        // The rest of this batch is still locked to us; give it back so it is not counted as a
+                        // failed delivery later, and keep the order: nothing after the failed message goes first.
+                        for (const rest of messages.slice(messages.indexOf(message) + 1)) {
+                            await receiver.abandonMessage(rest);
+                        }
+                        return pass;
+                    }
+                }
+            }
+            return pass;
+        } finally {
+            await receiver.close().catch(() => undefined);
+        }
+    }
+
+    private async outcomeOf(message: ServiceBusReceivedMessage): Promise<CommandOutcome> {
+        try {
+            return await this.handle(deliveryFromMessage(message));
+        } catch (err) {
+            return { action: 'abandon', reason: 'TRANSIENT', description: ensureErrorType(err).message };
+        }
+    }
+
+    private async settle(
+        receiver: ServiceBusSessionReceiver,
+        message: ServiceBusReceivedMessage,
+        outcome: CommandOutcome,
+    ): Promise<void> {
+        switch (outcome.action) {
+            case 'complete':
+                await receiver.completeMessage(message);
+                return;
+            case 'deadLetter':
+                this.log.warn('Provider command dead-lettered', {
+                    messageId: message.messageId,
+                    sessionId: message.sessionId,
+                    reason: outcome.reason,
+                    description: outcome.description,
+                });
+                await receiver.deadLetterMessage(message, {
+                    deadLetterReason: outcome.reason,
+                    deadLetterErrorDescription: outcome.description,
+                });
+                return;
+            case 'abandon':
+                this.log.info('Provider command abandoned for redelivery', {
+                    messageId: message.messageId,
+                    deliveryCount: message.deliveryCount,
+                    reason: outcome.reason,
+                    description: outcome.description,
+                });
+                await receiver.abandonMessage(message);
+                return;
+        }
+    }
+}

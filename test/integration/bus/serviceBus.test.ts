@@ -1,0 +1,255 @@
+import { ServiceBusClient, ServiceBusSender } from '@azure/service-bus';
+import { busClientOptions } from '../../../shared/bus/busClient';
+import { ServiceBusCommandReceiver } from '../../../shared/bus/commandReceiver';
+import { ServiceBusEventPublisher } from '../../../shared/bus/eventPublisher';
+import { handleProviderCommand, ProviderCommandDelivery } from '../../../shared/contracts/commandHandler';
+import { signCommand } from '../../../shared/contracts/signature';
+import { AmqpTestPeer } from '../../support/amqpPeer';
+import { commands, FakeChannel, fakeChannel, SITE_A } from '../../unit/contracts/fakeChannel';
+
+const QUEUE = 'provider-commands';
+const TOPIC = 'provider-events';
+
+let peer: AmqpTestPeer;
+let client: ServiceBusClient;
+
+beforeEach(async () => {
+    peer = await AmqpTestPeer.start();
+    peer.createQueue(QUEUE, { sessions: true, maxDeliveryCount: 5 });
+    peer.createTopic(TOPIC, { duplicateDetection: true });
+    for (const site of ['site-a', 'site-b']) {
+        peer.createSubscription(TOPIC, site, (m) => m.application_properties?.siteId === site);
+    }
+    client = new ServiceBusClient(peer.connectionString, busClientOptions(5_000));
+});
+
+afterEach(async () => {
+    await client.close();
+    await peer.stop();
+});
+
+async function eventually<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+    const start = Date.now();
+    for (;;) {
+        const value = probe();
+        if (value !== undefined) return value;
+        if (Date.now() - start > timeoutMs) throw new Error(`Timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 25));
+    }
+}
+
+describe('ServiceBusEventPublisher with the real client', () => {
+    const grant = {
+        type: 'StopReplication' as const,
+        siteId: 'site-a',
+        vmId: 'vm-a1',
+        payload: { vmId: 'vm-a1', reason: 'Protection disabled.' },
+        messageId: 'stop:vm-a1:1',
+    };
+
+    it('sends to the topic with siteId/type/version properties; only that site subscription gets it', async () => {
+        const publisher = new ServiceBusEventPublisher(client);
+        await publisher.publish(grant);
+        const [received] = await eventually(() => {
+            const m = peer.messages(`${TOPIC}/Subscriptions/site-a`);
+            return m.length ? m : undefined;
+        }, 'the event on site-a');
+        expect(received!.message.application_properties).toEqual({
+            siteId: 'site-a',
+            type: 'StopReplication',
+            version: 1,
+        });
+        expect(received!.message.message_id).toBe('stop:vm-a1:1');
+        expect(received!.message.group_id).toBe('vm-a1');
+        expect(peer.messages(`${TOPIC}/Subscriptions/site-b`)).toEqual([]);
+        const receiver = client.createReceiver(TOPIC, 'site-a');
+        const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+        expect(message!.body).toEqual({
+            type: 'StopReplication',
+            version: 1,
+            vmId: 'vm-a1',
+            reason: 'Protection disabled.',
+        });
+        await receiver.completeMessage(message!);
+        await publisher.close();
+    });
+
+    it('a re-send with the same message id is dropped by duplicate detection', async () => {
+        const publisher = new ServiceBusEventPublisher(client);
+        await publisher.publish(grant);
+        await publisher.publish(grant);
+        await publisher.publish({ ...grant, messageId: 'stop:vm-a1:2' });
+        await eventually(
+            () => (peer.messages(`${TOPIC}/Subscriptions/site-a`).length === 2 ? true : undefined),
+            'two events',
+        );
+        await new Promise((r) => setTimeout(r, 200));
+        expect(peer.messages(`${TOPIC}/Subscriptions/site-a`).map((m) => m.message.message_id)).toEqual([
+            'stop:vm-a1:1',
+            'stop:vm-a1:2',
+        ]);
+    });
+
+    it('refuses to send an event that does not match its schema, and sends nothing', async () => {
+        const publisher = new ServiceBusEventPublisher(client);
+        await expect(publisher.publish({ ...grant, payload: { vmId: 'vm-a1' } })).rejects.toMatchObject({
+            code: 'MESSAGE_INVALID',
+        });
+        expect(peer.messages(`${TOPIC}/Subscriptions/site-a`)).toEqual([]);
+    });
+
+    it('keeps publishing after the connection drops (the client reconnects)', async () => {
+        const publisher = new ServiceBusEventPublisher(client, { timeoutInMs: 20_000 });
+        await publisher.publish(grant);
+        const before = peer.connectionsAccepted;
+        peer.dropConnections();
+        await publisher.publish({ ...grant, messageId: 'stop:vm-a1:after-drop' });
+        expect(peer.connectionsAccepted).toBeGreaterThan(before);
+        expect(peer.messages(`${TOPIC}/Subscriptions/site-a`).map((m) => m.message.message_id)).toEqual([
+            'stop:vm-a1:1',
+            'stop:vm-a1:after-drop',
+        ]);
+    });
+
+    it('bounds a publish: an aborted call rejects instead of hanging', async () => {
+        const publisher = new ServiceBusEventPublisher(client);
+        const aborted = AbortSignal.abort();
+        await expect(publisher.publish(grant, { abortSignal: aborted })).rejects.toThrow();
+    });
+});
+
+describe('ServiceBusCommandReceiver with the real client', () => {
+    let channel: FakeChannel;
+    let sender: ServiceBusSender;
+    let sent = 0;
+
+    beforeEach(() => {
+        channel = fakeChannel();
+        // The peer stamps real time; the handler's freshness check must see the same clock.
+        channel.ports.clock = { now: () => new Date() };
+        sender = client.createSender(QUEUE);
+    });
+
+    async function send(
+        command: Record<string, unknown>,
+        overrides: Partial<Record<string, unknown>> = {},
+    ): Promise<string> {
+        const messageId = `cmd-${++sent}`;
+        const sessionId = typeof command.vmId === 'string' ? command.vmId : 'site:site-a';
+        const signed = signCommand(command, SITE_A, { messageId, sessionId, signedAt: new Date() });
+        await sender.sendMessages({
+            body: signed.body,
+            contentType: signed.contentType,
+            messageId,
+            sessionId,
+            applicationProperties: { ...signed.applicationProperties, ...overrides },
+        });
+        return messageId;
+    }
+
+    function receiverWith(
+        handle: (d: ProviderCommandDelivery) => ReturnType<typeof handleProviderCommand> = (d) =>
+            handleProviderCommand(d, channel.ports),
+    ): ServiceBusCommandReceiver {
+        return new ServiceBusCommandReceiver(client, handle, {
+            maxWaitTimeInMs: 300,
+            backoffMs: 50,
+        });
+    }
+
+    it('receives a signed command from its session, carries it out and completes it', async () => {
+        channel.runningInstances.add('monitor:vm-a1');
+        await send(commands.cycleCompleted());
+        const pass = await receiverWith().processNextSession();
+        expect(pass).toEqual({ sessionId: 'vm-a1', completed: 1, deadLettered: 0, abandoned: 0 });
+        expect(channel.writes[0]).toMatchObject({
+            kind: 'raise',
+            instanceId: 'monitor:vm-a1',
+            eventName: 'CycleUploaded',
+        });
+        expect(peer.messages(QUEUE)).toEqual([]);
+        expect(peer.lockedCount(QUEUE)).toBe(0);
+    });
+
+    it('dead-letters a tampered message with the reason code and a one-line description, changing nothing', async () => {
+        await send(commands.cycleCompleted(), { signature: 'AAAA' });
+        const pass = await receiverWith().processNextSession();
+        expect(pass.deadLettered).toBe(1);
+        expect(channel.writes).toEqual([]);
+        const dlq = client.createReceiver(QUEUE, { subQueueType: 'deadLetter' });
+        const [dead] = await dlq.receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+        expect(dead!.deadLetterReason).toBe('MESSAGE_SIGNATURE');
+        expect(dead!.deadLetterErrorDescription).toMatch(/^Signature does not match site site-a key k1\.$/);
+        await dlq.completeMessage(dead!);
+    });
+
+    it('abandons on a transient failure; the message comes back with deliveryCount + 1 and is then completed', async () => {
+        const counts: (number | undefined)[] = [];
+        let failures = 1;
+        const receiver = receiverWith(async (d) => {
+            counts.push(d.deliveryCount);
+            if (failures-- > 0) return { action: 'abandon', reason: 'TRANSIENT', description: 'table timed out' };
+            return handleProviderCommand(d, channel.ports);
+        });
+        await send(commands.register());
+        expect(await receiver.processNextSession()).toMatchObject({ sessionId: 'site:site-a', abandoned: 1 });
+        expect(await receiver.processNextSession()).toMatchObject({ sessionId: 'site:site-a', completed: 1 });
+        expect(counts).toEqual([0, 1]);
+        expect(channel.writes.map((w) => w.kind)).toEqual(['registration', 'remember']);
+    });
+
+    it('keeps a VM order: after an abandon, later messages of that session wait behind it', async () => {
+        const seen: string[] = [];
+        let failFirst = true;
+        const receiver = receiverWith(async (d) => {
+            seen.push(d.messageId!);
+            if (failFirst) {
+                failFirst = false;
+                return { action: 'abandon', reason: 'TRANSIENT', description: 'try later' };
+            }
+            return handleProviderCommand(d, channel.ports);
+        });
+        const first = await send(commands.initialProgress());
+        const second = await send(commands.cycleCompleted());
+        await receiver.processNextSession();
+        await receiver.processNextSession();
+        expect(seen).toEqual([first, first, second]);
+    });
+
+    it('dead-letters with MaxDeliveryCountExceeded when a message keeps failing', async () => {
+        const receiver = receiverWith(async () => ({ action: 'abandon', reason: 'TRANSIENT', description: 'down' }));
+        await send(commands.register());
+        for (let i = 0; i < 5; i++) await receiver.processNextSession();
+        const [dead] = peer.messages(`${QUEUE}/$DeadLetterQueue`);
+        expect(dead!.message.application_properties?.DeadLetterReason).toBe('MaxDeliveryCountExceeded');
+    });
+
+    it('runs as a background loop and recovers from a dropped connection', async () => {
+        channel.runningInstances.add('monitor:vm-a1');
+        const receiver = receiverWith();
+        receiver.start();
+        try {
+            await send(commands.cycleCompleted());
+            await eventually(() => (channel.writes.length >= 2 ? true : undefined), 'the first command');
+            const before = peer.connectionsAccepted;
+            peer.dropConnections();
+            await send(commands.cycleCompleted('vm-a2'));
+            await eventually(
+                () =>
+                    channel.writes.some((w) => w.kind === 'raise' && w.instanceId === 'monitor:vm-a2')
+                        ? true
+                        : undefined,
+                'the command sent after the drop',
+                30_000,
+            );
+            expect(peer.connectionsAccepted).toBeGreaterThan(before);
+            expect(peer.messages(QUEUE)).toEqual([]);
+        } finally {
+            await receiver.stop();
+        }
+    });
+
+    it('answers "no session" quickly when the queue is empty', async () => {
+        expect(await receiverWith().processNextSession()).toEqual({ completed: 0, deadLettered: 0, abandoned: 0 });
+    });
+});
