@@ -170,7 +170,10 @@ export function* disableProtectionOrchestrator(
             siteId: input.siteId,
             vmId,
             messageId: `StopReplication:${vmId}:${jobId}`,
-            payload: { vmId, jobId, keepReplica: input.keepReplica },
+            payload: {
+                vmId,
+                reason: `Protection disabled by job ${jobId}${input.keepReplica ? '; the replica disks are kept' : ''}.`,
+            },
         },
         { giveUpAfterMs: STOP_REPLICATION_GIVE_UP_MS },
     );

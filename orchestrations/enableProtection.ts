@@ -276,7 +276,7 @@ export function* enableProtectionOrchestrator(
         vm: input.vm,
     } satisfies PrerequisitesInput);
     if (!prereq.ok) return yield* failJob(taskPrereq, prereq, 'EnablingFailed');
-    const { policy, siteTimeZone } = prereq.value;
+    const { policy } = prereq.value;
 
     const target = yield* runTask<string>(taskTarget, identifyReplicationTargetActivity, { vmId, siteId });
     if (!target.ok) return yield* failJob(taskTarget, target, 'EnablingFailed');
@@ -309,17 +309,15 @@ export function* enableProtectionOrchestrator(
         siteId,
         vmId,
         messageId: `StartReplication:${vmId}:${jobId}`,
+        // The shape is the published contract's (docs/schemas/event.StartReplication.v1.schema.json); the
+        // bandwidth schedule reaches providers through PolicyChanged.
         payload: {
             vmId,
-            jobId,
+            policyName: policy.name,
+            copyFrequencySeconds: policy.copyFrequencySeconds,
+            appConsistentSnapshotFrequencyHours: policy.appConsistentSnapshotFrequencyHours,
+            initialReplicationStart: policy.initialReplicationStart,
             disks: input.vm.disks.map((d) => ({ diskId: d.diskId, sizeBytes: d.sizeBytes })),
-            policy: {
-                name: policy.name,
-                copyFrequencySeconds: policy.copyFrequencySeconds,
-                appConsistentSnapshotFrequencyHours: policy.appConsistentSnapshotFrequencyHours,
-                uploadBandwidth: policy.uploadBandwidth,
-                offHoursWindow: { ...policy.offHoursWindow, timeZone: policy.offHoursWindow.timeZone ?? siteTimeZone },
-            },
         },
     });
     if (!started.ok) return yield* failJob(taskStart, started, 'EnablingFailed');

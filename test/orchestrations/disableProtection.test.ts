@@ -4,6 +4,7 @@ import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { getJob } from '../../shared/state/jobs';
 import { getProtectedItem } from '../../shared/state/protectedItems';
 import { LifecycleHarness } from './lifecycle/harness';
+import { validateEvent } from '../../shared/contracts/validate';
 
 async function protect(h: LifecycleHarness, vmId: string): Promise<string> {
     const { jobId } = (await h.enable(vmId)).jsonBody!;
@@ -42,6 +43,9 @@ describe('disable protection', () => {
         await h.runtime.runUntilIdle();
         expect((await h.runtime.getStatus('monitor:vmD'))?.runtimeStatus).toBe('Terminated');
         expect(h.published.map((p) => p.input.type)).toEqual(['StartReplication', 'StopReplication']);
+        for (const { input } of h.published) {
+            expect(() => validateEvent({ type: input.type, version: 1, ...input.payload })).not.toThrow();
+        }
         expect(h.replicaCalls.filter((c) => c.input.op === 'removeReplica')).toHaveLength(1);
         expect(await getProtectedItem(h.scope, 'vmD')).toBeUndefined();
         const job = await getJob(h.scope, response.jsonBody!.jobId);

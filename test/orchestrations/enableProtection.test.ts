@@ -5,6 +5,7 @@ import { getJob } from '../../shared/state/jobs';
 import { getProtectedItem } from '../../shared/state/protectedItems';
 import { EnableProtectionStatus } from '../../orchestrations/enableProtection';
 import { LifecycleHarness, START } from './lifecycle/harness';
+import { validateEvent } from '../../shared/contracts/validate';
 
 const MINUTE = 60_000;
 
@@ -44,8 +45,11 @@ describe('enable protection', () => {
         expect(h.published[0]?.input).toMatchObject({
             siteId: 'site1',
             vmId: 'vm1',
-            payload: { policy: { copyFrequencySeconds: 300, offHoursWindow: { timeZone: 'Europe/Paris' } } },
+            payload: { policyName: 'gold', copyFrequencySeconds: 300, initialReplicationStart: 'Immediately' },
         });
+        // What providers receive must pass the published contract.
+        const { type, payload } = h.published[0]!.input;
+        expect(() => validateEvent({ type, version: 1, ...payload })).not.toThrow();
         expect((await getProtectedItem(h.scope, 'vm1'))?.protectionState).toBe('InitialReplicationInProgress');
 
         await h.runtime.advance(20 * MINUTE);
