@@ -65,7 +65,6 @@ export interface ResyncDiskProgress {
     baseVhd2DataWriteGuid?: string;
     /** The protection snapshot (step 1): a rollback copies it back over the replica. */
     snapshot?: string;
-    indexInvalidated?: boolean;
     /** Bytes of the published round-1 manifest (step 2). */
     manifestBytes?: number;
     restored?: boolean;
@@ -288,10 +287,11 @@ async function uploadManifest(conn: StorageConnection, blobName: string, bytes: 
 export type ManifestStep = { done: false; leavesHashed: number } | { done: true; manifestBytes: number };
 
 /**
- * Brings the disk's digest index up to date and publishes the round-1 (coarsest level) manifest. The index is
- * invalidated once per resync first: the merge does not mark the ranges each log writes, so only a rebuild
- * guarantees the digests describe the replica as protected. `budgetBytes` bounds one call's replica reads; the
- * caller calls again until `done` (the refresh resumes from the index header).
+ * Brings the disk's digest index up to date and publishes the round-1 (coarsest level) manifest. The refresh is
+ * incremental: the merge marks the ranges of every log before sealing it, so only the blocks written since the
+ * last refresh are read (all of the replica's written ranges only when the index is new, rotated, invalidated by
+ * a rollback, or missing a log's marker). `budgetBytes` bounds one call's replica reads; the caller calls again
+ * until `done` (the refresh resumes from the index header).
  */
 export async function publishRoundOneManifest(
     scope: StateScope,
@@ -301,11 +301,6 @@ export async function publishRoundOneManifest(
     const disk = requireDisk(run, input.diskId);
     if (disk.manifestBytes !== undefined) return { done: true, manifestBytes: disk.manifestBytes };
     const d = diskBlobs(scope.conn, input.vmId, input.diskId);
-    if (!disk.indexInvalidated) {
-        await invalidateDigestIndex(d);
-        disk.indexInvalidated = true;
-        await saveResyncRun(scope, run);
-    }
     const refreshed = await refreshDigestIndex(
         d,
         input.budgetBytes !== undefined ? { budgetBytes: input.budgetBytes } : {},
@@ -540,7 +535,7 @@ export async function rollbackResync(scope: StateScope, run: ResyncRun, at: stri
             }),
             at,
         );
-        await invalidateDigestIndex(diskBlobs(scope.conn, run.vmId, diskId));
+        await invalidateDigestIndex(diskBlobs(scope.conn, run.vmId, diskId), undefined, disk.baseSequence);
         disk.restored = true;
         await saveResyncRun(scope, run);
         restored.push(diskId);

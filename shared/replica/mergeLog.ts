@@ -5,6 +5,7 @@ import { errorCodeOf, ErrorCode, HvrError } from '../errors';
 import { entryDataIsZero, HrlIndex, readHrlIndex, verifyHrlData } from '../hrl/reader';
 import { ResyncReason } from '../lifecycle/instances';
 import { Clock } from '../ports';
+import { DiskBlobs, markDirty } from '../resync/digestIndex';
 import {
     getReplicaDisk,
     listDisksWithGaps,
@@ -24,13 +25,14 @@ import {
     parseLogBlobName,
     parseLogMetadata,
     REPLICA_LOGS_CONTAINER,
+    REPLICAS_CONTAINER,
 } from './logBlob';
 import { MergeNotifier } from './notifier';
 import { isSequenceConditionFailure, ReplicaPageWriter } from './pageWriter';
 import { quarantineLog } from './quarantine';
 import { recordCycleIfComplete, RetentionPolicy } from './recoveryPoints';
 import { replicaPageBlob } from './replicaDisk';
-import { LogWrite, minimumPutPageCalls, planPageWrites, resolveLastWriterWins } from './writePlan';
+import { LogWrite, minimumPutPageCalls, PageWrite, planPageWrites, resolveLastWriterWins } from './writePlan';
 
 /** Tuning read once from the app settings. */
 export interface MergeSettings {
@@ -451,6 +453,8 @@ async function applyLog(ctx: LogContext, row: ReplicaDiskRow): Promise<MergeOutc
         { applyingSequence: log.sequence, applyingLogId: log.logId },
         deps.clock.now().toISOString(),
     );
+    // After the intent (only the log that holds position n may describe it) and before the first page.
+    await markLogDirty(ctx, calls);
 
     const writer = new ReplicaPageWriter(
         ctx.replica,
@@ -495,6 +499,35 @@ async function applyLog(ctx: LogContext, row: ReplicaDiskRow): Promise<MergeOutc
     const recoveryPointId = await afterApplied(ctx, updated, { notify: true, bytes: index.dataBytes });
     await ctx.blob.deleteIfExists({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
     return { status: 'applied', name, sequence: log.sequence, metrics, recoveryPointId };
+}
+
+/**
+ * Tells the resync digest index which disk ranges log n writes (Put Pages and Clear Pages alike), as a marker
+ * blob next to the replica. A refresh trusts the markers of every log up to the replica's sequence number, so
+ * this must be durable before the seal: a log sealed without its marker would leave the index silently stale.
+ * A retry writes the same marker again. Failing here stops the merge before any page is written (recoverable).
+ */
+async function markLogDirty(ctx: LogContext, calls: readonly PageWrite[]): Promise<void> {
+    const { deps, log } = ctx;
+    const disk: DiskBlobs = {
+        container: deps.scope.conn.blob.getContainerClient(REPLICAS_CONTAINER),
+        vmId: log.vmId,
+        diskId: log.diskId,
+    };
+    const ranges = calls.map((c) => ({ offset: c.diskOffset, length: c.length }));
+    try {
+        await markDirty(disk, log.sequence, ranges, deadline(deps.settings.callTimeoutMs, deps.signal));
+    } catch (err) {
+        if (deps.signal?.aborted) throw err;
+        throw new HvrError(
+            'TRANSIENT',
+            `Could not record the ${ranges.length} range(s) log ${log.sequence} writes on disk ${log.diskId} of VM ` +
+                `${log.vmId} for the digest index (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); ` +
+                `no page was written, the merge will be retried.`,
+            { sequence: log.sequence },
+            { cause: err },
+        );
+    }
 }
 
 /**

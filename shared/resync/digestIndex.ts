@@ -200,6 +200,8 @@ export interface RefreshResult {
     appliedSequence: number;
     leavesHashed: number;
     markersConsumed: number;
+    /** Logs sealed since the index was current that left no dirty marker; more than 0 forced a full rebuild. */
+    unmarkedLogs: number;
     replica: ReplicaReadCounters;
     indexBytesRead: number;
     indexBytesWritten: number;
@@ -408,6 +410,7 @@ export async function refreshDigestIndex(d: DiskBlobs, options: RefreshOptions =
             appliedSequence: header.appliedSequence,
             leavesHashed: 0,
             markersConsumed: 0,
+            unmarkedLogs: 0,
             replica: newReadCounters(),
             indexBytesRead: 0,
             indexBytesWritten: 0,
@@ -416,17 +419,30 @@ export async function refreshDigestIndex(d: DiskBlobs, options: RefreshOptions =
         // 1. Dirty markers of logs fully applied before this refresh started.
         const consumed: string[] = [];
         const dirty: ByteRange[] = [];
+        let markedSinceApplied = 0;
         for await (const item of d.container.listBlobsFlat({
             prefix: markerPrefix(d),
             abortSignal: deadline(undefined, signal),
         })) {
             const n = Number(item.name.slice(markerPrefix(d).length));
             if (!Number.isSafeInteger(n) || n > sequence) continue;
+            if (n > header.appliedSequence) markedSinceApplied++;
             const body = await d.container
                 .getBlockBlobClient(item.name)
                 .downloadToBuffer(0, undefined, { abortSignal: deadline(undefined, signal) });
             dirty.push(...(await parseMarker(body, item.name)));
             consumed.push(item.name);
+        }
+        // Every log sealed since the index was current must have left its marker. One that did not (a merge that
+        // did not mark, a replica changed behind the merge's back) makes the built slots untrustworthy: rebuild
+        // them all, as of this sequence number, rather than publish digests of content that is gone.
+        const unmarked = sequence - header.appliedSequence - markedSinceApplied;
+        if (header.builtThroughLeaf > 0 && unmarked > 0) {
+            result.unmarkedLogs = unmarked;
+            header.builtThroughLeaf = 0;
+            header.appliedSequence = sequence;
+            await writeHeader(blob, header, leaseId, signal);
+            result.indexBytesWritten += INDEX_HEADER_SIZE;
         }
 
         // 2. Stale leaves: the dirty ones and those not built yet.
@@ -632,11 +648,21 @@ export async function rotateDigestIndex(d: DiskBlobs, seed: DigestSeed = randomD
 
 /**
  * Marks every slot stale without changing the seed: call it after the replica was restored from a snapshot
- * (a rolled-back resync), whose content the dirty markers do not describe.
+ * (a rolled-back resync), whose content the dirty markers do not describe. `restoredSequence`, the sequence
+ * number the restored replica carries, becomes the index's applied sequence, so a refresh that went past it
+ * before the restore does not leave the index claiming logs the replica no longer holds.
  */
-export async function invalidateDigestIndex(d: DiskBlobs, signal?: AbortSignal): Promise<void> {
+export async function invalidateDigestIndex(
+    d: DiskBlobs,
+    signal?: AbortSignal,
+    restoredSequence?: number,
+): Promise<void> {
     const index = await DigestIndex.open(d, signal);
     if (!index) return;
-    const header: DigestIndexHeader = { ...index.header, builtThroughLeaf: 0 };
+    const header: DigestIndexHeader = {
+        ...index.header,
+        builtThroughLeaf: 0,
+        ...(restoredSequence !== undefined ? { appliedSequence: restoredSequence } : {}),
+    };
     await withLease(index.blob, signal, (leaseId) => writeHeader(index.blob, header, leaseId, signal));
 }

@@ -142,6 +142,25 @@ describe('digest index against Azurite', () => {
         await expectIndexMatches(f);
     });
 
+    it('rebuilds everything when a log was sealed without its dirty marker, instead of trusting stale slots', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        await applyLog(f, 1, [[4 * MiB, randomBytes(4 * KiB)]]);
+        // Log 2 reaches the replica behind the merge's back: pages and sequence number, no marker.
+        await write(f, 2 * MiB, randomBytes(8 * KiB));
+        await f.replica.updateSequenceNumber('update', 2);
+        const result = await refreshDigestIndex(f.disk);
+        expect(result).toMatchObject({ complete: true, appliedSequence: 2, unmarkedLogs: 1, markersConsumed: 1 });
+        expect(result.replica.bytesRead).toBe(6 * MiB + 64 * KiB + 4 * KiB);
+        await expectIndexMatches(f);
+        // Current again: the next log costs only its own blocks.
+        await applyLog(f, 3, [[30 * MiB, randomBytes(4 * KiB)]]);
+        const next = await refreshDigestIndex(f.disk);
+        expect(next).toMatchObject({ unmarkedLogs: 0, markersConsumed: 1 });
+        expect(next.replica.bytesRead).toBe(4 * KiB);
+        await expectIndexMatches(f);
+    });
+
     it('rebuilds in steps under a read budget, resuming where it stopped', async () => {
         const f = await newDisk();
         await write(f, 16 * MiB, randomBytes(2 * MiB));
@@ -202,6 +221,14 @@ describe('digest index against Azurite', () => {
         await invalidateDigestIndex(f.disk);
         await refreshDigestIndex(f.disk);
         await expectIndexMatches(f);
+
+        // The restored replica is at an earlier log than the index had reached: the invalidation says so.
+        await applyLog(f, 2, [[3 * MiB, randomBytes(4 * KiB)]]);
+        await refreshDigestIndex(f.disk);
+        await f.replica.updateSequenceNumber('update', 1);
+        await invalidateDigestIndex(f.disk, undefined, 1);
+        expect((await DigestIndex.open(f.disk))!.header).toMatchObject({ appliedSequence: 1, builtThroughLeaf: 0 });
+        expect(await refreshDigestIndex(f.disk)).toMatchObject({ complete: true, appliedSequence: 1 });
     });
 
     it('keeps its digests of a merged log identical to hashing the data, whatever the write sizes', async () => {
