@@ -1,5 +1,7 @@
 import { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { DEFAULT_PROVIDER_SITES_TABLES, ProviderSitesTable } from '../shared/contracts/providerSites';
 import { ErrorCode, HvrError } from '../shared/errors';
+import { StateScope } from '../shared/state/protectedItems';
 
 /**
  * What every management API handler shares: JSON bodies, and errors as `{ error: { code, message } }` with the
@@ -84,4 +86,12 @@ export function routeParam(request: HttpRequest, name: string): string {
 export function baseUrl(request: HttpRequest): string {
     const url = new URL(request.url);
     return `${url.protocol}//${url.host}`;
+}
+
+/** Site keys and VM ownership for the provider channel, in the same scope (table prefix) as the other state. */
+export function providerSites(scope: StateScope): ProviderSitesTable {
+    return new ProviderSitesTable(scope.conn, {
+        sites: `${scope.tablePrefix}${DEFAULT_PROVIDER_SITES_TABLES.sites}`,
+        messageIds: `${scope.tablePrefix}${DEFAULT_PROVIDER_SITES_TABLES.messageIds}`,
+    });
 }

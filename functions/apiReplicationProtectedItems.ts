@@ -25,7 +25,7 @@ import {
     disableProtectionTasks,
     DisableProtectionInput,
 } from '../orchestrations/disableProtection';
-import { baseUrl, jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { baseUrl, jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
 
 /**
  * `/api/replicationProtectedItems`: enable, list, inspect, disable and resynchronize protected VMs. Long
@@ -168,6 +168,8 @@ async function enableProtection(
     if (!(await getPolicy(scope, parsed.policyName))) {
         throw new HvrError('NOT_FOUND', `Replication policy ${parsed.policyName} does not exist.`);
     }
+    // The provider channel accepts commands about this VM from its site only (CONFLICT if another site owns it).
+    await providerSites(scope).assignVm(vmId, parsed.siteId, ports().clock.now());
 
     const at = ports().clock.now().toISOString();
     const jobId = randomUUID();

@@ -1,9 +1,10 @@
 import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
 import { HvrError } from '../shared/errors';
+import { IssuedSiteKey } from '../shared/contracts/providerSites';
 import { ports } from '../shared/ports';
-import { stateScope } from '../shared/state/protectedItems';
+import { StateScope, stateScope } from '../shared/state/protectedItems';
 import { getSite, listSites, registerSite, validateSiteRegistration } from '../shared/state/sites';
-import { jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
 
 /** `/api/sites`: Hyper-V sites and VMM servers whose providers replicate to us. */
 
@@ -12,7 +13,26 @@ export async function sites(request: HttpRequest): Promise<HttpResponseInit> {
     if (request.method === 'GET') return jsonResponse(200, { value: await listSites(scope) });
     const registration = validateSiteRegistration(await readJsonBody(request));
     const { site, created } = await registerSite(scope, registration, ports().clock.now().toISOString());
-    return jsonResponse(created ? 201 : 200, site, { Location: `/api/sites/${encodeURIComponent(site.siteId)}` });
+    const siteKey = created ? await issueSiteKey(scope, site) : undefined;
+    return jsonResponse(created ? 201 : 200, siteKey ? { ...site, siteKey } : site, {
+        Location: `/api/sites/${encodeURIComponent(site.siteId)}`,
+    });
+}
+
+/**
+ * A new site gets the key its provider signs commands with (docs/provider-contract.md). It is returned once, in
+ * the registration's response; a site registered again keeps its key.
+ */
+async function issueSiteKey(
+    scope: StateScope,
+    site: { siteId: string; name: string; timeZone: string },
+): Promise<IssuedSiteKey | undefined> {
+    try {
+        return await providerSites(scope).registerSite(site, ports().clock.now());
+    } catch (err) {
+        if (err instanceof HvrError && err.code === 'CONFLICT') return undefined;
+        throw err;
+    }
 }
 
 export async function site(request: HttpRequest): Promise<HttpResponseInit> {
@@ -25,7 +45,8 @@ export async function site(request: HttpRequest): Promise<HttpResponseInit> {
     }
     const registration = validateSiteRegistration(await readJsonBody(request), siteId);
     const { site: stored, created } = await registerSite(scope, registration, ports().clock.now().toISOString());
-    return jsonResponse(created ? 201 : 200, stored);
+    const siteKey = created ? await issueSiteKey(scope, stored) : undefined;
+    return jsonResponse(created ? 201 : 200, siteKey ? { ...stored, siteKey } : stored);
 }
 
 app.http('apiSites', { methods: ['GET', 'POST'], authLevel: 'function', route: 'sites', handler: withErrors(sites) });

@@ -6,6 +6,7 @@ import { resyncOrchestrationAvailable } from '../../../functions/apiReplicationP
 import '../../../orchestrations/resync';
 import { LifecycleHarness } from '../../orchestrations/lifecycle/harness';
 import { functionRegistry } from '../../../tools/host/registry';
+import { providerSites } from '../../../functions/apiHttp';
 
 describe('management API against Azurite tables', () => {
     let h: LifecycleHarness;
@@ -89,12 +90,16 @@ describe('management API against Azurite tables', () => {
             body: { siteId: 'paris', name: 'Paris DC', kind: 'VmmServer', timeZone: 'Europe/Paris' },
         });
         expect(created.status).toBe(201);
+        // The provider's signing key is handed out once, with the registration.
+        expect(created.jsonBody?.siteKey).toMatchObject({ siteId: 'paris', keyId: expect.any(String) });
+        expect(Buffer.from(created.jsonBody?.siteKey.key as string, 'base64')).toHaveLength(32);
         const again = await h.http('apiSites', {
             method: 'POST',
             path: 'sites',
             body: { siteId: 'paris', timeZone: 'UTC' },
         });
         expect(again.status).toBe(200);
+        expect(again.jsonBody?.siteKey).toBeUndefined();
         const list = await h.http('apiSites', { method: 'GET', path: 'sites' });
         expect(list.jsonBody?.value).toEqual([expect.objectContaining({ siteId: 'paris', timeZone: 'UTC' })]);
         const bad = await h.http('apiSites', {
@@ -183,6 +188,11 @@ describe('management API against Azurite tables', () => {
         const again = await h.enable('vmR');
         expect(again.status).toBe(409);
         expect(again.jsonBody?.error.code).toBe('CONFLICT');
+        // A VM belongs to the site that protected it: another site cannot claim it.
+        expect(await providerSites(h.scope).siteOf('vmR')).toBe('site1');
+        await expect(providerSites(h.scope).assignVm('vmR', 'other-site', h.clock.now())).rejects.toMatchObject({
+            code: 'CONFLICT',
+        });
     });
 
     it('starts the resync orchestration, or marks the item resync-required when there is none', async () => {
