@@ -8,6 +8,9 @@ import { createJob, Job, JobChange, updateJob } from '../shared/state/jobs';
 import { deleteProtectedItem, ProtectedItemChanges, updateProtectedItem } from '../shared/state/protectedItems';
 import { lifecycleDependencies } from './lifecycle/dependencies';
 
+/** Telemetry name of a job that ended Failed. */
+export const JOB_FAILED_METRIC = 'JobFailed';
+
 /**
  * Activities every lifecycle orchestration uses: recording progress (job, protected item, event) and sending
  * events to the provider. Registered here once; the orchestrations import the handles.
@@ -30,7 +33,17 @@ export async function recordLifecycle(record: LifecycleRecord, context: Invocati
     const scope = lifecycleDependencies().state();
     if (record.createJob) await createJob(scope, record.createJob);
     if (record.jobId !== undefined && record.jobChanges && record.jobChanges.length > 0) {
-        await updateJob(scope, record.jobId, record.jobChanges);
+        const job = await updateJob(scope, record.jobId, record.jobChanges);
+        if (job.state === 'Failed' && record.jobChanges.some((c) => c.type === 'taskFailed')) {
+            // The "Job failed" alert reads this line (docs/deploy.md).
+            const error = job.errors[job.errors.length - 1];
+            lifecycleDependencies().metrics.emit(context, JOB_FAILED_METRIC, 1, {
+                jobId: job.jobId,
+                jobType: job.kind,
+                vmId: job.vmId,
+                errorCode: error?.code ?? 'Unknown',
+            });
+        }
     }
     if (record.item) {
         const changes = record.item;

@@ -50,9 +50,10 @@ resource replicationCritical 'Microsoft.Insights/scheduledQueryRules@2023-12-01'
         {
           query: '''
 traces
-| where tostring(customDimensions.event) == 'ReplicationHealthChanged'
-| where tostring(customDimensions.health) == 'Critical'
-| extend vmId = tostring(customDimensions.vmId), siteId = tostring(customDimensions.siteId), reason = tostring(customDimensions.reason)
+| extend e = parse_json(message)
+| where tostring(e.metric) == 'ReplicationHealthChanged'
+| where tostring(e.to) == 'Critical'
+| extend vmId = tostring(e.vmId), siteId = tostring(e.siteId)
 '''
           timeAggregation: 'Count'
           operator: 'GreaterThan'
@@ -95,10 +96,11 @@ resource rpoExceeded 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: '''
-customMetrics
-| where name == 'ReplicationRpoSeconds'
-| extend vmId = tostring(customDimensions.vmId)
-| summarize RpoSeconds = max(valueMax) by vmId
+traces
+| extend e = parse_json(message)
+| where tostring(e.metric) == 'ReplicationRpoSeconds'
+| extend vmId = tostring(e.vmId)
+| summarize RpoSeconds = max(todouble(e.value)) by vmId
 '''
           timeAggregation: 'Maximum'
           metricMeasureColumn: 'RpoSeconds'
@@ -143,8 +145,9 @@ resource jobFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
         {
           query: '''
 traces
-| where tostring(customDimensions.event) == 'JobFailed'
-| extend jobType = tostring(customDimensions.jobType), vmId = tostring(customDimensions.vmId)
+| extend e = parse_json(message)
+| where tostring(e.metric) == 'JobFailed'
+| extend jobType = tostring(e.jobType), vmId = tostring(e.vmId)
 '''
           timeAggregation: 'Count'
           operator: 'GreaterThan'

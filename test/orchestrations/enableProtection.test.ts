@@ -132,6 +132,13 @@ describe('enable protection', () => {
             message: expect.stringContaining('wrong size'),
         });
         expect((await h.runtime.getStatus('protect:vm4'))?.output).toMatchObject({ result: 'Failed' });
+        // The "Job failed" alert reads this telemetry.
+        expect(h.metrics.filter((m) => m.name === 'JobFailed')).toEqual([
+            expect.objectContaining({
+                value: 1,
+                dimensions: { jobId, jobType: 'EnableProtection', vmId: 'vm4', errorCode: 'REPLICA_STATE_INVALID' },
+            }),
+        ]);
     });
 
     it('fails the prerequisites check for a VM outside the support matrix, naming the rule', async () => {

@@ -705,7 +705,8 @@ export function alertTelemetryNames(model: InfraModel): string[] {
         for (const criterion of Array.isArray(criteria) ? criteria : []) {
             const query = valueAt(criterion, 'query');
             if (typeof query !== 'string') continue;
-            for (const m of query.matchAll(/(?:name|customDimensions\.\w+\)?)\s*==\s*'([^']+)'/g)) names.add(m[1]!);
+            for (const m of query.matchAll(/(?:name|(?:customDimensions|e)\.\w+\)?)\s*==\s*'([^']+)'/g))
+                names.add(m[1]!);
         }
     }
     return [...names].sort();
