@@ -18,16 +18,18 @@ import {
     StartResyncDisk,
 } from './resync/events';
 import {
-    completeResync,
     ManifestStep,
     manifestLinks,
-    protectReplica,
-    ProtectedDisk,
     publishRequestedManifest,
     publishRoundOneManifest,
+} from '../shared/resync/manifestPublication';
+import {
+    completeResync,
+    protectReplica,
+    ProtectedDisk,
     rollbackResyncById,
     verifyResyncApplied,
-} from './resync/resyncStorage';
+} from '../shared/resync/replicaProtection';
 
 /**
  * Resynchronization of one VM's disks (instance `resync:{vmId}`), as the "Resynchronize" job: protect the replica

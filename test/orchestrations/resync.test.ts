@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import '../../functions/apiReplicationProtectedItems';
 import '../../orchestrations/resync';
 import { ResyncResult, ResyncStatus, RESYNC_DIGEST_REQUEST_EVENT } from '../../orchestrations/resync/events';
-import { getResyncRun } from '../../orchestrations/resync/resyncStorage';
+import { getResyncRun } from '../../shared/resync/runs';
 import { OutgoingProviderEvent, providerEventBody } from '../../shared/contracts/publisher';
 import { bufferSource, HrlWriteEntry, newGuid, writeHrl } from '../../shared/hrl';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
