@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BlockBlobClient, ContainerClient } from '@azure/storage-blob';
+import { AnonymousCredential, BlobServiceClient, BlockBlobClient, ContainerClient } from '@azure/storage-blob';
 import { BlobUploadGrants, UploadTarget } from '../../../shared/grants/uploadGrants';
 import { testStorage, uniqueName } from '../../support/azurite';
 
@@ -123,5 +123,55 @@ describe('upload grants against Azurite', () => {
 
     it('refuses a lifetime outside 1–1440 minutes', () => {
         expect(() => new BlobUploadGrants(conn, { ttlMinutes: 0 })).toThrow(/1–1440/);
+    });
+});
+
+describe('upload grants with a managed identity (user delegation SAS)', () => {
+    function identityConnection(getKey: () => Promise<unknown>) {
+        const blob = new BlobServiceClient('https://acct.blob.core.windows.net', new AnonymousCredential());
+        const calls: [Date, Date][] = [];
+        Object.assign(blob, {
+            getUserDelegationKey: async (startsOn: Date, expiresOn: Date) => {
+                calls.push([startsOn, expiresOn]);
+                return getKey();
+            },
+        });
+        return { conn: { blob, tables: undefined as never, tableClient: () => undefined as never }, calls };
+    }
+    const key = {
+        signedObjectId: '11111111-1111-1111-1111-111111111111',
+        signedTenantId: '22222222-2222-2222-2222-222222222222',
+        signedStartsOn: new Date('2025-01-15T00:00:00Z'),
+        signedExpiresOn: new Date('2025-01-16T00:00:00Z'),
+        signedService: 'b',
+        signedVersion: '2024-08-04',
+        value: Buffer.alloc(32, 3).toString('base64'),
+    };
+
+    it('signs with a user delegation key (skoid/sktid present), https only, fetching the key once for many grants', async () => {
+        const { conn, calls } = identityConnection(async () => key);
+        const grants = new BlobUploadGrants(conn);
+        const at = new Date('2025-01-15T10:30:00Z');
+        const [first] = await grants.issue([target], at);
+        await grants.issue([{ ...target, sequence: 8, logId: 'log-8' }], new Date(at.getTime() + 60_000));
+        const params = new URL(first!.url).searchParams;
+        expect(params.get('skoid')).toBe(key.signedObjectId);
+        expect(params.get('sktid')).toBe(key.signedTenantId);
+        expect(params.get('sp')).toBe('cw');
+        expect(params.get('spr')).toBe('https');
+        expect(
+            first!.url.startsWith('https://acct.blob.core.windows.net/replica-logs/site-a/vm-1/disk-0/7-log-7.hrl?'),
+        ).toBe(true);
+        expect(calls).toHaveLength(1);
+    });
+
+    it('says which role is missing when the identity may not get a delegation key', async () => {
+        const { conn } = identityConnection(async () =>
+            Promise.reject(Object.assign(new Error('AuthorizationPermissionMismatch'), { statusCode: 403 })),
+        );
+        await expect(new BlobUploadGrants(conn).issue([target], new Date())).rejects.toMatchObject({
+            code: 'FORBIDDEN',
+            message: expect.stringContaining('Storage Blob Delegator'),
+        });
     });
 });
