@@ -35,12 +35,15 @@ export function storageReplicaPort(scope: () => StateScope): ReplicaPort {
         async removeReplica({ vmId, diskIds }) {
             const s = scope();
             const container = s.conn.blob.getContainerClient(REPLICAS_CONTAINER);
-            // Recovery points are snapshots of the disk blobs: deleting a blob with its snapshots removes them.
-            for (const diskId of diskIds) {
+            // Everything of the VM's under replicas/{vmId}/: the disks (their recovery-point snapshots go with
+            // them), the resync digest indexes and their dirty markers.
+            const owned = new Set(diskIds.map((diskId) => replicaBlobName(vmId, diskId)));
+            for await (const blob of container.listBlobsFlat({ prefix: `${vmId}/`, abortSignal: deadline() })) {
+                owned.add(blob.name);
+            }
+            for (const name of owned) {
                 try {
-                    await container
-                        .getPageBlobClient(replicaBlobName(vmId, diskId))
-                        .delete({ deleteSnapshots: 'include', abortSignal: deadline() });
+                    await container.getBlobClient(name).delete({ deleteSnapshots: 'include', abortSignal: deadline() });
                 } catch (err) {
                     if (!isNotFound(err)) throw err;
                 }

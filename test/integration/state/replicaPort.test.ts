@@ -18,8 +18,17 @@ describe('replica port over the merge modules (Azurite)', () => {
         expect((await blob.getProperties()).contentLength).toBe(8 * 1024 * 1024 + 512);
         expect((await getReplicaDisk(scope, vmId, 'os'))?.disk).toMatchObject({ state: 'Replicating', sequence: 0 });
 
+        // The resync digest index and its dirty markers live beside the disk and go with it.
+        const container = scope.conn.blob.getContainerClient(REPLICAS_CONTAINER);
+        await container.getBlockBlobClient(`${vmId}/os.digests`).upload('x', 1);
+        await container.getBlockBlobClient(`${vmId}/os.dirty/000000000001`).upload('x', 1);
+        await container.getBlockBlobClient(`${vmId}0/os.vhd`).upload('x', 1);
+
         await port.removeReplica({ vmId, diskIds: ['os'] });
         expect(await blob.exists()).toBe(false);
+        const left: string[] = [];
+        for await (const b of container.listBlobsFlat({ prefix: vmId })) left.push(b.name);
+        expect(left).toEqual([`${vmId}0/os.vhd`]);
         expect(await getReplicaDisk(scope, vmId, 'os')).toBeUndefined();
         await port.removeReplica({ vmId, diskIds: ['os'] });
     });
