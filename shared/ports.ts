@@ -17,18 +17,41 @@ export interface Ports {
     clock: Clock;
     /** Storage for replica disks, uploaded logs and the state tables (setting REPLICA_STORAGE). */
     storage(): StorageConnection;
+    /**
+     * Where provider events go: in Azure the `provider-events` topic on the PROVIDER_BUS namespace (resolved on
+     * first use, then kept); CONFIG_MISSING naming the setting when it is not configured.
+     */
     providerEvents(): ProviderEventPublisher;
+}
+
+type BusFactory = typeof import('./bus/providerEventsFromSetting');
+
+/** Made on first use and kept for the process: one client, one AMQP connection, reused by every activity. */
+let busPublisher: ProviderEventPublisher | undefined;
+
+function providerEventsFromSettings(): ProviderEventPublisher {
+    if (busPublisher) return busPublisher;
+    // Required here, not imported: most modules that import ports never publish, and the Service Bus SDK is
+    // only loaded by those that do (and shared/bus may import what imports ports without a cycle).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const bus = require('./bus/providerEventsFromSetting') as BusFactory;
+    const { providerEventsFromSetting, PROVIDER_BUS_SETTING } = bus;
+    busPublisher = providerEventsFromSetting();
+    if (!busPublisher) {
+        throw new HvrError(
+            'CONFIG_MISSING',
+            `No provider event publisher is configured: set ${PROVIDER_BUS_SETTING} to a Service Bus connection ` +
+                `string, or ${PROVIDER_BUS_SETTING}__fullyQualifiedNamespace (with a managed identity).`,
+            { setting: PROVIDER_BUS_SETTING },
+        );
+    }
+    return busPublisher;
 }
 
 const defaults: Ports = {
     clock: systemClock,
     storage: () => sharedStorageConnection('REPLICA_STORAGE'),
-    providerEvents: () => {
-        throw new HvrError(
-            'CONFIG_MISSING',
-            'No provider event publisher is configured: set PROVIDER_BUS (or PROVIDER_BUS__fullyQualifiedNamespace).',
-        );
-    },
+    providerEvents: providerEventsFromSettings,
 };
 
 let current: Ports = { ...defaults };
@@ -46,6 +69,8 @@ export function setPorts(overrides: Partial<Ports>): () => void {
     };
 }
 
+/** Restores the production ports and forgets the provider bus publisher, so changed settings are read again. */
 export function resetPorts(): void {
+    busPublisher = undefined;
     current = { ...defaults };
 }
