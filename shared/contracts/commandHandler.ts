@@ -96,12 +96,26 @@ export interface ProviderResyncEvent {
     at: string;
 }
 
+/**
+ * Payload of `ResyncDigestRequest` on `resync:{vmId}`: the command's fields, `request` still base64 (the
+ * resync's activity decodes it against the disk's geometry, RESYNC_REQUEST_INVALID if it does not fit).
+ */
+export interface ProviderDigestRequestEvent {
+    vmId: string;
+    resyncId: string;
+    diskId: string;
+    round: number;
+    request: string;
+    at: string;
+}
+
 /** Which orchestration instance each command's lifecycle event goes to. */
 export const commandRoutes = {
     heartbeat: instanceIds.replicationMonitor,
     initialReplicationProgress: instanceIds.enableProtection,
     cycleUploaded: instanceIds.replicationMonitor,
     resync: instanceIds.resync,
+    resyncDigestRequest: instanceIds.resync,
     providerError: instanceIds.replicationMonitor,
 } as const;
 
@@ -407,6 +421,18 @@ async function dispatch(
             for (const diskId of command.diskIds) disks[diskId] = 100;
             const event: ProviderResyncEvent = { vmId: command.vmId, resyncId: command.resyncId, disks, at };
             await raise(commandRoutes.resync(command.vmId), lifecycleEvents.resyncCompleted, event);
+            break;
+        }
+        case 'ResyncDigestRequest': {
+            const event: ProviderDigestRequestEvent = {
+                vmId: command.vmId,
+                resyncId: command.resyncId,
+                diskId: command.diskId,
+                round: command.round,
+                request: command.request,
+                at,
+            };
+            await raise(commandRoutes.resyncDigestRequest(command.vmId), lifecycleEvents.resyncDigestRequest, event);
             break;
         }
         case 'ProviderError': {

@@ -13,6 +13,13 @@ export const PROVIDER_EVENTS_TOPIC = 'provider-events';
 /** Azure Service Bus Standard's message size limit; bigger commands are rejected before parsing. */
 export const MAX_COMMAND_BYTES = 256 * 1024;
 
+/**
+ * The longest `request` of a ResyncDigestRequest, in base64 characters (252 KiB; 193,536 bytes decoded). With the
+ * other fields at their maximum (ids of 64 characters) the body stays under MAX_COMMAND_BYTES, so a request the
+ * schema accepts is never refused as too large. A bigger request is coarsened by the provider (docs).
+ */
+export const MAX_DIGEST_REQUEST_BASE64 = 252 * 1024;
+
 export type Consistency = 'CrashConsistent' | 'AppConsistent';
 
 /** Percent (0–100, whole numbers) per disk id. */
@@ -103,6 +110,23 @@ export interface ResyncCompletedCommand {
     diskIds: string[];
 }
 
+/**
+ * Asks for the next round of one disk's resync comparison: the digests of the listed nodes of one level (the
+ * children of the nodes that differed). `request` is the binary digest request of docs/resync.md, base64; the
+ * answer is a StartResync naming that disk with `round` and a manifest of exactly those nodes.
+ */
+export interface ResyncDigestRequestCommand {
+    type: 'ResyncDigestRequest';
+    version: 1;
+    vmId: string;
+    resyncId: string;
+    diskId: string;
+    /** The round the answering manifest will be: the previous round of that disk + 1 (2 for the first request). */
+    round: number;
+    /** `encodeDigestRequest(...)`, standard base64 with padding, at most MAX_DIGEST_REQUEST_BASE64 characters. */
+    request: string;
+}
+
 /** A provider-side failure, classified: recoverable ones are retried, the others make the VM Critical. */
 export interface ProviderErrorCommand {
     type: 'ProviderError';
@@ -122,6 +146,7 @@ export type ProviderCommand =
     | UploadGrantRequestCommand
     | ResyncProgressCommand
     | ResyncCompletedCommand
+    | ResyncDigestRequestCommand
     | ProviderErrorCommand;
 
 export type ProviderCommandType = ProviderCommand['type'];

@@ -1,4 +1,4 @@
-import { ProviderCommandType, ProviderEvent } from './messages';
+import { MAX_DIGEST_REQUEST_BASE64, ProviderCommandType, ProviderEvent } from './messages';
 
 /**
  * JSON Schemas (draft 2020-12) of every provider message, version 1. Each schema is self-contained (no $ref
@@ -16,6 +16,8 @@ const DRAFT = 'https://json-schema.org/draft/2020-12/schema';
 /** Ids end up in blob paths and session ids: letters, digits, `.`, `_`, `-`; no trailing dot; ≤ 64. */
 export const ID_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$';
 const INSTANT_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\\.[0-9]{1,9})?Z$';
+/** Standard base64 with padding: whole 4-character groups. */
+const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 const CLOCK_PATTERN = '^(?:[01][0-9]|2[0-3]):[0-5][0-9]$';
 const MAX_SAFE = 9007199254740991;
 const MAX_DISKS = 256;
@@ -200,6 +202,36 @@ export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
         },
         ['vmId', 'resyncId', 'diskIds'],
         { vmId: VM, resyncId: 'resync-7', diskIds: [DISK0] },
+    ),
+    ResyncDigestRequest: message(
+        'command',
+        'ResyncDigestRequest',
+        "Asks for the next round of one disk's resync comparison: the digests of the nodes in `request` (the binary " +
+            'digest request of docs/resync.md, base64). Answered with a StartResync naming the disk and round. ' +
+            'Session: the VM id.',
+        {
+            vmId: id,
+            resyncId: id,
+            diskId: id,
+            round: {
+                type: 'integer',
+                minimum: 2,
+                maximum: 64,
+                description: "The round of the answering manifest: the disk's previous round + 1.",
+            },
+            request: {
+                type: 'string',
+                // A request is at least a level byte and a range count.
+                minLength: 4,
+                maxLength: MAX_DIGEST_REQUEST_BASE64,
+                pattern: BASE64_PATTERN,
+                description:
+                    'The digest request (level byte, LEB128 range count, LEB128 gap/count per range), standard ' +
+                    'base64 with padding.',
+            },
+        },
+        ['vmId', 'resyncId', 'diskId', 'round', 'request'],
+        { vmId: VM, resyncId: 'resync-7', diskId: DISK0, round: 2, request: 'AQIgEDAg' },
     ),
     ProviderError: message(
         'command',

@@ -41,6 +41,8 @@ export const lifecycleEvents = {
     /** Resync progress and completion from the provider. */
     resyncProgress: 'ResyncProgress',
     resyncCompleted: 'ResyncCompleted',
+    /** The provider asks for a disk's next digest round. Payload: ResyncDigestRequestEvent (orchestrations/resync). */
+    resyncDigestRequest: 'ResyncDigestRequest',
     /** A provider-side error, classified. Payload: ProviderErrorEvent. */
     providerError: 'ProviderError',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */

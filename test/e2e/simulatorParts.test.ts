@@ -99,7 +99,7 @@ describe('compareReplica', () => {
     });
 
     it('names the first differing byte', async () => {
-        const f = files((vhd) => (vhd[3 * MIB + 7] ^= 1));
+        const f = files((vhd) => (vhd[3 * MIB + 7] = vhd[3 * MIB + 7]! ^ 1));
         expect(await compareReplica(f.raw, f.vhd)).toEqual({
             equal: false,
             problem: `first difference at byte ${3 * MIB + 7}`,
@@ -112,7 +112,7 @@ describe('compareReplica', () => {
     });
 
     it('refuses a damaged footer', async () => {
-        const f = files((vhd) => (vhd[virtualSize + 70] ^= 0xff));
+        const f = files((vhd) => (vhd[virtualSize + 70] = vhd[virtualSize + 70]! ^ 0xff));
         const result = await compareReplica(f.raw, f.vhd);
         expect(result.equal).toBe(false);
         expect(result.problem).toMatch(/^footer: /);

@@ -1,7 +1,14 @@
-import { handleProviderCommand, ProviderCommandDelivery } from '../../../shared/contracts/commandHandler';
+import {
+    handleProviderCommand,
+    ProviderCommandDelivery,
+    ProviderDigestRequestEvent,
+} from '../../../shared/contracts/commandHandler';
 import { MAX_COMMAND_BYTES } from '../../../shared/contracts/messages';
 import { signMessage } from '../../../shared/contracts/signature';
 import { HvrError } from '../../../shared/errors';
+import { defaultGeometry } from '../../../shared/resync/digest';
+import { decodeDigestRequest } from '../../../shared/resync/manifest';
+import { RESYNC_DIGEST_REQUEST_EVENT, ResyncDigestRequestEvent } from '../../../orchestrations/resync/events';
 import { commands, fakeChannel, NOW, SITE_A, SITE_B, signedDelivery } from './fakeChannel';
 
 describe('provider commands that are carried out', () => {
@@ -47,6 +54,7 @@ describe('provider commands that are carried out', () => {
         ['ResyncProgress', commands.resyncProgress(), 'resync:vm-a1', 'ResyncProgress'],
         ['ResyncCompleted', commands.resyncCompleted(), 'resync:vm-a1', 'ResyncCompleted'],
         ['ProviderError', commands.providerError(), 'monitor:vm-a1', 'ProviderError'],
+        ['ResyncDigestRequest', commands.digestRequest(), 'resync:vm-a1', 'ResyncDigestRequest'],
     ])('%s raises %s on %s', async (_type, command, instanceId, eventName) => {
         const channel = fakeChannel();
         channel.runningInstances.add(instanceId);
@@ -73,6 +81,40 @@ describe('provider commands that are carried out', () => {
         const channel = fakeChannel();
         await handleProviderCommand(signedDelivery(commands.resyncCompleted()), channel.ports);
         expect(channel.writes[0]).toMatchObject({ payload: { resyncId: 'rs-1', disks: { d0: 100, d1: 100 } } });
+    });
+
+    it('ResyncDigestRequest hands the resync the disk, round and request as the orchestration reads them', async () => {
+        const channel = fakeChannel();
+        channel.runningInstances.add('resync:vm-a1');
+        await handleProviderCommand(signedDelivery(commands.digestRequest()), channel.ports);
+        const raised = channel.writes[0] as { eventName: string; payload: unknown };
+        expect(raised.eventName).toBe(RESYNC_DIGEST_REQUEST_EVENT);
+        const payload: ResyncDigestRequestEvent = raised.payload as ProviderDigestRequestEvent;
+        expect(payload).toEqual({
+            vmId: 'vm-a1',
+            resyncId: 'rs-1',
+            diskId: 'd0',
+            round: 2,
+            request: 'AQIgEDAg',
+            at: NOW.toISOString(),
+        });
+        // The orchestration's activity decodes exactly these bytes.
+        expect(decodeDigestRequest(Buffer.from(payload.request, 'base64'), defaultGeometry(1024 ** 3))).toEqual({
+            level: 1,
+            ranges: [
+                { first: 32, count: 16 },
+                { first: 96, count: 32 },
+            ],
+        });
+    });
+
+    it('ResyncDigestRequest with no resync running is completed with a note, not failed', async () => {
+        const channel = fakeChannel();
+        const outcome = await handleProviderCommand(signedDelivery(commands.digestRequest()), channel.ports);
+        expect(outcome).toMatchObject({
+            action: 'complete',
+            notes: ['ResyncDigestRequest not delivered: no orchestration resync:vm-a1'],
+        });
     });
 
     it('UploadGrantRequest issues one grant per log of its own VM and publishes an UploadGrant event', async () => {
@@ -203,6 +245,26 @@ describe('provider commands that are dead-lettered and change nothing', () => {
             expect.objectContaining({
                 fields: expect.objectContaining({ siteId: 'site-a', vmId: 'vm-b1', owner: 'site-b' }),
             }),
+        );
+    });
+
+    it('a digest request about a VM of another site: MESSAGE_OTHER_SITE, nothing raised', async () => {
+        await expectRejected(signedDelivery(commands.digestRequest('vm-b1')), 'MESSAGE_OTHER_SITE', /vm-b1/);
+    });
+
+    it('a digest request sent in the site session instead of its VM session: MESSAGE_INVALID', async () => {
+        await expectRejected(
+            signedDelivery(commands.digestRequest(), { sessionId: 'site:site-a' }),
+            'MESSAGE_INVALID',
+            /sessionId "vm-a1"/,
+        );
+    });
+
+    it('a digest request whose request is not base64: MESSAGE_INVALID naming the field', async () => {
+        await expectRejected(
+            signedDelivery({ ...commands.digestRequest(), request: 'AQIg!DAg' }),
+            'MESSAGE_INVALID',
+            /request/,
         );
     });
 

@@ -192,6 +192,16 @@ export const commands = {
         resyncId: 'rs-1',
         diskIds: ['d0', 'd1'],
     }),
+    /** Level 1, nodes 32–47 and 96–127 (encodeDigestRequest, base64). */
+    digestRequest: (vmId = 'vm-a1') => ({
+        type: 'ResyncDigestRequest',
+        version: 1,
+        vmId,
+        resyncId: 'rs-1',
+        diskId: 'd0',
+        round: 2,
+        request: 'AQIgEDAg',
+    }),
     providerError: (vmId: string | null = 'vm-a1') => ({
         type: 'ProviderError',
         version: 1,

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
+import { MAX_COMMAND_BYTES, MAX_DIGEST_REQUEST_BASE64 } from '../../../shared/contracts/messages';
 import { commandSchemas, eventSchemas, publishedSchemaFiles } from '../../../shared/contracts/schemas';
 import { validateCommand, validateEvent } from '../../../shared/contracts/validate';
 
@@ -106,5 +107,46 @@ describe('field rules', () => {
 
     it('rejects a body that is not an object', () => {
         expect(() => validateCommand([1])).toThrow(expect.objectContaining({ code: 'MESSAGE_INVALID' }));
+    });
+});
+
+describe('ResyncDigestRequest', () => {
+    const digest = () => exampleOf(commandSchemas.ResyncDigestRequest);
+    /** base64 of `length` characters (a multiple of 4) that decodes to bytes of 0xfb. */
+    const base64Of = (length: number) => Buffer.alloc((length / 4) * 3, 0xfb).toString('base64');
+
+    it('accepts a request at the cap, and that body with 64-character ids still fits in one command', () => {
+        const longest = {
+            ...digest(),
+            vmId: 'v'.repeat(64),
+            resyncId: 'r'.repeat(64),
+            diskId: 'd'.repeat(64),
+            round: 64,
+            request: base64Of(MAX_DIGEST_REQUEST_BASE64),
+        };
+        expect(validateCommand(longest)).toMatchObject({ type: 'ResyncDigestRequest' });
+        expect(Buffer.byteLength(JSON.stringify(longest), 'utf8')).toBeLessThanOrEqual(MAX_COMMAND_BYTES);
+    });
+
+    it('rejects a request one group past the cap, naming the field', () => {
+        const body = { ...digest(), request: base64Of(MAX_DIGEST_REQUEST_BASE64 + 4) };
+        expect(() => validateCommand(body)).toThrow(/request must NOT have more than 258048 characters/);
+    });
+
+    it('rejects a request that is not padded standard base64', () => {
+        for (const request of ['AQIgEDA', 'AQIg-DAg', 'AQIg_DAg', 'AQ==AQ==', 'AQIgEDAg\n', '']) {
+            expect(() => validateCommand({ ...digest(), request })).toThrow(/request/);
+        }
+        expect(validateCommand({ ...digest(), request: 'AQI=' })).toMatchObject({ request: 'AQI=' });
+    });
+
+    it('rejects round 1 (the StartResync manifest) and rounds past 64', () => {
+        for (const round of [0, 1, 65, 2.5]) {
+            expect(() => validateCommand({ ...digest(), round })).toThrow(/round/);
+        }
+    });
+
+    it('rejects a disk id that could escape its blob path', () => {
+        expect(() => validateCommand({ ...digest(), diskId: '../d0' })).toThrow(/diskId/);
     });
 });
