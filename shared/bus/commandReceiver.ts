@@ -28,6 +28,11 @@ export interface CommandReceiverOptions {
     maxWaitTimeInMs?: number;
     /** Pause after a failure (abandon, lost connection) before accepting sessions again. */
     backoffMs?: number;
+    /**
+     * Pause after a pass that found no session with messages. Azure holds an accept until a session is free,
+     * but the emulator or a test peer may answer at once, and the loop must not spin. Default 500 ms.
+     */
+    idlePauseMs?: number;
     log?: ChannelLog;
 }
 
@@ -58,6 +63,7 @@ export class ServiceBusCommandReceiver {
     private readonly batchSize: number;
     private readonly maxWaitTimeInMs: number;
     private readonly backoffMs: number;
+    private readonly idlePauseMs: number;
     private readonly log: ChannelLog;
     private running?: Promise<void>;
     private stopping = new AbortController();
@@ -71,6 +77,7 @@ export class ServiceBusCommandReceiver {
         this.batchSize = options.batchSize ?? 16;
         this.maxWaitTimeInMs = options.maxWaitTimeInMs ?? 5_000;
         this.backoffMs = options.backoffMs ?? 2_000;
+        this.idlePauseMs = options.idlePauseMs ?? 500;
         this.log = options.log ?? quietLog;
     }
 
@@ -97,6 +104,7 @@ export class ServiceBusCommandReceiver {
                 pass = undefined;
             }
             if (pass === undefined || pass.abandoned > 0) await this.pause(this.backoffMs);
+            else if (pass.sessionId === undefined) await this.pause(this.idlePauseMs);
         }
     }
 

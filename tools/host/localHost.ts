@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { HttpRequest, LogLevel, Timer } from '@azure/functions';
 import { ensureErrorType, HvrError } from '../../shared/errors';
+import { ServiceBusCommandReceiver } from '../../shared/bus/commandReceiver';
+import { ServiceBusEventPublisher } from '../../shared/bus/eventPublisher';
+import { PROVIDER_BUS_SETTING } from '../../shared/bus/providerEventsFromSetting';
+import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
 import { Clock, setPorts, systemClock } from '../../shared/ports';
 import { connectionFromString, resetStorageConnections, storageConnection } from '../../shared/storage/connections';
 import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
@@ -16,6 +20,12 @@ import { hostStorage } from './hostStorage';
 import { LocalProviderEventPublisher } from './localProviderEvents';
 import { LocalSessionQueue, SessionQueuePump } from './localSessionQueue';
 import { FunctionRegistry, functionRegistry, installFunctionsCore, RegisteredFunction } from './registry';
+import {
+    durableClientOf,
+    providerCommandReceiver,
+    serviceBusConfigured,
+    ServiceBusClients,
+} from './serviceBusReceivers';
 import { TimerScheduler } from './timerTriggers';
 
 export interface LocalHostOptions {
@@ -56,6 +66,8 @@ export interface LocalHostOptions {
         lockSeconds?: number;
         retryDelaySeconds?: number;
         pollIntervalMs?: number;
+        /** With a real namespace: how long a receive waits for a session and for more of its messages. Default 5 s. */
+        receiveWaitMs?: number;
     };
     /** How long `stop()` waits for invocations in flight. Default 30 s. */
     drainTimeoutMs?: number;
@@ -89,9 +101,12 @@ export interface LocalHost {
     fireTimer(name: string): Promise<void>;
     /** Delivers what the local provider queues hold now and waits; returns how many messages were taken in. */
     deliverQueuedMessages(): Promise<number>;
-    /** Provider events as activities publish them, one Storage queue per site; absent when PROVIDER_BUS is set. */
+    /**
+     * Provider events as activities publish them, one Storage queue per site; absent when PROVIDER_BUS is set
+     * (events then go to the namespace's `provider-events` topic).
+     */
     providerEvents?: LocalProviderEventPublisher;
-    /** The local queue behind a serviceBusTrigger's queue (to send provider messages to). */
+    /** The local queue behind a serviceBusTrigger's queue (to send provider messages to) when its connection is empty. */
     providerQueue(queueName: string): LocalSessionQueue;
     /** Stops taking work, drains invocations (bounded), stops Azurite if it started one. */
     stop(): Promise<{ abandonedInvocations: number }>;
@@ -118,11 +133,6 @@ function loadApp(registry: FunctionRegistry, modules: string[]): void {
             );
         }
     }
-}
-
-/** Whether a Service Bus connection setting names a real namespace. */
-function serviceBusConfigured(settings: Record<string, string>, connection: string): boolean {
-    return !!settings[connection] || !!settings[`${connection}__fullyQualifiedNamespace`];
 }
 
 /**
@@ -166,8 +176,14 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             all.filter((f) => f.trigger.type.toLowerCase() === type.toLowerCase());
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
+        const busClients = new ServiceBusClients(settings);
+        cleanups.push(() => busClients.close());
         let providerEvents: LocalProviderEventPublisher | undefined;
-        if (!serviceBusConfigured(settings, 'PROVIDER_BUS')) {
+        if (serviceBusConfigured(settings, PROVIDER_BUS_SETTING)) {
+            // The host owns this publisher (not the process-wide default) so stop() closes its connection.
+            const publisher = new ServiceBusEventPublisher(busClients.get(PROVIDER_BUS_SETTING));
+            cleanups.push(setPorts({ providerEvents: () => publisher }));
+        } else {
             const publisher = new LocalProviderEventPublisher(host, clock);
             cleanups.push(setPorts({ providerEvents: () => publisher }));
             providerEvents = publisher;
@@ -244,6 +260,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         // Provider messages
         const queues = new Map<string, LocalSessionQueue>();
         const pumps: SessionQueuePump[] = [];
+        const receivers: ServiceBusCommandReceiver[] = [];
         const busFunctions = ofType('serviceBusTrigger');
         for (const fn of busFunctions) {
             if (typeof fn.trigger.queueName !== 'string') {
@@ -252,13 +269,26 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             const queueName = resolveSettingReferences(fn.trigger.queueName, settings);
             const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
             if (serviceBusConfigured(settings, connection)) {
-                throw new HvrError(
-                    'CONFIG_MISSING',
-                    `${fn.name} reads queue ${queueName} through ${connection}, which is set; this host delivers ` +
-                        `provider messages only from its local queue. Clear ${connection} to use it ` +
-                        `(see docs/local-host.md).`,
-                    { setting: connection },
-                );
+                if (queueName !== PROVIDER_COMMANDS_QUEUE) {
+                    throw new HvrError(
+                        'CONFIG_MISSING',
+                        `${fn.name} reads queue ${queueName} through ${connection}, which is set; this host receives ` +
+                            `only ${PROVIDER_COMMANDS_QUEUE} from a namespace. Clear ${connection} to deliver ` +
+                            `from the local queue (see docs/local-host.md).`,
+                        { setting: connection },
+                    );
+                }
+                const receiver = providerCommandReceiver({
+                    fn,
+                    client: busClients.get(connection),
+                    durableClient: await durableClientOf(durable),
+                    log,
+                    receiveWaitMs: options.serviceBus?.receiveWaitMs,
+                    backoffMs: options.serviceBus?.pollIntervalMs,
+                });
+                receivers.push(receiver);
+                receiver.start();
+                continue;
             }
             let queue = queues.get(queueName);
             if (!queue) {
@@ -278,6 +308,8 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         }
 
         const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings);
+        // A failure after this point must still stop the receivers before the clients close.
+        cleanups.push(() => Promise.all(receivers.map((r) => r.stop())));
         let stopping: Promise<{ abandonedInvocations: number }> | undefined;
         const stop = (): Promise<{ abandonedInvocations: number }> => {
             stopping ??= (async () => {
@@ -287,6 +319,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 await scanner.stop();
                 await timers.stop();
                 await Promise.all(pumps.map((p) => p.stop()));
+                await stopReceivers(receivers, busClients, Math.max(0, drainBound - (Date.now() - drainStarted)));
                 const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
                 if (abandoned > 0) log(`Stopped with ${abandoned} invocation(s) still running.`);
                 // Responses of finished invocations are still being written: give them a moment.
@@ -319,7 +352,8 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 const queue = queues.get(queueName);
                 if (!queue) {
                     throw new Error(
-                        `No serviceBusTrigger reads queue "${queueName}" (have: ${[...queues.keys()].join(', ')})`,
+                        `No serviceBusTrigger reads queue "${queueName}" from a local queue ` +
+                            `(have: ${[...queues.keys()].join(', ') || 'none'}; with a namespace set, send to it instead)`,
                     );
                 }
                 return queue;
@@ -330,6 +364,26 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         await runCleanups();
         throw err;
     }
+}
+
+/**
+ * Stops the Service Bus receivers: each finishes and settles the message it holds, bounded by `boundMs`; past
+ * it the clients are closed, which ends a receive still waiting for a session (a lock not settled then
+ * expires and the broker redelivers).
+ */
+async function stopReceivers(
+    receivers: ServiceBusCommandReceiver[],
+    clients: ServiceBusClients,
+    boundMs: number,
+): Promise<void> {
+    if (receivers.length === 0) return;
+    const stopped = Promise.all(receivers.map((r) => r.stop()));
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), boundMs)));
+    const outcome = await Promise.race([stopped.then(() => 'stopped' as const), bound]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') await clients.close();
+    await stopped;
 }
 
 /**
@@ -405,7 +459,11 @@ function describeFunctions(
                     return {
                         name: fn.name,
                         trigger: 'serviceBus',
-                        detail: `queue ${String(t.queueName)}${t.isSessionsEnabled ? ' (sessions)' : ''} from the local Storage queue (${String(t.connection)} not set)`,
+                        detail: `queue ${String(t.queueName)}${t.isSessionsEnabled ? ' (sessions)' : ''} ${
+                            serviceBusConfigured(settings, String(t.connection))
+                                ? `from Service Bus via ${String(t.connection)} (shared command handler)`
+                                : `from the local Storage queue (${String(t.connection)} not set)`
+                        }`,
                     };
                 default:
                     return {
