@@ -778,7 +778,7 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
             } catch (err) {
                 throw new StepIncomplete(
                     `resync comparison of ${vm.vmId}/${disk.diskId}`,
-                    `round ${round} needs a ResyncDigestRequest, which the provider contract does not accept yet ` +
+                    `the round ${round} ResyncDigestRequest does not pass the provider contract ` +
                         `(${ensureErrorType(err).message})`,
                 );
             }
@@ -818,6 +818,15 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
         const grant = grants.find((g) => g.diskId === log.diskId && g.sequence === log.sequence)!;
         await upload(ctx, vm, log, grant, metadataFor(undefined, capturedAt, true));
         percent[log.diskId] = 100;
+    }
+    if (ctx.host) {
+        // In Azure, Event Grid hands the merge a new blob within about a second; the local host finds it at its
+        // next container scan (every 2 s). If ResyncCompleted outran the merge, the resync's verify would find
+        // the logs unapplied and retry only a minute later. So scan now, as Event Grid would deliver: the first
+        // call joins a scan that may have listed the container before the upload, the second sees the logs, and
+        // both resolve once the merges they started have finished.
+        await ctx.host.scanNow();
+        await ctx.host.scanNow();
     }
     await progress();
     await ctx.provider.send({
