@@ -89,6 +89,39 @@ param mergeGapTimeoutSeconds int = 3600
 @minValue(1000)
 param storageCallTimeoutMs int = 60000
 
+@minValue(1048576)
+@description('Smallest ranged read of an uploaded log while merging, in bytes.')
+param mergeReadBytes int = 8388608
+
+@minValue(5)
+@maxValue(1440)
+@description('Lifetime of the write-only SAS a provider gets to upload a log.')
+param uploadGrantTtlMinutes int = 30
+
+@minValue(1)
+@description('Resyncs that may run at once per site (each reads whole disks on the host).')
+param resyncMaxPerSite int = 2
+
+@allowed(['arm', 'dryrun'])
+@description('Failover: arm creates disks, NICs and VMs in Azure; dryrun only records what it would create (demos).')
+param failoverInfrastructure string = 'arm'
+
+@description('Subscription for failed-over and test VMs (empty: this deployment\'s subscription).')
+param failoverSubscriptionId string = ''
+
+@description('Existing resource group for failed-over and test VMs (empty: the app\'s own). The app identity gets Contributor on it.')
+param failoverResourceGroupName string = ''
+
+@description('Region of failed-over and test VMs (empty: location).')
+param failoverLocation string = ''
+
+@allowed(['Standard_LRS', 'StandardSSD_LRS', 'StandardSSD_ZRS', 'Premium_LRS', 'Premium_ZRS'])
+param failoverDiskSku string = 'Standard_LRS'
+
+@minValue(60000)
+@description('Bound on each ARM operation of a failover, with its long-running completion.')
+param failoverOperationTimeoutMs int = 1200000
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -110,6 +143,8 @@ var useCustomerManagedKey = !empty(customerManagedKeyVaultId) && !empty(customer
 var keyVaultIdParts = split(customerManagedKeyVaultId, '/')
 var keyVaultName = useCustomerManagedKey ? last(keyVaultIdParts) : ''
 var keyVaultUri = useCustomerManagedKey ? 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/' : ''
+var failoverSubscription = empty(failoverSubscriptionId) ? subscription().subscriptionId : failoverSubscriptionId
+var failoverResourceGroup = empty(failoverResourceGroupName) ? rg.name : failoverResourceGroupName
 // Any restriction of public access needs the VNet: the app's outbound addresses are not fixed.
 var useVnet = vnetEnabled || publicNetworkAccess == 'Disabled' || !empty(allowedIpRanges)
 
@@ -288,6 +323,19 @@ var functionAppSettings = {
   MERGE_CONCURRENCY: string(mergeConcurrency)
   MERGE_GAP_TIMEOUT_SECONDS: string(mergeGapTimeoutSeconds)
   STORAGE_CALL_TIMEOUT_MS: string(storageCallTimeoutMs)
+  MERGE_READ_BYTES: string(mergeReadBytes)
+  UPLOAD_GRANT_TTL_MINUTES: string(uploadGrantTtlMinutes)
+  RESYNC_MAX_PER_SITE: string(resyncMaxPerSite)
+  // Failover (docs/failover.md): where VMs go, the replica account their disks are imported from, and the
+  // identity ARM calls run as (Contributor on the failover resource group, failoverAccess below).
+  FAILOVER_INFRASTRUCTURE: failoverInfrastructure
+  FAILOVER_SUBSCRIPTION_ID: failoverSubscription
+  FAILOVER_RESOURCE_GROUP: failoverResourceGroup
+  FAILOVER_LOCATION: empty(failoverLocation) ? location : failoverLocation
+  FAILOVER_STORAGE_ACCOUNT_ID: replicaStorage.outputs.id
+  FAILOVER_DISK_SKU: failoverDiskSku
+  FAILOVER_OPERATION_TIMEOUT_MS: string(failoverOperationTimeoutMs)
+  FAILOVER_IDENTITY_CLIENT_ID: appIdentity.outputs.clientId
   // Local auth is off on Application Insights: this string only locates the resource; ingestion is
   // authorized by the identity named in the authentication string (Monitoring Metrics Publisher).
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
@@ -333,6 +381,16 @@ module rbac 'modules/rbac.bicep' = {
   }
 }
 
+// The failover resource group must exist already unless it is the app's own (created above).
+module failoverAccess 'modules/failover-access.bicep' = {
+  name: 'failoverAccess'
+  scope: resourceGroup(failoverSubscription, failoverResourceGroup)
+  dependsOn: [rg]
+  params: {
+    appPrincipalId: appIdentity.outputs.principalId
+  }
+}
+
 module replicaEvents 'modules/replica-events.bicep' = {
   name: 'replicaEvents'
   scope: rg
@@ -371,5 +429,7 @@ output REPLICA_EVENTS_SYSTEM_TOPIC_NAME string = replicaEvents.outputs.name
 output EVENTGRID_DEADLETTER_CONTAINER string = eventGridDeadLetterContainer
 output MERGE_FUNCTION_NAME string = 'mergeReplicaLog'
 output PROVIDER_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output PROVIDER_COMMANDS_REJECTED_QUEUE string = serviceBus.outputs.rejectedCommandsQueueName
+output FAILOVER_RESOURCE_GROUP string = failoverResourceGroup
 output APP_STORAGE_ACCOUNT_NAME string = appStorage.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

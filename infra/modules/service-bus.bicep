@@ -22,6 +22,10 @@ param commandMaxDeliveryCount int = 10
 
 var commandsQueueName = 'provider-commands'
 var eventsTopicName = 'provider-events'
+// The Functions trigger cannot dead-letter with a reason, so it completes a rejected command and sends a copy
+// with deadLetterReason and deadLetterErrorDescription here (functions/providerCommands.ts). The app sends with
+// the namespace-wide Data Sender role; operators read it.
+var rejectedCommandsQueueName = 'provider-commands-rejected'
 
 resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   name: name
@@ -54,6 +58,19 @@ resource providerCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-pre
   }
 }
 
+resource rejectedCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+  parent: namespace
+  name: rejectedCommandsQueueName
+  properties: {
+    // Kept longer than commands: someone has to look at why a provider's message was refused.
+    defaultMessageTimeToLive: 'P14D'
+    deadLetteringOnMessageExpiration: false
+    lockDuration: 'PT1M'
+    maxDeliveryCount: 10
+    maxSizeInMegabytes: 1024
+  }
+}
+
 resource providerEvents 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' = {
   parent: namespace
   name: eventsTopicName
@@ -72,3 +89,4 @@ output name string = namespace.name
 output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '/')[2], ':')[0]
 output commandsQueueName string = providerCommands.name
 output eventsTopicName string = providerEvents.name
+output rejectedCommandsQueueName string = rejectedCommands.name

@@ -18,6 +18,7 @@ export const BUILT_IN_ROLES: Readonly<Record<string, string>> = {
     'Azure Service Bus Data Receiver': '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0',
     'Monitoring Metrics Publisher': '3913510d-42f4-4e42-8a64-420c390055eb',
     'Key Vault Crypto Service Encryption User': 'e147488a-f6f5-4113-8e2d-b22465e65bf6',
+    Contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
 };
 
 const ROLE_NAME_BY_ID = new Map(Object.entries(BUILT_IN_ROLES).map(([name, id]) => [id, name]));
@@ -432,6 +433,17 @@ export function serviceBusProblems(model: InfraModel): string[] {
     if (queue && (typeof maxDelivery !== 'number' || maxDelivery < 1))
         problems.push('provider-commands: maxDeliveryCount should be set');
 
+    // The trigger forwards rejected commands to this queue through an output binding; the name is the code's.
+    const rejectedName = /REJECTED_COMMANDS_QUEUE = '([^']+)'/.exec(model.text('functions/providerCommands.ts'))?.[1];
+    if (!rejectedName) problems.push('functions/providerCommands.ts: REJECTED_COMMANDS_QUEUE not found');
+    const rejected = rejectedName
+        ? queueOrTopic(model, 'Microsoft.ServiceBus/namespaces/queues', rejectedName)
+        : undefined;
+    if (rejectedName && !rejected) problems.push(`service-bus.bicep: no ${rejectedName} queue`);
+    if (rejected && valueAt(rejected.body.properties, 'requiresSession') === true) {
+        problems.push(`${rejectedName}: requiresSession must be off (the output binding sends without a session)`);
+    }
+
     const topic = queueOrTopic(model, 'Microsoft.ServiceBus/namespaces/topics', 'provider-events');
     if (!topic) problems.push('service-bus.bicep: no provider-events topic');
     if (topic && valueAt(topic.body.properties, 'requiresDuplicateDetection') !== true) {
@@ -582,6 +594,80 @@ export function appSettingCoverageProblems(model: InfraModel): string[] {
         if (text(settings[`${key}__clientId`]) !== 'appIdentity.outputs.clientId') {
             problems.push(`connection ${key}: ${key}__clientId should be the app identity's client id`);
         }
+    }
+    return problems;
+}
+
+/** Settings the code reads that deliberately stay out of local.settings.sample.json and Azure. */
+export const SETTINGS_NOT_DEPLOYED: Readonly<Record<string, string>> = {
+    STATE_TABLE_PREFIX: 'test-only: isolates state tables of parallel tests in one Azurite',
+    WEBSITE_INSTANCE_ID: 'set by the App Service platform',
+};
+
+const SETTING_READ = /\b(?:optionalSetting|requireSetting|integerSetting)\(\s*'([A-Za-z0-9_]+)'/g;
+
+/**
+ * Every app setting the code reads by name (optionalSetting / requireSetting / integerSetting) is in
+ * local.settings.sample.json, so appSettingCoverageProblems sees it and Azure gets it too.
+ */
+export function codeSettingProblems(model: InfraModel): string[] {
+    const problems: string[] = [];
+    const sample = (JSON.parse(model.text('local.settings.sample.json')) as { Values: Record<string, string> }).Values;
+    const read = new Map<string, string>();
+    for (const rel of model.appSourcePaths) {
+        for (const match of model.text(rel).matchAll(SETTING_READ)) {
+            if (!read.has(match[1]!)) read.set(match[1]!, rel);
+        }
+    }
+    if (read.size === 0) problems.push('no setting reads found in shared/, functions/, orchestrations/');
+    for (const [name, rel] of read) {
+        if (!(name in sample) && !(name in SETTINGS_NOT_DEPLOYED)) {
+            problems.push(`${rel} reads ${name}, which local.settings.sample.json does not list`);
+        }
+    }
+    return problems;
+}
+
+/**
+ * Failover creates VMs where FAILOVER_SUBSCRIPTION_ID / FAILOVER_RESOURCE_GROUP point, as the app identity
+ * (FAILOVER_IDENTITY_CLIENT_ID), out of the replica account (FAILOVER_STORAGE_ACCOUNT_ID): the identity needs
+ * Contributor on exactly that resource group.
+ */
+export function failoverAccessProblems(model: InfraModel): string[] {
+    const problems: string[] = [];
+    const settings = appSettings(model);
+    const module = model.main.module('failoverAccess');
+    if (!module) return ['main.bicep: no failoverAccess module (Contributor on the failover resource group)'];
+    // The module model keeps params only: read its scope from the declaration's source.
+    const declaration = new RegExp(`\\nmodule failoverAccess [^\\n]*\\n([\\s\\S]*?)\\n}`).exec(model.main.source)?.[1];
+    const scope = /^ {2}scope: resourceGroup\(([^,]+), ([^)]+)\)$/m.exec(declaration ?? '');
+    const [subscriptionArg, groupArg] = [scope?.[1]?.trim(), scope?.[2]?.trim()];
+    if (!scope) {
+        problems.push('main.bicep: failoverAccess should be scoped resourceGroup(<subscription>, <group>)');
+    } else {
+        if (text(settings.FAILOVER_SUBSCRIPTION_ID) !== subscriptionArg)
+            problems.push(
+                `FAILOVER_SUBSCRIPTION_ID is not the subscription failoverAccess grants in (${subscriptionArg})`,
+            );
+        if (text(settings.FAILOVER_RESOURCE_GROUP) !== groupArg)
+            problems.push(`FAILOVER_RESOURCE_GROUP is not the resource group failoverAccess grants on (${groupArg})`);
+    }
+    if (text(module.params.appPrincipalId) !== 'appIdentity.outputs.principalId')
+        problems.push('main.bicep: failoverAccess.appPrincipalId should be the app identity');
+    if (text(settings.FAILOVER_IDENTITY_CLIENT_ID) !== 'appIdentity.outputs.clientId')
+        problems.push("FAILOVER_IDENTITY_CLIENT_ID should be the app identity's client id");
+    if (text(settings.FAILOVER_STORAGE_ACCOUNT_ID) !== 'replicaStorage.outputs.id')
+        problems.push('FAILOVER_STORAGE_ACCOUNT_ID should be the replica storage account id');
+
+    const file = model.moduleFile(module);
+    const grants = (file?.resourcesOfType(ROLE_ASSIGNMENT) ?? []).map((r) => readRoleAssignment(file!, r, problems));
+    const contributor = grants.filter(
+        (g) => g.role === 'Contributor' && g.scope === 'resourceGroup()' && g.principal === 'appPrincipalId',
+    );
+    if (contributor.length !== 1) {
+        problems.push(
+            `failover-access.bicep: expected one Contributor assignment for appPrincipalId on resourceGroup(), found ${contributor.length}`,
+        );
     }
     return problems;
 }

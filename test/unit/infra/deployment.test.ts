@@ -4,8 +4,10 @@ import {
     appRoleProblems,
     appSettingCoverageProblems,
     appSettings,
+    codeSettingProblems,
     containerProblems,
     eventSubscriptionProblems,
+    failoverAccessProblems,
     flexConsumptionProblems,
     identityProblems,
     localAuthProblems,
@@ -54,6 +56,8 @@ describe('the azd deployment (infra/, azure.yaml, hooks)', () => {
         'the replica account has the containers the app uses': containerProblems,
         'no app setting carries a key or connection string': secretSettingProblems,
         'every setting in local.settings.sample.json is set, connections in identity form': appSettingCoverageProblems,
+        'every setting the code reads is in local.settings.sample.json': codeSettingProblems,
+        'the app identity is Contributor on the resource group failover deploys to': failoverAccessProblems,
         'the postdeploy hook creates the Event Grid subscription of the blob trigger': eventSubscriptionProblems,
         'alerts cover Critical items, RPO and failed jobs, and docs name what they query': alertProblems,
     };
@@ -344,6 +348,23 @@ describe('the checks fail when what they guard is removed', () => {
             /provider-events: requiresDuplicateDetection/,
         ],
         [
+            'the rejected-commands queue removed',
+            serviceBusProblems,
+            (m) =>
+                m.withBicep('infra/modules/service-bus.bicep', once(/\nresource rejectedCommands [\s\S]*?\n}\n/, '\n')),
+            /no provider-commands-rejected queue/,
+        ],
+        [
+            'the rejected-commands queue renamed away from the output binding',
+            serviceBusProblems,
+            (m) =>
+                m.withBicep(
+                    'infra/modules/service-bus.bicep',
+                    once("'provider-commands-rejected'", "'provider-commands-refused'"),
+                ),
+            /no provider-commands-rejected queue/,
+        ],
+        [
             'the Basic tier allowed',
             serviceBusProblems,
             (m) =>
@@ -418,6 +439,50 @@ describe('the checks fail when what they guard is removed', () => {
             appSettingCoverageProblems,
             (m) => m.withBicep('infra/main.bicep', once(/ {2}MERGE_CONCURRENCY: [^\n]+\n/, '')),
             /app setting MERGE_CONCURRENCY is not set/,
+        ],
+        [
+            'a failover setting removed',
+            appSettingCoverageProblems,
+            (m) => m.withBicep('infra/main.bicep', once(/ {2}FAILOVER_RESOURCE_GROUP: [^\n]+\n/, '')),
+            /app setting FAILOVER_RESOURCE_GROUP is not set/,
+        ],
+        [
+            'UPLOAD_GRANT_TTL_MINUTES removed',
+            appSettingCoverageProblems,
+            (m) => m.withBicep('infra/main.bicep', once(/ {2}UPLOAD_GRANT_TTL_MINUTES: [^\n]+\n/, '')),
+            /app setting UPLOAD_GRANT_TTL_MINUTES is not set/,
+        ],
+        [
+            'a setting the code reads dropped from the sample settings',
+            codeSettingProblems,
+            (m) => m.withText('local.settings.sample.json', once(/\n {8}"RESYNC_MAX_PER_SITE": "2",/, '')),
+            /functions\/resyncScheduler\.ts reads RESYNC_MAX_PER_SITE, which local\.settings\.sample\.json does not list/,
+        ],
+        [
+            'the Contributor role on the failover resource group removed',
+            failoverAccessProblems,
+            (m) =>
+                m.withBicep(
+                    'infra/modules/failover-access.bicep',
+                    once(/\nresource failoverContributor [\s\S]*?\n}\n/, '\n'),
+                ),
+            /expected one Contributor assignment for appPrincipalId on resourceGroup\(\), found 0/,
+        ],
+        [
+            'the failover role granted in one resource group while VMs go to another',
+            failoverAccessProblems,
+            (m) =>
+                m.withBicep(
+                    'infra/main.bicep',
+                    once('  FAILOVER_RESOURCE_GROUP: failoverResourceGroup\n', "  FAILOVER_RESOURCE_GROUP: 'rg-vms'\n"),
+                ),
+            /FAILOVER_RESOURCE_GROUP is not the resource group failoverAccess grants on \(failoverResourceGroup\)/,
+        ],
+        [
+            'failover running as another identity than the one granted',
+            failoverAccessProblems,
+            (m) => m.withBicep('infra/main.bicep', once(/ {2}FAILOVER_IDENTITY_CLIENT_ID: [^\n]+\n/, '')),
+            /FAILOVER_IDENTITY_CLIENT_ID should be the app identity's client id/,
         ],
         [
             'a storage connection without managed identity',

@@ -1,13 +1,24 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { BicepFile, BicepModule, bicepFilesUnder } from '../../support/bicep';
 
 /** The repository root, seen from this file. */
 export const REPO_ROOT = resolve(__dirname, '..', '..', '..');
 
+/** What the app deploys: the settings it reads must all reach Azure. */
+const APP_SOURCE_DIRS = ['shared', 'functions', 'orchestrations'];
+
+function appSourcePaths(root: string): string[] {
+    return APP_SOURCE_DIRS.flatMap((dir) =>
+        readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+            .filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts'))
+            .map((name) => `${dir}/${name.split('\\').join('/')}`),
+    );
+}
+
 /**
  * The deployment as the checks see it: every Bicep file under infra/ plus the text files that go with it
- * (azure.yaml, hooks, parameters, docs, the app's sample settings). Immutable; `withBicep` / `withText` give a
+ * (azure.yaml, hooks, parameters, docs, the app's sample settings and sources). Immutable; `withBicep` / `withText` give a
  * copy with one file changed, so tests can show that each check fails when what it guards is removed.
  */
 export class InfraModel {
@@ -34,7 +45,13 @@ export class InfraModel {
         ]) {
             texts.set(rel, readFileSync(join(root, rel), 'utf8'));
         }
+        for (const rel of appSourcePaths(root)) texts.set(rel, readFileSync(join(root, rel), 'utf8'));
         return new InfraModel(bicep, texts);
+    }
+
+    /** Relative paths of the app's TypeScript sources (shared/, functions/, orchestrations/), as loaded. */
+    get appSourcePaths(): string[] {
+        return [...this.texts.keys()].filter((rel) => APP_SOURCE_DIRS.some((dir) => rel.startsWith(`${dir}/`)));
     }
 
     /** Relative paths of every Bicep file. */
