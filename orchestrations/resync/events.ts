@@ -1,13 +1,14 @@
 import { ResyncReason } from '../../shared/lifecycle/instances';
+import { lifecycleEvents } from '../../shared/lifecycle/instances';
 
 /** The orchestration name the API and the scheduler start, on instance `instanceIds.resync(vmId)`. */
 export const RESYNC_ORCHESTRATION = 'resync';
 
 /**
  * The provider asks for the next round's digests of one disk (the children of the nodes that differed).
- * Raised on `resync:{vmId}`; the contract has no command for it yet, see docs/resync.md.
+ * Raised on `resync:{vmId}` by the provider channel from the `ResyncDigestRequest` command (docs/provider-contract.md).
  */
-export const RESYNC_DIGEST_REQUEST_EVENT = 'ResyncDigestRequest';
+export const RESYNC_DIGEST_REQUEST_EVENT = lifecycleEvents.resyncDigestRequest;
 
 /** Input of the resync orchestration. The API sends the first four fields; the scheduler the same. */
 export interface ResyncInput {
