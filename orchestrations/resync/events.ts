@@ -1,5 +1,4 @@
-import { ResyncReason } from '../../shared/lifecycle/instances';
-import { lifecycleEvents } from '../../shared/lifecycle/instances';
+import { lifecycleEvents, ResyncReason } from '../../shared/lifecycle/instances';
 
 /** The orchestration name the API and the scheduler start, on instance `instanceIds.resync(vmId)`. */
 export const RESYNC_ORCHESTRATION = 'resync';
