@@ -33,7 +33,7 @@ import {
     TestFailoverCleanupInput,
     TestFailoverInput,
 } from '../orchestrations/testFailover';
-import { baseUrl, jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { accepted, isActive, jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
 
 /**
  * Failover API: test failover and its cleanup, planned / unplanned failover and commit of a protected VM (202 with
@@ -41,7 +41,6 @@ import { baseUrl, jsonResponse, readJsonBody, routeParam, withErrors } from './a
  */
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const ACTIVE: ReadonlySet<string> = new Set(['Running', 'Pending', 'ContinuedAsNew']);
 
 function idParam(request: HttpRequest, name: string): string {
     const value = routeParam(request, name);
@@ -116,25 +115,6 @@ export function parseRecoverySettings(body: Record<string, unknown>): RecoverySe
         settings.osType = body.osType;
     }
     return settings;
-}
-
-function accepted(
-    request: HttpRequest,
-    jobId: string,
-    instanceId: string,
-    extra: Record<string, unknown> = {},
-): HttpResponseInit {
-    const location = `${baseUrl(request)}/api/replicationJobs/${encodeURIComponent(jobId)}`;
-    return jsonResponse(
-        202,
-        { jobId, instanceId, statusUrl: location, ...extra },
-        { Location: location, 'Retry-After': '10' },
-    );
-}
-
-async function isActive(client: df.DurableClient, instanceId: string): Promise<boolean> {
-    const status = await client.getStatus(instanceId).catch(() => undefined);
-    return status?.runtimeStatus !== undefined && ACTIVE.has(status.runtimeStatus);
 }
 
 async function protectedItem(vmId: string): Promise<ProtectedItem> {

@@ -1,4 +1,5 @@
 import { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
 import { DEFAULT_PROVIDER_SITES_TABLES, ProviderSitesTable } from '../shared/contracts/providerSites';
 import { ErrorCode, HvrError } from '../shared/errors';
 import { StateScope } from '../shared/state/protectedItems';
@@ -94,4 +95,27 @@ export function providerSites(scope: StateScope): ProviderSitesTable {
         sites: `${scope.tablePrefix}${DEFAULT_PROVIDER_SITES_TABLES.sites}`,
         messageIds: `${scope.tablePrefix}${DEFAULT_PROVIDER_SITES_TABLES.messageIds}`,
     });
+}
+
+const ACTIVE: ReadonlySet<string> = new Set(['Running', 'Pending', 'ContinuedAsNew']);
+
+/** 202 for a started (or already running) job: where to follow it, as ASR's async operations answer. */
+export function accepted(
+    request: HttpRequest,
+    jobId: string,
+    instanceId: string,
+    extra: Record<string, unknown> = {},
+): HttpResponseInit {
+    const location = `${baseUrl(request)}/api/replicationJobs/${encodeURIComponent(jobId)}`;
+    return jsonResponse(
+        202,
+        { jobId, instanceId, statusUrl: location, ...extra },
+        { Location: location, 'Retry-After': '10' },
+    );
+}
+
+/** Whether an orchestration instance is still running (a repeated command must not start a second one). */
+export async function isActive(client: df.DurableClient, instanceId: string): Promise<boolean> {
+    const status = await client.getStatus(instanceId).catch(() => undefined);
+    return status?.runtimeStatus !== undefined && ACTIVE.has(status.runtimeStatus);
 }

@@ -25,7 +25,7 @@ import {
     disableProtectionTasks,
     DisableProtectionInput,
 } from '../orchestrations/disableProtection';
-import { baseUrl, jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { accepted, isActive, jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
 
 /**
  * `/api/replicationProtectedItems`: enable, list, inspect, disable and resynchronize protected VMs. Long
@@ -33,7 +33,6 @@ import { baseUrl, jsonResponse, providerSites, readJsonBody, routeParam, withErr
  */
 
 const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const ACTIVE: ReadonlySet<string> = new Set(['Running', 'Pending', 'ContinuedAsNew']);
 /** States in which a new enable may replace the item (a failed attempt). */
 const RETRYABLE_STATES: ReadonlySet<ProtectionState> = new Set(['EnablingFailed', 'InitialReplicationFailed']);
 /** The resync orchestration, when the app has it. */
@@ -115,25 +114,6 @@ export function currentRpoSeconds(item: ProtectedItem, now: Date): number | unde
 export function presentItem(item: ProtectedItem, now: Date): { name: string; properties: Record<string, unknown> } {
     const { vmId, ...properties } = item;
     return { name: vmId, properties: { ...properties, rpoSeconds: currentRpoSeconds(item, now) } };
-}
-
-function accepted(
-    request: HttpRequest,
-    jobId: string,
-    instanceId: string,
-    extra: Record<string, unknown> = {},
-): HttpResponseInit {
-    const location = `${baseUrl(request)}/api/replicationJobs/${encodeURIComponent(jobId)}`;
-    return jsonResponse(
-        202,
-        { jobId, instanceId, statusUrl: location, ...extra },
-        { Location: location, 'Retry-After': '10' },
-    );
-}
-
-async function isActive(client: df.DurableClient, instanceId: string): Promise<boolean> {
-    const status = await client.getStatus(instanceId).catch(() => undefined);
-    return status?.runtimeStatus !== undefined && ACTIVE.has(status.runtimeStatus);
 }
 
 export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {

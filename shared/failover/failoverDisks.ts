@@ -1,16 +1,11 @@
 import { RestError } from '@azure/core-rest-pipeline';
-import {
-    BlobSASPermissions,
-    BlobServiceClient,
-    generateBlobSASQueryParameters,
-    PageBlobClient,
-    StorageSharedKeyCredential,
-} from '@azure/storage-blob';
+import { BlobServiceClient, PageBlobClient } from '@azure/storage-blob';
 import { HvrError } from '../errors';
 import { replicaPageBlob } from '../replica/replicaDisk';
 import { RecoveryPoint } from '../state/recoveryPoints';
 import { StorageConnection } from '../storage/connections';
 import { deadline } from '../storage/deadline';
+import { readOnlyUrl } from '../storage/readOnlyUrl';
 import { decodeVhdFooter, VHD_FOOTER_SIZE } from '../vhd/footer';
 
 /**
@@ -72,27 +67,15 @@ export function plannedCopies(point: RecoveryPoint, drillId: string): FailoverDi
  * validity is wall-clock time, the storage service's, never a test's or an orchestration's clock.
  */
 async function snapshotReadUrl(conn: StorageConnection, copy: FailoverDiskCopy): Promise<string> {
-    const now = new Date();
-    const source = replicaPageBlob(conn.blob, copy.sourceBlobName).withSnapshot(copy.sourceSnapshot);
-    const startsOn = new Date(now.getTime() - 5 * 60_000);
-    const expiresOn = new Date(now.getTime() + SNAPSHOT_SAS_HOURS * 3600_000);
-    const values = {
-        containerName: source.containerName,
-        blobName: copy.sourceBlobName,
-        snapshotTime: copy.sourceSnapshot,
-        permissions: BlobSASPermissions.parse('r'),
-        startsOn,
-        expiresOn,
-    };
-    let sas: string;
-    if (conn.accountKey) {
-        const credential = new StorageSharedKeyCredential(conn.accountKey.accountName, conn.accountKey.accountKey);
-        sas = generateBlobSASQueryParameters(values, credential).toString();
-    } else {
-        const key = await conn.blob.getUserDelegationKey(startsOn, expiresOn, { abortSignal: deadline() });
-        sas = generateBlobSASQueryParameters(values, key, conn.blob.accountName).toString();
-    }
-    return `${source.url}&${sas}`;
+    const source = replicaPageBlob(conn.blob, copy.sourceBlobName);
+    const { url } = await readOnlyUrl(
+        conn,
+        source.containerName,
+        copy.sourceBlobName,
+        SNAPSHOT_SAS_HOURS * 60,
+        copy.sourceSnapshot,
+    );
+    return url;
 }
 
 function copySourceMatches(copySource: string | undefined, copy: FailoverDiskCopy): boolean {

@@ -6,7 +6,7 @@ import { deadline } from '../storage/deadline';
 import { nodeCountAt } from './digest';
 import { DigestIndex, DiskBlobs, refreshDigestIndex } from './digestIndex';
 import { decodeDigestRequest } from './manifest';
-import { readOnlyUrl } from './readOnlyUrl';
+import { readOnlyUrl } from '../storage/readOnlyUrl';
 import { requireDisk, requireRun, saveResyncRun } from './runs';
 
 // The digest manifests a resync publishes for its provider (docs/resync.md): round 1 from the refreshed digest

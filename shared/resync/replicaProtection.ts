@@ -19,7 +19,7 @@ import { StorageConnection } from '../storage/connections';
 import { deadline } from '../storage/deadline';
 import { invalidateDigestIndex, rotateDigestIndex } from './digestIndex';
 import { replicaDigestBlobs } from './manifestPublication';
-import { readOnlyUrl } from './readOnlyUrl';
+import { readOnlyUrl } from '../storage/readOnlyUrl';
 import { getResyncRun, listResyncRuns, requireRun, ResyncDiskProgress, ResyncRun, saveResyncRun } from './runs';
 
 // The replica side of a resync (docs/resync.md): protection snapshots before the provider writes, verification

@@ -5,8 +5,8 @@ import {
     StorageSharedKeyCredential,
 } from '@azure/storage-blob';
 import { systemClock } from '../ports';
-import { StorageConnection } from '../storage/connections';
-import { deadline } from '../storage/deadline';
+import { StorageConnection } from './connections';
+import { deadline } from './deadline';
 
 /** A read-only SAS URL for one blob (or one snapshot), valid in the storage service's time, not a test clock's. */
 export async function readOnlyUrl(
