@@ -4,7 +4,8 @@ import { ensureErrorType } from '../shared/errors';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
-                    [--churn SIZE] [--faults duplicate,reorder,drop] [--timeout SECONDS] [--json]
+                    [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover] [--timeout SECONDS]
+                    [--json]
 
 Runs a simulated Hyper-V site against the pipeline: registers a site and a 30-second policy, enables protection
 of every VM through the HTTP API, ships initial replication and --cycles delta cycles as MS-HRL logs through
@@ -17,12 +18,17 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --disk-size SIZE   bytes per disk, K/M/G suffixes (default 16M, at least 4M, whole 512-byte sectors)
   --cycles N         delta cycles (default 5)   --churn SIZE  bytes written per disk per cycle (default 1M)
   --faults LIST      duplicate (re-upload logs), reorder (upload a log after its successor), drop (lose one log)
+  --test-failover    then test-fail over each VM to its latest recovery point (dry-run infrastructure on the
+                     simulator's own host), write DIR/<vmId>/<diskId>.failover.vhd, compare each with the source at
+                     that point, and clean the drill up; the Test failover and cleanup jobs must succeed
   --timeout SECONDS  longest wait for any one step (default 60)
   --json             print {"vms": [...], "totals": {...}} as the last line on stdout
 
 Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY and
-AZURE_STORAGE_CONNECTION_STRING (the app's storage) it uses that pipeline. Progress goes to stderr.
-Exit code 0 only if every replica equals its source; 1 otherwise (the failed step is printed); 2 for bad usage.`;
+AZURE_STORAGE_CONNECTION_STRING (the app's storage) it uses that pipeline (a drill then runs on that app's
+FAILOVER_INFRASTRUCTURE: with arm it creates the test VM in Azure, and removes it). Progress goes to stderr.
+Exit code 0 only if every replica (and with --test-failover every failover disk) equals its source and every
+step and job completed; 1 otherwise (the failed step is printed); 2 for bad usage.`;
 
 class UsageError extends Error {}
 
@@ -60,6 +66,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             churn: { type: 'string' },
             faults: { type: 'string' },
             timeout: { type: 'string' },
+            'test-failover': { type: 'boolean' },
             json: { type: 'boolean' },
         },
     });
@@ -92,6 +99,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
         cycles: count(values.cycles, 'cycles', 5, 0, 10_000),
         churn,
         faults,
+        testFailover: values['test-failover'] ?? false,
         stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
         json: values.json ?? false,
     };
@@ -134,6 +142,11 @@ export async function main(argv: string[]): Promise<number> {
     if (result.failure) process.stderr.write(`hvr simulate: step not completed: ${result.failure.message}\n`);
     for (const r of result.replicas.filter((c) => !c.equal)) {
         process.stderr.write(`hvr simulate: replica ${r.vmId}/${r.diskId} differs from its source: ${r.problem}\n`);
+    }
+    for (const d of result.failoverDisks.filter((c) => !c.equal)) {
+        process.stderr.write(
+            `hvr simulate: failover disk ${d.vmId}/${d.diskId} (${d.recoveryPointId}) differs from its source: ${d.problem}\n`,
+        );
     }
     if (options.json) process.stdout.write(JSON.stringify({ vms: result.vms, totals: result.totals }) + '\n');
     return result.ok ? 0 : 1;

@@ -16,7 +16,11 @@ function appModules(): string[] {
     );
 }
 
-async function simulate(faults: Fault[], outDir: string): Promise<{ result: SimulationResult; lines: string[] }> {
+async function simulate(
+    faults: Fault[],
+    outDir: string,
+    extra: { testFailover?: boolean; cycles?: number } = {},
+): Promise<{ result: SimulationResult; lines: string[] }> {
     const lines: string[] = [];
     const result = await runSimulation({
         outDir,
@@ -24,7 +28,8 @@ async function simulate(faults: Fault[], outDir: string): Promise<{ result: Simu
         vms: 2,
         disks: 2,
         diskSize: 4 * 1024 * 1024,
-        cycles: 3,
+        cycles: extra.cycles ?? 3,
+        testFailover: extra.testFailover ?? false,
         churn: 256 * 1024,
         faults: new Set(faults),
         appRoot: ROOT,
@@ -118,5 +123,30 @@ describe('hvr simulate end to end (local host, own Azurite per run)', () => {
         expect(vm1.state).toBe('Protected');
         expect(vm1.jobs).toContainEqual({ name: 'Resynchronize', state: 'Succeeded' });
         expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/vm-1: resynchronized/)]));
+    });
+
+    it('--test-failover: each VM fails over to its latest point; the failover disks equal the sources; drill jobs succeed', async () => {
+        const { result, lines } = await simulate([], outDir, { testFailover: true, cycles: 2 });
+
+        expect(result.failure).toBeUndefined();
+        expect(result.ok).toBe(true);
+        expect(result.failoverDisks).toHaveLength(4);
+        for (const d of result.failoverDisks) {
+            expect(d).toMatchObject({ equal: true, recoveryPointId: `${d.vmId}:cycle-2` });
+            expect(d.vhdPath).toBe(join(outDir, d.vmId, `${d.diskId}.failover.vhd`));
+            // The drill's blobs are gone after cleanup; the downloaded copies stay.
+            expect(existsSync(d.vhdPath)).toBe(true);
+            qemuCompare(d.rawPath, d.vhdPath);
+        }
+        for (const vm of result.vms) {
+            expect(vm.state).toBe('Protected');
+            expect(vm.jobs).toEqual(
+                expect.arrayContaining([
+                    { name: 'Test failover', state: 'Succeeded' },
+                    { name: 'Test failover cleanup', state: 'Succeeded' },
+                ]),
+            );
+        }
+        expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/vm-2: test failover cleaned up/)]));
     });
 });

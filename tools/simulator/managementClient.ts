@@ -32,6 +32,30 @@ export interface RecoveryPointView {
     properties: { cycleId: string; recoveryPointTime?: string; recoveryPointType?: string };
 }
 
+/** A drill or failover of a VM as GET .../drills lists it (the fields the simulator reads). */
+export interface DrillView {
+    name: string;
+    properties: {
+        state: string;
+        jobId: string;
+        recoveryPointId: string;
+        cycleId: string;
+        infrastructure: string;
+        /** Blob names in container `failover`: `{vmId}/{drillId}/{diskId}.vhd`. */
+        failoverBlobs: string[];
+        cleanedUp: boolean;
+        error?: { code: string; message: string };
+        cleanupError?: { code: string; message: string };
+    };
+}
+
+/** The 202 answer of a failover action. */
+export interface FailoverAccepted {
+    jobId: string;
+    instanceId: string;
+    drillId?: string;
+}
+
 export interface EnableProtectionRequest {
     siteId: string;
     policyName: string;
@@ -123,6 +147,26 @@ export class ManagementClient {
     async jobs(vmId: string): Promise<JobView[]> {
         return (await this.call<{ value: JobView[] }>('GET', `replicationJobs?vmId=${encodeURIComponent(vmId)}`)).body
             .value;
+    }
+
+    /** Starts a test failover to the latest recovery point, in an isolated network (no adapters named). */
+    async testFailover(vmId: string): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/testFailover`;
+        return (await this.call<FailoverAccepted>('POST', path, { recoveryPoint: { type: 'Latest' } })).body;
+    }
+
+    async testFailoverCleanup(vmId: string, comments: string): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/testFailoverCleanup`;
+        return (await this.call<FailoverAccepted>('POST', path, { comments })).body;
+    }
+
+    async drills(vmId: string): Promise<DrillView[]> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/drills`;
+        return (await this.call<{ value: DrillView[] }>('GET', path)).body.value;
+    }
+
+    async job(jobId: string): Promise<JobView> {
+        return (await this.call<JobView>('GET', `replicationJobs/${encodeURIComponent(jobId)}`)).body;
     }
 
     async requestResync(vmId: string): Promise<Record<string, unknown>> {

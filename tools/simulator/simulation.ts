@@ -25,6 +25,7 @@ import { ManagementClient, ProtectedItemView } from './managementClient';
 import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
 import { SeededRandom } from './random';
 import { compareReplica, downloadReplica, ReplicaComparison } from './replicaCheck';
+import { FailoverDiskComparison, runTestFailoverDrill } from './testFailoverDrill';
 import { BuiltLog, SimulatedDisk } from './simulatedDisk';
 import { SourceDisk } from './sourceDisk';
 import { DiskWorkload } from './workload';
@@ -57,6 +58,11 @@ export interface SimulationOptions {
     appRoot?: string;
     /** Modules to load instead of package.json `main` (tests load the TypeScript sources). */
     modules?: string[];
+    /**
+     * After the cycles (and a resync): a test failover of each VM to its latest point on the host's dry-run
+     * infrastructure, its disks compared with the sources, then its cleanup.
+     */
+    testFailover?: boolean;
     /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
     stepTimeoutMs?: number;
     /** Progress lines (stderr for the CLI). */
@@ -75,11 +81,13 @@ export interface SimulationResult {
     vms: VmSummary[];
     totals: { logs: number; bytes: number; seconds: number };
     replicas: ReplicaComparison[];
+    /** With `testFailover`: each VM's failover disks against its sources (`{diskId}.failover.vhd`). */
+    failoverDisks: FailoverDiskComparison[];
     /** Set when a step did not complete: which, and why. */
     failure?: { step: string; message: string };
     /** Things the pipeline did not do itself that the simulator stood in for (named, never silent). */
     warnings: string[];
-    /** Every replica equals its source and no step failed. */
+    /** Every replica (and with `testFailover` every failover disk) equals its source and no step failed. */
     ok: boolean;
 }
 
@@ -95,6 +103,8 @@ interface SimVm {
     /** A log held back by the `reorder` fault, uploaded after the next one. */
     held: Map<string, { cycle: number; log: BuiltLog; grant: UploadGrantItem; metadata: Record<string, string> }>;
     droppedAt?: { diskId: string; cycle: number; sequence: number };
+    /** The cycle of the last recovery point the simulator waited for: what a `Latest` failover restores. */
+    lastCycleId?: string;
 }
 
 /** Counters for the summary. */
@@ -131,6 +141,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     let api: ManagementClient | undefined;
     let failure: { step: string; message: string } | undefined;
     let replicas: ReplicaComparison[] = [];
+    let failoverDisks: FailoverDiskComparison[] = [];
     let storageCs = '';
 
     try {
@@ -148,7 +159,12 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                     options.appRoot ?? resolve(__dirname, '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : [])),
                 modules: options.modules,
                 port: 0,
-                settings: { PROVIDER_BUS: '', MERGE_GAP_TIMEOUT_SECONDS: String(LOCAL_GAP_TIMEOUT_SECONDS) },
+                settings: {
+                    PROVIDER_BUS: '',
+                    MERGE_GAP_TIMEOUT_SECONDS: String(LOCAL_GAP_TIMEOUT_SECONDS),
+                    // Drills record the Azure resources they would create; never ARM from the simulator's host.
+                    FAILOVER_INFRASTRUCTURE: 'dryrun',
+                },
                 blobScanIntervalMs: 200,
                 serviceBus: { pollIntervalMs: 100, retryDelaySeconds: 1 },
                 log: (line) => log.write(line + '\n'),
@@ -247,6 +263,34 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         for (const r of replicas) {
             say(`${r.vmId}/${r.diskId}: ${r.equal ? 'replica equals source' : `DIFFERS: ${r.problem}`}`);
         }
+
+        // ---- the test failover drills ----
+        if (options.testFailover) {
+            const drillApi = api;
+            const blob = connectionFromString(storageCs).blob;
+            const drills = await Promise.allSettled(
+                vms.map((vm) =>
+                    runTestFailoverDrill(
+                        {
+                            api: drillApi,
+                            blob,
+                            outDir,
+                            stepTimeoutMs,
+                            say,
+                            describe: (vmId) => describeVm(drillApi, vmId),
+                        },
+                        {
+                            vmId: vm.vmId,
+                            diskIds: vm.disks.map((d) => d.diskId),
+                            lastCycleId: vm.lastCycleId ?? cycleIdOf(options.cycles),
+                        },
+                    ),
+                ),
+            );
+            failoverDisks = drills.flatMap((d) => (d.status === 'fulfilled' ? d.value : []));
+            const failedDrill = drills.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+            if (failedDrill) throw failedDrill.reason;
+        }
     } catch (err) {
         failure =
             err instanceof StepIncomplete
@@ -270,11 +314,16 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         `${totals.logs} logs, ${formatByteSize(totals.bytes)} uploaded; faults: ${totals.duplicates} duplicated, ` +
             `${totals.reordered} reordered, ${totals.dropped} dropped; ${seconds} s`,
     );
-    const ok = failure === undefined && replicas.length > 0 && replicas.every((r) => r.equal);
+    const ok =
+        failure === undefined &&
+        replicas.length > 0 &&
+        replicas.every((r) => r.equal) &&
+        (!options.testFailover || (failoverDisks.length > 0 && failoverDisks.every((d) => d.equal)));
     return {
         vms: summaries,
         totals: { logs: totals.logs, bytes: totals.bytes, seconds },
         replicas,
+        failoverDisks,
         ...(failure ? { failure } : {}),
         warnings,
         ok,
@@ -593,6 +642,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
             ? item.properties.protectionState === 'Protected'
             : await hasRecoveryPoint(ctx, vm.vmId, lastCycle),
     );
+    vm.lastCycleId = options.cycles === 0 ? 'initial' : lastCycle;
     say(`${vm.vmId}: cycle ${options.cycles} applied (recovery point ${vm.vmId}:${lastCycle})`);
 }
 
@@ -719,6 +769,7 @@ async function resyncAfterDrop(vm: SimVm, ctx: VmRunContext): Promise<void> {
     await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${cycle} applied after the resync`, () =>
         hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(cycle)),
     );
+    vm.lastCycleId = cycleIdOf(cycle);
 }
 
 /** Manifests are small (digests of a disk's blocks); a read-only SAS GET, bounded. */
