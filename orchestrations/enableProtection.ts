@@ -17,7 +17,7 @@ import { PROTECTION_STATES, ProtectionState } from '../shared/state/protectedIte
 import { getSite } from '../shared/state/sites';
 import { checkSupportMatrix, VmDescription } from '../shared/supportMatrix';
 import { lifecycleDependencies } from './lifecycle/dependencies';
-import { callWithRetrySchedule } from './lifecycle/retrySchedule';
+import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import {
     LifecycleRecord,
     RECORD_RETRY,
@@ -242,19 +242,8 @@ export function* enableProtectionOrchestrator(
         yield record({ jobId, jobChanges: [{ type: 'taskStarted', task, at: now() }] });
         const outcome = yield* callWithRetrySchedule<T>(context, activity, activityInput, {
             onRetry: (notice) => {
-                setStatus({
-                    retry: { ...notice.failure, attempt: notice.attempt, nextAttemptAt: notice.nextAttemptAt },
-                });
-                return record({
-                    jobId,
-                    jobChanges: [
-                        {
-                            type: 'taskDetail',
-                            task,
-                            detail: `Attempt ${notice.attempt} failed (${notice.failure.code}: ${notice.failure.message}); next attempt at ${notice.nextAttemptAt}.`,
-                        },
-                    ],
-                });
+                setStatus({ retry: retryStatus(notice) });
+                return record({ jobId, jobChanges: [{ type: 'taskDetail', task, detail: retryDetail(notice) }] });
             },
         });
         if (outcome.ok) {

@@ -6,7 +6,7 @@ import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { newJob } from '../shared/state/jobs';
 import { DEFAULT_LEAF_SIZE } from '../shared/resync/digest';
 import { lifecycleDependencies } from './lifecycle/dependencies';
-import { callWithRetrySchedule } from './lifecycle/retrySchedule';
+import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import { LifecycleRecord, RECORD_RETRY, recordLifecycleActivity } from './lifecycleActivities';
 import {
     RESYNC_DIGEST_REQUEST_EVENT,
@@ -214,19 +214,8 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
         return yield* callWithRetrySchedule<T>(context, activity, activityInput, {
             ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
             onRetry: (notice) => {
-                setStatus({
-                    retry: { ...notice.failure, attempt: notice.attempt, nextAttemptAt: notice.nextAttemptAt },
-                });
-                return record({
-                    jobId,
-                    jobChanges: [
-                        {
-                            type: 'taskDetail',
-                            task,
-                            detail: `Attempt ${notice.attempt} failed (${notice.failure.code}: ${notice.failure.message}); next attempt at ${notice.nextAttemptAt}.`,
-                        },
-                    ],
-                });
+                setStatus({ retry: retryStatus(notice) });
+                return record({ jobId, jobChanges: [{ type: 'taskDetail', task, detail: retryDetail(notice) }] });
             },
         });
     }

@@ -9,6 +9,17 @@ export interface RetryNotice {
     nextAttemptAt: string;
 }
 
+/** The job task's detail line for an attempt that failed and will be tried again. */
+export function retryDetail(notice: RetryNotice): string {
+    const { attempt, failure, nextAttemptAt } = notice;
+    return `Attempt ${attempt} failed (${failure.code}: ${failure.message}); next attempt at ${nextAttemptAt}.`;
+}
+
+/** The custom-status fragment that shows a pending retry. */
+export function retryStatus(notice: RetryNotice): Failure & { attempt: number; nextAttemptAt: string } {
+    return { ...notice.failure, attempt: notice.attempt, nextAttemptAt: notice.nextAttemptAt };
+}
+
 export interface RetryScheduleOptions {
     /** Give up (non-recoverable TIMEOUT) when the next attempt would start later than this after the first. */
     giveUpAfterMs?: number;
