@@ -4,7 +4,13 @@ import { HvrError } from '../errors';
 import { ResyncReason } from '../lifecycle/instances';
 import { deadline } from '../storage/deadline';
 import { StateScope, stateTable } from './protectedItems';
-import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+import {
+    assertEntityWithinLimits,
+    createEntityIfAbsent,
+    encodeKey,
+    getEntityOrUndefined,
+    mapTableError,
+} from './tables';
 
 export const REPLICA_DISKS_TABLE = 'ReplicaDisks';
 
@@ -85,13 +91,7 @@ export async function getReplicaDisk(
 /** Creates the disk row; returns false (and changes nothing) when it already exists. */
 export async function createReplicaDiskRecord(scope: StateScope, disk: ReplicaDiskRecord): Promise<boolean> {
     const table = await stateTable(scope, REPLICA_DISKS_TABLE);
-    try {
-        await table.createEntity(toEntity(disk), { abortSignal: deadline() });
-        return true;
-    } catch (err) {
-        if (err instanceof RestError && err.statusCode === 409) return false;
-        throw mapTableError(err, `Replica disk ${disk.vmId}/${disk.diskId}`);
-    }
+    return createEntityIfAbsent(table, toEntity(disk), `Replica disk ${disk.vmId}/${disk.diskId}`);
 }
 
 /** The VM's disks, in disk id order. */

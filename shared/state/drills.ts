@@ -5,7 +5,13 @@ import { DrillState, FailoverKind } from '../failover/states';
 import { FailoverResource } from '../failover/infrastructure';
 import { deadline } from '../storage/deadline';
 import { StateScope, stateTable } from './protectedItems';
-import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+import {
+    assertEntityWithinLimits,
+    createEntityIfAbsent,
+    encodeKey,
+    getEntityOrUndefined,
+    mapTableError,
+} from './tables';
 
 export const DRILLS_TABLE = 'FailoverDrills';
 
@@ -67,16 +73,10 @@ function fromEntity(entity: Record<string, unknown>): Drill {
 /** Creates the drill; an existing one with the same id is returned as it is (a retried activity). */
 export async function createDrill(scope: StateScope, drill: Drill): Promise<Drill> {
     const table = await stateTable(scope, DRILLS_TABLE);
-    try {
-        await table.createEntity(toEntity(drill), { abortSignal: deadline() });
-        return drill;
-    } catch (err) {
-        if (err instanceof RestError && err.statusCode === 409) {
-            const existing = await getDrill(scope, drill.vmId, drill.drillId);
-            if (existing) return existing;
-        }
-        throw mapTableError(err, `Drill ${drill.drillId}`);
-    }
+    if (await createEntityIfAbsent(table, toEntity(drill), `Drill ${drill.drillId}`)) return drill;
+    const existing = await getDrill(scope, drill.vmId, drill.drillId);
+    if (!existing) throw new HvrError('CONFLICT', `Drill ${drill.drillId} exists but could not be read; retry.`);
+    return existing;
 }
 
 export async function getDrill(scope: StateScope, vmId: string, drillId: string): Promise<Drill | undefined> {

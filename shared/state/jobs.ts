@@ -3,7 +3,13 @@ import { TableEntity } from '@azure/data-tables';
 import { HvrError } from '../errors';
 import { deadline } from '../storage/deadline';
 import { StateScope, stateTable } from './protectedItems';
-import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+import {
+    assertEntityWithinLimits,
+    createEntityIfAbsent,
+    encodeKey,
+    getEntityOrUndefined,
+    mapTableError,
+} from './tables';
 
 /** ASR's job and task states. */
 export type JobState = 'NotStarted' | 'InProgress' | 'Succeeded' | 'Failed' | 'Cancelled' | 'Suspended';
@@ -207,16 +213,10 @@ function fromEntity(e: Record<string, unknown>): Job {
 /** Creates the job, or leaves an existing one with the same id as it is (a retried start). */
 export async function createJob(scope: StateScope, job: Job): Promise<Job> {
     const table = await stateTable(scope, JOBS_TABLE);
-    try {
-        await table.createEntity(toEntity(job), { abortSignal: deadline() });
-        return job;
-    } catch (err) {
-        if (err instanceof RestError && err.statusCode === 409) {
-            const existing = await getJob(scope, job.jobId);
-            if (existing) return existing;
-        }
-        throw mapTableError(err, `Job ${job.jobId}`);
-    }
+    if (await createEntityIfAbsent(table, toEntity(job), `Job ${job.jobId}`)) return job;
+    const existing = await getJob(scope, job.jobId);
+    if (!existing) throw new HvrError('CONFLICT', `Job ${job.jobId} exists but could not be read; retry.`);
+    return existing;
 }
 
 export async function getJob(scope: StateScope, jobId: string): Promise<Job | undefined> {

@@ -2,7 +2,13 @@ import { RestError } from '@azure/core-rest-pipeline';
 import { TableEntity } from '@azure/data-tables';
 import { deadline } from '../storage/deadline';
 import { StateScope, stateTable } from './protectedItems';
-import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError } from './tables';
+import {
+    assertEntityWithinLimits,
+    createEntityIfAbsent,
+    encodeKey,
+    getEntityOrUndefined,
+    mapTableError,
+} from './tables';
 
 export const RECOVERY_POINTS_TABLE = 'RecoveryPoints';
 
@@ -64,13 +70,7 @@ function fromEntity(entity: Record<string, unknown>): RecoveryPoint {
 /** Records a point; false (nothing changed) when the cycle already has one. */
 export async function createRecoveryPoint(scope: StateScope, point: RecoveryPoint): Promise<boolean> {
     const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
-    try {
-        await table.createEntity(toEntity(point), { abortSignal: deadline() });
-        return true;
-    } catch (err) {
-        if (err instanceof RestError && err.statusCode === 409) return false;
-        throw mapTableError(err, `Recovery point ${point.recoveryPointId}`);
-    }
+    return createEntityIfAbsent(table, toEntity(point), `Recovery point ${point.recoveryPointId}`);
 }
 
 export async function getRecoveryPoint(

@@ -92,6 +92,24 @@ export function mapTableError(err: unknown, what: string): unknown {
     return err;
 }
 
+/**
+ * Creates an entity once: false, changing nothing, when one with the same keys already exists (a retried
+ * activity, or a racer that got there first). Other failures are mapped by `mapTableError`.
+ */
+export async function createEntityIfAbsent<T extends object>(
+    table: TableClient,
+    entity: TableEntity<T>,
+    what: string,
+): Promise<boolean> {
+    try {
+        await table.createEntity(entity, { abortSignal: deadline() });
+        return true;
+    } catch (err) {
+        if (err instanceof RestError && err.statusCode === 409) return false;
+        throw mapTableError(err, what);
+    }
+}
+
 /** Reads one entity, or undefined when it does not exist. */
 export async function getEntityOrUndefined<T extends object>(
     table: TableClient,
