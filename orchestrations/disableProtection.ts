@@ -11,6 +11,7 @@ import {
     RECORD_RETRY,
     recordLifecycleActivity,
     sendProviderEventActivity,
+    stopReplicationEvent,
 } from './lifecycleActivities';
 
 /**
@@ -165,16 +166,12 @@ export function* disableProtectionOrchestrator(
     const stop = yield* callWithRetrySchedule<null>(
         context,
         sendProviderEventActivity,
-        {
-            type: 'StopReplication',
-            siteId: input.siteId,
+        stopReplicationEvent(
+            input.siteId,
             vmId,
-            messageId: `StopReplication:${vmId}:${jobId}`,
-            payload: {
-                vmId,
-                reason: `Protection disabled by job ${jobId}${input.keepReplica ? '; the replica disks are kept' : ''}.`,
-            },
-        },
+            jobId,
+            `Protection disabled by job ${jobId}${input.keepReplica ? '; the replica disks are kept' : ''}.`,
+        ),
         { giveUpAfterMs: STOP_REPLICATION_GIVE_UP_MS },
     );
     if (!stop.ok) {

@@ -329,6 +329,21 @@ export function* enableProtectionOrchestrator(
         },
     });
 
+    /** Initial replication cannot finish: the item goes Critical with the reason, the instance ends Failed. */
+    function* failInitialReplication(failure: Failure, eventId: string, message: string) {
+        yield record({
+            item: {
+                ...itemState('InitialReplicationFailed'),
+                replicationHealth: 'Critical',
+                healthReasons: [criticalReason(failure)],
+            },
+            event: { eventId, kind: 'InitialReplicationFailed', severity: 'Critical', message },
+        });
+        const error = { code: failure.code, message: failure.message };
+        setStatus({ stage: 'Failed', error });
+        return { result: 'Failed' as const, jobId, error };
+    }
+
     // Initial replication: wait for every disk to reach 100 %, a non-recoverable provider error, or the timeout.
     const timeoutHours = input.initialReplicationTimeoutHours ?? DEFAULT_INITIAL_REPLICATION_TIMEOUT_HOURS;
     const timeoutAt = new Date(Date.parse(irStartedAt) + timeoutHours * 3600_000);
@@ -355,21 +370,7 @@ export function* enableProtectionOrchestrator(
                 recoverable: false,
                 message: `Initial replication did not finish within ${timeoutHours} h (progress ${JSON.stringify(progress)}).`,
             };
-            yield record({
-                item: {
-                    ...itemState('InitialReplicationFailed'),
-                    replicationHealth: 'Critical',
-                    healthReasons: [criticalReason(failure)],
-                },
-                event: {
-                    eventId: `${jobId}:ir-timeout`,
-                    kind: 'InitialReplicationFailed',
-                    severity: 'Critical',
-                    message: failure.message,
-                },
-            });
-            setStatus({ stage: 'Failed', error: { code: failure.code, message: failure.message } });
-            return { result: 'Failed', jobId, error: { code: failure.code, message: failure.message } };
+            return yield* failInitialReplication(failure, `${jobId}:ir-timeout`, failure.message);
         }
         timeout.cancel();
         const name = waiters.find((w) => w.task === winner)?.name;
@@ -392,21 +393,8 @@ export function* enableProtectionOrchestrator(
                 recoverable: event.recoverable,
             };
             if (!event.recoverable) {
-                yield record({
-                    item: {
-                        ...itemState('InitialReplicationFailed'),
-                        replicationHealth: 'Critical',
-                        healthReasons: [criticalReason(failure)],
-                    },
-                    event: {
-                        eventId: `${jobId}:ir-failed`,
-                        kind: 'InitialReplicationFailed',
-                        severity: 'Critical',
-                        message: `The provider reported ${event.code}: ${event.message}`,
-                    },
-                });
-                setStatus({ stage: 'Failed', error: { code: event.code, message: event.message } });
-                return { result: 'Failed', jobId, error: { code: event.code, message: event.message } };
+                const message = `The provider reported ${event.code}: ${event.message}`;
+                return yield* failInitialReplication(failure, `${jobId}:ir-failed`, message);
             }
             yield record({
                 event: {

@@ -3,7 +3,7 @@ import { dropOtherRecoveryPoints, DrillRequest } from '../shared/failover/drillS
 import { Failure } from '../shared/retry';
 import { PROTECTION_STATES } from '../shared/state/protectedItems';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
-import { sendProviderEventActivity } from './lifecycleActivities';
+import { sendProviderEventActivity, stopReplicationEvent } from './lifecycleActivities';
 import { stopLifecycleInstancesActivity } from './disableProtection';
 import { cleanUpDrillActivity, recordStep, runDrill } from './testFailover';
 
@@ -66,16 +66,12 @@ export function* failoverOrchestrator(
         ? yield* callWithRetrySchedule<null>(
               context,
               sendProviderEventActivity,
-              {
-                  type: 'StopReplication',
-                  siteId: input.siteId,
+              stopReplicationEvent(
+                  input.siteId,
                   vmId,
-                  messageId: `StopReplication:${vmId}:${jobId}`,
-                  payload: {
-                      vmId,
-                      reason: `${input.kind === 'PlannedFailover' ? 'Planned' : 'Unplanned'} failover to Azure (job ${jobId}).`,
-                  },
-              },
+                  jobId,
+                  `${input.kind === 'PlannedFailover' ? 'Planned' : 'Unplanned'} failover to Azure (job ${jobId}).`,
+              ),
               input.kind === 'UnplannedFailover' ? { giveUpAfterMs: UNPLANNED_STOP_GIVE_UP_MS } : {},
           )
         : stopped;

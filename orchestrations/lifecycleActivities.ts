@@ -60,6 +60,22 @@ export async function recordLifecycle(record: LifecycleRecord, context: Invocati
 }
 
 /** Bookkeeping retries quickly on its own: a table hiccup must not fail a lifecycle. */
+/** StopReplication for a VM; one message id per job, so the topic's duplicate detection drops a re-send. */
+export function stopReplicationEvent(
+    siteId: string,
+    vmId: string,
+    jobId: string,
+    reason: string,
+): OutgoingProviderEvent {
+    return {
+        type: 'StopReplication',
+        siteId,
+        vmId,
+        messageId: `StopReplication:${vmId}:${jobId}`,
+        payload: { vmId, reason },
+    };
+}
+
 export const RECORD_RETRY = new df.RetryOptions(5_000, 6);
 RECORD_RETRY.backoffCoefficient = 2;
 
