@@ -182,7 +182,7 @@ module keyAccess 'modules/cmk-key-access.bicep' = if (useCustomerManagedKey) {
   )
   params: {
     keyVaultName: keyVaultName
-    encryptionPrincipalId: useCustomerManagedKey ? encryptionIdentity.outputs.principalId : ''
+    encryptionPrincipalId: useCustomerManagedKey ? encryptionIdentity!.outputs.principalId : ''
   }
 }
 
@@ -200,7 +200,7 @@ module appStorage 'modules/storage-account.bicep' = {
     allowedIpRanges: allowedIpRanges
     customerManagedKeyVaultUri: keyVaultUri
     customerManagedKeyName: customerManagedKeyName
-    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity.outputs.id : ''
+    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity!.outputs.id : ''
   }
 }
 
@@ -219,7 +219,7 @@ module replicaStorage 'modules/storage-account.bicep' = {
     infrastructureEncryption: replicaInfrastructureEncryption
     customerManagedKeyVaultUri: keyVaultUri
     customerManagedKeyName: customerManagedKeyName
-    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity.outputs.id : ''
+    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity!.outputs.id : ''
   }
 }
 
@@ -290,12 +290,12 @@ module privateEndpoints 'modules/private-endpoint.bicep' = [
       name: '${abbrs.networkPrivateEndpoints}${endpoint.name}-${resourceToken}'
       location: location
       tags: tags
-      subnetId: useVnet ? network.outputs.privateEndpointSubnetId : ''
+      subnetId: useVnet ? network!.outputs.privateEndpointSubnetId : ''
       targetResourceId: endpoint.account == 'app'
         ? appStorage.outputs.id
         : endpoint.account == 'replica' ? replicaStorage.outputs.id : serviceBus.outputs.id
       groupId: endpoint.groupId
-      privateDnsZoneId: useVnet ? network.outputs.privateDnsZoneIds[endpoint.groupId] : ''
+      privateDnsZoneId: useVnet ? network!.outputs.privateDnsZoneIds[endpoint.groupId] : ''
     }
   }
 ]
@@ -362,7 +362,7 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     alwaysReady: alwaysReady
-    virtualNetworkSubnetId: useVnet ? network.outputs.appSubnetId : ''
+    virtualNetworkSubnetId: useVnet ? network!.outputs.appSubnetId : ''
     appSettings: functionAppSettings
   }
 }
@@ -385,7 +385,6 @@ module rbac 'modules/rbac.bicep' = {
 module failoverAccess 'modules/failover-access.bicep' = {
   name: 'failoverAccess'
   scope: resourceGroup(failoverSubscription, failoverResourceGroup)
-  dependsOn: [rg]
   params: {
     appPrincipalId: appIdentity.outputs.principalId
   }

@@ -116,11 +116,11 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   properties: {
     deleteRetentionPolicy: {
       enabled: deleteRetentionDays > 0
-      days: deleteRetentionDays > 0 ? deleteRetentionDays : null
+      days: deleteRetentionDays > 0 ? max(deleteRetentionDays, 1) : null
     }
     containerDeleteRetentionPolicy: {
       enabled: deleteRetentionDays > 0
-      days: deleteRetentionDays > 0 ? deleteRetentionDays : null
+      days: deleteRetentionDays > 0 ? max(deleteRetentionDays, 1) : null
     }
   }
 }
