@@ -1,6 +1,7 @@
-// The cloud side of Hyper-V disaster recovery to Azure, for `azd up`: a Flex Consumption Functions app (Node 20)
+// The cloud side of Hyper-V disaster recovery to Azure, for `azd up`: a Flex Consumption Functions app (Node 22)
 // running as one user-assigned identity, its storage (host and Durable Functions), the replica storage (uploaded
-// logs, replica disks), the provider Service Bus, Event Grid for the blob trigger, and monitoring with alerts.
+// logs, replica disks), the provider Service Bus, Event Grid delivering new logs to the merge's queue, and
+// monitoring with alerts.
 // Nothing here uses a key or a connection string: every connection is Entra ID with a managed identity.
 targetScope = 'subscription'
 
@@ -132,6 +133,9 @@ var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var replicaLogsContainer = 'replica-logs'
 var eventGridDeadLetterContainer = 'replica-logs-deadletter'
+// Event Grid puts one BlobCreated event per uploaded log here; the merge's queue trigger reads it.
+var replicaLogEventsQueue = 'replica-log-events'
+var mergeFunctionName = 'mergeReplicaLog'
 var replicaContainers = [
   replicaLogsContainer
   'replicas'
@@ -214,6 +218,7 @@ module replicaStorage 'modules/storage-account.bicep' = {
     tags: tags
     skuName: replicaStorageSku
     containers: replicaContainers
+    queues: [replicaLogEventsQueue]
     publicNetworkAccess: publicNetworkAccess
     allowedIpRanges: allowedIpRanges
     infrastructureEncryption: replicaInfrastructureEncryption
@@ -301,8 +306,8 @@ module privateEndpoints 'modules/private-endpoint.bicep' = [
 ]
 
 // Every setting the app reads (local.settings.sample.json), in identity form. Connection names match the
-// bindings: AzureWebJobsStorage (host, Durable Functions), REPLICA_STORAGE (blob trigger on replica-logs,
-// replica disks, state tables), PROVIDER_BUS (Service Bus trigger on provider-commands, sends to provider-events).
+// bindings: AzureWebJobsStorage (host, Durable Functions), REPLICA_STORAGE (queue trigger on replica-log-events,
+// uploaded logs, replica disks, state tables), PROVIDER_BUS (Service Bus trigger on provider-commands, sends to provider-events).
 var functionAppSettings = {
   AzureWebJobsStorage__accountName: appStorage.outputs.name
   AzureWebJobsStorage__blobServiceUri: appStorage.outputs.blobEndpoint
@@ -358,7 +363,7 @@ module functionApp 'modules/function-app.bicep' = {
     identityId: appIdentity.outputs.id
     deploymentStorageBlobEndpoint: appStorage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
-    runtimeVersion: '20'
+    runtimeVersion: '22'
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     alwaysReady: alwaysReady
@@ -398,6 +403,8 @@ module replicaEvents 'modules/replica-events.bicep' = {
     location: location
     tags: tags
     replicaStorageAccountName: replicaStorage.outputs.name
+    logsContainerName: replicaLogsContainer
+    eventsQueueName: replicaLogEventsQueue
     deadLetterContainerName: eventGridDeadLetterContainer
   }
 }
@@ -415,7 +422,7 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
-// azd writes these to the environment; the postdeploy hook and local debugging read them.
+// azd writes these to the environment; operators and local debugging read them.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
@@ -426,7 +433,8 @@ output REPLICA_STORAGE_ACCOUNT_NAME string = replicaStorage.outputs.name
 output REPLICA_LOGS_CONTAINER string = replicaLogsContainer
 output REPLICA_EVENTS_SYSTEM_TOPIC_NAME string = replicaEvents.outputs.name
 output EVENTGRID_DEADLETTER_CONTAINER string = eventGridDeadLetterContainer
-output MERGE_FUNCTION_NAME string = 'mergeReplicaLog'
+output REPLICA_LOG_EVENTS_QUEUE string = replicaLogEventsQueue
+output MERGE_FUNCTION_NAME string = mergeFunctionName
 output PROVIDER_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output PROVIDER_COMMANDS_REJECTED_QUEUE string = serviceBus.outputs.rejectedCommandsQueueName
 output FAILOVER_RESOURCE_GROUP string = failoverResourceGroup

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the deployment package azd uploads (azure.yaml: service `replication`, dist .deploy, run as its
+# prepackage hook): exactly what the Functions host runs and nothing else.
+#   - dist/functions, dist/orchestrations, dist/shared: the compiled app (no TypeScript sources, no source maps,
+#     no tools/, test/, bench/, docs/, infra/);
+#   - host.json, package.json (without scripts, so nothing rebuilds it), package-lock.json;
+#   - node_modules with the production dependencies only (`npm ci --omit=dev`, from the lockfile).
+# Usage: infra/tools/package.sh [--no-install]   (--no-install: skip node_modules, to list the app files only)
+# PACKAGE_DIR overrides the output folder (default .deploy). Prints the package's size at the end.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+out="${PACKAGE_DIR:-$repo/.deploy}"
+install=1
+[ "${1:-}" = "--no-install" ] && install=0
+
+cd "$repo"
+npm run build --silent
+rm -rf "$out"
+mkdir -p "$out/dist"
+for part in functions orchestrations shared; do
+    cp -R "dist/$part" "$out/dist/$part"
+done
+find "$out/dist" -name '*.map' -type f -delete
+cp host.json package-lock.json "$out/"
+node -e '
+const pkg = require(process.argv[1]);
+for (const key of ["scripts", "bin"]) delete pkg[key];
+require("fs").writeFileSync(process.argv[2], JSON.stringify(pkg, null, 2) + "\n");
+' "$repo/package.json" "$out/package.json"
+if [ "$install" = 1 ]; then
+    # Our production dependencies are plain JavaScript and WebAssembly: what installs here runs on Linux in Azure.
+    (cd "$out" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+echo "package: $(du -sk "$out" | cut -f1) KiB in $(find "$out" -type f | wc -l) files at ${out#"$repo"/}"
