@@ -5,16 +5,25 @@
 #     no tools/, test/, bench/, docs/, infra/);
 #   - host.json, package.json (without scripts, so nothing rebuilds it), package-lock.json;
 #   - node_modules with the production dependencies only (`npm ci --omit=dev`, from the lockfile).
-# Usage: infra/tools/package.sh [--no-install]   (--no-install: skip node_modules, to list the app files only)
+# Usage: infra/tools/package.sh [--no-install] [--no-build]
+#   --no-install  skip node_modules (to list the app files only); --no-build  use dist/ as it is
 # PACKAGE_DIR overrides the output folder (default .deploy). Prints the package's size at the end.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${PACKAGE_DIR:-$repo/.deploy}"
 install=1
-[ "${1:-}" = "--no-install" ] && install=0
+build=1
+for arg in "$@"; do
+    case "$arg" in
+    --no-install) install=0 ;;
+    --no-build) build=0 ;;
+    *) echo "usage: $0 [--no-install] [--no-build]" >&2; exit 2 ;;
+    esac
+done
 
 cd "$repo"
-npm run build --silent
+[ "$build" = 0 ] || npm run build --silent
+[ -d dist/functions ] || { echo "package: dist/ is not built (npm run build)" >&2; exit 1; }
 rm -rf "$out"
 mkdir -p "$out/dist"
 for part in functions orchestrations shared; do

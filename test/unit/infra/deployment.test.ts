@@ -11,10 +11,12 @@ import {
     azureYamlProblems,
     codeSettingProblems,
     failoverAccessProblems,
+    MERGE_TRIGGER,
     mergeTriggerProblems,
     secretSettingProblems,
 } from './appChecks';
 import {
+    AZURE_NODE_VERSION,
     apiVersionProblems,
     appRoleProblems,
     compileProblems,
@@ -67,6 +69,13 @@ describe('settings the code reads (no compile needed)', () => {
 
     it('every setting the code reads is in local.settings.sample.json', () => {
         expect(codeSettingProblems(texts)).toEqual([]);
+    });
+
+    it('docs/deploy.md names the runtime, the trigger path and the package step', () => {
+        const docs = texts.text('docs/deploy.md');
+        expect(docs).toContain(`**Node.js ${AZURE_NODE_VERSION}**`);
+        for (const name of Object.values(MERGE_TRIGGER)) expect(docs).toContain(`\`${name}`);
+        expect(docs).toContain('infra/tools/package.sh');
     });
 
     it('notices a setting the code reads dropped from the sample settings', () => {
