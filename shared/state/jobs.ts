@@ -24,6 +24,7 @@ export type JobKind =
     | 'TestFailoverCleanup'
     | 'PlannedFailover'
     | 'UnplannedFailover'
+    | 'ApplyRecoveryPoint'
     | 'CommitFailover';
 
 export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
@@ -35,6 +36,7 @@ export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
     TestFailoverCleanup: 'Test failover cleanup',
     PlannedFailover: 'Planned failover',
     UnplannedFailover: 'Unplanned failover',
+    ApplyRecoveryPoint: 'Change recovery point',
     CommitFailover: 'Commit',
 };
 
