@@ -88,7 +88,12 @@ export function* changeRecoveryPointOrchestrator(
         vmId,
         jobId,
         jobChanges: [
-            { type: 'taskSucceeded', task: disks, at: now() },
+            {
+                type: 'taskSucceeded',
+                task: disks,
+                at: now(),
+                detail: `Recovery point ${plan.recoveryPointId} (captured ${plan.capturedAt})`,
+            },
             { type: 'taskStarted', task: replacing, at: now() },
         ],
     });
@@ -99,11 +104,11 @@ export function* changeRecoveryPointOrchestrator(
         jobId,
         jobChanges: [
             {
-                type: 'taskDetail',
+                type: 'taskSucceeded',
                 task: replacing,
+                at: now(),
                 detail: `The VM runs from recovery point ${plan.recoveryPointId}; the disks of ${from} were deleted`,
             },
-            { type: 'taskSucceeded', task: replacing, at: now() },
             { type: 'jobSucceeded', at: now() },
         ],
         item: {

@@ -158,11 +158,11 @@ export function* shutDownAndSynchronize(
         jobId,
         jobChanges: [
             {
-                type: 'taskDetail',
+                type: 'taskSucceeded',
                 task: shutdown,
+                at: now(),
                 detail: `Shut down at ${confirmed.shutDownAt}; final cycle ${confirmed.cycleId} shipped`,
             },
-            { type: 'taskSucceeded', task: shutdown, at: now() },
             {
                 type: 'taskStarted',
                 task: synchronizing,
@@ -185,11 +185,11 @@ export function* shutDownAndSynchronize(
                 jobId,
                 jobChanges: [
                     {
-                        type: 'taskDetail',
+                        type: 'taskSucceeded',
                         task: synchronizing,
+                        at: now(),
                         detail: `Final recovery point ${status.value.recoveryPointId} (captured ${status.value.capturedAt})`,
                     },
-                    { type: 'taskSucceeded', task: synchronizing, at: now() },
                 ],
             });
             return {

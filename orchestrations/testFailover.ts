@@ -142,7 +142,12 @@ export function* runDrill(
         vmId,
         jobId,
         jobChanges: [
-            { type: 'taskSucceeded', task: tasks.disks, at: now() },
+            {
+                type: 'taskSucceeded',
+                task: tasks.disks,
+                at: now(),
+                detail: `Recovery point ${plan.recoveryPointId} (captured ${plan.capturedAt})`,
+            },
             { type: 'taskStarted', task: tasks.resources, at: now() },
         ],
     });
