@@ -151,9 +151,9 @@ describe('planned failover: shutdown, final cycle, zero data loss (durable runti
             allowedOperations: expect.arrayContaining(['PlannedFailover', 'UnplannedFailover', 'TestFailover']),
         });
         // It can be tried again at once.
-        expect((await action(h, 'vm2', 'plannedFailover', { networkAdapters: [{ sourceNetwork: 'Corp' }] })).status).toBe(
-            202,
-        );
+        expect(
+            (await action(h, 'vm2', 'plannedFailover', { networkAdapters: [{ sourceNetwork: 'Corp' }] })).status,
+        ).toBe(202);
     });
 
     it('cancels when the final cycle is confirmed but never applied, leaving nothing behind', async () => {
