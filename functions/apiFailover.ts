@@ -380,6 +380,16 @@ function withAllowedOperations(
     };
 }
 
+/** The POST actions on a protected item this API serves (ASR's operation names, as routes). */
+export const FAILOVER_ACTIONS = [
+    'testFailover',
+    'testFailoverCleanup',
+    'plannedFailover',
+    'unplannedFailover',
+    'applyRecoveryPoint',
+    'failoverCommit',
+] as const;
+
 export async function failoverAction(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const action = routeParam(request, 'action');
     switch (action) {
@@ -403,7 +413,7 @@ export async function failoverAction(request: HttpRequest, context: InvocationCo
 app.http('apiFailoverAction', {
     methods: ['POST'],
     authLevel: 'function',
-    route: 'replicationProtectedItems/{vmId}/{action:regex(^(testFailover|testFailoverCleanup|plannedFailover|unplannedFailover|applyRecoveryPoint|failoverCommit)$)}',
+    route: `replicationProtectedItems/{vmId}/{action:regex(^(${FAILOVER_ACTIONS.join('|')})$)}`,
     extraInputs: [df.input.durableClient()],
     handler: withErrors(withAllowedOperations(failoverAction)),
 });
