@@ -5,9 +5,9 @@ import { failoverRpoSeconds } from '../shared/failover/plannedFailover';
 import { Failure } from '../shared/retry';
 import { PROTECTION_STATES } from '../shared/state/protectedItems';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
-import { sendProviderEventActivity, stopReplicationEvent } from './lifecycleActivities';
+import { RECORD_RETRY, sendProviderEventActivity, stopReplicationEvent } from './lifecycleActivities';
 import { stopLifecycleInstancesActivity } from './disableProtection';
-import { cleanUpDrillActivity, recordStep, runDrill } from './testFailover';
+import { cleanUpDrillActivity, recordDrillActivity, recordStep, runDrill } from './testFailover';
 import { PLANNED_FAILOVER_TASKS, shutDownAndSynchronize } from './plannedFailover';
 
 /**
@@ -141,23 +141,27 @@ export function* failoverOrchestrator(
     );
     if (!run.ok) return yield* fail(run.task, run.failure, run.planned);
     const rpoSeconds = failoverRpoSeconds(run.plan.capturedAt, lastWriteAt);
+    // The drill first: once the job reads Succeeded, the drill row is final (its point and RPO).
+    yield recordDrillActivity({
+        vmId,
+        drillId,
+        changes: {
+            state: 'Completed',
+            completedAt: now(),
+            virtualMachineId: run.virtualMachineId,
+            rpoSeconds,
+            recoveryPointHistory: [{ recoveryPointId: run.plan.recoveryPointId, appliedAt: now(), jobId }],
+        },
+    }).withRetry(RECORD_RETRY);
     yield* recordStep(context, {
         vmId,
         jobId,
-        drillId,
         jobChanges: [{ type: 'jobSucceeded', at: now() }],
         item: {
             protectionState: 'FailedOver',
             protectionStateDescription: PROTECTION_STATES.FailedOver,
             failoverRecoveryPointId: run.plan.recoveryPointId,
             lastSuccessfulFailoverTime: now(),
-        },
-        drill: {
-            state: 'Completed',
-            completedAt: now(),
-            virtualMachineId: run.virtualMachineId,
-            rpoSeconds,
-            recoveryPointHistory: [{ recoveryPointId: run.plan.recoveryPointId, appliedAt: now(), jobId }],
         },
         event: {
             eventId: `${jobId}:failedover`,

@@ -191,6 +191,9 @@ export async function runFailover(
     if (!drillId) throw new StepIncomplete(step, `the 202 answer names no drillId: ${JSON.stringify(accepted)}`);
     await waitForJob(ctx, accepted.jobId, step);
     const drill = await drillOf(ctx, vmId, drillId, step);
+    if (drill.properties.state !== 'Completed') {
+        throw new StepIncomplete(step, `the job succeeded but drill ${drillId} is ${drill.properties.state}`);
+    }
     const rpoSeconds = drill.properties.rpoSeconds;
     if (drill.properties.cycleId !== expectedCycle) {
         throw new StepIncomplete(
