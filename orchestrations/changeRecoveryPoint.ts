@@ -133,22 +133,33 @@ export function* changeRecoveryPointOrchestrator(
     ): Generator<df.Task, { result: 'Failed'; recoveryPointId: string; error: unknown }, unknown> {
         let restored = true;
         let cleanupError: Failure | undefined;
+        let current = rollback?.plan.previous.recoveryPointId;
         if (rollback) {
-            const undone = yield* callWithRetrySchedule<unknown>(context, rollBackPointChangeActivity, rollback);
+            const undone = yield* callWithRetrySchedule<{ inUse: string }>(
+                context,
+                rollBackPointChangeActivity,
+                rollback,
+            );
             restored = undone.ok;
-            if (!undone.ok) cleanupError = undone;
+            if (undone.ok) current = undone.value.inUse;
+            else cleanupError = undone;
         }
-        const current = rollback?.plan.previous.recoveryPointId;
         const state = { protectionState: 'FailedOver' as const, testFailoverState: 'None' };
-        const outcome = restored
-            ? `The VM still runs from ${current ?? 'its recovery point'}; ${allowedOperationsLine(state)}.`
-            : `Rolling back failed too (${cleanupError?.code}: ${cleanupError?.message}); check the VM and change the point again.`;
+        const outcome = !restored
+            ? `Rolling back failed too (${cleanupError?.code}: ${cleanupError?.message}); check the VM and change the point again.`
+            : current !== undefined && current === rollback?.plan.recoveryPointId
+              ? `The VM runs from ${current}; some disks or blobs of ${rollback.plan.previous.recoveryPointId} may be left (listed on the drill); ${allowedOperationsLine(state)}.`
+              : `The VM still runs from ${current ?? 'its recovery point'}; ${allowedOperationsLine(state)}.`;
         const error = { code: failure.code, message: `${failure.message} ${outcome}` };
         yield* recordStep(context, {
             vmId,
             jobId,
             jobChanges: [{ type: 'taskFailed', task, at: now(), error: { ...failure, message: error.message } }],
-            item: { protectionState: 'FailedOver', protectionStateDescription: PROTECTION_STATES.FailedOver },
+            item: {
+                protectionState: 'FailedOver',
+                protectionStateDescription: PROTECTION_STATES.FailedOver,
+                ...(restored && current !== undefined ? { failoverRecoveryPointId: current } : {}),
+            },
             event: {
                 eventId: `${jobId}:failed`,
                 kind: 'ChangeRecoveryPointFailed',

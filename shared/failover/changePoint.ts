@@ -201,18 +201,20 @@ export async function replaceFailoverVmDisks(plan: PointChangePlan): Promise<Out
 /**
  * Undoes a change that failed: unless the drill already records the new point, the VM is rebuilt on its previous
  * disks (when the rebuild had begun: `vmTouched`) and the disks and blobs the change created go. Safe to run again.
+ * Returns the point the VM runs from afterwards.
  */
 export async function rollBackPointChange(input: {
     plan: PointChangePlan;
     vmTouched: boolean;
-}): Promise<Outcome<{ deleted: string[] }>> {
+}): Promise<Outcome<{ deleted: string[]; inUse: string }>> {
     return outcomeOf(async () => {
         const { plan } = input;
         const scope = stateScope();
         const infra = failoverInfrastructure();
         const drill = await getDrill(scope, plan.vmId, plan.drillId);
         if (!drill) throw new HvrError('NOT_FOUND', `Drill ${plan.drillId} of VM ${plan.vmId} does not exist.`);
-        if (drill.recoveryPointId === plan.recoveryPointId) return { deleted: [] };
+        // The rebuild went through and only removing the previous disks failed: nothing to undo.
+        if (drill.recoveryPointId === plan.recoveryPointId) return { deleted: [], inUse: plan.recoveryPointId };
         let vm: FailoverResource | undefined;
         if (input.vmTouched) {
             await infra.deleteResource(vmResource(plan));
@@ -239,6 +241,6 @@ export async function rollBackPointChange(input: {
                 vm ? [vm] : [],
             ),
         }));
-        return { deleted };
+        return { deleted, inUse: plan.previous.recoveryPointId };
     });
 }

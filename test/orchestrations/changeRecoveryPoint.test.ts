@@ -179,4 +179,32 @@ describe('change recovery point before commit (durable runtime, virtual clock, A
         await changeTo('vm4', 'vm4:c1');
         expect(await getProtectedItem(h.scope, 'vm4')).toMatchObject({ failoverRecoveryPointId: 'vm4:c1' });
     });
+
+    it('a change whose rebuild succeeded but whose old disks cannot be deleted says the VM runs from the new point', async () => {
+        const drillId = await failedOver('vm5');
+        const remove = infra.deleteResource.bind(infra);
+        infra.deleteResource = async (resource) => {
+            if (resource.kind === 'disk' && !resource.name.endsWith('-p2')) {
+                throw new HvrError('FORBIDDEN', 'The identity may not delete disks in dr-rg.');
+            }
+            return remove(resource);
+        };
+        const jobId = await changeTo('vm5', 'vm5:c1');
+
+        const job = (await getJob(h.scope, jobId))!;
+        expect(job.errors[0]).toMatchObject({ code: 'FORBIDDEN', task: 'Replacing the disks of the virtual machine' });
+        expect(job.errors[0]!.message).toContain('The VM runs from vm5:c1; some disks or blobs of vm5:c3 may be left');
+        // Nothing was rolled back over a VM that already runs from the new point: the record says so too.
+        expect(await getProtectedItem(h.scope, 'vm5')).toMatchObject({
+            protectionState: 'FailedOver',
+            failoverRecoveryPointId: 'vm5:c1',
+        });
+        const drill = (await getDrill(h.scope, 'vm5', drillId))!;
+        expect(drill.recoveryPointId).toBe('vm5:c1');
+        expect(await failoverBytes(drill.failoverBlobs)).toEqual([0x11, 0x11]);
+        // The old disks stay listed on the drill, so they can be found and removed.
+        expect(drill.resources.filter((r) => r.kind === 'disk').map((r) => r.name.endsWith('-p2'))).toEqual(
+            expect.arrayContaining([true, false]),
+        );
+    });
 });
