@@ -1,3 +1,4 @@
+import { allowedOperations } from '../shared/failover/allowedOperations';
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { randomUUID } from 'node:crypto';
@@ -113,7 +114,14 @@ export function currentRpoSeconds(item: ProtectedItem, now: Date): number | unde
 /** The item as the API shows it: ASR's `{ name, properties }` shape. */
 export function presentItem(item: ProtectedItem, now: Date): { name: string; properties: Record<string, unknown> } {
     const { vmId, ...properties } = item;
-    return { name: vmId, properties: { ...properties, rpoSeconds: currentRpoSeconds(item, now) } };
+    return {
+        name: vmId,
+        properties: {
+            ...properties,
+            rpoSeconds: currentRpoSeconds(item, now),
+            allowedOperations: allowedOperations(item),
+        },
+    };
 }
 
 export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {

@@ -341,6 +341,8 @@ var functionAppSettings = {
   FAILOVER_DISK_SKU: failoverDiskSku
   FAILOVER_OPERATION_TIMEOUT_MS: string(failoverOperationTimeoutMs)
   FAILOVER_IDENTITY_CLIENT_ID: appIdentity.outputs.clientId
+  // How long a planned failover waits for the provider to shut the VM down and ship its final cycle.
+  PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS: '900'
   // Local auth is off on Application Insights: this string only locates the resource; ingestion is
   // authorized by the identity named in the authentication string (Monitoring Metrics Publisher).
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
