@@ -223,6 +223,7 @@ async function childMain(name: string): Promise<void> {
                 gapTimeoutSeconds: 3600,
                 callTimeoutMs: 120_000,
                 readBytes: READ_BYTES,
+                timeBudgetSeconds: 1500,
             },
         },
         name,

@@ -14,7 +14,7 @@ import {
 
 export const REPLICA_DISKS_TABLE = 'ReplicaDisks';
 
-/** Replicating: logs apply in chain order. ResyncRequired: only a resync log (metadata resync=true) applies. */
+/** Replicating: logs apply in chain order. ResyncRequired: only the log a running resync expects applies. */
 export type ReplicaDiskState = 'Replicating' | 'ResyncRequired';
 
 /**
@@ -42,6 +42,12 @@ export interface ReplicaDiskRecord {
     /** Write intent: set before the first page write of log `applyingSequence`, so a retry can finish it. */
     applyingSequence?: number;
     applyingLogId?: string;
+    /**
+     * How far the log under the intent got: steps of its plan written (in plan order) by invocations whose time
+     * budget ran out, and the plan's key (the plan depends on MERGE_READ_BYTES). Cleared with the intent.
+     */
+    applyingStep?: number;
+    applyingPlan?: string;
     appliedBytes: number;
     lastAppliedAt?: string;
     lastCapturedAt?: string;
