@@ -128,6 +128,20 @@ export async function listDisksWithGaps(scope: StateScope): Promise<ReplicaDiskR
     return rows;
 }
 
+/** Disks whose row holds a write intent (a log being applied, or cut off and awaiting its retry), by VM. */
+export async function listDisksBeingApplied(scope: StateScope): Promise<ReplicaDiskRecord[]> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    const disks: ReplicaDiskRecord[] = [];
+    for await (const entity of table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `applyingSequence ge 1` },
+        abortSignal: deadline(),
+    })) {
+        const disk = fromEntity(entity);
+        if (disk.applyingSequence !== undefined && disk.applyingSequence > disk.sequence) disks.push(disk);
+    }
+    return disks;
+}
+
 /** Fields an update may set; a field set to undefined is removed from the row. */
 export type ReplicaDiskChanges = Partial<Omit<ReplicaDiskRecord, 'vmId' | 'diskId' | 'createdAt'>>;
 
