@@ -117,7 +117,13 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
         await replaceReplicaDisk(
             deps.scope,
             row,
-            { applyingSequence: log.sequence, applyingLogId: log.logId, applyingStep: 0, applyingPlan: plan },
+            {
+                applyingSequence: log.sequence,
+                applyingLogId: log.logId,
+                applyingStep: 0,
+                applyingPlan: plan,
+                applyingLogETag: ctx.logETag,
+            },
             deps.clock.now().toISOString(),
         );
         // After the intent (only the log that holds position n may describe it) and before the first page.
@@ -299,6 +305,7 @@ async function recordApplied(ctx: LogContext, index: HrlIndex): Promise<ReplicaD
                 applyingLogId: undefined,
                 applyingStep: undefined,
                 applyingPlan: undefined,
+                applyingLogETag: undefined,
                 appliedBytes: cur.appliedBytes + index.dataBytes,
                 lastAppliedAt: at,
                 lastCapturedAt: meta.capturedAt ?? index.header.createdAt.toISOString(),

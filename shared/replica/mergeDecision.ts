@@ -19,7 +19,11 @@ export interface MergeFacts {
         /** Steps of the plan already written by earlier invocations (see applyLog.ts), with the plan's key. */
         applyingStep?: number;
         applyingPlan?: string;
+        /** The ETag of the log blob the intent was taken for. */
+        applyingLogETag?: string;
     };
+    /** The log blob's ETag now. */
+    logETag?: string;
     /** The replica blob's sequence number (x-ms-blob-sequence-number). */
     blobSequence: number;
     /**
@@ -39,6 +43,11 @@ export type MergeAction =
     | { kind: 'wait' }
     /** An earlier try wrote every page and set the sequence number, then stopped before the row: finish the row. */
     | { kind: 'finish' }
+    /**
+     * The log blob was replaced (new ETag) after pages of its earlier content were written: the replica holds a mix
+     * no log describes. Refuse it and require a resync (the intent is cleared so the resync can protect the disk).
+     */
+    | { kind: 'replaced' }
     /** Blob and row disagree in a way no merge leaves behind: an operator must look. */
     | { kind: 'inconsistent'; detail: string }
     /** The disk awaits a resync and this is not the resync log the pipeline expects: quarantine, disk not re-marked. */
@@ -68,6 +77,9 @@ export function decideMerge(facts: MergeFacts): MergeAction {
     const intentMine = intentHere && row.applyingLogId === log.logId;
     if (intentHere && !intentMine) return { kind: 'superseded', holder: row.applyingLogId ?? '' };
     if (blobSequence === n && intentMine) return { kind: 'finish' };
+    if (intentMine && row.applyingLogETag !== undefined && row.applyingLogETag !== facts.logETag) {
+        return { kind: 'replaced' };
+    }
     if (blobSequence !== applied) {
         return {
             kind: 'inconsistent',

@@ -84,9 +84,11 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
     }
     const blob = logsContainer(deps).getBlobClient(name);
     let metadata: Record<string, string> | undefined;
+    let logETag: string | undefined;
     try {
-        metadata = (await blob.getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) }))
-            .metadata;
+        const props = await blob.getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
+        metadata = props.metadata;
+        logETag = props.etag;
     } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return gone(deps, name);
         throw err;
@@ -140,8 +142,9 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
                 row: row.disk,
                 blobSequence: props.blobSequenceNumber ?? 0,
                 resyncExpects,
+                logETag,
             });
-            const ctx: LogContext = { deps, name, log, blob, meta, replica, resync: false, resyncExpects };
+            const ctx: LogContext = { deps, name, log, blob, meta, replica, resync: false, resyncExpects, logETag };
             return await execute(ctx, row, action);
         } catch (err) {
             // A row or the log blob changed under us (ETag): decide again from what is there now.
@@ -186,6 +189,17 @@ async function execute(ctx: LogContext, row: ReplicaDiskRow, action: MergeAction
             return waitForPredecessor(ctx, row);
         case 'finish':
             return finishAfterCrash({ ...ctx, resync: ctx.resyncExpects === log.sequence }, row);
+        case 'replaced':
+            return refuse(
+                ctx,
+                row,
+                'InvalidLog',
+                new HvrError(
+                    'VALIDATION_FAILED',
+                    `Log ${name} was replaced while it was being applied (steps of its earlier content are written); ` +
+                        'the replica needs a resync.',
+                ),
+            );
         case 'inconsistent':
             throw new HvrError(
                 'REPLICA_STATE_INVALID',

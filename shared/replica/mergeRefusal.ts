@@ -54,6 +54,17 @@ export async function refuse(
                           resyncRequiredAt: at,
                           waitingSequence: undefined,
                           waitingSince: undefined,
+                          // Only a replaced log refuses after its intent: clear it, or the resync could never
+                          // protect the disk (it waits for intents to end).
+                          ...(cur.applyingLogId === log.logId && cur.applyingSequence === log.sequence
+                              ? {
+                                    applyingSequence: undefined,
+                                    applyingLogId: undefined,
+                                    applyingStep: undefined,
+                                    applyingPlan: undefined,
+                                    applyingLogETag: undefined,
+                                }
+                              : {}),
                       },
             at,
         );

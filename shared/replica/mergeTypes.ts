@@ -137,6 +137,8 @@ export interface LogContext {
     meta: LogMetadata;
     replica: PageBlobClient;
     resync: boolean;
+    /** The log blob's ETag as read before the decision. */
+    logETag?: string;
     /** The position a running resync of the disk expects its log at (its backlog logs stay), if any. */
     resyncExpects?: number;
 }

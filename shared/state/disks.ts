@@ -48,6 +48,8 @@ export interface ReplicaDiskRecord {
      */
     applyingStep?: number;
     applyingPlan?: string;
+    /** The log blob's ETag when the intent was taken: a continuation must find the same content. */
+    applyingLogETag?: string;
     appliedBytes: number;
     lastAppliedAt?: string;
     lastCapturedAt?: string;

@@ -123,12 +123,12 @@ export class QueueTriggerPump {
         this.loop = this.run();
     }
 
+    /** Stops fetching; invocations still running are drained (bounded) by the host, like every other trigger's. */
     async stop(): Promise<void> {
         this.stopped = true;
         clearTimeout(this.timer);
         this.wake?.();
         await this.loop;
-        await Promise.allSettled([...this.running]);
     }
 
     private async run(): Promise<void> {

@@ -34,8 +34,8 @@ async function stepsOf(log: Buffer, diskSize: number, readBytes: number): Promis
 describe('a merge larger than one budget', () => {
     it('completes across exactly 4 invocations, recording its progress under the intent, replica identical', async () => {
         const h = new ReplicaHarness();
-        const disk = await h.addDisk('disk0', 32 * MiB);
-        disk.randomWrites(seededRandom(41), 200);
+        const disk = await h.addDisk('disk0', 16 * MiB);
+        disk.randomWrites(seededRandom(41), 90);
         const cut = disk.cutLog();
         const steps = await stepsOf(cut.log, disk.virtualSize, h.settings.readBytes);
         // Steps per budget such that the log needs exactly 4 budgets (3 full ones and a last, shorter or not).
@@ -80,7 +80,7 @@ describe('a merge larger than one budget', () => {
     it('starts over (same bytes, same guard) when the read size changed between invocations', async () => {
         const h = new ReplicaHarness();
         const disk = await h.addDisk('disk0', 16 * MiB);
-        disk.randomWrites(seededRandom(43), 60);
+        disk.randomWrites(seededRandom(43), 30);
         const cut = disk.cutLog();
         const name = await h.upload('disk0', cut);
         const [first] = await mergeUploadedLog(h.deps({ budget: stepBudget(2) }), name);
@@ -90,5 +90,24 @@ describe('a merge larger than one budget', () => {
         expect(second).toMatchObject({ status: 'applied', metrics: { fromStep: 0 } });
         const replica = await h.replicaBytes('disk0');
         expect(replica.subarray(0, disk.virtualSize).equals(disk.bytes)).toBe(true);
+    });
+
+    it('refuses a log replaced between two budgets and requires a resync, with the intent cleared', async () => {
+        const h = new ReplicaHarness();
+        const disk = await h.addDisk('disk0', 16 * MiB);
+        disk.randomWrites(seededRandom(47), 30);
+        const cut = disk.cutLog();
+        const name = await h.upload('disk0', cut);
+        const [first] = await mergeUploadedLog(h.deps({ budget: stepBudget(1) }), name);
+        expect(first).toMatchObject({ status: 'continuing' });
+        // The same name uploaded again with other content (a write grant allows it).
+        const other = Buffer.from(cut.log);
+        other[other.length - 1]! ^= 0xff;
+        await h.upload('disk0', { ...cut, log: other });
+        const [second] = await mergeUploadedLog(h.deps({ budget: stepBudget(1000) }), name);
+        expect(second).toMatchObject({ status: 'quarantined', reason: 'InvalidLog', diskMarked: true });
+        const row = (await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk;
+        expect(row).toMatchObject({ state: 'ResyncRequired', resyncReason: 'InvalidLog', sequence: 0 });
+        expect(row.applyingSequence).toBeUndefined();
     });
 });

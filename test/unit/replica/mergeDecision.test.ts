@@ -112,11 +112,28 @@ const table: [string, number, string, Row, number, number | undefined, Partial<M
         3,
         { kind: 'continue', resync: true, fromStep: 2 },
     ],
+    [
+        'the log blob was replaced after its intent: refuse, resync',
+        3,
+        A,
+        replicating(2, {
+            applyingSequence: 3,
+            applyingLogId: A,
+            applyingStep: 4,
+            applyingPlan: PLAN,
+            applyingLogETag: '"v1"',
+        }),
+        2,
+        undefined,
+        { kind: 'replaced' },
+    ],
 ];
 
 describe('the exactly-once merge decision', () => {
     it.each(table)('%s', (_case, sequence, logId, row, blobSequence, resyncExpects, expected) => {
-        expect(decideMerge({ log: { sequence, logId }, row, blobSequence, resyncExpects })).toMatchObject(expected);
+        const facts = { log: { sequence, logId }, row, blobSequence, resyncExpects, logETag: '"v2"' };
+        // Rows whose intent names an ETag are compared with "v2"; the others have none recorded.
+        expect(decideMerge(facts)).toMatchObject(expected);
     });
 
     it('never looks at anything the provider sets: a healthy disk applies a log as a regular one', () => {
