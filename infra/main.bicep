@@ -94,6 +94,11 @@ param storageCallTimeoutMs int = 60000
 @description('Smallest ranged read of an uploaded log while merging, in bytes.')
 param mergeReadBytes int = 8388608
 
+@minValue(1)
+@maxValue(1500)
+@description('How long one merge invocation works on a log before it records its progress and continues in a fresh invocation (below the 30-minute function timeout).')
+param mergeTimeBudgetSeconds int = 300
+
 @minValue(5)
 @maxValue(1440)
 @description('Lifetime of the write-only SAS a provider gets to upload a log.')
@@ -329,6 +334,7 @@ var functionAppSettings = {
   MERGE_GAP_TIMEOUT_SECONDS: string(mergeGapTimeoutSeconds)
   STORAGE_CALL_TIMEOUT_MS: string(storageCallTimeoutMs)
   MERGE_READ_BYTES: string(mergeReadBytes)
+  MERGE_TIME_BUDGET_SECONDS: string(mergeTimeBudgetSeconds)
   UPLOAD_GRANT_TTL_MINUTES: string(uploadGrantTtlMinutes)
   RESYNC_MAX_PER_SITE: string(resyncMaxPerSite)
   // Failover (docs/failover.md): where VMs go, the replica account their disks are imported from, and the

@@ -1001,13 +1001,14 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
         percent[log.diskId] = 100;
     }
     if (ctx.host) {
-        // In Azure, Event Grid hands the merge a new blob within about a second; the local host finds it at its
+        // In Azure, Event Grid queues a new blob's event within about a second; the local host finds it at its
         // next container scan (every 2 s). If ResyncCompleted outran the merge, the resync's verify would find
-        // the logs unapplied and retry only a minute later. So scan now, as Event Grid would deliver: the first
-        // call joins a scan that may have listed the container before the upload, the second sees the logs, and
-        // both resolve once the merges they started have finished.
+        // the logs unapplied and retry only a minute later. So publish now, as Event Grid would: the first scan
+        // may have listed the container before the upload, the second sees the logs; then run the merge queue
+        // until it is empty.
         await ctx.host.scanNow();
         await ctx.host.scanNow();
+        await ctx.host.drainStorageQueues();
     }
     await progress();
     await ctx.provider.send({
