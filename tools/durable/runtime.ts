@@ -1,40 +1,38 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { HvrError } from '../../shared/errors';
-import { invokeFunction } from '../host/invoke';
-import type { FunctionRegistry, RegisteredFunction } from '../host/registry';
+import type { FunctionRegistry } from '../host/registry';
+import { describeError, runActivityWork } from './activities';
 import { isVirtualClock, realClock, type Clock, type VirtualClock } from './clock';
-import { historyEvent, type HistoryEventRecord } from './history';
+import type { HistoryEventRecord } from './history';
+import {
+    beginEpisode,
+    endEpisode,
+    isFinished,
+    takeBatch,
+    terminate,
+    type ActivityWork,
+    type ChildStart,
+    type DeliveryMode,
+    type Effect,
+} from './historyRules';
 import { DurableHttpApi } from './httpApi';
-import { ActionType, runOrchestratorEpisode, type OrchestratorAction, type RetryOptionsLike } from './replayEngine';
+import { fireTimer, isLiveTimer, TimerIndex } from './timers';
+import { runOrchestratorEpisode } from './replayEngine';
 import {
     MemoryInstanceStore,
+    newInstance,
     TERMINAL_STATUSES,
+    toStatus,
+    validateInstanceId,
+    type InstanceStatus,
     type InstanceMessage,
-    type InstanceState,
     type InstanceStore,
-    type PendingTask,
-    type RetriedCall,
-    type RetryProgress,
     type RuntimeStatus,
 } from './store';
 
-export type { RuntimeStatus } from './store';
-
-/** The status of an instance, as `getStatus` of the durable client reports it (values already parsed). */
-export interface InstanceStatus {
-    instanceId: string;
-    name: string;
-    runtimeStatus: RuntimeStatus;
-    input: unknown;
-    output: unknown;
-    customStatus: unknown;
-    createdTime: Date;
-    lastUpdatedTime: Date;
-    /** Events in the current execution's history (continueAsNew starts a new one). */
-    historyLength: number;
-    failure?: { message: string };
-}
+export { validateInstanceId, type InstanceStatus, type RuntimeStatus } from './store';
+export { retryDelayMs, type DeliveryMode } from './historyRules';
 
 export interface DurableRuntimeOptions {
     /** The app's registrations: orchestrators and activities are looked up here by name. */
@@ -54,94 +52,17 @@ export interface DurableRuntimeOptions {
      * `overridableExistingInstanceStates`, whose default is NonRunningStates.
      */
     overridableExistingInstanceStates?: 'NonRunningStates' | 'AnyState';
-}
-
-/** A completion or timer the orchestrator is waiting for, with the task id it must carry. */
-interface ActivityWork {
-    instanceId: string;
-    executionId: string;
-    taskScheduledId: number;
-    name: string;
-    input: string | undefined;
-}
-
-interface ChildStart {
-    parent: { instanceId: string; executionId: string; taskScheduledId: number };
-    name: string;
-    instanceId: string;
-    input: string | undefined;
-}
-
-/** What an episode asks the runtime to do once the instance is saved. */
-type Effect =
-    | { kind: 'activity'; work: ActivityWork }
-    | { kind: 'startChild'; child: ChildStart }
-    | { kind: 'timer'; instanceId: string; executionId: string; timerId: number; fireAtMs: number }
-    | { kind: 'message'; instanceId: string; message: InstanceMessage };
-
-interface TimerEntry {
-    instanceId: string;
-    executionId: string;
-    timerId: number;
-    fireAtMs: number;
+    /**
+     * How queued messages reach an orchestrator: `batch` (default) as the Azure Storage backend delivers them,
+     * several per episode, the unread ones of the batch lost on continueAsNew; `single`, one per episode.
+     */
+    delivery?: DeliveryMode;
 }
 
 const DEFAULT_ACTIVITY_TIMEOUT_MS = 30 * 60 * 1000;
 const DEFAULT_ADVANCE_UNTIL_MS = 7 * 24 * 3600 * 1000;
 const DEFAULT_WAIT_MS = 30_000;
-/** The extension rejects a custom status over 16 KB. */
-const MAX_CUSTOM_STATUS_CHARS = 16 * 1024;
-const MAX_INSTANCE_ID_CHARS = 256;
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
-
-function parseJson(text: string | undefined): unknown {
-    return text === undefined ? null : JSON.parse(text);
-}
-
-function describeError(err: unknown): { message: string; details: string } {
-    if (err instanceof Error) return { message: err.message, details: err.stack ?? err.message };
-    const message = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
-    return { message, details: message };
-}
-
-/** `hh:mm:ss` as the Functions host prints durations. */
-function formatDuration(ms: number): string {
-    const total = Math.floor(ms / 1000);
-    const pad = (n: number) => n.toString().padStart(2, '0');
-    return `${pad(Math.floor(total / 3600))}:${pad(Math.floor(total / 60) % 60)}:${pad(total % 60)}`;
-}
-
-/**
- * Checks an instance id as the Azure Storage backend would accept it: 1–256 characters, none of / \ # ? or
- * control characters (they break table keys and the HTTP API's routes).
- */
-export function validateInstanceId(instanceId: string): void {
-    if (instanceId.length === 0 || instanceId.length > MAX_INSTANCE_ID_CHARS) {
-        throw new HvrError(
-            'VALIDATION_FAILED',
-            `Instance id must have 1 to ${MAX_INSTANCE_ID_CHARS} characters, got ${instanceId.length}`,
-        );
-    }
-    // eslint-disable-next-line no-control-regex
-    const bad = /[/\\#?\u0000-\u001f\u007f]/.exec(instanceId);
-    if (bad) {
-        throw new HvrError(
-            'VALIDATION_FAILED',
-            `Instance id "${instanceId}" contains ${JSON.stringify(bad[0])} at offset ${bad.index}; / \\ # ? and control characters are not allowed`,
-        );
-    }
-}
-
-/** The delay the Durable Task Framework waits before retry `attempt + 1`, or undefined when it gives up. */
-export function retryDelayMs(options: RetryOptionsLike, failedAttempt: number, firstAttemptAt: Date, now: Date) {
-    const timeout = options.retryTimeoutInMilliseconds;
-    if (timeout !== undefined && timeout > 0 && now.getTime() >= firstAttemptAt.getTime() + timeout) return undefined;
-    const backoff =
-        options.backoffCoefficient !== undefined && options.backoffCoefficient > 0 ? options.backoffCoefficient : 1;
-    const delay = options.firstRetryIntervalInMilliseconds * Math.pow(backoff, failedAttempt - 1);
-    const cap = options.maxRetryIntervalInMilliseconds;
-    return cap !== undefined && cap > 0 && delay >= cap ? cap : delay;
-}
 
 /**
  * Runs the app's registered orchestrations and activities without the Functions host: the orchestrators are
@@ -158,11 +79,12 @@ export class DurableRuntime {
     private readonly activityTimeoutMs: number;
     private readonly maxConcurrentActivities: number;
     private readonly replaceRunning: boolean;
+    private readonly delivery: DeliveryMode;
 
     private readonly ready: string[] = [];
     private readonly activityQueue: ActivityWork[] = [];
     private readonly running = new Set<Promise<void>>();
-    private readonly timers = new Map<string, TimerEntry>();
+    private readonly timers = new TimerIndex();
     private readonly locks = new Map<string, Promise<void>>();
     private readonly changes = new EventEmitter();
     private readonly problems: string[] = [];
@@ -180,6 +102,7 @@ export class DurableRuntime {
         this.activityTimeoutMs = options.activityTimeoutMs ?? DEFAULT_ACTIVITY_TIMEOUT_MS;
         this.maxConcurrentActivities = Math.max(1, options.maxConcurrentActivities ?? 8);
         this.replaceRunning = options.overridableExistingInstanceStates === 'AnyState';
+        this.delivery = options.delivery ?? 'batch';
         this.changes.setMaxListeners(0);
     }
 
@@ -215,7 +138,7 @@ export class DurableRuntime {
                     { instanceId, runtimeStatus: existing.runtimeStatus },
                 );
             }
-            await this.store.put(this.newInstance(instanceId, orchestrationName, inputText));
+            await this.store.put(newInstance(this.clock.now(), instanceId, orchestrationName, inputText));
         });
         this.enqueueReady(instanceId);
         this.log(`started ${orchestrationName} as ${instanceId}`);
@@ -241,7 +164,7 @@ export class DurableRuntime {
 
     async getStatus(instanceId: string): Promise<InstanceStatus | undefined> {
         const state = await this.store.get(instanceId);
-        return state ? this.toStatus(state) : undefined;
+        return state ? toStatus(state) : undefined;
     }
 
     /** The current execution's history, as the extension would hand it to the orchestrator. */
@@ -257,7 +180,7 @@ export class DurableRuntime {
             .filter((s) => !filter.runtimeStatus || filter.runtimeStatus.includes(s.runtimeStatus))
             .filter((s) => !filter.prefix || s.instanceId.startsWith(filter.prefix))
             .sort((a, b) => a.createdTime.localeCompare(b.createdTime) || a.instanceId.localeCompare(b.instanceId))
-            .map((s) => this.toStatus(s));
+            .map((s) => toStatus(s));
     }
 
     /** Terminates a Pending/Running instance; a finished one is left as it is. Missing → NOT_FOUND. */
@@ -445,42 +368,6 @@ export class DurableRuntime {
         return this.clock;
     }
 
-    private newInstance(instanceId: string, name: string, input: string | undefined): InstanceState {
-        const now = this.clock.now().toISOString();
-        return {
-            instanceId,
-            name,
-            executionId: randomUUID().replace(/-/g, ''),
-            runtimeStatus: 'Pending',
-            input,
-            output: undefined,
-            customStatus: undefined,
-            createdTime: now,
-            lastUpdatedTime: now,
-            history: [],
-            inbox: [{ kind: 'ExecutionStarted' }],
-            nextEventId: 0,
-            actionIds: [],
-            pending: {},
-            executionCount: 1,
-        };
-    }
-
-    private toStatus(s: InstanceState): InstanceStatus {
-        return {
-            instanceId: s.instanceId,
-            name: s.name,
-            runtimeStatus: s.runtimeStatus,
-            input: parseJson(s.input),
-            output: parseJson(s.output),
-            customStatus: parseJson(s.customStatus),
-            createdTime: new Date(s.createdTime),
-            lastUpdatedTime: new Date(s.lastUpdatedTime),
-            historyLength: s.history.length,
-            ...(s.failure ? { failure: { ...s.failure } } : {}),
-        };
-    }
-
     /** Serializes everything done to one instance, so a result arriving mid-episode is not lost. */
     private async withInstance<T>(instanceId: string, work: () => Promise<T>): Promise<T> {
         const previous = this.locks.get(instanceId) ?? Promise.resolve();
@@ -566,7 +453,7 @@ export class DurableRuntime {
                     this.activityQueue.push(effect.work);
                     break;
                 case 'timer':
-                    this.timers.set(`${effect.instanceId}\u0000${effect.executionId}\u0000${effect.timerId}`, effect);
+                    this.timers.add(effect);
                     break;
                 case 'message':
                     await this.deliver(effect.instanceId, effect.message, false, false);
@@ -600,7 +487,7 @@ export class DurableRuntime {
         const started = await this.withInstance(child.instanceId, async () => {
             const existing = await this.store.get(child.instanceId);
             if (existing && !TERMINAL_STATUSES.has(existing.runtimeStatus)) return existing.runtimeStatus;
-            const state = this.newInstance(child.instanceId, child.name, child.input);
+            const state = newInstance(this.clock.now(), child.instanceId, child.name, child.input);
             state.parent = child.parent;
             await this.store.put(state);
             return undefined;
@@ -621,19 +508,11 @@ export class DurableRuntime {
     }
 
     private async runActivity(work: ActivityWork): Promise<void> {
-        let message: InstanceMessage;
-        const fn = this.registry.functions.get(work.name);
-        if (!fn || fn.trigger.type !== 'activityTrigger') {
-            message = {
-                kind: 'TaskFailed',
-                executionId: work.executionId,
-                taskScheduledId: work.taskScheduledId,
-                reason: `The function '${work.name}' doesn't exist, is disabled, or is not an activity function`,
-                details: '',
-            };
-        } else {
-            message = await this.callActivity(fn, work);
-        }
+        const message = await runActivityWork(this.registry.functions.get(work.name), work, {
+            runtime: this,
+            timeoutMs: this.activityTimeoutMs,
+            log: this.log,
+        });
         if (this.closed) return;
         try {
             await this.deliver(work.instanceId, message, false, false);
@@ -644,92 +523,22 @@ export class DurableRuntime {
         }
     }
 
-    private async callActivity(fn: RegisteredFunction, work: ActivityWork): Promise<InstanceMessage> {
-        const base = { executionId: work.executionId, taskScheduledId: work.taskScheduledId };
-        let timer: NodeJS.Timeout | undefined;
-        try {
-            const input = work.input === undefined ? undefined : JSON.parse(work.input);
-            const invocation = invokeFunction(fn, input, {
-                // Activities may declare a durable client (start or stop other instances), as on the real host.
-                runtime: this,
-                triggerMetadata: { instanceId: work.instanceId },
-                log: (level, line) =>
-                    this.log(`[${work.name} ${work.instanceId}#${work.taskScheduledId}] ${level}: ${line}`),
-            });
-            const timeout = new Promise<never>((_, reject) => {
-                timer = setTimeout(
-                    () =>
-                        reject(
-                            new Error(
-                                `Timeout value of ${formatDuration(this.activityTimeoutMs)} was exceeded by function: Functions.${work.name}`,
-                            ),
-                        ),
-                    this.activityTimeoutMs,
-                );
-                timer.unref();
-            });
-            const { result } = await Promise.race([invocation, timeout]);
-            const text = JSON.stringify(result ?? null);
-            return { kind: 'TaskCompleted', ...base, result: text };
-        } catch (err) {
-            const { message, details } = describeError(err);
-            return {
-                kind: 'TaskFailed',
-                ...base,
-                reason: `Activity function '${work.name}' failed: ${message}`,
-                details,
-            };
-        } finally {
-            if (timer) clearTimeout(timer);
-        }
-    }
-
     // ---------------------------------------------------------------- timers
 
-    private async validTimer(entry: TimerEntry): Promise<boolean> {
-        const state = await this.store.get(entry.instanceId);
-        const pending = state?.executionId === entry.executionId ? state.pending[entry.timerId] : undefined;
-        return pending?.kind === 'timer' && !pending.fired && !TERMINAL_STATUSES.has(state!.runtimeStatus);
-    }
-
-    /** The earliest live timer; cancelled and stale ones are forgotten on the way. */
-    private async nextTimer(): Promise<TimerEntry | undefined> {
-        const ordered = [...this.timers.entries()].sort(
-            ([, a], [, b]) => a.fireAtMs - b.fireAtMs || a.timerId - b.timerId,
-        );
-        for (const [key, entry] of ordered) {
-            if (await this.validTimer(entry)) return entry;
-            this.timers.delete(key);
-        }
-        return undefined;
-    }
-
     private async fireDueTimers(): Promise<void> {
-        const nowMs = this.clock.now().getTime();
-        const due = [...this.timers.entries()]
-            .filter(([, t]) => t.fireAtMs <= nowMs)
-            .sort(([, a], [, b]) => a.fireAtMs - b.fireAtMs || a.timerId - b.timerId);
-        for (const [key, entry] of due) {
-            this.timers.delete(key);
+        for (const entry of this.timers.takeDue(this.clock.now().getTime())) {
             const fired = await this.withInstance(entry.instanceId, async () => {
                 const state = await this.store.get(entry.instanceId);
-                if (!state || state.executionId !== entry.executionId || TERMINAL_STATUSES.has(state.runtimeStatus)) {
-                    return false;
-                }
-                const pending = state.pending[entry.timerId];
-                if (pending?.kind !== 'timer' || pending.fired) return false;
-                pending.fired = true;
-                state.inbox.push({
-                    kind: 'TimerFired',
-                    executionId: entry.executionId,
-                    timerId: entry.timerId,
-                    fireAt: pending.fireAt,
-                });
-                await this.store.put(state);
+                if (!fireTimer(state, entry)) return false;
+                await this.store.put(state!);
                 return true;
             });
             if (fired) this.enqueueReady(entry.instanceId);
         }
+    }
+
+    private nextTimer() {
+        return this.timers.next(async (entry) => isLiveTimer(await this.store.get(entry.instanceId), entry));
     }
 
     /** With the real clock, sleeps until the earliest timer is due. */
@@ -737,9 +546,8 @@ export class DurableRuntime {
         if (this.isVirtual || this.closed) return;
         if (this.wallTimer) clearTimeout(this.wallTimer);
         this.wallTimer = undefined;
-        let earliest = Infinity;
-        for (const t of this.timers.values()) earliest = Math.min(earliest, t.fireAtMs);
-        if (earliest === Infinity) return;
+        const earliest = this.timers.earliestMs();
+        if (earliest === undefined) return;
         const delay = Math.min(Math.max(0, earliest - this.clock.now().getTime()), MAX_TIMER_DELAY_MS);
         this.wallTimer = setTimeout(() => {
             this.wallTimer = undefined;
@@ -766,58 +574,40 @@ export class DurableRuntime {
             .join('; ')}`;
     }
 
-    /** Whether a message belongs to the current execution and to a task still pending. */
-    private isCurrent(state: InstanceState, message: InstanceMessage): boolean {
-        switch (message.kind) {
-            case 'TaskCompleted':
-            case 'TaskFailed':
-            case 'SubOrchestrationCompleted':
-            case 'SubOrchestrationFailed':
-                return message.executionId === state.executionId && message.taskScheduledId in state.pending;
-            case 'TimerFired':
-                return message.executionId === state.executionId && message.timerId in state.pending;
-            default:
-                return true;
-        }
-    }
-
-    /** Takes one message from the instance's inbox, runs one orchestrator episode over it, saves the result. */
+    /**
+     * Takes the next batch of the instance's inbox (one message with `delivery: 'single'`), runs one orchestrator
+     * episode over it and saves the result; a new execution (continueAsNew) is queued to run at once.
+     */
     private async runEpisode(instanceId: string): Promise<Effect[]> {
         const state = await this.store.get(instanceId);
         if (!state || state.inbox.length === 0) return [];
-        const message = state.inbox.shift()!;
-        const effects: Effect[] = [];
         const now = this.clock.now();
-        const finished = TERMINAL_STATUSES.has(state.runtimeStatus);
-        if (finished || !this.isCurrent(state, message)) {
-            this.log(`${message.kind} for ${instanceId} dropped (${finished ? state.runtimeStatus : 'stale'})`);
+        if (isFinished(state)) {
+            this.log(`${state.inbox.length} message(s) for ${instanceId} dropped (${state.runtimeStatus})`);
+            state.inbox = [];
+            await this.store.put(state);
+            return [];
+        }
+        const batch = takeBatch(state, this.delivery, this.log);
+        const first = batch[0];
+        if (!first) {
+            await this.store.put(state);
+            return [];
+        }
+        if (first.kind === 'Terminate') {
+            const effects = terminate(state, first.reason, now);
             await this.store.put(state);
             return effects;
         }
-        if (message.kind === 'Terminate') {
-            state.history.push(
-                historyEvent.executionTerminated(now, message.reason),
-                historyEvent.executionCompleted(now, 'Terminated', JSON.stringify(message.reason)),
-            );
-            this.finish(state, 'Terminated', JSON.stringify(message.reason), now, effects, {
-                failed: `Orchestration '${state.name}' (${state.instanceId}) was terminated: ${message.reason}`,
-            });
-            await this.store.put(state);
-            return effects;
-        }
-
-        const newEvents: HistoryEventRecord[] = [historyEvent.orchestratorStarted(now)];
-        const decisions: HistoryEventRecord[] = [];
-        this.applyMessage(state, message, now, newEvents, decisions, effects);
-
+        const episode = beginEpisode(state, batch, now, this.log);
         const fn = this.registry.functions.get(state.name);
         const outcome =
             fn && fn.trigger.type === 'orchestrationTrigger'
                 ? await runOrchestratorEpisode(
                       fn.handler,
                       {
-                          history: structuredClone([...state.history, ...newEvents]),
-                          input: parseJson(state.input),
+                          history: structuredClone([...state.history, ...episode.newEvents]),
+                          input: state.input === undefined ? null : JSON.parse(state.input),
                           instanceId: state.instanceId,
                           isReplaying: state.history.length > 0,
                           parentInstanceId: state.parent?.instanceId,
@@ -836,366 +626,14 @@ export class DurableRuntime {
                       customStatus: undefined,
                       error: `The function '${state.name}' doesn't exist, is disabled, or is not an orchestrator function`,
                       awaitedTaskIds: [],
-                      awaitedEvents: [],
                   };
-        for (const e of newEvents) e.IsPlayed = true;
-        state.history.push(...newEvents, ...decisions);
-        state.lastUpdatedTime = now.toISOString();
-
-        let error = outcome.error;
-        let continueAsNew: OrchestratorAction | undefined;
-        if (error === undefined) {
-            const customStatus = outcome.customStatus === undefined ? undefined : JSON.stringify(outcome.customStatus);
-            if (customStatus !== undefined && customStatus.length > MAX_CUSTOM_STATUS_CHARS) {
-                error = `The custom status is ${customStatus.length} characters of JSON; the limit is 16 KB`;
-            } else {
-                state.customStatus = customStatus;
-                const result = this.applyActions(state, outcome.actions, now, effects);
-                error = result.error;
-                continueAsNew = result.continueAsNew;
-            }
-        }
-
-        if (error !== undefined) {
-            const message = `Orchestrator function '${state.name}' failed: ${error}`;
-            state.failure = { message: error };
-            state.history.push(historyEvent.executionCompleted(now, 'Failed', JSON.stringify(message)));
-            this.finish(state, 'Failed', JSON.stringify(message), now, effects, { failed: message });
-        } else if (outcome.isDone && continueAsNew) {
-            this.continueAsNew(state, continueAsNew, now);
-        } else if (outcome.isDone) {
-            let output: string | undefined;
-            try {
-                output = outcome.output === undefined ? undefined : JSON.stringify(outcome.output);
-            } catch (err) {
-                const msg = `Orchestrator function '${state.name}' failed: its output is not JSON: ${describeError(err).message}`;
-                state.failure = { message: msg };
-                state.history.push(historyEvent.executionCompleted(now, 'Failed', JSON.stringify(msg)));
-                this.finish(state, 'Failed', JSON.stringify(msg), now, effects, { failed: msg });
-                await this.store.put(state);
-                return effects;
-            }
-            state.history.push(historyEvent.executionCompleted(now, 'Completed', output));
-            this.finish(state, 'Completed', output, now, effects, { completed: output ?? 'null' });
-        } else {
-            state.history.push(historyEvent.orchestratorCompleted(now));
-            this.checkForHang(state, outcome.awaitedTaskIds);
-        }
-        if (state.runtimeStatus === 'Completed' || state.runtimeStatus === 'Failed') {
-            state.history.push(historyEvent.orchestratorCompleted(now));
+        const { hang, runAgain } = endEpisode(episode, outcome);
+        if (hang !== undefined) {
+            this.problems.push(hang);
+            this.log(hang);
         }
         await this.store.put(state);
-        return effects;
-    }
-
-    /** Turns one inbox message into the new history events (and, for retries, the runtime's own decisions). */
-    private applyMessage(
-        state: InstanceState,
-        message: InstanceMessage,
-        now: Date,
-        newEvents: HistoryEventRecord[],
-        decisions: HistoryEventRecord[],
-        effects: Effect[],
-    ): void {
-        switch (message.kind) {
-            case 'ExecutionStarted':
-                newEvents.push(historyEvent.executionStarted(now, state.name, state.input));
-                state.runtimeStatus = 'Running';
-                break;
-            case 'EventRaised':
-                newEvents.push(historyEvent.eventRaised(now, message.name, message.input));
-                break;
-            case 'TaskCompleted':
-                delete state.pending[message.taskScheduledId];
-                newEvents.push(historyEvent.taskCompleted(now, message.taskScheduledId, message.result));
-                break;
-            case 'SubOrchestrationCompleted':
-                delete state.pending[message.taskScheduledId];
-                newEvents.push(historyEvent.subOrchestrationCompleted(now, message.taskScheduledId, message.result));
-                break;
-            case 'TaskFailed':
-            case 'SubOrchestrationFailed': {
-                const failed = state.pending[message.taskScheduledId];
-                delete state.pending[message.taskScheduledId];
-                newEvents.push(
-                    message.kind === 'TaskFailed'
-                        ? historyEvent.taskFailed(now, message.taskScheduledId, message.reason, message.details)
-                        : historyEvent.subOrchestrationFailed(
-                              now,
-                              message.taskScheduledId,
-                              message.reason,
-                              message.details,
-                          ),
-                );
-                if (failed && failed.kind !== 'timer' && failed.retry) {
-                    this.scheduleRetryTimer(state, failed, failed.retry, now, decisions, effects);
-                }
-                break;
-            }
-            case 'TimerFired': {
-                const timer = state.pending[message.timerId];
-                delete state.pending[message.timerId];
-                newEvents.push(historyEvent.timerFired(now, message.timerId, new Date(message.fireAt)));
-                const retry = timer?.kind === 'timer' ? timer.retry : undefined;
-                if (retry && retry.attempt < retry.options.maxNumberOfAttempts) {
-                    this.scheduleCall(state, retry.call, now, decisions, effects, {
-                        options: retry.options,
-                        attempt: retry.attempt + 1,
-                        firstAttemptAt: retry.firstAttemptAt,
-                    });
-                }
-                break;
-            }
-            case 'Terminate':
-                break;
-        }
-    }
-
-    /**
-     * After a failed attempt of a `*WithRetry` call, the Durable Task Framework waits on a durable timer —
-     * also after the last attempt, before the failure reaches the orchestrator. The timer takes the next id.
-     */
-    private scheduleRetryTimer(
-        state: InstanceState,
-        failed: Exclude<PendingTask, { kind: 'timer' }>,
-        retry: RetryProgress,
-        now: Date,
-        decisions: HistoryEventRecord[],
-        effects: Effect[],
-    ): void {
-        const delay = retryDelayMs(retry.options, retry.attempt, new Date(retry.firstAttemptAt), now);
-        if (delay === undefined) {
-            // The framework gives up without a timer; the JavaScript engine then waits forever (reported as a hang).
-            this.log(`${state.instanceId}: retry timeout of ${failed.name} expired; no retry timer`);
-            return;
-        }
-        const call: RetriedCall =
-            failed.kind === 'activity'
-                ? { kind: 'activity', name: failed.name, input: failed.input }
-                : {
-                      kind: 'subOrchestration',
-                      name: failed.name,
-                      instanceId: failed.instanceId,
-                      input: failed.input,
-                      idWasGiven: failed.idWasGiven,
-                  };
-        this.createTimer(state, new Date(now.getTime() + delay), now, decisions, effects, { ...retry, call });
-    }
-
-    private createTimer(
-        state: InstanceState,
-        fireAt: Date,
-        now: Date,
-        decisions: HistoryEventRecord[],
-        effects: Effect[],
-        retry?: RetryProgress & { call: RetriedCall },
-        cancelled = false,
-    ): number {
-        const id = state.nextEventId++;
-        decisions.push(historyEvent.timerCreated(now, id, fireAt));
-        if (!cancelled) {
-            state.pending[id] = {
-                kind: 'timer',
-                fireAt: fireAt.toISOString(),
-                fired: false,
-                ...(retry ? { retry } : {}),
-            };
-            effects.push({
-                kind: 'timer',
-                instanceId: state.instanceId,
-                executionId: state.executionId,
-                timerId: id,
-                fireAtMs: fireAt.getTime(),
-            });
-        }
-        return id;
-    }
-
-    /** Schedules an activity or a sub-orchestration under the next id. */
-    private scheduleCall(
-        state: InstanceState,
-        call: RetriedCall,
-        now: Date,
-        decisions: HistoryEventRecord[],
-        effects: Effect[],
-        retry?: RetryProgress,
-    ): number {
-        const id = state.nextEventId++;
-        if (call.kind === 'activity') {
-            decisions.push(historyEvent.taskScheduled(now, id, call.name, call.input));
-            state.pending[id] = { kind: 'activity', name: call.name, input: call.input, ...(retry ? { retry } : {}) };
-            effects.push({
-                kind: 'activity',
-                work: {
-                    instanceId: state.instanceId,
-                    executionId: state.executionId,
-                    taskScheduledId: id,
-                    name: call.name,
-                    input: call.input,
-                },
-            });
-        } else {
-            // Without an id, each attempt is a new child; the host derives it from the parent and the task id.
-            const childId = call.idWasGiven ? call.instanceId : `${state.instanceId}:${id}`;
-            decisions.push(historyEvent.subOrchestrationCreated(now, id, call.name, childId, call.input));
-            state.pending[id] = {
-                kind: 'subOrchestration',
-                name: call.name,
-                instanceId: childId,
-                input: call.input,
-                idWasGiven: call.idWasGiven,
-                ...(retry ? { retry } : {}),
-            };
-            effects.push({
-                kind: 'startChild',
-                child: {
-                    parent: { instanceId: state.instanceId, executionId: state.executionId, taskScheduledId: id },
-                    name: call.name,
-                    instanceId: childId,
-                    input: call.input,
-                },
-            });
-        }
-        return id;
-    }
-
-    /**
-     * Gives each new engine action its sequence id and history event, in the order the engine numbered them;
-     * cancels timers the orchestrator cancelled since the last episode.
-     */
-    private applyActions(
-        state: InstanceState,
-        actions: OrchestratorAction[],
-        now: Date,
-        effects: Effect[],
-    ): { error?: string; continueAsNew?: OrchestratorAction } {
-        const decisions: HistoryEventRecord[] = [];
-        for (let i = 0; i < Math.min(actions.length, state.actionIds.length); i++) {
-            const action = actions[i]!;
-            const id = state.actionIds[i];
-            if (action.actionType === ActionType.CreateTimer && action.isCanceled && id !== null && id !== undefined) {
-                const pending = state.pending[id];
-                if (pending?.kind === 'timer' && !pending.fired) delete state.pending[id];
-            }
-        }
-        let continueAsNew: OrchestratorAction | undefined;
-        let error: string | undefined;
-        for (let i = state.actionIds.length; i < actions.length; i++) {
-            const action = actions[i]!;
-            const retry =
-                action.retryOptions !== undefined
-                    ? { options: action.retryOptions, attempt: 1, firstAttemptAt: now.toISOString() }
-                    : undefined;
-            switch (action.actionType) {
-                case ActionType.CallActivity:
-                case ActionType.CallActivityWithRetry: {
-                    const input = typeof action.input === 'string' ? action.input : JSON.stringify(action.input);
-                    const call: RetriedCall = { kind: 'activity', name: action.functionName!, input };
-                    state.actionIds.push(this.scheduleCall(state, call, now, decisions, effects, retry));
-                    break;
-                }
-                case ActionType.CallSubOrchestrator:
-                case ActionType.CallSubOrchestratorWithRetry: {
-                    const call: RetriedCall = {
-                        kind: 'subOrchestration',
-                        name: action.functionName!,
-                        instanceId: action.instanceId ?? '',
-                        input: action.input === undefined ? undefined : JSON.stringify(action.input),
-                        idWasGiven: !!action.instanceId,
-                    };
-                    state.actionIds.push(this.scheduleCall(state, call, now, decisions, effects, retry));
-                    break;
-                }
-                case ActionType.CreateTimer: {
-                    const fireAt = new Date(action.fireAt as Date | string);
-                    state.actionIds.push(
-                        this.createTimer(state, fireAt, now, decisions, effects, undefined, action.isCanceled === true),
-                    );
-                    break;
-                }
-                case ActionType.WaitForExternalEvent:
-                    state.actionIds.push(null);
-                    break;
-                case ActionType.ContinueAsNew:
-                    state.actionIds.push(null);
-                    continueAsNew = action;
-                    break;
-                default:
-                    state.actionIds.push(null);
-                    error ??= `the local durable runtime does not support action type ${action.actionType} (entities and callHttp are not supported)`;
-            }
-        }
-        state.history.push(...decisions);
-        return { error, continueAsNew };
-    }
-
-    /** Ends the execution: clears its pending work and tells the parent orchestration, if any. */
-    private finish(
-        state: InstanceState,
-        status: RuntimeStatus,
-        output: string | undefined,
-        now: Date,
-        effects: Effect[],
-        toParent: { completed?: string; failed?: string },
-    ): void {
-        state.runtimeStatus = status;
-        state.output = output;
-        state.pending = {};
-        state.inbox = [];
-        state.lastUpdatedTime = now.toISOString();
-        const parent = state.parent;
-        if (!parent) return;
-        const message: InstanceMessage =
-            toParent.completed !== undefined
-                ? {
-                      kind: 'SubOrchestrationCompleted',
-                      executionId: parent.executionId,
-                      taskScheduledId: parent.taskScheduledId,
-                      result: toParent.completed,
-                  }
-                : {
-                      kind: 'SubOrchestrationFailed',
-                      executionId: parent.executionId,
-                      taskScheduledId: parent.taskScheduledId,
-                      reason: toParent.failed ?? `Sub-orchestration ${state.instanceId} ended as ${status}`,
-                      details: '',
-                  };
-        effects.push({ kind: 'message', instanceId: parent.instanceId, message });
-    }
-
-    /**
-     * Starts a new execution with the new input and an empty history. Events raised and not yet delivered stay
-     * in the inbox for the new execution; events already in the old history are dropped, as with the host.
-     */
-    private continueAsNew(state: InstanceState, action: OrchestratorAction, now: Date): void {
-        state.history.push(historyEvent.executionCompleted(now, 'ContinuedAsNew', undefined));
-        state.input = typeof action.input === 'string' ? action.input : JSON.stringify(action.input);
-        state.executionId = randomUUID().replace(/-/g, '');
-        state.history = [];
-        state.actionIds = [];
-        state.pending = {};
-        state.nextEventId = 0;
-        state.runtimeStatus = 'ContinuedAsNew';
-        state.executionCount += 1;
-        state.inbox = [
-            { kind: 'ExecutionStarted' },
-            ...state.inbox.filter((m) => m.kind === 'EventRaised' || m.kind === 'Terminate'),
-        ];
-        this.ready.push(state.instanceId);
-    }
-
-    /** The engine waits for ids the runtime never scheduled: on the real host it would wait forever. */
-    private checkForHang(state: InstanceState, awaited: number[]): void {
-        const missing = awaited.filter((id) => !(id in state.pending));
-        if (missing.length === 0) {
-            delete state.stuck;
-            return;
-        }
-        const text =
-            `Orchestration '${state.name}' (${state.instanceId}) waits for task id(s) ${missing.join(', ')} that were never ` +
-            `scheduled (pending: ${Object.keys(state.pending).join(', ') || 'none'}); it would hang forever`;
-        state.stuck = text;
-        this.problems.push(text);
-        this.log(text);
+        if (runAgain) this.ready.push(state.instanceId);
+        return episode.effects;
     }
 }
