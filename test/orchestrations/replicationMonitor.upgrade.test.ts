@@ -87,7 +87,7 @@ describe('replication monitor: upgrade from the previous version', () => {
         await runtime.runUntilIdle();
         await asPreviousVersionWroteIt();
 
-        await h.clock.advanceBy(MINUTE);
+        h.clock.advanceBy(MINUTE);
         await runtime.raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
             vmId,
             cycleId: 'c1',
