@@ -4,6 +4,7 @@ import { DurableRuntime, type DeliveryMode } from '../../tools/durable/runtime';
 import { HistoryEventType } from '../../tools/durable/history';
 import './fixtures/batches';
 import './fixtures/events';
+import './fixtures/children';
 
 const START = new Date('2025-03-01T10:00:00.000Z');
 
@@ -74,5 +75,21 @@ describe('DurableRuntime: batch delivery', () => {
         const status = await runtime.getStatus(id);
         expect(status?.runtimeStatus).not.toBe('Failed');
         expect(status?.input).toEqual({ seen: ['1', '2', '3', '4'], perGeneration: 4 });
+    });
+
+    it('a timer yielded in a second Task.any is scheduled again and the orchestrator hangs; fresh timers do not', async () => {
+        make();
+        const reused = await runtime.startNew('fixtureReusedTimer', { instanceId: 'reused-timer' });
+        const fresh = await runtime.startNew('fixtureFreshTimers', { instanceId: 'fresh-timers' });
+        await runtime.runUntilIdle();
+        for (const id of [reused, fresh]) {
+            await runtime.raiseEvent(id, 'A', 1);
+            await runtime.raiseEvent(id, 'B', 2);
+        }
+        await expect(runtime.runUntilIdle()).rejects.toThrow(/fixtureReusedTimer.*never scheduled/);
+        const timers = (await runtime.getHistory(reused)).filter((e) => e.EventType === HistoryEventType.TimerCreated);
+        expect(timers).toHaveLength(2);
+        expect((await runtime.getStatus(reused))?.runtimeStatus).toBe('Running');
+        expect(await runtime.getStatus(fresh)).toMatchObject({ runtimeStatus: 'Completed', output: 42 });
     });
 });
