@@ -1,6 +1,7 @@
 import { allowedOperations } from '../shared/failover/allowedOperations';
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
+import { startOnce } from '../shared/lifecycle/durableClientErrors';
 import { randomUUID } from 'node:crypto';
 import { HvrError } from '../shared/errors';
 import { instanceIds } from '../shared/lifecycle/instances';
@@ -218,7 +219,9 @@ async function enableProtection(
         jobId,
         vm: parsed.vm,
     };
-    await client.startNew(ENABLE_PROTECTION, { instanceId, input });
+    if ((await startOnce(client, ENABLE_PROTECTION, instanceId, input)) === 'alreadyRunning') {
+        throw new HvrError('CONFLICT', `${instanceId} is already running; wait for it to finish.`, { instanceId });
+    }
     return accepted(request, jobId, instanceId);
 }
 
@@ -253,7 +256,9 @@ async function disableProtection(
         jobId,
         keepReplica,
     };
-    await client.startNew(DISABLE_PROTECTION, { instanceId, input });
+    if ((await startOnce(client, DISABLE_PROTECTION, instanceId, input)) === 'alreadyRunning') {
+        throw new HvrError('CONFLICT', `${instanceId} is already running; wait for it to finish.`, { instanceId });
+    }
     return accepted(request, jobId, instanceId);
 }
 
@@ -307,10 +312,10 @@ export async function resyncProtectedItem(request: HttpRequest, context: Invocat
         if (await isActive(client, instanceId)) {
             return jsonResponse(202, { instanceId, alreadyRunning: true });
         }
-        await client.startNew(RESYNC_ORCHESTRATION, {
-            instanceId,
-            input: { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at },
-        });
+        const input = { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at };
+        if ((await startOnce(client, RESYNC_ORCHESTRATION, instanceId, input)) === 'alreadyRunning') {
+            return jsonResponse(202, { instanceId, alreadyRunning: true });
+        }
         return jsonResponse(202, { instanceId, resynchronizationState: 'ResynchronizationInitiated' });
     }
     await updateProtectedItem(

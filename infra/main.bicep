@@ -337,6 +337,8 @@ var functionAppSettings = {
   MERGE_TIME_BUDGET_SECONDS: string(mergeTimeBudgetSeconds)
   UPLOAD_GRANT_TTL_MINUTES: string(uploadGrantTtlMinutes)
   RESYNC_MAX_PER_SITE: string(resyncMaxPerSite)
+  // Finished orchestration instances older than this many days are purged daily (functions/purgeDurableHistory.ts).
+  DURABLE_HISTORY_RETENTION_DAYS: '30'
   // Failover (docs/failover.md): where VMs go, the replica account their disks are imported from, and the
   // identity ARM calls run as (Contributor on the failover resource group, failoverAccess below).
   FAILOVER_INFRASTRUCTURE: failoverInfrastructure
