@@ -111,7 +111,8 @@ describeCompiled('the Bicep compiler and linter (the real CLI)', () => {
 });
 
 describeCompiled('the azd deployment (compiled ARM JSON, azure.yaml)', () => {
-    const model = InfraModel.load();
+    // A skipped describe still runs its body to collect the tests: without the CLI, load the texts only.
+    const model = unavailable ? InfraModel.load(REPO_ROOT, { compile: false }) : InfraModel.load();
 
     const checks: Record<string, Check> = {
         "main.parameters.json matches main.bicep and passes azd's principal": parameterFileProblems,
