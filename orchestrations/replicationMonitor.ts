@@ -128,14 +128,10 @@ export function* replicationMonitorOrchestrator(
     let outcome = yield* wake();
     if (outcome.itemMissing) return { stopped: 'the protected item is gone' };
     const deadline = wakeTime(context.df.currentUtcDateTime.getTime(), outcome.assessment);
+    let timerFired = false;
     for (;;) {
-        // Each round yields fresh tasks: a timer yielded again in a second Task.any would be scheduled a second
-        // time (the SDK lists its action again). All rounds share the generation's deadline, so a cancelled
-        // timer left scheduled by the backend fires when the generation ends anyway.
-        const timer = context.df.createTimer(new Date(deadline));
-        yield context.df.Task.any([...freshWaiters(), timer]);
-        const timerFired = timer.isCompleted;
-        if (!timerFired) timer.cancel();
+        // Events that came while the last wake ran are already in waiters of earlier rounds: read them before
+        // waiting again, or they would wait for the next event.
         const drained = drain();
         if (drained.stop !== undefined) return { stopped: drained.stop };
         handled += drained.applied;
@@ -143,8 +139,17 @@ export function* replicationMonitorOrchestrator(
             outcome = yield* wake();
             if (outcome.itemMissing) return { stopped: 'the protected item is gone' };
         }
-        const wantsEarlier = wakeTime(context.df.currentUtcDateTime.getTime(), outcome.assessment) < deadline;
-        if (timerFired || handled >= MONITOR_EVENTS_PER_GENERATION || wantsEarlier) break;
+        const nowMs = context.df.currentUtcDateTime.getTime();
+        const wantsEarlier = wakeTime(nowMs, outcome.assessment) < deadline;
+        if (timerFired || nowMs >= deadline || handled >= MONITOR_EVENTS_PER_GENERATION || wantsEarlier) break;
+        if (drained.applied > 0) continue;
+        // Each round yields fresh tasks: a timer yielded again in a second Task.any would be scheduled a second
+        // time (the SDK lists its action again). All rounds share the generation's deadline, so a cancelled
+        // timer left scheduled by the backend fires when the generation ends anyway.
+        const timer = context.df.createTimer(new Date(deadline));
+        yield context.df.Task.any([...freshWaiters(), timer]);
+        timerFired = timer.isCompleted;
+        if (!timerFired) timer.cancel();
     }
     // Events that arrived with the last completion are in the waiters: carry them, the next wake records them.
     const last = drain();

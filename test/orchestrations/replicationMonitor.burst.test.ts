@@ -130,4 +130,71 @@ describe('replication monitor: a burst of events in one batch', () => {
         });
         expect((await h.runtime.getStatus(instanceId))?.runtimeStatus).not.toBe('Failed');
     });
+
+    it('an event that lands while a wake runs is reflected without waiting for another event', async () => {
+        const vmId = 'vmLate';
+        const at = START.toISOString();
+        const vm = sampleVm(vmId);
+        await createProtectedItem(h.scope, {
+            vmId,
+            siteId: 'site1',
+            vmName: vm.name,
+            generation: 2,
+            policyName: 'gold',
+            disks: vm.disks,
+            protectionState: 'Protected',
+            protectionStateDescription: PROTECTION_STATES.Protected,
+            resynchronizationState: 'None',
+            replicationHealth: 'Normal',
+            healthReasons: [],
+            createdAt: at,
+            updatedAt: at,
+        });
+        const instanceId = instanceIds.replicationMonitor(vmId);
+        await h.runtime.startNew(REPLICATION_MONITOR, {
+            instanceId,
+            input: {
+                vmId,
+                siteId: 'site1',
+                diskIds: ['os', 'data'],
+                copyFrequencySeconds: 300,
+                monitoringSince: at,
+                lastCapturedAt: at,
+                lastHeartbeatAt: at,
+                generation: 0,
+            } satisfies MonitorInput,
+        });
+        await h.runtime.runUntilIdle();
+        await h.runtime.advance(MINUTE);
+        const held = holdNextActivityCall('recordReplicationStatus');
+        try {
+            const now = h.clock.now().toISOString();
+            await h.runtime.raiseEvent(instanceId, lifecycleEvents.heartbeat, {
+                vmId,
+                siteId: 'site1',
+                at: now,
+                pendingLogBytes: {},
+            });
+            const running = h.runtime.runUntilIdle();
+            await held.entered;
+            // The only event of its name: it resolves a waiter of the round that is no longer awaited.
+            await h.runtime.raiseEvent(instanceId, lifecycleEvents.resyncRequired, {
+                vmId,
+                diskId: 'data',
+                reason: 'ChainGap',
+                detail: 'log 3 never arrived',
+                at: now,
+            });
+            held.release();
+            await running;
+            await h.runtime.runUntilIdle();
+        } finally {
+            held.restore();
+        }
+        // No further event and no timer: the monitor must already have recorded it.
+        expect(await getProtectedItem(h.scope, vmId)).toMatchObject({
+            resynchronizationState: 'ResynchronizationRequired',
+            resyncReason: 'ChainGap',
+        });
+    });
 });
