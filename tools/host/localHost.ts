@@ -13,7 +13,8 @@ import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
-import { HttpFrontDoor } from './httpFrontDoor';
+import { publicClientBinding } from './durableWebhooks';
+import { HostKeys, HttpFrontDoor } from './httpFrontDoor';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
 import { hostStorage } from './hostStorage';
@@ -47,8 +48,12 @@ export interface LocalHostOptions {
     settings?: Record<string, string>;
     /** Time for schedules, receipts and (via ports) the app. Default: the system clock. */
     clock?: Clock;
-    /** The key for `authLevel: 'function' | 'admin'`. Default: random, printed at start. */
+    /** The host key for `authLevel: 'function'` routes. Default: random, printed at start. */
     functionKey?: string;
+    /** The master key: every route, `authLevel: 'admin'` included, and the durable webhooks. Default: random. */
+    masterKey?: string;
+    /** The system key `durabletask_extension` for `/runtime/webhooks/durabletask/*`. Default: random. */
+    durableExtensionKey?: string;
     /**
      * Runs the app's orchestrations and activities and serves durable client bindings. Default: one the host
      * creates over the same registry and clock (and closes on stop).
@@ -88,6 +93,9 @@ export interface LocalHost {
     /** `url` plus the route prefix, e.g. `http://127.0.0.1:7071/api`. */
     apiUrl: string;
     functionKey: string;
+    masterKey: string;
+    /** The `durabletask_extension` system key; the durable client binding's webhook URLs carry it. */
+    durableExtensionKey: string;
     runtime: DurableRuntime;
     azurite?: RunningAzurite;
     /** The AzureWebJobsStorage connection string in use. */
@@ -113,6 +121,26 @@ export interface LocalHost {
 }
 
 const DURABLE_TRIGGERS = new Set(['orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
+
+/**
+ * Internal endpoints (the durable runtime's HTTP API, the real engine's RPC endpoint) check no key: they must be
+ * reachable from this machine only, whatever interface the front door listens on.
+ */
+export function assertLoopback(origin: string | undefined, what: string): void {
+    if (origin === undefined) return;
+    const host = new URL(origin).hostname;
+    if (host !== '127.0.0.1' && host !== '[::1]' && host !== 'localhost') {
+        throw new HvrError(
+            'CONFIG_MISSING',
+            `${what} listens on ${origin}; it checks no key and must listen on 127.0.0.1 only.`,
+            { origin },
+        );
+    }
+}
+
+function newKey(): string {
+    return randomBytes(24).toString('base64url');
+}
 
 function consoleLog(line: string): void {
     process.stdout.write(line + '\n');
@@ -202,11 +230,32 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         }
         // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
         await runtime.clientBinding();
+        assertLoopback(runtime.httpOrigin, 'the durable runtime HTTP API');
         const durable = runtime;
+        const keys: HostKeys = {
+            function: options.functionKey ?? newKey(),
+            master: options.masterKey ?? newKey(),
+            durableExtension: options.durableExtensionKey ?? newKey(),
+        };
+        const frontDoorAt: { origin?: string } = {};
+        // What the app's durable client gets: webhook URLs on the front door with the system key (its own calls
+        // go to the runtime's loopback RPC address, which no other interface can reach).
+        const appDurable = {
+            clientBinding: async (): Promise<unknown> => {
+                const binding = await durable.clientBinding();
+                const internalOrigin = durable.httpOrigin;
+                if (!frontDoorAt.origin || !internalOrigin) return binding;
+                return publicClientBinding(binding, {
+                    internalOrigin,
+                    publicOrigin: frontDoorAt.origin,
+                    key: keys.durableExtension,
+                });
+            },
+        };
         const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
             inFlight.track(async () => {
                 const outcome = await invokeFunction(fn, input, {
-                    runtime: durable,
+                    runtime: appDurable,
                     triggerMetadata,
                     log: (level: LogLevel, message: string) => {
                         if (level !== 'trace' && level !== 'debug') log(`[${fn.name}] ${message}`);
@@ -216,18 +265,22 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             });
 
         // HTTP
-        const functionKey = options.functionKey ?? randomBytes(24).toString('base64url');
         const routePrefix = routePrefixOf(appRoot);
         const frontDoor = new HttpFrontDoor({
             functions: ofType('httpTrigger'),
             routePrefix,
-            functionKey,
+            keys,
             invoke: (fn, request: HttpRequest) => invoke(fn, request),
             accepting: () => inFlight.accepting,
             durableOrigin: () => durable.httpOrigin,
             log,
         });
         const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
+        // Anything failing from here on must not leave the port held (a half-started host).
+        cleanups.push(async () => {
+            await frontDoor.stopListening();
+        });
+        frontDoorAt.origin = url;
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
         // Blobs
@@ -334,7 +387,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         return {
             url,
             apiUrl,
-            functionKey,
+            functionKey: keys.function,
+            masterKey: keys.master,
+            durableExtensionKey: keys.durableExtension,
             runtime,
             azurite,
             storageConnectionString: settings.AzureWebJobsStorage!,
