@@ -15,6 +15,7 @@ import { applySettings, localSettingsValues, resolveSettingReferences, routePref
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
 import { publicClientBinding } from './durableWebhooks';
 import { HostKeys, HttpFrontDoor } from './httpFrontDoor';
+import { assertLoopback, assertStorageReachable, listenFailure } from './startChecks';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
 import { hostStorage } from './hostStorage';
@@ -122,22 +123,6 @@ export interface LocalHost {
 
 const DURABLE_TRIGGERS = new Set(['orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
 
-/**
- * Internal endpoints (the durable runtime's HTTP API, the real engine's RPC endpoint) check no key: they must be
- * reachable from this machine only, whatever interface the front door listens on.
- */
-export function assertLoopback(origin: string | undefined, what: string): void {
-    if (origin === undefined) return;
-    const host = new URL(origin).hostname;
-    if (host !== '127.0.0.1' && host !== '[::1]' && host !== 'localhost') {
-        throw new HvrError(
-            'CONFIG_MISSING',
-            `${what} listens on ${origin}; it checks no key and must listen on 127.0.0.1 only.`,
-            { origin },
-        );
-    }
-}
-
 function newKey(): string {
     return randomBytes(24).toString('base64url');
 }
@@ -204,6 +189,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             all.filter((f) => f.trigger.type.toLowerCase() === type.toLowerCase());
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
+        await assertStorageReachable(host);
         const busClients = new ServiceBusClients(settings);
         cleanups.push(() => busClients.close());
         let providerEvents: LocalProviderEventPublisher | undefined;
@@ -275,7 +261,11 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             durableOrigin: () => durable.httpOrigin,
             log,
         });
-        const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
+        const port = options.port ?? 7071;
+        const hostname = options.hostname ?? '127.0.0.1';
+        const url = await frontDoor.listen(port, hostname).catch((err: unknown) => {
+            throw listenFailure(err, port, hostname);
+        });
         // Anything failing from here on must not leave the port held (a half-started host).
         cleanups.push(async () => {
             await frontDoor.stopListening();
@@ -297,6 +287,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             ...options.blobTrigger,
         });
         const scanInterval = options.blobScanIntervalMs ?? 2000;
+        cleanups.push(() => scanner.stop());
         if (blobFunctions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
 
         // Timers
@@ -308,6 +299,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             invoke: (fn, timer: Timer) => invoke(fn, timer),
             log,
         });
+        cleanups.push(() => timers.stop());
         if (options.timers !== false) await timers.start();
 
         // Provider messages
@@ -357,6 +349,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 ...options.serviceBus,
             });
             pumps.push(pump);
+            cleanups.push(() => pump.stop());
             if (options.queuePolling !== false) pump.start();
         }
 
