@@ -310,7 +310,14 @@ export async function handleProviderCommand(
             return { action: 'deadLetter', reason: err.code, description };
         }
         if (err instanceof HvrError && !err.recoverable) {
-            return { action: 'deadLetter', reason: err.code, description: oneLine(err.message) };
+            const description = oneLine(err.message);
+            ports.log.warn('Provider command refused', {
+                reason: err.code,
+                description,
+                siteId: siteId ?? null,
+                messageId: delivery.messageId ?? null,
+            });
+            return { action: 'deadLetter', reason: err.code, description };
         }
         const error = ensureErrorType(err);
         const reason: ErrorCode = err instanceof HvrError ? err.code : 'TRANSIENT';
