@@ -13,7 +13,9 @@ import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
-import { HttpFrontDoor } from './httpFrontDoor';
+import { publicClientBinding } from './durableWebhooks';
+import { HostKeys, HttpFrontDoor } from './httpFrontDoor';
+import { assertLoopback, assertStorageReachable, listenFailure } from './startChecks';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
 import { hostStorage } from './hostStorage';
@@ -27,6 +29,8 @@ import {
     ServiceBusClients,
 } from './serviceBusReceivers';
 import { TimerScheduler } from './timerTriggers';
+import { localEventSubscriptions, localQueueClient } from './eventSubscriptions';
+import { QueueDrainReport, QueueTriggerPump, queueTriggerSettings, triggerQueueName } from './queueTriggers';
 
 export interface LocalHostOptions {
     /** Folder with package.json, host.json and (optionally) local.settings.json. Default: the current folder. */
@@ -47,8 +51,12 @@ export interface LocalHostOptions {
     settings?: Record<string, string>;
     /** Time for schedules, receipts and (via ports) the app. Default: the system clock. */
     clock?: Clock;
-    /** The key for `authLevel: 'function' | 'admin'`. Default: random, printed at start. */
+    /** The host key for `authLevel: 'function'` routes. Default: random, printed at start. */
     functionKey?: string;
+    /** The master key: every route, `authLevel: 'admin'` included, and the durable webhooks. Default: random. */
+    masterKey?: string;
+    /** The system key `durabletask_extension` for `/runtime/webhooks/durabletask/*`. Default: random. */
+    durableExtensionKey?: string;
     /**
      * Runs the app's orchestrations and activities and serves durable client bindings. Default: one the host
      * creates over the same registry and clock (and closes on stop).
@@ -61,6 +69,8 @@ export interface LocalHostOptions {
     /** Poll the local provider queue (default true); false delivers only through `deliverQueuedMessages`. */
     queuePolling?: boolean;
     blobTrigger?: { maxTries?: number; contentLimitBytes?: number; leaseMs?: number };
+    /** Storage queue triggers: how long a running message stays invisible (renewed), shortest poll wait. */
+    queueTrigger?: { leaseSeconds?: number; minPollingIntervalMs?: number };
     serviceBus?: {
         maxDeliveryCount?: number;
         lockSeconds?: number;
@@ -88,6 +98,9 @@ export interface LocalHost {
     /** `url` plus the route prefix, e.g. `http://127.0.0.1:7071/api`. */
     apiUrl: string;
     functionKey: string;
+    masterKey: string;
+    /** The `durabletask_extension` system key; the durable client binding's webhook URLs carry it. */
+    durableExtensionKey: string;
     runtime: DurableRuntime;
     azurite?: RunningAzurite;
     /** The AzureWebJobsStorage connection string in use. */
@@ -101,6 +114,8 @@ export interface LocalHost {
     fireTimer(name: string): Promise<void>;
     /** Delivers what the local provider queues hold now and waits; returns how many messages were taken in. */
     deliverQueuedMessages(): Promise<number>;
+    /** Runs the storage queue triggers on what their queues hold now, until empty, and waits. */
+    drainStorageQueues(): Promise<QueueDrainReport>;
     /**
      * Provider events as activities publish them, one Storage queue per site; absent when PROVIDER_BUS is set
      * (events then go to the namespace's `provider-events` topic).
@@ -113,6 +128,10 @@ export interface LocalHost {
 }
 
 const DURABLE_TRIGGERS = new Set(['orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
+
+function newKey(): string {
+    return randomBytes(24).toString('base64url');
+}
 
 function consoleLog(line: string): void {
     process.stdout.write(line + '\n');
@@ -137,7 +156,7 @@ function loadApp(registry: FunctionRegistry, modules: string[]): void {
 
 /**
  * Starts the local Functions host: loads the app's registrations as the worker does, serves HTTP functions,
- * fires blob and timer triggers, delivers provider messages from a local queue and hands durable client
+ * fires blob, Storage queue and timer triggers (emulating the Event Grid subscription that feeds the merge queue), delivers provider messages from a local queue and hands durable client
  * bindings from `runtime`. Everything it starts, `stop()` stops.
  */
 export async function startLocalHost(options: LocalHostOptions = {}): Promise<LocalHost> {
@@ -176,6 +195,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             all.filter((f) => f.trigger.type.toLowerCase() === type.toLowerCase());
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
+        await assertStorageReachable(host);
         const busClients = new ServiceBusClients(settings);
         cleanups.push(() => busClients.close());
         let providerEvents: LocalProviderEventPublisher | undefined;
@@ -202,11 +222,32 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         }
         // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
         await runtime.clientBinding();
+        assertLoopback(runtime.httpOrigin, 'the durable runtime HTTP API');
         const durable = runtime;
+        const keys: HostKeys = {
+            function: options.functionKey ?? newKey(),
+            master: options.masterKey ?? newKey(),
+            durableExtension: options.durableExtensionKey ?? newKey(),
+        };
+        const frontDoorAt: { origin?: string } = {};
+        // What the app's durable client gets: webhook URLs on the front door with the system key (its own calls
+        // go to the runtime's loopback RPC address, which no other interface can reach).
+        const appDurable = {
+            clientBinding: async (): Promise<unknown> => {
+                const binding = await durable.clientBinding();
+                const internalOrigin = durable.httpOrigin;
+                if (!frontDoorAt.origin || !internalOrigin) return binding;
+                return publicClientBinding(binding, {
+                    internalOrigin,
+                    publicOrigin: frontDoorAt.origin,
+                    key: keys.durableExtension,
+                });
+            },
+        };
         const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
             inFlight.track(async () => {
                 const outcome = await invokeFunction(fn, input, {
-                    runtime: durable,
+                    runtime: appDurable,
                     triggerMetadata,
                     log: (level: LogLevel, message: string) => {
                         if (level !== 'trace' && level !== 'debug') log(`[${fn.name}] ${message}`);
@@ -216,24 +257,34 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             });
 
         // HTTP
-        const functionKey = options.functionKey ?? randomBytes(24).toString('base64url');
         const routePrefix = routePrefixOf(appRoot);
         const frontDoor = new HttpFrontDoor({
             functions: ofType('httpTrigger'),
             routePrefix,
-            functionKey,
+            keys,
             invoke: (fn, request: HttpRequest) => invoke(fn, request),
             accepting: () => inFlight.accepting,
             durableOrigin: () => durable.httpOrigin,
             log,
         });
-        const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
+        const port = options.port ?? 7071;
+        const hostname = options.hostname ?? '127.0.0.1';
+        const url = await frontDoor.listen(port, hostname).catch((err: unknown) => {
+            throw listenFailure(err, port, hostname);
+        });
+        // Anything failing from here on must not leave the port held (a half-started host).
+        cleanups.push(async () => {
+            await frontDoor.stopListening();
+        });
+        frontDoorAt.origin = url;
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
-        // Blobs
+        // Blobs, and the Event Grid subscriptions the scan emulates
         const blobFunctions = ofType('blobTrigger');
+        const eventSubscriptions = localEventSubscriptions(all, settings);
         const scanner = new BlobTriggerScanner({
             functions: blobFunctions,
+            eventSubscriptions,
             host,
             settings,
             connectionFor: (setting) =>
@@ -244,7 +295,26 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             ...options.blobTrigger,
         });
         const scanInterval = options.blobScanIntervalMs ?? 2000;
-        if (blobFunctions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+        cleanups.push(() => scanner.stop());
+        if (blobFunctions.length + eventSubscriptions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+
+        // Storage queues
+        const queueSettings = queueTriggerSettings(appRoot);
+        const queuePumps = ofType('queueTrigger').map((fn) => {
+            const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
+            const queueName = triggerQueueName(fn, settings);
+            return new QueueTriggerPump({
+                fn,
+                queue: localQueueClient(settings, connection, queueName),
+                poisonQueue: localQueueClient(settings, connection, `${queueName}-poison`),
+                settings: queueSettings,
+                ...options.queueTrigger,
+                invoke: (f, input, metadata) => invoke(f, input, metadata),
+                log,
+            });
+        });
+        cleanups.push(() => Promise.all(queuePumps.map((p) => p.stop())));
+        if (options.queuePolling !== false) for (const pump of queuePumps) pump.start();
 
         // Timers
         const timers = new TimerScheduler({
@@ -255,6 +325,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             invoke: (fn, timer: Timer) => invoke(fn, timer),
             log,
         });
+        cleanups.push(() => timers.stop());
         if (options.timers !== false) await timers.start();
 
         // Provider messages
@@ -304,6 +375,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 ...options.serviceBus,
             });
             pumps.push(pump);
+            cleanups.push(() => pump.stop());
             if (options.queuePolling !== false) pump.start();
         }
 
@@ -318,6 +390,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 const drainStarted = Date.now();
                 await scanner.stop();
                 await timers.stop();
+                await Promise.all(queuePumps.map((p) => p.stop()));
                 await Promise.all(pumps.map((p) => p.stop()));
                 await stopReceivers(receivers, busClients, Math.max(0, drainBound - (Date.now() - drainStarted)));
                 const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
@@ -334,7 +407,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         return {
             url,
             apiUrl,
-            functionKey,
+            functionKey: keys.function,
+            masterKey: keys.master,
+            durableExtensionKey: keys.durableExtension,
             runtime,
             azurite,
             storageConnectionString: settings.AzureWebJobsStorage!,
@@ -346,6 +421,14 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             deliverQueuedMessages: async () => {
                 let total = 0;
                 for (const pump of pumps) total += await pump.drainOnce();
+                return total;
+            },
+            drainStorageQueues: async () => {
+                const total: QueueDrainReport = { received: 0, succeeded: 0, failed: 0, poisoned: 0 };
+                for (const pump of queuePumps) {
+                    const r = await pump.drainOnce();
+                    for (const k of Object.keys(total) as (keyof QueueDrainReport)[]) total[k] += r[k];
+                }
                 return total;
             },
             providerQueue: (queueName) => {
@@ -446,6 +529,12 @@ function describeFunctions(
                         name: fn.name,
                         trigger: 'blob',
                         detail: `${String(t.path)} via ${String(t.connection)} (${t.source === 'EventGrid' ? 'Event Grid semantics' : 'polling semantics'}, container scan)`,
+                    };
+                case 'queuetrigger':
+                    return {
+                        name: fn.name,
+                        trigger: 'queue',
+                        detail: `${String(t.queueName)} via ${String(t.connection)} (Storage queue; poison: ${String(t.queueName)}-poison)`,
                     };
                 case 'timertrigger': {
                     const next = nextTimers.get(fn.name);
