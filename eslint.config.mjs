@@ -21,7 +21,17 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-    { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'jest.config.js', 'eslint.config.mjs'] },
+    {
+        ignores: [
+            'dist/**',
+            'node_modules/**',
+            'coverage/**',
+            '.deploy/**',
+            '.tools/**',
+            'jest.config.js',
+            'eslint.config.mjs',
+        ],
+    },
     eslint.configs.recommended,
     ...tseslint.configs.recommendedTypeChecked,
     {

@@ -1,5 +1,7 @@
+import { allowedOperations } from '../shared/failover/allowedOperations';
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
+import { startOnce } from '../shared/lifecycle/durableClientErrors';
 import { randomUUID } from 'node:crypto';
 import { HvrError } from '../shared/errors';
 import { instanceIds } from '../shared/lifecycle/instances';
@@ -114,7 +116,14 @@ export function currentRpoSeconds(item: ProtectedItem, now: Date): number | unde
 /** The item as the API shows it: ASR's `{ name, properties }` shape. */
 export function presentItem(item: ProtectedItem, now: Date): { name: string; properties: Record<string, unknown> } {
     const { vmId, ...properties } = item;
-    return { name: vmId, properties: { ...properties, rpoSeconds: currentRpoSeconds(item, now) } };
+    return {
+        name: vmId,
+        properties: {
+            ...properties,
+            rpoSeconds: currentRpoSeconds(item, now),
+            allowedOperations: allowedOperations(item),
+        },
+    };
 }
 
 export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {
@@ -210,7 +219,9 @@ async function enableProtection(
         jobId,
         vm: parsed.vm,
     };
-    await client.startNew(ENABLE_PROTECTION, { instanceId, input });
+    if ((await startOnce(client, ENABLE_PROTECTION, instanceId, input)) === 'alreadyRunning') {
+        throw new HvrError('CONFLICT', `${instanceId} is already running; wait for it to finish.`, { instanceId });
+    }
     return accepted(request, jobId, instanceId);
 }
 
@@ -245,7 +256,9 @@ async function disableProtection(
         jobId,
         keepReplica,
     };
-    await client.startNew(DISABLE_PROTECTION, { instanceId, input });
+    if ((await startOnce(client, DISABLE_PROTECTION, instanceId, input)) === 'alreadyRunning') {
+        throw new HvrError('CONFLICT', `${instanceId} is already running; wait for it to finish.`, { instanceId });
+    }
     return accepted(request, jobId, instanceId);
 }
 
@@ -299,10 +312,10 @@ export async function resyncProtectedItem(request: HttpRequest, context: Invocat
         if (await isActive(client, instanceId)) {
             return jsonResponse(202, { instanceId, alreadyRunning: true });
         }
-        await client.startNew(RESYNC_ORCHESTRATION, {
-            instanceId,
-            input: { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at },
-        });
+        const input = { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at };
+        if ((await startOnce(client, RESYNC_ORCHESTRATION, instanceId, input)) === 'alreadyRunning') {
+            return jsonResponse(202, { instanceId, alreadyRunning: true });
+        }
         return jsonResponse(202, { instanceId, resynchronizationState: 'ResynchronizationInitiated' });
     }
     await updateProtectedItem(

@@ -36,6 +36,7 @@ export type ErrorCode =
     | 'RESYNC_INDEX_INVALID'
     // lifecycle and API
     | 'VALIDATION_FAILED'
+    | 'BODY_TOO_LARGE'
     | 'NOT_FOUND'
     | 'CONFLICT'
     | 'VM_NOT_FOUND'
@@ -54,6 +55,7 @@ export type ErrorCode =
     | 'MESSAGE_STALE'
     | 'MESSAGE_SIGNATURE'
     | 'MESSAGE_OTHER_SITE'
+    | 'UPLOAD_DISK_UNKNOWN'
     | 'INTERNAL';
 
 const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -80,6 +82,7 @@ const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
     'RESYNC_REQUEST_INVALID',
     'RESYNC_INDEX_INVALID',
     'VALIDATION_FAILED',
+    'BODY_TOO_LARGE',
     'NOT_FOUND',
     'VM_NOT_FOUND',
     'PREREQUISITE_FAILED',
@@ -94,6 +97,7 @@ const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
     'MESSAGE_STALE',
     'MESSAGE_SIGNATURE',
     'MESSAGE_OTHER_SITE',
+    'UPLOAD_DISK_UNKNOWN',
 ]);
 
 /** Whether an error with this code may succeed if tried again later. */

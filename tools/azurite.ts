@@ -38,8 +38,35 @@ export function azuriteConnectionString(blobUrl: string, queueUrl: string, table
 }
 
 /**
+ * Runs in the Azurite child before Azurite itself: the child's stdin is a pipe whose other end only the parent
+ * holds, so it reaches end-of-file when the parent exits for any reason, `kill -9` included (no signal is sent
+ * then, and the child would be reparented and live on). Azurite is then asked to stop as on SIGTERM, and the
+ * child exits within five seconds whatever happens.
+ */
+const PARENT_WATCH = [
+    'const stop = () => {',
+    '    setTimeout(() => process.exit(0), 5000).unref();',
+    "    process.kill(process.pid, 'SIGTERM');",
+    '};',
+    "process.stdin.on('end', stop);",
+    "process.stdin.on('error', stop);",
+    'process.stdin.resume();',
+    'require(process.argv[1]);',
+].join('\n');
+
+/** The line of Azurite's output that says why it stopped (its last non-empty one). */
+function reasonIn(output: string): string {
+    const lines = output
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
+    return lines[lines.length - 1] ?? 'no output';
+}
+
+/**
  * Starts Azurite from node_modules on loopback and resolves once its three services listen.
- * The ports it picked are read from its own startup lines.
+ * The ports it picked are read from its own startup lines. The child stops by itself when this process
+ * ends, however it ends (see PARENT_WATCH).
  */
 export async function startAzurite(options: StartAzuriteOptions = {}): Promise<RunningAzurite> {
     const script = require.resolve('azurite/dist/src/azurite.js');
@@ -66,14 +93,17 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
         args.push('--inMemoryPersistence');
         if (options.memoryLimitMb) args.push('--extentMemoryLimit', String(options.memoryLimitMb));
     }
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // `node -e WATCH azurite.js flags...`: process.argv is [node, azurite.js, flags...] as Azurite expects.
+    const child = spawn(process.execPath, ['-e', PARENT_WATCH, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const urls: Partial<Record<'Blob' | 'Queue' | 'Table', string>> = {};
     let output = '';
     const ready = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-            () => reject(new Error(`Azurite did not start within ${options.startTimeoutMs ?? 30000} ms:\n${output}`)),
-            options.startTimeoutMs ?? 30000,
-        );
+        const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            reject(
+                new Error(`Azurite did not start within ${options.startTimeoutMs ?? 30000} ms (${reasonIn(output)}).`),
+            );
+        }, options.startTimeoutMs ?? 30000);
         const onData = (chunk: Buffer): void => {
             output += chunk.toString();
             for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at (\S+)/g)) {
@@ -89,7 +119,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
         child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
         child.once('exit', (code) => {
             clearTimeout(timer);
-            reject(new Error(`Azurite exited with code ${code}:\n${output}`));
+            reject(new Error(`Azurite exited with code ${code} before it listened: ${reasonIn(output)}`));
         });
     });
     await ready;

@@ -44,14 +44,16 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+    // A failed command exits at once: nothing it left behind (a timer, a socket) may keep a half-started
+    // process running. A command that succeeded ends when its work does.
     run(process.argv.slice(2)).then(
         (code) => {
-            process.exitCode = code;
+            if (code !== 0) process.exit(code);
         },
         (err: unknown) => {
             const message = err instanceof Error ? err.message : String(err);
-            process.stderr.write(`hvr: ${message}\n`);
-            process.exitCode = 1;
+            process.stderr.write(`hvr: ${message.split('\n')[0]}\n`);
+            process.exit(1);
         },
     );
 }

@@ -16,6 +16,9 @@ Options:
   --azurite-port N         Azurite on ports N, N+1, N+2 for blob, queue, table (default: free ports)
   --no-azurite             use AzureWebJobsStorage (environment or local.settings.json) instead
   --key KEY                the function key (default: HVR_FUNCTION_KEY, else random)
+  --master-key KEY         the master key: every route and the durable webhooks (default: HVR_MASTER_KEY, else random)
+  --durable-key KEY        the durabletask_extension system key for /runtime/webhooks/durabletask/*
+                           (default: HVR_DURABLE_KEY, else random)
   --blob-scan-interval MS  time between blob container scans (default 2000)
   --blob-content-limit B   largest blob passed to a trigger as content (default 33554432)
   --drain-timeout MS       how long Ctrl-C waits for running invocations (default 30000)
@@ -37,6 +40,8 @@ function wholeNumber(flag: string, value: string | undefined, max = Number.MAX_S
 /** Reads `hvr start`'s arguments. */
 export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): StartArgs {
     const options: LocalHostOptions = { port: 7071, functionKey: env.HVR_FUNCTION_KEY || undefined };
+    if (env.HVR_MASTER_KEY) options.masterKey = env.HVR_MASTER_KEY;
+    if (env.HVR_DURABLE_KEY) options.durableExtensionKey = env.HVR_DURABLE_KEY;
     let noAzurite = false;
     let help = false;
     for (let i = 0; i < argv.length; i++) {
@@ -78,6 +83,12 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.
                 break;
             case '--key':
                 options.functionKey = value();
+                break;
+            case '--master-key':
+                options.masterKey = value();
+                break;
+            case '--durable-key':
+                options.durableExtensionKey = value();
                 break;
             case '--blob-scan-interval':
                 options.blobScanIntervalMs = wholeNumber(flag, value());
@@ -121,7 +132,9 @@ export function startBanner(host: LocalHost): string {
         '',
         `  API base URL    ${host.apiUrl}`,
         `  Function key    ${host.functionKey}`,
-        `                  (routes with authLevel function: ?code=<key> or header x-functions-key)`,
+        `  Master key      ${host.masterKey}`,
+        `  Durable key     ${host.durableExtensionKey}   (durabletask_extension: /runtime/webhooks/durabletask/*)`,
+        `                  (send a key as header x-functions-key or ?code=; the header wins when both are given)`,
     ];
     if (host.azurite) {
         lines.push(
@@ -142,16 +155,35 @@ export function startBanner(host: LocalHost): string {
     return lines.join('\n');
 }
 
-/** `hvr start`: runs until SIGINT or SIGTERM, then stops taking work, drains, stops Azurite. */
+/** An error as the one line `hvr start` prints before it exits. */
+export function startFailureLine(err: unknown): string {
+    const message =
+        ensureErrorType(err)
+            .message.split('\n')
+            .find((l) => l.trim() !== '') ?? 'unknown error';
+    return `hvr start: cannot start: ${message.trim()}`;
+}
+
+/**
+ * `hvr start`: runs until SIGINT or SIGTERM, then stops taking work, drains, stops Azurite. When it cannot start
+ * (storage unreachable, port taken, settings missing) everything it had started is stopped, one line goes to
+ * stderr and the exit code is 1: it never half-runs.
+ */
 export async function main(argv: string[]): Promise<number> {
-    const { options, noAzurite, help } = parseStartArgs(argv);
-    if (help) {
-        process.stdout.write(USAGE + '\n');
-        return 0;
+    let host: LocalHost;
+    try {
+        const { options, noAzurite, help } = parseStartArgs(argv);
+        if (help) {
+            process.stdout.write(USAGE + '\n');
+            return 0;
+        }
+        const appRoot = options.appRoot ?? process.cwd();
+        if (noAzurite) options.storageConnectionString = externalStorage(appRoot, process.env);
+        host = await startLocalHost({ ...options, appRoot });
+    } catch (err) {
+        process.stderr.write(startFailureLine(err) + '\n');
+        return 1;
     }
-    const appRoot = options.appRoot ?? process.cwd();
-    if (noAzurite) options.storageConnectionString = externalStorage(appRoot, process.env);
-    const host = await startLocalHost({ ...options, appRoot });
     process.stdout.write(startBanner(host) + '\n');
 
     const signal = await new Promise<NodeJS.Signals>((resolveSignal) => {

@@ -1,6 +1,8 @@
 import { DurableClient } from 'durable-functions';
 import { integerSetting } from '../config';
 import { BlobUploadGrants } from '../grants/uploadGrants';
+import { DiskCheckedUploadGrants, protectedItemDisks } from '../grants/vmDisks';
+import { stateScope } from '../state/protectedItems';
 import { LifecycleEventName } from '../lifecycle/instances';
 import { ports } from '../ports';
 import { ChannelLog, LifecycleRaiser, ProviderCommandPorts } from './commandHandler';
@@ -59,7 +61,10 @@ export function providerCommandPorts(
         presence: overrides.presence ?? sites!,
         grants:
             overrides.grants ??
-            new BlobUploadGrants(ports().storage(), { ttlMinutes: integerSetting('UPLOAD_GRANT_TTL_MINUTES', 30) }),
+            new DiskCheckedUploadGrants(
+                new BlobUploadGrants(ports().storage(), { ttlMinutes: integerSetting('UPLOAD_GRANT_TTL_MINUTES', 30) }),
+                protectedItemDisks(stateScope()),
+            ),
         events: overrides.events ?? ports().providerEvents(),
         lifecycle: overrides.lifecycle ?? durableLifecycleRaiser(durableClient()),
         log,

@@ -1,5 +1,6 @@
 import { ErrorCode, HvrError, ensureErrorType } from '../errors';
 import {
+    FailoverShutdownEvent,
     instanceIds,
     InitialReplicationProgressEvent,
     lifecycleEvents,
@@ -117,6 +118,7 @@ export const commandRoutes = {
     resync: instanceIds.resync,
     resyncDigestRequest: instanceIds.resync,
     providerError: instanceIds.replicationMonitor,
+    failoverShutdownCompleted: instanceIds.failover,
 } as const;
 
 class Rejection extends Error {
@@ -308,7 +310,14 @@ export async function handleProviderCommand(
             return { action: 'deadLetter', reason: err.code, description };
         }
         if (err instanceof HvrError && !err.recoverable) {
-            return { action: 'deadLetter', reason: err.code, description: oneLine(err.message) };
+            const description = oneLine(err.message);
+            ports.log.warn('Provider command refused', {
+                reason: err.code,
+                description,
+                siteId: siteId ?? null,
+                messageId: delivery.messageId ?? null,
+            });
+            return { action: 'deadLetter', reason: err.code, description };
         }
         const error = ensureErrorType(err);
         const reason: ErrorCode = err instanceof HvrError ? err.code : 'TRANSIENT';
@@ -433,6 +442,22 @@ async function dispatch(
                 at,
             };
             await raise(commandRoutes.resyncDigestRequest(command.vmId), lifecycleEvents.resyncDigestRequest, event);
+            break;
+        }
+        case 'FailoverShutdownCompleted': {
+            const event: FailoverShutdownEvent = {
+                vmId: command.vmId,
+                failoverId: command.failoverId,
+                shutDownAt: command.shutDownAt,
+                cycleId: command.cycleId,
+                logs: command.logs,
+                at,
+            };
+            await raise(
+                commandRoutes.failoverShutdownCompleted(command.vmId),
+                lifecycleEvents.failoverShutdownCompleted,
+                event,
+            );
             break;
         }
         case 'ProviderError': {

@@ -3,6 +3,7 @@ import { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { HttpRequest, HttpResponse } from '@azure/functions';
 import { ensureErrorType } from '../../shared/errors';
+import { DURABLE_WEBHOOK_PATH, publicWebhookText } from './durableWebhooks';
 import { RegisteredFunction } from './registry';
 import { compareRoutePrecedence, parseRouteTemplate, RouteTemplate } from './routeTemplate';
 
@@ -17,11 +18,22 @@ export interface HttpRoute {
     displayPath: string;
 }
 
+/**
+ * The keys the front door checks, as the Functions host keeps them: a host key for `authLevel: 'function'`,
+ * the master key (`_master`) for everything, and the Durable extension's system key for its webhooks.
+ */
+export interface HostKeys {
+    function: string;
+    master: string;
+    /** The system key `durabletask_extension`: `/runtime/webhooks/durabletask/*` and nothing else. */
+    durableExtension: string;
+}
+
 export interface HttpFrontDoorOptions {
     functions: RegisteredFunction[];
     /** `api` unless host.json's extensions.http.routePrefix says otherwise ('' for none). */
     routePrefix: string;
-    functionKey: string;
+    keys: HostKeys;
     /** Runs one invocation (the host tracks it for draining and calls the handler). */
     invoke(fn: RegisteredFunction, request: HttpRequest): Promise<unknown>;
     /** False while the host is stopping: new requests get 503. */
@@ -32,7 +44,7 @@ export interface HttpFrontDoorOptions {
     maxRequestBytes?: number;
 }
 
-const DURABLE_WEBHOOKS = '/runtime/webhooks/durabletask/';
+const DURABLE_WEBHOOKS = `${DURABLE_WEBHOOK_PATH}/`;
 const HOP_BY_HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /** Azure Functions rejects request bodies over 100 MB. */
@@ -55,11 +67,46 @@ export function httpRoutes(functions: RegisteredFunction[], routePrefix: string)
     return routes.sort((a, b) => compareRoutePrecedence(a.template, b.template));
 }
 
-function keyMatches(expected: string, given: string | null | undefined): boolean {
+function keyMatches(expected: string, given: string | undefined): boolean {
     if (!given) return false;
     const a = Buffer.from(expected);
     const b = Buffer.from(given);
     return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The key a request presents. One rule, the Functions host's (AuthenticationLevelHandler): the
+ * `x-functions-key` header when the request has one, otherwise `?code=`. A request with both is judged by the
+ * header alone, so a wrong header is refused whatever `code` says.
+ */
+export function presentedKey(headers: IncomingMessage['headers'], url: URL): string | undefined {
+    const header = headers['x-functions-key'];
+    if (header !== undefined) return (Array.isArray(header) ? header[0] : header) || undefined;
+    return url.searchParams.get('code') ?? undefined;
+}
+
+/** Which keys open what: the master key opens everything, each other key only its own level. */
+export function keyAllows(keys: HostKeys, given: string | undefined, level: 'function' | 'admin' | 'durable'): boolean {
+    if (keyMatches(keys.master, given)) return true;
+    if (level === 'function') return keyMatches(keys.function, given);
+    if (level === 'durable') return keyMatches(keys.durableExtension, given);
+    return false;
+}
+
+const KEY_HINT: Record<'function' | 'admin' | 'durable', string> = {
+    function: 'the function key (or the master key)',
+    admin: 'the master key',
+    durable: 'the durabletask_extension system key (or the master key)',
+};
+
+function refuseKey(res: ServerResponse, level: 'function' | 'admin' | 'durable', given: string | undefined): void {
+    const what = given ? 'The key given does not open this route' : 'This route needs a key';
+    send(res, 401, {
+        error: {
+            code: 'UNAUTHORIZED',
+            message: `${what}: send ${KEY_HINT[level]} as the x-functions-key header or ?code= (the header wins when both are given).`,
+        },
+    });
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -69,8 +116,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         req.on('data', (chunk: Buffer) => {
             size += chunk.length;
             if (size > limit) {
+                // Stop reading; the 413 goes out with `connection: close`, which ends the socket.
+                req.removeAllListeners('data');
+                req.pause();
                 reject(new RequestTooLarge(limit));
-                req.destroy();
                 return;
             }
             chunks.push(chunk);
@@ -81,9 +130,18 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 class RequestTooLarge extends Error {
-    constructor(limit: number) {
-        super(`The request body is larger than ${limit} bytes.`);
+    constructor(readonly limit: number) {
+        super(`The request body is larger than ${limit} bytes, the most the Functions platform accepts.`);
     }
+}
+
+function sendTooLarge(res: ServerResponse, err: RequestTooLarge): void {
+    send(
+        res,
+        413,
+        { error: { code: 'REQUEST_TOO_LARGE', message: err.message, limitBytes: err.limit } },
+        { connection: 'close' },
+    );
 }
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -157,18 +215,30 @@ export class HttpFrontDoor {
     private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
         const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
         if (!this.options.accepting()) {
-            send(res, 503, { error: 'The host is stopping.' }, { connection: 'close' });
+            send(
+                res,
+                503,
+                { error: { code: 'HOST_STOPPING', message: 'The host is stopping.' } },
+                { connection: 'close' },
+            );
             return;
         }
         const durableOrigin = this.options.durableOrigin?.();
-        if (durableOrigin && url.pathname.startsWith(DURABLE_WEBHOOKS)) {
-            await this.forward(durableOrigin, req, res, url);
-            return;
+        if (url.pathname.startsWith(DURABLE_WEBHOOKS)) {
+            const given = presentedKey(req.headers, url);
+            if (!keyAllows(this.options.keys, given, 'durable')) {
+                refuseKey(res, 'durable', given);
+                return;
+            }
+            if (durableOrigin) {
+                await this.forward(durableOrigin, req, res, url);
+                return;
+            }
         }
         const segments = url.pathname.split('/').filter((s) => s !== '');
         const hasPrefix = this.prefixSegments.every((p, i) => segments[i]?.toLowerCase() === p.toLowerCase());
         if (!hasPrefix) {
-            send(res, 404, { error: `No function serves ${url.pathname}.` });
+            send(res, 404, { error: { code: 'NOT_FOUND', message: `No function serves ${url.pathname}.` } });
             return;
         }
         const routePath = segments.slice(this.prefixSegments.length).join('/');
@@ -180,10 +250,9 @@ export class HttpFrontDoor {
             matchedPath = true;
             if (!route.methods.includes(method)) continue;
             if (route.authLevel !== 'anonymous') {
-                const headerKey = req.headers['x-functions-key'];
-                const given = url.searchParams.get('code') ?? (Array.isArray(headerKey) ? headerKey[0] : headerKey);
-                if (!keyMatches(this.options.functionKey, given)) {
-                    send(res, 401, { error: 'A function key is required: pass ?code=<key> or x-functions-key.' });
+                const given = presentedKey(req.headers, url);
+                if (!keyAllows(this.options.keys, given, route.authLevel)) {
+                    refuseKey(res, route.authLevel, given);
                     return;
                 }
             }
@@ -194,15 +263,27 @@ export class HttpFrontDoor {
             const allowed = [
                 ...new Set(this.routes.filter((r) => r.template.match(routePath)).flatMap((r) => r.methods)),
             ];
-            send(res, 405, { error: `${method} is not allowed here.` }, { allow: allowed.join(', ') });
+            send(
+                res,
+                405,
+                { error: { code: 'METHOD_NOT_ALLOWED', message: `${method} is not allowed here.` } },
+                { allow: allowed.join(', ') },
+            );
             return;
         }
-        send(res, 404, { error: `No function serves ${url.pathname}.` });
+        send(res, 404, { error: { code: 'NOT_FOUND', message: `No function serves ${url.pathname}.` } });
     }
 
     /** Relays a durable webhook call (status query, raise event, terminate) to the durable runtime. */
     private async forward(origin: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-        const body = await readBody(req, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+        let body: Buffer;
+        try {
+            body = await readBody(req, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
+        } catch (err) {
+            if (err instanceof RequestTooLarge) sendTooLarge(res, err);
+            else throw err;
+            return;
+        }
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(req.headers)) {
             if (value !== undefined && !HOP_BY_HOP.has(name))
@@ -216,13 +297,19 @@ export class HttpFrontDoor {
             redirect: 'manual',
             signal: AbortSignal.timeout(60_000),
         });
+        // Links in the reply (Location, the management URLs of a start) go through this door, with the key.
+        const face = {
+            internalOrigin: origin,
+            publicOrigin: `http://${req.headers.host ?? 'localhost'}`,
+            key: this.options.keys.durableExtension,
+        };
         const replyHeaders: Record<string, string> = {};
         for (const [name, value] of upstream.headers.entries()) {
             if (!HOP_BY_HOP.has(name) && name !== 'content-length' && name !== 'content-encoding') {
-                replyHeaders[name] = value.split(origin).join(`http://${req.headers.host ?? 'localhost'}`);
+                replyHeaders[name] = publicWebhookText(value, face);
             }
         }
-        const text = Buffer.from(await upstream.arrayBuffer());
+        const text = publicWebhookText(Buffer.from(await upstream.arrayBuffer()).toString('utf8'), face);
         res.writeHead(upstream.status, replyHeaders);
         res.end(text);
     }
@@ -239,7 +326,7 @@ export class HttpFrontDoor {
         try {
             body = await readBody(req, this.options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES);
         } catch (err) {
-            if (err instanceof RequestTooLarge) send(res, 413, { error: err.message }, { connection: 'close' });
+            if (err instanceof RequestTooLarge) sendTooLarge(res, err);
             else throw err;
             return;
         }

@@ -7,7 +7,7 @@ import type { DurableRuntime } from '../durable/runtime';
 /** How to call a registered function. */
 export interface InvokeFunctionOptions {
     /** Serves `durableClient` input bindings, so `df.getClient(context)` drives this runtime. */
-    runtime?: DurableRuntime;
+    runtime?: Pick<DurableRuntime, 'clientBinding'>;
     triggerMetadata?: Record<string, unknown>;
     invocationId?: string;
     /** Receives every `context.log/info/warn/error` line of the invocation. */

@@ -13,7 +13,9 @@ import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
-import { HttpFrontDoor } from './httpFrontDoor';
+import { publicClientBinding } from './durableWebhooks';
+import { HostKeys, HttpFrontDoor } from './httpFrontDoor';
+import { assertLoopback, assertStorageReachable, listenFailure } from './startChecks';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
 import { hostStorage } from './hostStorage';
@@ -49,8 +51,12 @@ export interface LocalHostOptions {
     settings?: Record<string, string>;
     /** Time for schedules, receipts and (via ports) the app. Default: the system clock. */
     clock?: Clock;
-    /** The key for `authLevel: 'function' | 'admin'`. Default: random, printed at start. */
+    /** The host key for `authLevel: 'function'` routes. Default: random, printed at start. */
     functionKey?: string;
+    /** The master key: every route, `authLevel: 'admin'` included, and the durable webhooks. Default: random. */
+    masterKey?: string;
+    /** The system key `durabletask_extension` for `/runtime/webhooks/durabletask/*`. Default: random. */
+    durableExtensionKey?: string;
     /**
      * Runs the app's orchestrations and activities and serves durable client bindings. Default: one the host
      * creates over the same registry and clock (and closes on stop).
@@ -92,6 +98,9 @@ export interface LocalHost {
     /** `url` plus the route prefix, e.g. `http://127.0.0.1:7071/api`. */
     apiUrl: string;
     functionKey: string;
+    masterKey: string;
+    /** The `durabletask_extension` system key; the durable client binding's webhook URLs carry it. */
+    durableExtensionKey: string;
     runtime: DurableRuntime;
     azurite?: RunningAzurite;
     /** The AzureWebJobsStorage connection string in use. */
@@ -119,6 +128,10 @@ export interface LocalHost {
 }
 
 const DURABLE_TRIGGERS = new Set(['orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
+
+function newKey(): string {
+    return randomBytes(24).toString('base64url');
+}
 
 function consoleLog(line: string): void {
     process.stdout.write(line + '\n');
@@ -182,6 +195,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             all.filter((f) => f.trigger.type.toLowerCase() === type.toLowerCase());
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
+        await assertStorageReachable(host);
         const busClients = new ServiceBusClients(settings);
         cleanups.push(() => busClients.close());
         let providerEvents: LocalProviderEventPublisher | undefined;
@@ -208,11 +222,32 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         }
         // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
         await runtime.clientBinding();
+        assertLoopback(runtime.httpOrigin, 'the durable runtime HTTP API');
         const durable = runtime;
+        const keys: HostKeys = {
+            function: options.functionKey ?? newKey(),
+            master: options.masterKey ?? newKey(),
+            durableExtension: options.durableExtensionKey ?? newKey(),
+        };
+        const frontDoorAt: { origin?: string } = {};
+        // What the app's durable client gets: webhook URLs on the front door with the system key (its own calls
+        // go to the runtime's loopback RPC address, which no other interface can reach).
+        const appDurable = {
+            clientBinding: async (): Promise<unknown> => {
+                const binding = await durable.clientBinding();
+                const internalOrigin = durable.httpOrigin;
+                if (!frontDoorAt.origin || !internalOrigin) return binding;
+                return publicClientBinding(binding, {
+                    internalOrigin,
+                    publicOrigin: frontDoorAt.origin,
+                    key: keys.durableExtension,
+                });
+            },
+        };
         const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
             inFlight.track(async () => {
                 const outcome = await invokeFunction(fn, input, {
-                    runtime: durable,
+                    runtime: appDurable,
                     triggerMetadata,
                     log: (level: LogLevel, message: string) => {
                         if (level !== 'trace' && level !== 'debug') log(`[${fn.name}] ${message}`);
@@ -222,18 +257,26 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             });
 
         // HTTP
-        const functionKey = options.functionKey ?? randomBytes(24).toString('base64url');
         const routePrefix = routePrefixOf(appRoot);
         const frontDoor = new HttpFrontDoor({
             functions: ofType('httpTrigger'),
             routePrefix,
-            functionKey,
+            keys,
             invoke: (fn, request: HttpRequest) => invoke(fn, request),
             accepting: () => inFlight.accepting,
             durableOrigin: () => durable.httpOrigin,
             log,
         });
-        const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
+        const port = options.port ?? 7071;
+        const hostname = options.hostname ?? '127.0.0.1';
+        const url = await frontDoor.listen(port, hostname).catch((err: unknown) => {
+            throw listenFailure(err, port, hostname);
+        });
+        // Anything failing from here on must not leave the port held (a half-started host).
+        cleanups.push(async () => {
+            await frontDoor.stopListening();
+        });
+        frontDoorAt.origin = url;
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
         // Blobs, and the Event Grid subscriptions the scan emulates
@@ -252,6 +295,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             ...options.blobTrigger,
         });
         const scanInterval = options.blobScanIntervalMs ?? 2000;
+        cleanups.push(() => scanner.stop());
         if (blobFunctions.length + eventSubscriptions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
 
         // Storage queues
@@ -269,6 +313,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 log,
             });
         });
+        cleanups.push(() => Promise.all(queuePumps.map((p) => p.stop())));
         if (options.queuePolling !== false) for (const pump of queuePumps) pump.start();
 
         // Timers
@@ -280,6 +325,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             invoke: (fn, timer: Timer) => invoke(fn, timer),
             log,
         });
+        cleanups.push(() => timers.stop());
         if (options.timers !== false) await timers.start();
 
         // Provider messages
@@ -329,6 +375,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 ...options.serviceBus,
             });
             pumps.push(pump);
+            cleanups.push(() => pump.stop());
             if (options.queuePolling !== false) pump.start();
         }
 
@@ -360,7 +407,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         return {
             url,
             apiUrl,
-            functionKey,
+            functionKey: keys.function,
+            masterKey: keys.master,
+            durableExtensionKey: keys.durableExtension,
             runtime,
             azurite,
             storageConnectionString: settings.AzureWebJobsStorage!,
