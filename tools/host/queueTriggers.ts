@@ -110,6 +110,7 @@ export class QueueTriggerPump {
     private loop: Promise<void> | undefined;
     private readonly running = new Set<Promise<void>>();
     private wake: (() => void) | undefined;
+    private freed = false;
 
     constructor(private readonly options: QueueTriggerPumpOptions) {
         this.leaseSeconds = Math.max(2, options.leaseSeconds ?? 30);
@@ -144,7 +145,8 @@ export class QueueTriggerPump {
                     `${this.options.fn.name}: polling ${this.queueName} failed: ${ensureErrorType(err).message}`,
                 );
             }
-            delay = got > 0 ? min : Math.min(this.options.settings.maxPollingIntervalMs, delay * 2);
+            delay = got > 0 || this.freed ? min : Math.min(this.options.settings.maxPollingIntervalMs, delay * 2);
+            this.freed = false;
             await new Promise<void>((resolve) => {
                 this.wake = resolve;
                 this.timer = setTimeout(resolve, got > 0 ? 0 : delay);
@@ -179,7 +181,12 @@ export class QueueTriggerPump {
     private async fetchAndStart(): Promise<number> {
         const batch = await this.receive();
         for (const message of batch) {
-            const work = this.process(message).finally(() => this.running.delete(work));
+            const work = this.process(message).finally(() => {
+                this.running.delete(work);
+                // A slot is free: poll again now (the extension fetches as soon as it is below the threshold).
+                this.freed = true;
+                this.wake?.();
+            });
             this.running.add(work);
         }
         return batch.length;

@@ -37,7 +37,9 @@ describe('a merge larger than one budget', () => {
         const disk = await h.addDisk('disk0', 16 * MiB);
         disk.randomWrites(seededRandom(41), 90);
         const cut = disk.cutLog();
-        const steps = await stepsOf(cut.log, disk.virtualSize, h.settings.readBytes);
+        // Read groups of 256 KiB: a small log, many steps.
+        const settings = { ...h.settings, readBytes: 256 * 1024 };
+        const steps = await stepsOf(cut.log, disk.virtualSize, settings.readBytes);
         // Steps per budget such that the log needs exactly 4 budgets (3 full ones and a last, shorter or not).
         const perBudget = [...Array(steps).keys()].map((k) => k + 1).find((p) => Math.ceil(steps / p) === 4);
         if (perBudget === undefined) throw new Error(`a ${steps}-step plan cannot be cut into exactly 4 budgets`);
@@ -46,7 +48,7 @@ describe('a merge larger than one budget', () => {
         const invocations: string[] = [];
         const recorded: (number | undefined)[] = [];
         for (let i = 0; i < 10; i++) {
-            const [outcome] = await mergeUploadedLog(h.deps({ budget: stepBudget(perBudget) }), name);
+            const [outcome] = await mergeUploadedLog(h.deps({ settings, budget: stepBudget(perBudget) }), name);
             invocations.push(outcome!.status);
             const row = (await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk;
             recorded.push(row.applyingStep);
@@ -56,7 +58,7 @@ describe('a merge larger than one budget', () => {
                 sequence: 0,
                 applyingSequence: 1,
                 applyingLogId: cut.logId,
-                applyingPlan: applyPlanKey(h.settings.readBytes),
+                applyingPlan: applyPlanKey(settings.readBytes),
             });
             expect(outcome).toMatchObject({ stepsDone: Math.min(steps, perBudget * (i + 1)), steps });
         }

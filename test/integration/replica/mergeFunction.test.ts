@@ -1,5 +1,5 @@
 import { QueueClient } from '@azure/storage-queue';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPLICA_LOGS_CONTAINER } from '../../../shared/replica/logBlob';
 import {
@@ -40,6 +40,16 @@ describe('the merge trigger path', () => {
         });
         expect(Object.values(fn.metadata.bindings).some((b) => b.type === 'durableClient')).toBe(true);
         expect(functionRegistry().get('mergeGapSweep').trigger).toMatchObject({ type: 'timerTrigger' });
+    });
+
+    it('is documented with the queue settings host.json really has', () => {
+        const hostJson = JSON.parse(readFileSync(join(ROOT, 'host.json'), 'utf8')) as {
+            extensions: { queues: Record<string, string | number> };
+        };
+        const doc = readFileSync(join(ROOT, 'docs/merge.md'), 'utf8');
+        for (const [key, value] of Object.entries(hostJson.extensions.queues)) {
+            expect(doc).toContain(`\`${key}\` ${value}`);
+        }
     });
 
     it('has no trigger or input binding that binds blob content, in any function of the app', () => {
