@@ -103,14 +103,6 @@ export function compileBicep(file: string): CompiledBicep {
     return compiled;
 }
 
-/** `bicep lint <file>`: the diagnostics it prints (linter rules are errors under infra/bicepconfig.json). */
-export function lintBicep(file: string): string[] {
-    const run = runBicep(['lint', resolve(file)]);
-    const lines = `${run.stdout}\n${run.stderr}`.split('\n').filter((line) => line.trim() !== '');
-    if (run.status !== 0 && lines.length === 0) lines.push(`bicep lint exited with ${run.status}`);
-    return lines;
-}
-
 /** The deployment's entry points: infra/main.bicep and any template under infra/hooks/. */
 export function bicepEntryPoints(): string[] {
     const hooks = join(REPO_ROOT, 'infra', 'hooks');

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from './infraModel';
@@ -29,7 +29,16 @@ describe('the deployment package', () => {
     let files: string[];
 
     beforeAll(() => {
-        if (!existsSync(join(REPO_ROOT, 'dist', 'functions'))) {
+        // The package is made from dist/: build it when it is missing or older than a source it compiles.
+        const stale = ['functions', 'orchestrations', 'shared'].some((dir) =>
+            readdirSync(join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })
+                .filter((f) => f.endsWith('.ts'))
+                .some((f) => {
+                    const built = join(REPO_ROOT, 'dist', dir, f.replace(/\.ts$/, '.js'));
+                    return !existsSync(built) || statSync(built).mtimeMs < statSync(join(REPO_ROOT, dir, f)).mtimeMs;
+                }),
+        );
+        if (stale) {
             const build = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
             if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
         }
