@@ -1,5 +1,4 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { HvrError } from '../../shared/errors';
 import { HostStorage } from './hostStorage';
 
@@ -31,27 +30,27 @@ function causeOf(err: unknown): string {
     return e.code ?? e.message ?? String(err);
 }
 
-/** Resolves on any HTTP answer. node:http rather than fetch, which refuses some ports outright. */
+/** Resolves once a TCP connection to the URL's host and port is open (then closes it). */
 function answers(url: string, timeoutMs: number): Promise<void> {
+    const target = new URL(url);
+    const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
     return new Promise((resolve, reject) => {
-        const request = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, {
-            method: 'GET',
-            signal: AbortSignal.timeout(timeoutMs),
-        });
-        request.once('response', (res) => {
-            res.resume();
+        const socket = connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port, timeout: timeoutMs });
+        socket.once('connect', () => {
+            socket.destroy();
             resolve();
         });
-        request.once('error', (err: Error & { code?: string }) =>
-            reject(err.name === 'AbortError' ? Object.assign(err, { code: `no answer in ${timeoutMs} ms` }) : err),
-        );
-        request.end();
+        socket.once('timeout', () => {
+            socket.destroy();
+            reject(Object.assign(new Error('timeout'), { code: `no answer in ${timeoutMs} ms` }));
+        });
+        socket.once('error', reject);
     });
 }
 
 /**
- * Any HTTP answer (even 400 or 403: the probe sends no credentials) means the service is there; a refused,
- * reset or silent connection means it is not, and nothing else is worth starting.
+ * Each storage service must accept a connection: a refused or silent one (storage down, a wrong endpoint) means
+ * nothing else is worth starting. Credentials and API errors surface later, from the first real call.
  */
 export async function assertStorageReachable(host: HostStorage, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
     const services = {
