@@ -20,7 +20,7 @@ import {
 } from './messages';
 import { ProviderPresence, ReplayWindow, SiteKeyStore, VmOwnership } from './providerSites';
 import { ProviderEventPublisher } from './publisher';
-import { ID_PATTERN } from './schemas';
+import { ID_PATTERN } from './ids';
 import { SignedEnvelope, signatureMatches } from './signature';
 import { validateCommand } from './validate';
 

@@ -227,7 +227,7 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
                 name,
                 log,
                 blob,
-                meta: { consistency: 'crash', resync: false },
+                meta: { consistency: 'CrashConsistent', resync: false },
                 replica: replicaPageBlob(deps.scope.conn.blob, first.disk.blobName),
             },
             first,
@@ -659,7 +659,7 @@ async function afterApplied(
             vmId: log.vmId,
             cycleId: meta.cycleId,
             recoveryPointId: point.recoveryPointId,
-            consistency: meta.consistency === 'app' ? 'AppConsistent' : 'CrashConsistent',
+            consistency: meta.consistency,
             capturedAt: point.capturedAt,
         });
     }

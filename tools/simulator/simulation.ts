@@ -516,7 +516,7 @@ async function hasRecoveryPoint(ctx: VmRunContext, vmId: string, cycleId: string
 function metadataFor(cycleId: string | undefined, capturedAt: Date, resync = false): Record<string, string> {
     return {
         ...(cycleId ? { [LOG_METADATA_KEYS.cycleId]: cycleId } : {}),
-        [LOG_METADATA_KEYS.consistency]: 'crash',
+        [LOG_METADATA_KEYS.consistency]: 'CrashConsistent',
         [LOG_METADATA_KEYS.capturedAt]: capturedAt.toISOString(),
         [LOG_METADATA_KEYS.resync]: resync ? 'true' : 'false',
     };
