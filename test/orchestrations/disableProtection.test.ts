@@ -9,12 +9,7 @@ import { validateEvent } from '../../shared/contracts/validate';
 async function protect(h: LifecycleHarness, vmId: string): Promise<string> {
     const { jobId } = (await h.enable(vmId)).jsonBody!;
     await h.runtime.runUntilIdle();
-    await h.runtime.raiseEvent(instanceIds.enableProtection(vmId), lifecycleEvents.initialReplicationProgress, {
-        vmId,
-        disks: { os: 100, data: 100 },
-        at: h.clock.now().toISOString(),
-    });
-    await h.runtime.runUntilIdle();
+    await h.completeInitialReplication(vmId);
     return jobId as string;
 }
 
