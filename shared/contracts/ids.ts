@@ -18,13 +18,13 @@ export const ID_RULE = `1–${ID_MAX_LENGTH} letters, digits, ".", "_" or "-", s
 
 const ID = new RegExp(ID_PATTERN);
 
-export function isContractId(value: unknown): value is string {
+export function isContractId(value: unknown): boolean {
     return typeof value === 'string' && ID.test(value);
 }
 
 /** `value` if it follows the id rule; VALIDATION_FAILED naming the field, the value and the rule otherwise. */
 export function requireContractId(field: string, value: unknown): string {
-    if (isContractId(value)) return value;
+    if (typeof value === 'string' && isContractId(value)) return value;
     const shown =
         typeof value === 'string' && value.length > 80 ? `${value.slice(0, 80)}… (${value.length} characters)` : value;
     throw new HvrError('VALIDATION_FAILED', `${field} must be ${ID_RULE}; got ${JSON.stringify(shown) ?? 'nothing'}.`, {

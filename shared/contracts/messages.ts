@@ -129,6 +129,13 @@ export interface ResyncDigestRequestCommand {
     request: string;
 }
 
+/**
+ * What the provider channel raises on `resync:{vmId}` for a ResyncDigestRequest: the command's fields, `request`
+ * still base64 (the resync's activity decodes it against the disk's geometry), and when it was accepted. The one
+ * type the command handler writes and the resync orchestration reads.
+ */
+export type ResyncDigestRequestPayload = Omit<ResyncDigestRequestCommand, 'type' | 'version'> & { at: string };
+
 /** A provider-side failure, classified: recoverable ones are retried, the others make the VM Critical. */
 export interface ProviderErrorCommand {
     type: 'ProviderError';

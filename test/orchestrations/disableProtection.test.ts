@@ -1,6 +1,5 @@
 import '../../functions/apiReplicationProtectedItems';
 import { HvrError } from '../../shared/errors';
-import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { getJob } from '../../shared/state/jobs';
 import { getProtectedItem } from '../../shared/state/protectedItems';
 import { LifecycleHarness } from './lifecycle/harness';
