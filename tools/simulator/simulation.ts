@@ -1,3 +1,4 @@
+import { INITIAL_REPLICATION_CYCLE_ID } from '../../shared/contracts/ids';
 import { createWriteStream, WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -593,7 +594,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
                 ctx.stepTimeoutMs,
             );
             // The last log of every disk carries the cycle id: once all are applied, the first recovery point.
-            await upload(ctx, vm, current.log, grant!, metadataFor(last ? 'initial' : undefined, capturedAt));
+            await upload(ctx, vm, current.log, grant!, metadataFor(last ? INITIAL_REPLICATION_CYCLE_ID : undefined, capturedAt));
             percent[disk.diskId] =
                 last || current.total === 0 ? 100 : Math.min(99, Math.floor((current.shipped / current.total) * 100));
             await provider.send({
@@ -642,7 +643,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
             ? item.properties.protectionState === 'Protected'
             : await hasRecoveryPoint(ctx, vm.vmId, lastCycle),
     );
-    vm.lastCycleId = options.cycles === 0 ? 'initial' : lastCycle;
+    vm.lastCycleId = options.cycles === 0 ? INITIAL_REPLICATION_CYCLE_ID : lastCycle;
     say(`${vm.vmId}: cycle ${options.cycles} applied (recovery point ${vm.vmId}:${lastCycle})`);
 }
 
