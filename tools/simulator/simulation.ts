@@ -594,7 +594,13 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
                 ctx.stepTimeoutMs,
             );
             // The last log of every disk carries the cycle id: once all are applied, the first recovery point.
-            await upload(ctx, vm, current.log, grant!, metadataFor(last ? INITIAL_REPLICATION_CYCLE_ID : undefined, capturedAt));
+            await upload(
+                ctx,
+                vm,
+                current.log,
+                grant!,
+                metadataFor(last ? INITIAL_REPLICATION_CYCLE_ID : undefined, capturedAt),
+            );
             percent[disk.diskId] =
                 last || current.total === 0 ? 100 : Math.min(99, Math.floor((current.shipped / current.total) * 100));
             await provider.send({

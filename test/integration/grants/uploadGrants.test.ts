@@ -51,7 +51,9 @@ describe('upload grants against Azurite', () => {
             },
             abortSignal: AbortSignal.timeout(10_000),
         });
-        const stored = conn.blob.getContainerClient(container).getBlobClient('site-a/vm-1/disk-0/1-00000001-0000-4000-8000-000000000001.hrl');
+        const stored = conn.blob
+            .getContainerClient(container)
+            .getBlobClient('site-a/vm-1/disk-0/1-00000001-0000-4000-8000-000000000001.hrl');
         const props = await stored.getProperties({ abortSignal: AbortSignal.timeout(10_000) });
         expect(props.contentLength).toBe(4096);
         expect(props.metadata).toMatchObject({ cycleid: 'c1', consistency: 'CrashConsistent' });
@@ -69,7 +71,9 @@ describe('upload grants against Azurite', () => {
             await blob.stageBlock(ids[i]!, blocks[i]!, blocks[i]!.length, { abortSignal: AbortSignal.timeout(10_000) });
         }
         await blob.commitBlockList(ids, { metadata: { cycleid: 'c2' }, abortSignal: AbortSignal.timeout(10_000) });
-        const stored = conn.blob.getContainerClient(container).getBlobClient('site-a/vm-1/disk-0/2-00000002-0000-4000-8000-000000000002.hrl');
+        const stored = conn.blob
+            .getContainerClient(container)
+            .getBlobClient('site-a/vm-1/disk-0/2-00000002-0000-4000-8000-000000000002.hrl');
         const data = await stored.downloadToBuffer(0, undefined, { abortSignal: AbortSignal.timeout(10_000) });
         expect(data.equals(Buffer.concat(blocks))).toBe(true);
     });

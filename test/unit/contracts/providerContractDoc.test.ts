@@ -181,11 +181,17 @@ describe('docs/provider-contract.md states what the code owns', () => {
     });
 });
 
-describe('docs/lifecycle.md and docs/simulator.md', () => {
+describe('the other pages that restate the contract', () => {
     it('do not claim StartReplication carries the off-hours window', () => {
         const lifecycle = readFileSync(join(docs, 'lifecycle.md'), 'utf8');
         expect(lifecycle).not.toMatch(/StartReplication` \([^)]*off-hours window/);
         expect(Object.keys(eventSchemas.StartReplication.properties as object)).not.toContain('offHoursWindow');
+    });
+
+    it('docs/local-host.md lists the containers the local host creates', () => {
+        const localHost = readFileSync(join(docs, 'local-host.md'), 'utf8');
+        const paragraph = /Before any function runs it creates the blob containers([\s\S]*?)\n\n/.exec(localHost)![1]!;
+        expect(codes(paragraph).filter((c) => c !== 'REPLICA_STORAGE')).toEqual([...LOCAL_REPLICA_CONTAINERS]);
     });
 
     it('say the sites API returns the site key', () => {

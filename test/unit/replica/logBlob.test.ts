@@ -33,7 +33,12 @@ describe('uploaded log names and metadata', () => {
                 capturedat: '2026-03-01T10:00:00Z',
                 resync: 'true',
             }),
-        ).toEqual({ cycleId: 'c-12', consistency: 'AppConsistent', capturedAt: '2026-03-01T10:00:00.000Z', resync: true });
+        ).toEqual({
+            cycleId: 'c-12',
+            consistency: 'AppConsistent',
+            capturedAt: '2026-03-01T10:00:00.000Z',
+            resync: true,
+        });
     });
 
     it('reads the deprecated crash / app spelling as the contract spelling, so an older upload is not quarantined', () => {
