@@ -107,7 +107,7 @@ export function withReplicaRepairs(
 export interface HealthAssessment {
     health: ReplicationHealth;
     reasons: HealthReason[];
-    /** rpoSecondsAt(lastCapturedAt, now): null while the VM has no recovery point. */
+    /** rpoSecondsAt(lastCapturedAt, now): null while the VM has no applied data (RPO unknown). */
     rpoSeconds: number | null;
     /** The next instant at which health would get worse if nothing happens (for the monitor's timer). */
     nextThresholdAt?: string;
