@@ -128,7 +128,7 @@ export async function uploadLog(connectionString: string, workload: Workload, na
     await container.getBlockBlobClient(name).uploadFile(workload.path, {
         blockSize: 8 * MiB,
         concurrency: CONCURRENCY,
-        metadata: logMetadataToBlob({ cycleId: 'bench-1', consistency: 'crash' }),
+        metadata: logMetadataToBlob({ cycleId: 'bench-1', consistency: 'CrashConsistent' }),
     });
 }
 

@@ -1,6 +1,7 @@
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { randomUUID } from 'node:crypto';
+import { requireContractId } from '../shared/contracts/ids';
 import { HvrError } from '../shared/errors';
 import { allowedOperations, allowedOperationsLine, operationNotAllowed } from '../shared/failover/allowedOperations';
 import { RecoverySettings } from '../shared/failover/drillSteps';
@@ -48,17 +49,11 @@ import { accepted, isActive, jsonResponse, readJsonBody, responseForError, route
  * the job, like the other long operations), the VM's drills, and network mappings per site.
  */
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A source network's name as the provider reports it (not a contract id: it never names a blob or a session). */
+const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 function idParam(request: HttpRequest, name: string): string {
-    const value = routeParam(request, name);
-    if (!ID.test(value)) {
-        throw new HvrError(
-            'VALIDATION_FAILED',
-            `${name} must be 1–128 letters, digits, ".", "_" or "-"; got "${value}".`,
-        );
-    }
-    return value;
+    return requireContractId(name, routeParam(request, name));
 }
 
 async function optionalBody(request: HttpRequest): Promise<Record<string, unknown>> {
@@ -88,7 +83,7 @@ export function parseRecoverySettings(body: Record<string, unknown>): RecoverySe
         }
         settings.networkAdapters = body.networkAdapters.map((a: unknown, i: number) => {
             const n = (a as { sourceNetwork?: unknown } | null)?.sourceNetwork;
-            if (typeof n !== 'string' || !ID.test(n)) {
+            if (typeof n !== 'string' || !NETWORK_NAME.test(n)) {
                 throw new HvrError(
                     'VALIDATION_FAILED',
                     `networkAdapters[${i}].sourceNetwork must be a network name; got ${JSON.stringify(n)}.`,

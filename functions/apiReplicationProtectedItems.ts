@@ -3,7 +3,9 @@ import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import * as df from 'durable-functions';
 import { startOnce } from '../shared/lifecycle/durableClientErrors';
 import { randomUUID } from 'node:crypto';
+import { requireContractId } from '../shared/contracts/ids';
 import { HvrError } from '../shared/errors';
+import { rpoSecondsAt } from '../shared/health';
 import { instanceIds } from '../shared/lifecycle/instances';
 import { ports } from '../shared/ports';
 import { withRepairState } from '../shared/replica/repairState';
@@ -35,18 +37,13 @@ import { accepted, isActive, jsonResponse, providerSites, readJsonBody, routePar
  * operations answer 202 with the job that tracks them.
  */
 
-const VM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** States in which a new enable may replace the item (a failed attempt). */
 const RETRYABLE_STATES: ReadonlySet<ProtectionState> = new Set(['EnablingFailed', 'InitialReplicationFailed']);
 /** The resync orchestration, when the app has it. */
 export const RESYNC_ORCHESTRATION = 'resync';
 
 function vmIdParam(request: HttpRequest): string {
-    const vmId = routeParam(request, 'vmId');
-    if (!VM_ID.test(vmId)) {
-        throw new HvrError('VALIDATION_FAILED', `vmId must be 1–128 letters, digits, ".", "_" or "-"; got "${vmId}".`);
-    }
-    return vmId;
+    return requireContractId('vmId', routeParam(request, 'vmId'));
 }
 
 function invalid(field: string, value: unknown, rule: string): HvrError {
@@ -65,8 +62,7 @@ export function parseEnableRequest(
     if (typeof root !== 'object' || root === null || Array.isArray(root))
         throw invalid('body', root, 'must be a JSON object');
     const r = root as Record<string, unknown>;
-    if (typeof r.siteId !== 'string' || r.siteId === '')
-        throw invalid('siteId', r.siteId, 'must name a registered site');
+    const siteId = requireContractId('siteId', r.siteId);
     if (typeof r.policyName !== 'string' || r.policyName === '') {
         throw invalid('policyName', r.policyName, 'must name a replication policy');
     }
@@ -81,9 +77,7 @@ export function parseEnableRequest(
     const disks: VmDiskDescription[] = v.disks.map((d: unknown, i: number) => {
         if (typeof d !== 'object' || d === null) throw invalid(`vm.disks[${i}]`, d, 'must be an object');
         const disk = d as Record<string, unknown>;
-        if (typeof disk.diskId !== 'string' || !VM_ID.test(disk.diskId)) {
-            throw invalid(`vm.disks[${i}].diskId`, disk.diskId, 'must be 1–128 letters, digits, ".", "_" or "-"');
-        }
+        const diskId = requireContractId(`vm.disks[${i}].diskId`, disk.diskId);
         if (typeof disk.sizeBytes !== 'number' || !Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) {
             throw invalid(`vm.disks[${i}].sizeBytes`, disk.sizeBytes, 'must be a positive whole number of bytes');
         }
@@ -97,20 +91,24 @@ export function parseEnableRequest(
             throw invalid(`vm.disks[${i}].shared`, disk.shared, 'must be true or false');
         }
         return {
-            diskId: disk.diskId,
+            diskId,
             sizeBytes: disk.sizeBytes,
             logicalSectorBytes: sector,
             isOsDisk: disk.isOsDisk,
             ...(disk.shared === true ? { shared: true } : {}),
         };
     });
-    return { siteId: r.siteId, policyName: r.policyName, vm: { vmId, name: v.name, generation: v.generation, disks } };
+    return { siteId, policyName: r.policyName, vm: { vmId, name: v.name, generation: v.generation, disks } };
 }
 
-/** RPO now: the age of the newest data applied to every disk (the stored value is from the last change). */
-export function currentRpoSeconds(item: ProtectedItem, now: Date): number | undefined {
-    if (item.protectionState !== 'Protected' || item.lastCapturedAt === undefined) return item.rpoSeconds;
-    return Math.max(0, Math.floor((now.getTime() - Date.parse(item.lastCapturedAt)) / 1000));
+/**
+ * RPO now, from the capture time of the newest data every disk applied (shared/health.ts owns the rule); null
+ * while there is none or the VM is not replicating. The stored `rpoSeconds` is the monitor's value at its last
+ * change: never shown, it is stale the moment it is written.
+ */
+export function currentRpoSeconds(item: ProtectedItem, now: Date): number | null {
+    if (item.protectionState !== 'Protected') return null;
+    return rpoSecondsAt(item.lastCapturedAt, now);
 }
 
 /** The item as the API shows it: ASR's `{ name, properties }` shape. */

@@ -41,7 +41,8 @@ export function durableMergeNotifier(context: InvocationContext): MergeNotifier 
     return {
         logApplied: (e) => raise(both(e.vmId), lifecycleEvents.logApplied, e),
         cycleComplete: (e) => raise(both(e.vmId), lifecycleEvents.cycleComplete, e),
-        resyncRequired: (e) => raise([instanceIds.replicationMonitor(e.vmId)], lifecycleEvents.resyncRequired, e),
+        // Both: a refused initial log keeps enable protection from completing, with the reason.
+        resyncRequired: (e) => raise(both(e.vmId), lifecycleEvents.resyncRequired, e),
         mergeFailed: (e) => raise([instanceIds.replicationMonitor(e.vmId)], lifecycleEvents.mergeFailed, e),
     };
 }

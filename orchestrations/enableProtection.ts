@@ -1,5 +1,6 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
+import { INITIAL_REPLICATION_CYCLE_ID } from '../shared/contracts/ids';
 import { HvrError } from '../shared/errors';
 import { HealthReason } from '../shared/health';
 import {
@@ -8,6 +9,7 @@ import {
     instanceIds,
     lifecycleEvents,
     ProviderErrorEvent,
+    ResyncRequiredEvent,
 } from '../shared/lifecycle/instances';
 import { ReplicationPolicy } from '../shared/policy/replicationPolicy';
 import { fitCustomStatus } from '../shared/lifecycle/customStatus';
@@ -345,7 +347,10 @@ export function* enableProtectionOrchestrator(
         return { result: 'Failed' as const, jobId, error };
     }
 
-    // Initial replication: wait for every disk to reach 100 %, a non-recoverable provider error, or the timeout.
+    // Initial replication completes when the cloud has merged every disk's initial logs: the merge then records
+    // the recovery point of cycle INITIAL_REPLICATION_CYCLE_ID (the cycle id of each disk's last initial log) and
+    // raises CycleComplete. The provider's percentages are its progress report, not the proof: a log it shipped
+    // may be quarantined, or never arrive. Otherwise: a non-recoverable provider error, or the timeout.
     const timeoutHours = input.initialReplicationTimeoutHours ?? DEFAULT_INITIAL_REPLICATION_TIMEOUT_HOURS;
     const timeoutAt = new Date(Date.parse(irStartedAt) + timeoutHours * 3600_000);
     const initialReplication = { startedAt: irStartedAt, timeoutAt: timeoutAt.toISOString(), disks: progress };
@@ -355,6 +360,7 @@ export function* enableProtectionOrchestrator(
         lifecycleEvents.providerError,
         lifecycleEvents.cycleComplete,
         lifecycleEvents.logApplied,
+        lifecycleEvents.resyncRequired,
     ];
     let lastCapturedAt: string | undefined;
     let lastRecoveryPoint: { id: string; at: string } | undefined;
@@ -384,7 +390,6 @@ export function* enableProtectionOrchestrator(
             }
             setStatus({ initialReplication });
             yield record({ item: { initialReplicationProgress: { ...progress } } });
-            if (diskIds.every((d) => progress[d] === 100)) break;
         } else if (name === lifecycleEvents.providerError) {
             const event = winner.result as ProviderErrorEvent;
             const failure: Failure = {
@@ -409,6 +414,30 @@ export function* enableProtectionOrchestrator(
             const event = winner.result as CycleCompleteEvent;
             lastRecoveryPoint = { id: event.recoveryPointId, at: event.capturedAt };
             if (lastCapturedAt === undefined || event.capturedAt > lastCapturedAt) lastCapturedAt = event.capturedAt;
+            if (event.cycleId === INITIAL_REPLICATION_CYCLE_ID) {
+                // Every disk merged its initial logs: whatever the provider last said, each disk is complete.
+                for (const d of diskIds) progress[d] = 100;
+                break;
+            }
+        } else if (name === lifecycleEvents.resyncRequired) {
+            // The merge refused an initial log (quarantined) or found a gap: the VM stays out of Protected, and the
+            // item says why, until a later initial point completes or the timeout fails initial replication.
+            const event = winner.result as ResyncRequiredEvent;
+            const reason: HealthReason = {
+                code: 'ResyncRequired',
+                severity: 'Critical',
+                message: `Initial replication of disk ${event.diskId} cannot complete (${event.reason}): ${event.detail}`,
+            };
+            yield record({
+                item: { replicationHealth: 'Critical', healthReasons: [reason] },
+                event: {
+                    eventId: `${jobId}:ir-blocked:${event.diskId}:${event.at}`,
+                    kind: 'InitialReplicationBlocked',
+                    severity: 'Critical',
+                    message: reason.message,
+                    details: { diskId: event.diskId, reason: event.reason },
+                },
+            });
         }
         // LogApplied during initial replication needs nothing here: the merge keeps the disk rows.
     }

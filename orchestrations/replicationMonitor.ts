@@ -41,7 +41,8 @@ export const MONITOR_EVENTS_PER_GENERATION = 20;
 /** The custom status: what an operator sees on the instance. */
 export interface MonitorStatus {
     health: ReplicationHealth;
-    rpoSeconds: number;
+    /** Null while the VM has no applied data (shared/health.ts rpoSecondsAt). */
+    rpoSeconds: number | null;
     reasons: string[];
     lastCapturedAt?: string;
     generation: number;

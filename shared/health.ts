@@ -50,9 +50,15 @@ export function healthThresholds(copyFrequencySeconds: number): HealthThresholds
 export interface HealthFacts {
     now: string;
     copyFrequencySeconds: number;
-    /** capturedAt of the newest data applied to every disk; RPO is measured from it. */
+    /**
+     * Capture time of the newest data every disk of the VM has applied (its newest recovery point's, or a later
+     * cycle's); RPO is measured from it. Absent: the VM has never been replicated and its RPO is unknown.
+     */
     lastCapturedAt?: string;
-    /** When monitoring began; stands in for the capture and heartbeat times until the first ones arrive. */
+    /**
+     * When monitoring began. Not an RPO (a VM with no recovery point has none): the time without one is measured
+     * from it for the thresholds, and the heartbeat silence until the first heartbeat.
+     */
     monitoringSince: string;
     lastHeartbeatAt?: string;
     resyncRequired?: { reason: string; detail: string; at: string };
@@ -101,13 +107,28 @@ export function withReplicaRepairs(
 export interface HealthAssessment {
     health: ReplicationHealth;
     reasons: HealthReason[];
-    rpoSeconds: number;
+    /** rpoSecondsAt(lastCapturedAt, now): null while the VM has no applied data (RPO unknown). */
+    rpoSeconds: number | null;
     /** The next instant at which health would get worse if nothing happens (for the monitor's timer). */
     nextThresholdAt?: string;
 }
 
 function secondsBetween(fromIso: string, toIso: string): number {
     return Math.max(0, Math.floor((Date.parse(toIso) - Date.parse(fromIso)) / 1000));
+}
+
+/**
+ * The RPO of a VM at `now`, the one rule the monitor, its metric and the API share: whole seconds since the
+ * capture time of the newest data every disk has applied (`lastCapturedAt`: at least the newest recovery
+ * point's), or null (unknown) when there is none yet: a VM never replicated has no RPO, not a small one.
+ * Computed when asked, never read back from a stored value.
+ */
+export function rpoSecondsAt(lastCapturedAt: string | undefined, now: Date | string): number | null {
+    if (lastCapturedAt === undefined) return null;
+    const captured = Date.parse(lastCapturedAt);
+    if (Number.isNaN(captured)) return null;
+    const at = typeof now === 'string' ? Date.parse(now) : now.getTime();
+    return Math.max(0, Math.floor((at - captured) / 1000));
 }
 
 function formatDuration(seconds: number): string {
@@ -120,22 +141,28 @@ function formatDuration(seconds: number): string {
 export function assessReplicationHealth(facts: HealthFacts): HealthAssessment {
     const t = healthThresholds(facts.copyFrequencySeconds);
     const reasons: HealthReason[] = [];
-    const rpoSeconds = secondsBetween(facts.lastCapturedAt ?? facts.monitoringSince, facts.now);
+    const rpoSeconds = rpoSecondsAt(facts.lastCapturedAt, facts.now);
     const candidates: number[] = [];
     const nowMs = Date.parse(facts.now);
-    const rpoBase = Date.parse(facts.lastCapturedAt ?? facts.monitoringSince);
+    // Without a recovery point the RPO is unknown, but the wait for one still crosses the same thresholds.
+    const rpoBase = Date.parse(rpoSeconds === null ? facts.monitoringSince : facts.lastCapturedAt!);
+    const dataAgeSeconds = rpoSeconds ?? secondsBetween(facts.monitoringSince, facts.now);
+    const describeAge = (): string =>
+        rpoSeconds === null
+            ? `No recovery point ${formatDuration(dataAgeSeconds)} after monitoring began (RPO unknown)`
+            : `RPO is ${formatDuration(rpoSeconds)}`;
 
-    if (rpoSeconds > t.rpoCriticalSeconds) {
+    if (dataAgeSeconds > t.rpoCriticalSeconds) {
         reasons.push({
             code: 'RpoCriticalThresholdExceeded',
             severity: 'Critical',
-            message: `RPO is ${formatDuration(rpoSeconds)}, over the critical threshold of ${formatDuration(t.rpoCriticalSeconds)}.`,
+            message: `${describeAge()}, over the critical threshold of ${formatDuration(t.rpoCriticalSeconds)}.`,
         });
-    } else if (rpoSeconds > t.rpoWarningSeconds) {
+    } else if (dataAgeSeconds > t.rpoWarningSeconds) {
         reasons.push({
             code: 'RpoWarningThresholdExceeded',
             severity: 'Warning',
-            message: `RPO is ${formatDuration(rpoSeconds)}, over the warning threshold of ${formatDuration(t.rpoWarningSeconds)}.`,
+            message: `${describeAge()}, over the warning threshold of ${formatDuration(t.rpoWarningSeconds)}.`,
         });
         candidates.push(rpoBase + (t.rpoCriticalSeconds + 1) * 1000);
     } else {

@@ -42,7 +42,8 @@ export async function recordReplicationStatus(
 ): Promise<void> {
     const deps = lifecycleDependencies();
     const dims = { vmId: record.vmId, siteId: record.siteId };
-    deps.metrics.emit(context, HEALTH_METRICS.rpoSeconds, record.assessment.rpoSeconds, dims);
+    const rpoSeconds = record.assessment.rpoSeconds;
+    if (rpoSeconds !== null) deps.metrics.emit(context, HEALTH_METRICS.rpoSeconds, rpoSeconds, dims);
     const visible: ProtectedItemChanges = {
         replicationHealth: record.assessment.health,
         healthReasons: record.assessment.reasons,
@@ -66,7 +67,7 @@ export async function recordReplicationStatus(
                     ([k, v]) => JSON.stringify(current[k as keyof typeof current]) !== JSON.stringify(v),
                 );
                 // RPO moves every second: it is stored with the rest only when something else changes.
-                return differs ? { ...visible, rpoSeconds: record.assessment.rpoSeconds } : undefined;
+                return differs ? { ...visible, rpoSeconds: rpoSeconds ?? undefined } : undefined;
             },
             record.at,
         );

@@ -24,17 +24,8 @@ export interface ResyncInput {
     refreshBudgetBytes?: number;
 }
 
-/** Payload of ResyncDigestRequest. */
-export interface ResyncDigestRequestEvent {
-    vmId: string;
-    resyncId: string;
-    diskId: string;
-    /** The round the answer is (2 for the first request). */
-    round: number;
-    /** `encodeDigestRequest(...)`, base64. */
-    request: string;
-    at?: string;
-}
+/** Payload of ResyncDigestRequest: the contract's one type (shared/contracts/messages.ts). */
+export type { ResyncDigestRequestPayload as ResyncDigestRequestEvent } from '../../shared/contracts/messages';
 
 /** One disk in StartResync (shared/contracts/messages.ts). */
 export type { StartResyncDisk } from '../../shared/contracts/messages';

@@ -17,11 +17,12 @@ import {
     MAX_COMMAND_BYTES,
     PercentByDisk,
     ProviderCommand,
+    ResyncDigestRequestPayload,
     UploadGrantEvent,
 } from './messages';
 import { ProviderPresence, ReplayWindow, SiteKeyStore, VmOwnership } from './providerSites';
 import { ProviderEventPublisher } from './publisher';
-import { ID_PATTERN } from './schemas';
+import { ID_PATTERN } from './ids';
 import { SignedEnvelope, signatureMatches } from './signature';
 import { validateCommand } from './validate';
 
@@ -97,18 +98,8 @@ export interface ProviderResyncEvent {
     at: string;
 }
 
-/**
- * Payload of `ResyncDigestRequest` on `resync:{vmId}`: the command's fields, `request` still base64 (the
- * resync's activity decodes it against the disk's geometry, RESYNC_REQUEST_INVALID if it does not fit).
- */
-export interface ProviderDigestRequestEvent {
-    vmId: string;
-    resyncId: string;
-    diskId: string;
-    round: number;
-    request: string;
-    at: string;
-}
+/** Payload of `ResyncDigestRequest` on `resync:{vmId}` (RESYNC_REQUEST_INVALID later if it does not fit the disk). */
+export type ProviderDigestRequestEvent = ResyncDigestRequestPayload;
 
 /** Which orchestration instance each command's lifecycle event goes to. */
 export const commandRoutes = {

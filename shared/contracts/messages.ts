@@ -1,3 +1,5 @@
+import type { Consistency } from './uploadMetadata';
+
 /**
  * The provider contract: what on-premises providers send (commands, queue `provider-commands`) and what the
  * pipeline sends them (events, topic `provider-events`). Every body is JSON with `type` and `version`; the JSON
@@ -20,7 +22,7 @@ export const MAX_COMMAND_BYTES = 256 * 1024;
  */
 export const MAX_DIGEST_REQUEST_BASE64 = 252 * 1024;
 
-export type Consistency = 'CrashConsistent' | 'AppConsistent';
+export type { Consistency } from './uploadMetadata';
 
 /** Percent (0–100, whole numbers) per disk id. */
 export type PercentByDisk = Record<string, number>;
@@ -127,6 +129,13 @@ export interface ResyncDigestRequestCommand {
     request: string;
 }
 
+/**
+ * What the provider channel raises on `resync:{vmId}` for a ResyncDigestRequest: the command's fields, `request`
+ * still base64 (the resync's activity decodes it against the disk's geometry), and when it was accepted. The one
+ * type the command handler writes and the resync orchestration reads.
+ */
+export type ResyncDigestRequestPayload = Omit<ResyncDigestRequestCommand, 'type' | 'version'> & { at: string };
+
 /** A provider-side failure, classified: recoverable ones are retried, the others make the VM Critical. */
 export interface ProviderErrorCommand {
     type: 'ProviderError';
@@ -193,7 +202,7 @@ export interface UploadGrantItem {
     diskId: string;
     sequence: number;
     logId: string;
-    /** `replica-logs/{siteId}/{vmId}/{diskId}/{sequence}-{logId}.hrl` */
+    /** `replica-logs/{siteId}/{vmId}/{diskId}/{sequence}-{logId}.hrl` (logUploadPath in ./blobNames.ts) */
     blobPath: string;
     /** Write-only SAS URL (create + write) for exactly that blob. */
     url: string;
@@ -312,17 +321,4 @@ export function expectedSessionId(command: ProviderCommand, siteId: string): str
 
 export function siteSessionId(siteId: string): string {
     return `site:${siteId}`;
-}
-
-/** Where a log upload goes, in container `replica-logs`. */
-export const REPLICA_LOGS_CONTAINER = 'replica-logs';
-
-export function replicaLogBlobName(
-    siteId: string,
-    vmId: string,
-    diskId: string,
-    sequence: number,
-    logId: string,
-): string {
-    return `${siteId}/${vmId}/${diskId}/${sequence}-${logId}.hrl`;
 }

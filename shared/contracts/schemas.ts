@@ -1,4 +1,6 @@
+import { ID_PATTERN, INSTANT_PATTERN, LOG_ID_PATTERN } from './ids';
 import { MAX_DIGEST_REQUEST_BASE64, ProviderCommandType, ProviderEvent } from './messages';
+import { CONSISTENCIES } from './uploadMetadata';
 
 /**
  * JSON Schemas (draft 2020-12) of every provider message, version 1. Each schema is self-contained (no $ref
@@ -13,9 +15,8 @@ export type JsonSchema = Record<string, unknown>;
 
 const DRAFT = 'https://json-schema.org/draft/2020-12/schema';
 
-/** Ids end up in blob paths and session ids: letters, digits, `.`, `_`, `-`; no trailing dot; ≤ 64. */
-export const ID_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_-])?$';
-const INSTANT_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\\.[0-9]{1,9})?Z$';
+/** The id rule is ./ids.ts's; re-exported for the readers of the schemas. */
+export { ID_PATTERN } from './ids';
 /** Standard base64 with padding: whole 4-character groups. */
 const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 const CLOCK_PATTERN = '^(?:[01][0-9]|2[0-3]):[0-5][0-9]$';
@@ -23,6 +24,11 @@ const MAX_SAFE = 9007199254740991;
 const MAX_DISKS = 256;
 
 const id = { type: 'string', pattern: ID_PATTERN };
+const logId = {
+    type: 'string',
+    pattern: LOG_ID_PATTERN,
+    description: "The log's MS-HRL header UniqueId (a GUID); it names the uploaded blob.",
+};
 const instant = { type: 'string', pattern: INSTANT_PATTERN, description: 'ISO 8601 instant in UTC (…Z).' };
 const bytes = { type: 'integer', minimum: 0, maximum: MAX_SAFE };
 const sequence = {
@@ -131,7 +137,7 @@ export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
         {
             vmId: id,
             cycleId: id,
-            consistency: { enum: ['CrashConsistent', 'AppConsistent'] },
+            consistency: { enum: [...CONSISTENCIES] },
             capturedAt: instant,
             logs: {
                 type: 'array',
@@ -139,7 +145,7 @@ export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
                 maxItems: MAX_DISKS,
                 items: {
                     type: 'object',
-                    properties: { diskId: id, sequence, logId: id, bytes },
+                    properties: { diskId: id, sequence, logId, bytes },
                     required: ['diskId', 'sequence', 'logId', 'bytes'],
                     additionalProperties: false,
                 },
@@ -170,7 +176,7 @@ export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
                 maxItems: MAX_DISKS,
                 items: {
                     type: 'object',
-                    properties: { diskId: id, sequence, logId: id },
+                    properties: { diskId: id, sequence, logId },
                     required: ['diskId', 'sequence', 'logId'],
                     additionalProperties: false,
                 },
@@ -339,7 +345,7 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
                     properties: {
                         diskId: id,
                         sequence,
-                        logId: id,
+                        logId,
                         blobPath: { type: 'string', minLength: 1, maxLength: 1024 },
                         url: { type: 'string', pattern: '^https?://', maxLength: 4096 },
                         expiresOn: instant,

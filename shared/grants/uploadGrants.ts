@@ -6,7 +6,8 @@ import {
     UserDelegationKey,
 } from '@azure/storage-blob';
 import { HvrError } from '../errors';
-import { REPLICA_LOGS_CONTAINER, replicaLogBlobName, UploadGrantItem } from '../contracts/messages';
+import { logBlobName, REPLICA_LOGS_CONTAINER } from '../contracts/blobNames';
+import { UploadGrantItem } from '../contracts/messages';
 import { StorageConnection } from '../storage/connections';
 import { deadline } from '../storage/deadline';
 
@@ -70,7 +71,7 @@ export class BlobUploadGrants implements UploadGrantIssuer {
         const containerClient = this.conn.blob.getContainerClient(this.container);
         const protocol = containerClient.url.startsWith('https:') ? SASProtocol.Https : SASProtocol.HttpsAndHttp;
         return targets.map((t) => {
-            const blobName = replicaLogBlobName(t.siteId, t.vmId, t.diskId, t.sequence, t.logId);
+            const blobName = logBlobName(t);
             const sas = sign({
                 containerName: this.container,
                 blobName,

@@ -376,7 +376,7 @@ export async function afterApplied(
             vmId: log.vmId,
             cycleId: meta.cycleId,
             recoveryPointId: point.recoveryPointId,
-            consistency: meta.consistency === 'app' ? 'AppConsistent' : 'CrashConsistent',
+            consistency: meta.consistency,
             capturedAt: point.capturedAt,
         });
     }

@@ -123,7 +123,7 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
             name,
             log,
             blob,
-            meta: { consistency: 'crash', resync: false },
+            meta: { consistency: 'CrashConsistent', resync: false },
             replica,
             resync: false,
             resyncExpects,

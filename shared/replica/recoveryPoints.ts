@@ -1,4 +1,5 @@
 import { RestError } from '@azure/core-rest-pipeline';
+import type { Consistency } from '../contracts/uploadMetadata';
 import { Clock } from '../ports';
 import { getReplicaDisk, ReplicaDiskRow } from '../state/disks';
 import { StateScope } from '../state/protectedItems';
@@ -34,7 +35,7 @@ export interface RecoveryPointDeps {
 export interface CycleInput {
     vmId: string;
     cycleId: string;
-    consistency: 'crash' | 'app';
+    consistency: Consistency;
     capturedAt: string;
     /** The VM's disk rows as read after this disk's row was updated. */
     disks: ReplicaDiskRow[];
@@ -96,7 +97,7 @@ export async function recordCycleIfComplete(
         vmId: input.vmId,
         cycleId: input.cycleId,
         recoveryPointId: recoveryPointId(input.vmId, input.cycleId),
-        consistency: input.consistency === 'app' ? 'AppConsistent' : 'CrashConsistent',
+        consistency: input.consistency,
         capturedAt: input.capturedAt,
         createdAt: deps.clock.now().toISOString(),
         disks: snapshots,

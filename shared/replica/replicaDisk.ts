@@ -6,12 +6,10 @@ import { createReplicaDiskRecord, getReplicaDisk, ReplicaDiskRecord } from '../s
 import { StateScope } from '../state/protectedItems';
 import { deadline } from '../storage/deadline';
 import { decodeVhdFooter, encodeVhdFooter, replicaBlobSize, roundUpToMiB } from '../vhd/footer';
-import { REPLICAS_CONTAINER } from './logBlob';
+import { REPLICAS_CONTAINER, replicaBlobName } from '../contracts/blobNames';
 
-/** The page blob of one replica disk: `replicas/{vmId}/{diskId}.vhd`. */
-export function replicaBlobName(vmId: string, diskId: string): string {
-    return `${vmId}/${diskId}.vhd`;
-}
+/** The page blob of one replica disk: `replicas/{vmId}/{diskId}.vhd` (named by the contract's blobNames). */
+export { replicaBlobName };
 
 export function replicaPageBlob(blob: BlobServiceClient, blobName: string): PageBlobClient {
     return blob.getContainerClient(REPLICAS_CONTAINER).getPageBlobClient(blobName);

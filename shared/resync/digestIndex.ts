@@ -1,5 +1,6 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { BlobLeaseClient, ContainerClient, PageBlobClient } from '@azure/storage-blob';
+import { replicaBlobName } from '../contracts/blobNames';
 import { HvrError } from '../errors';
 import { deadline } from '../storage/deadline';
 import {
@@ -54,7 +55,7 @@ export interface DiskBlobs {
 }
 
 export function replicaBlobNameOf(d: Pick<DiskBlobs, 'vmId' | 'diskId'>): string {
-    return `${d.vmId}/${d.diskId}.vhd`;
+    return replicaBlobName(d.vmId, d.diskId);
 }
 export function digestIndexBlobName(d: Pick<DiskBlobs, 'vmId' | 'diskId'>): string {
     return `${d.vmId}/${d.diskId}.digests`;

@@ -1,5 +1,6 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { TableEntity } from '@azure/data-tables';
+import type { Consistency } from '../contracts/uploadMetadata';
 import { HvrError } from '../errors';
 import { ResyncReason } from '../lifecycle/instances';
 import { deadline } from '../storage/deadline';
@@ -54,7 +55,7 @@ export interface ReplicaDiskRecord {
     lastAppliedAt?: string;
     lastCapturedAt?: string;
     lastCycleId?: string;
-    lastConsistency?: 'crash' | 'app';
+    lastConsistency?: Consistency;
     /** The lowest log sequence seen uploaded ahead of a missing one, and since when the gap is open. */
     waitingSequence?: number;
     waitingSince?: string;

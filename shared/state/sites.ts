@@ -1,4 +1,5 @@
 import { RestError } from '@azure/core-rest-pipeline';
+import { requireContractId } from '../contracts/ids';
 import { HvrError } from '../errors';
 import { isValidTimeZone } from '../policy/replicationPolicy';
 import { deadline } from '../storage/deadline';
@@ -21,7 +22,6 @@ export interface Site {
 
 export const SITES_TABLE = 'Sites';
 const PARTITION = 'site';
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 function invalid(field: string, value: unknown, rule: string): HvrError {
     return new HvrError('VALIDATION_FAILED', `${field} ${rule}; got ${JSON.stringify(value) ?? 'nothing'}.`, {
@@ -39,14 +39,7 @@ export function validateSiteRegistration(
         throw invalid('body', input, 'must be a JSON object');
     }
     const body = input as Record<string, unknown>;
-    const siteId = siteIdFromPath ?? body.siteId;
-    if (typeof siteId !== 'string' || !ID_PATTERN.test(siteId)) {
-        throw invalid(
-            'siteId',
-            siteId,
-            'must be 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit',
-        );
-    }
+    const siteId = requireContractId('siteId', siteIdFromPath ?? body.siteId);
     const name = body.name ?? siteId;
     if (typeof name !== 'string' || name.length < 1 || name.length > 256) {
         throw invalid('name', name, 'must be a string of 1–256 characters');

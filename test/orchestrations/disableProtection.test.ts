@@ -1,6 +1,5 @@
 import '../../functions/apiReplicationProtectedItems';
 import { HvrError } from '../../shared/errors';
-import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { getJob } from '../../shared/state/jobs';
 import { getProtectedItem } from '../../shared/state/protectedItems';
 import { LifecycleHarness } from './lifecycle/harness';
@@ -9,12 +8,7 @@ import { validateEvent } from '../../shared/contracts/validate';
 async function protect(h: LifecycleHarness, vmId: string): Promise<string> {
     const { jobId } = (await h.enable(vmId)).jsonBody!;
     await h.runtime.runUntilIdle();
-    await h.runtime.raiseEvent(instanceIds.enableProtection(vmId), lifecycleEvents.initialReplicationProgress, {
-        vmId,
-        disks: { os: 100, data: 100 },
-        at: h.clock.now().toISOString(),
-    });
-    await h.runtime.runUntilIdle();
+    await h.completeInitialReplication(vmId);
     return jobId as string;
 }
 

@@ -74,6 +74,24 @@ describe('enable protection', () => {
             at: h.clock.now().toISOString(),
         });
         await h.runtime.runUntilIdle();
+        // The provider's word is not enough: nothing is merged yet, so there is nothing to recover to.
+        expect((await h.runtime.getStatus(instanceId))?.runtimeStatus).toBe('Running');
+        expect(await getProtectedItem(h.scope, 'vm1')).toMatchObject({
+            protectionState: 'InitialReplicationInProgress',
+            initialReplicationProgress: { os: 100, data: 100 },
+        });
+
+        // The merge applied both disks' last initial logs and recorded the `initial` recovery point.
+        await h.runtime.advance(5 * MINUTE);
+        const capturedAt = new Date(h.clock.now().getTime() - 4 * MINUTE);
+        await h.runtime.raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
+            vmId: 'vm1',
+            cycleId: 'initial',
+            recoveryPointId: 'vm1:initial',
+            consistency: 'CrashConsistent',
+            capturedAt: capturedAt.toISOString(),
+        });
+        await h.runtime.runUntilIdle();
 
         const done = (await h.runtime.getStatus(instanceId))!;
         expect(done.runtimeStatus).toBe('Completed');
@@ -83,8 +101,74 @@ describe('enable protection', () => {
         const monitor = await h.runtime.getStatus(instanceIds.replicationMonitor('vm1'));
         expect(monitor?.runtimeStatus).toBe('Running');
         const item = await getProtectedItem(h.scope, 'vm1');
-        expect(item).toMatchObject({ protectionState: 'Protected', replicationHealth: 'Normal', healthReasons: [] });
-        expect(h.metrics.some((m) => m.name === 'ReplicationRpoSeconds' && m.dimensions.vmId === 'vm1')).toBe(true);
+        expect(item).toMatchObject({
+            protectionState: 'Protected',
+            replicationHealth: 'Normal',
+            healthReasons: [],
+            lastRecoveryPointId: 'vm1:initial',
+            lastCapturedAt: capturedAt.toISOString(),
+        });
+        // RPO counts from the initial point's capture, not from when monitoring began.
+        const rpo = h.metrics.filter((m) => m.name === 'ReplicationRpoSeconds' && m.dimensions.vmId === 'vm1');
+        expect(rpo[0]?.value).toBe(4 * 60);
+    });
+
+    it("does not complete on a delta cycle's recovery point, only on the initial one", async () => {
+        await h.enable('vm1b');
+        await h.runtime.runUntilIdle();
+        await h.runtime.raiseEvent('protect:vm1b', lifecycleEvents.cycleComplete, {
+            vmId: 'vm1b',
+            cycleId: 'cycle-1',
+            recoveryPointId: 'vm1b:cycle-1',
+            consistency: 'CrashConsistent',
+            capturedAt: h.clock.now().toISOString(),
+        });
+        await h.runtime.runUntilIdle();
+        expect((await getProtectedItem(h.scope, 'vm1b'))?.protectionState).toBe('InitialReplicationInProgress');
+        await h.completeInitialReplication('vm1b');
+        expect((await getProtectedItem(h.scope, 'vm1b'))?.protectionState).toBe('Protected');
+    });
+
+    it('keeps a VM whose initial log was quarantined out of Protected, with the reason, until the timeout', async () => {
+        await h.enable('vm1c');
+        await h.runtime.runUntilIdle();
+        await h.runtime.raiseEvent('protect:vm1c', lifecycleEvents.initialReplicationProgress, {
+            vmId: 'vm1c',
+            disks: { os: 100, data: 100 },
+            at: h.clock.now().toISOString(),
+        });
+        await h.runtime.runUntilIdle();
+        await h.runtime.raiseEvent('protect:vm1c', lifecycleEvents.resyncRequired, {
+            vmId: 'vm1c',
+            diskId: 'data',
+            reason: 'InvalidLog',
+            detail: 'Log metadata consistency="fuzzy" is not CrashConsistent or AppConsistent.',
+            at: h.clock.now().toISOString(),
+        });
+        await h.runtime.runUntilIdle();
+        const blocked = await getProtectedItem(h.scope, 'vm1c');
+        expect(blocked).toMatchObject({
+            protectionState: 'InitialReplicationInProgress',
+            replicationHealth: 'Critical',
+            healthReasons: [
+                {
+                    code: 'ResyncRequired',
+                    severity: 'Critical',
+                    message: expect.stringMatching(
+                        /disk data cannot complete \(InvalidLog\): Log metadata consistency/,
+                    ),
+                },
+            ],
+        });
+        await h.runtime.advanceUntil(
+            async () => (await h.runtime.getStatus('protect:vm1c'))?.runtimeStatus === 'Completed',
+            { maxMs: 80 * 3600_000 },
+        );
+        expect(await getProtectedItem(h.scope, 'vm1c')).toMatchObject({
+            protectionState: 'InitialReplicationFailed',
+            healthReasons: [expect.objectContaining({ errorCode: 'TIMEOUT' })],
+        });
+        expect(await h.runtime.getStatus(instanceIds.replicationMonitor('vm1c'))).toBeUndefined();
     });
 
     it('retries a recoverable failure at exactly 1, 2, 4, 8, 10, 30 and 30 minutes', async () => {

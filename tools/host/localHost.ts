@@ -18,6 +18,7 @@ import { HostKeys, HttpFrontDoor } from './httpFrontDoor';
 import { assertLoopback, assertStorageReachable, listenFailure } from './startChecks';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
+import { ensureReplicaContainers } from './replicaContainers';
 import { hostStorage } from './hostStorage';
 import { LocalProviderEventPublisher } from './localProviderEvents';
 import { LocalSessionQueue, SessionQueuePump } from './localSessionQueue';
@@ -188,6 +189,10 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         resetStorageConnections();
         cleanups.push(resetStorageConnections);
         if (options.clock) cleanups.push(setPorts({ clock: options.clock }));
+
+        // Before any trigger or provider runs: a write-only upload grant cannot create its container.
+        const createdContainers = await ensureReplicaContainers(storageConnection('REPLICA_STORAGE', settings));
+        if (createdContainers.length > 0) log(`Created blob containers: ${createdContainers.join(', ')}.`);
 
         loadApp(registry, options.modules ?? appModules(appRoot));
         const all = [...registry.functions.values()];

@@ -1,3 +1,4 @@
+import { INITIAL_REPLICATION_CYCLE_ID } from '../../shared/contracts/ids';
 import { createWriteStream, WriteStream } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -578,7 +579,7 @@ async function hasRecoveryPoint(ctx: VmRunContext, vmId: string, cycleId: string
 function metadataFor(cycleId: string | undefined, capturedAt: Date, resync = false): Record<string, string> {
     return {
         ...(cycleId ? { [LOG_METADATA_KEYS.cycleId]: cycleId } : {}),
-        [LOG_METADATA_KEYS.consistency]: 'crash',
+        [LOG_METADATA_KEYS.consistency]: 'CrashConsistent',
         [LOG_METADATA_KEYS.capturedAt]: capturedAt.toISOString(),
         [LOG_METADATA_KEYS.resync]: resync ? 'true' : 'false',
     };
@@ -655,7 +656,13 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
                 ctx.stepTimeoutMs,
             );
             // The last log of every disk carries the cycle id: once all are applied, the first recovery point.
-            await upload(ctx, vm, current.log, grant!, metadataFor(last ? 'initial' : undefined, capturedAt));
+            await upload(
+                ctx,
+                vm,
+                current.log,
+                grant!,
+                metadataFor(last ? INITIAL_REPLICATION_CYCLE_ID : undefined, capturedAt),
+            );
             percent[disk.diskId] =
                 last || current.total === 0 ? 100 : Math.min(99, Math.floor((current.shipped / current.total) * 100));
             await provider.send({
@@ -705,7 +712,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
             ? item.properties.protectionState === 'Protected'
             : await hasRecoveryPoint(ctx, vm.vmId, lastCycle),
     );
-    vm.lastCycleId = options.cycles === 0 ? 'initial' : lastCycle;
+    vm.lastCycleId = options.cycles === 0 ? INITIAL_REPLICATION_CYCLE_ID : lastCycle;
     say(`${vm.vmId}: cycle ${options.cycles} applied (recovery point ${vm.vmId}:${lastCycle})`);
 }
 

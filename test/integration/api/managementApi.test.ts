@@ -7,6 +7,8 @@ import '../../../orchestrations/resync';
 import { LifecycleHarness } from '../../orchestrations/lifecycle/harness';
 import { functionRegistry } from '../../../tools/host/registry';
 import { providerSites } from '../../../functions/apiHttp';
+import { ID_RULE } from '../../../shared/contracts/ids';
+import { updateProtectedItem } from '../../../shared/state/protectedItems';
 
 describe('management API against Azurite tables', () => {
     let h: LifecycleHarness;
@@ -179,12 +181,7 @@ describe('management API against Azurite tables', () => {
         });
         await h.enable('vmR');
         await h.runtime.runUntilIdle();
-        await h.runtime.raiseEvent('protect:vmR', 'InitialReplicationProgress', {
-            vmId: 'vmR',
-            disks: { os: 100, data: 100 },
-            at: h.clock.now().toISOString(),
-        });
-        await h.runtime.runUntilIdle();
+        await h.completeInitialReplication('vmR');
         const again = await h.enable('vmR');
         expect(again.status).toBe(409);
         expect(again.jsonBody?.error.code).toBe('CONFLICT');
@@ -193,6 +190,48 @@ describe('management API against Azurite tables', () => {
         await expect(providerSites(h.scope).assignVm('vmR', 'other-site', h.clock.now())).rejects.toMatchObject({
             code: 'CONFLICT',
         });
+    });
+
+    it('refuses a 100-character VM id at the API, naming the id rule, before anything is created', async () => {
+        await h.seedSiteAndPolicy();
+        const vmId = 'v'.repeat(100);
+        const res = await h.enable(vmId);
+        expect(res.status).toBe(400);
+        expect(res.jsonBody?.error).toMatchObject({
+            code: 'VALIDATION_FAILED',
+            message: expect.stringContaining(`vmId must be ${ID_RULE}`),
+        });
+        await h.runtime.runUntilIdle();
+        expect(h.replicaCalls).toEqual([]);
+        expect(h.published).toEqual([]);
+        const trailingDot = await h.enable('vm.');
+        expect(trailingDot.status).toBe(400);
+        expect((await h.enable('v'.repeat(64))).status).toBe(202);
+    });
+
+    it('shows the RPO as unknown (null) until the first recovery point, then its age at request time', async () => {
+        await h.seedSiteAndPolicy();
+        await h.enable('vmT');
+        await h.runtime.runUntilIdle();
+        const get = async () =>
+            (
+                await h.http('apiReplicationProtectedItem', {
+                    method: 'GET',
+                    path: 'replicationProtectedItems/vmT',
+                    params: { vmId: 'vmT' },
+                })
+            ).jsonBody?.properties as Record<string, unknown>;
+        await h.runtime.advance(10 * 60_000);
+        expect(await get()).toMatchObject({ protectionState: 'InitialReplicationInProgress', rpoSeconds: null });
+        // A stored value (the monitor's last write) is never what the API reports.
+        await updateProtectedItem(h.scope, 'vmT', () => ({ rpoSeconds: 1 }), h.clock.now().toISOString());
+        expect((await get()).rpoSeconds).toBeNull();
+
+        const capturedAt = new Date(h.clock.now().getTime() - 90_000);
+        await h.completeInitialReplication('vmT', capturedAt);
+        expect(await get()).toMatchObject({ protectionState: 'Protected', rpoSeconds: 90 });
+        await h.runtime.advance(60_000);
+        expect((await get()).rpoSeconds).toBe(150);
     });
 
     it('starts the resync orchestration, or marks the item resync-required when there is none', async () => {
@@ -205,12 +244,7 @@ describe('management API against Azurite tables', () => {
             params: { vmId: 'vmS' },
         });
         expect(early.status).toBe(409);
-        await h.runtime.raiseEvent('protect:vmS', 'InitialReplicationProgress', {
-            vmId: 'vmS',
-            disks: { os: 100, data: 100 },
-            at: h.clock.now().toISOString(),
-        });
-        await h.runtime.runUntilIdle();
+        await h.completeInitialReplication('vmS');
         const res = await h.http('apiResyncProtectedItem', {
             method: 'POST',
             path: 'replicationProtectedItems/vmS/resync',

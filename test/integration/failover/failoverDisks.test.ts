@@ -23,7 +23,7 @@ async function cycle(
     disks: SourceDisk[],
     rand: () => number,
     n: number,
-    consistency: 'crash' | 'app' = 'crash',
+    consistency: 'CrashConsistent' | 'AppConsistent' = 'CrashConsistent',
 ): Promise<Map<string, Buffer>> {
     const capturedAt = new Date(NOW.getTime() + n * 60_000).toISOString();
     for (const disk of disks) {
@@ -75,7 +75,7 @@ describe('failover disks from a recovery point (Azurite)', () => {
         const rand = seededRandom(7001);
         const disks = [await h.addDisk('os', 8 * MiB), await h.addDisk('data', 4 * MiB)];
         await cycle(h, disks, rand, 1);
-        const atCycle2 = await cycle(h, disks, rand, 2, 'app');
+        const atCycle2 = await cycle(h, disks, rand, 2, 'AppConsistent');
         const point2 = await pointOf(h, 'c2');
 
         // The drill starts from cycle 2; the replica moves on to cycle 3 before and after the copy.

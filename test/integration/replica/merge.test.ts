@@ -38,7 +38,7 @@ describe('merging uploaded logs into replica page blobs', () => {
         for (let cycle = 1; cycle <= 8; cycle++) {
             disk.randomWrites(rand, 40);
             const cut = disk.cutLog({ dataChecksums: cycle % 2 === 0 });
-            const name = await h.upload('disk0', cut, { cycleId: `c${cycle}`, consistency: 'crash' });
+            const name = await h.upload('disk0', cut, { cycleId: `c${cycle}`, consistency: 'CrashConsistent' });
             const [outcome] = await mergeUploadedLog(h.deps(), name);
             expect(outcome).toMatchObject({ status: 'applied', sequence: cycle });
             if (outcome?.status === 'applied') {

@@ -15,7 +15,7 @@ describe('VM-consistent recovery points', () => {
         for (let cycle = 1; cycle <= 3; cycle++) {
             const cycleId = `cycle-${cycle}`;
             const capturedAt = new Date(Date.UTC(2026, 2, 1, 10, cycle * 5)).toISOString();
-            const consistency = cycle === 2 ? 'app' : 'crash';
+            const consistency = cycle === 2 ? 'AppConsistent' : 'CrashConsistent';
             const names: string[] = [];
             for (const disk of disks) {
                 disk.randomWrites(rand, 10);
@@ -53,7 +53,7 @@ describe('VM-consistent recovery points', () => {
         const names: string[] = [];
         for (const disk of disks) {
             disk.randomWrites(rand, 10);
-            names.push(await h.upload(disk.diskId, disk.cutLog(), { cycleId: 'c1', consistency: 'crash' }));
+            names.push(await h.upload(disk.diskId, disk.cutLog(), { cycleId: 'c1', consistency: 'CrashConsistent' }));
         }
         await Promise.all(names.map((n) => mergeUploadedLog(h.deps(), n)));
         const points = await listRecoveryPoints(h.scope, h.vmId);
@@ -79,16 +79,16 @@ describe('VM-consistent recovery points', () => {
         const disk = await h.addDisk('disk0', 4 * MiB);
         const retention = { retentionHours: 72, appConsistentFrequencyHours: 4 };
         const deps = h.deps({ retentionFor: async () => retention });
-        const run = async (cycleId: string, consistency: 'crash' | 'app'): Promise<void> => {
+        const run = async (cycleId: string, consistency: 'CrashConsistent' | 'AppConsistent'): Promise<void> => {
             disk.randomWrites(rand, 5);
             const capturedAt = h.clock.now().toISOString();
             await mergeUploadedLog(deps, await h.upload('disk0', disk.cutLog(), { cycleId, consistency, capturedAt }));
         };
-        await run('old-app', 'app');
-        await run('old-crash', 'crash');
+        await run('old-app', 'AppConsistent');
+        await run('old-crash', 'CrashConsistent');
         const oldSnapshot = (await listRecoveryPoints(h.scope, h.vmId))[0]!.disks.disk0!.snapshot;
         h.clock.advance(80 * 3600);
-        await run('new-crash', 'crash');
+        await run('new-crash', 'CrashConsistent');
         const points = await listRecoveryPoints(h.scope, h.vmId);
         expect(points.map((p) => p.cycleId)).toEqual(['new-crash', 'old-app']);
         const page = replicaPageBlob(h.storage.blob, `${h.vmId}/disk0.vhd`);

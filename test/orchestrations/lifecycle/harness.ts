@@ -1,6 +1,8 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- response bodies are read loosely in tests */
 import { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
+import { INITIAL_REPLICATION_CYCLE_ID } from '../../../shared/contracts/ids';
+import { instanceIds, lifecycleEvents } from '../../../shared/lifecycle/instances';
 import { HvrError } from '../../../shared/errors';
 import { setPorts } from '../../../shared/ports';
 import { validateReplicationPolicy } from '../../../shared/policy/replicationPolicy';
@@ -159,6 +161,29 @@ export class LifecycleHarness {
             params: { vmId },
             body: { siteId: 'site1', policyName: 'gold', vm },
         });
+    }
+
+    /**
+     * What the pipeline does once a provider shipped every disk's initial logs: the provider reports 100 %, and
+     * the merge, having applied each disk's last initial log, records the `initial` recovery point and raises
+     * CycleComplete to `protect:{vmId}` (only that completes initial replication).
+     */
+    async completeInitialReplication(vmId: string, capturedAt: Date = this.clock.now()): Promise<void> {
+        const instanceId = instanceIds.enableProtection(vmId);
+        await this.runtime.raiseEvent(instanceId, lifecycleEvents.initialReplicationProgress, {
+            vmId,
+            disks: { os: 100, data: 100 },
+            at: this.clock.now().toISOString(),
+        });
+        await this.runtime.runUntilIdle();
+        await this.runtime.raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
+            vmId,
+            cycleId: INITIAL_REPLICATION_CYCLE_ID,
+            recoveryPointId: `${vmId}:${INITIAL_REPLICATION_CYCLE_ID}`,
+            consistency: 'CrashConsistent',
+            capturedAt: capturedAt.toISOString(),
+        });
+        await this.runtime.runUntilIdle();
     }
 
     async close(): Promise<void> {

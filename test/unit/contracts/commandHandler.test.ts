@@ -72,7 +72,7 @@ describe('provider commands that are carried out', () => {
                 cycleId: 'cycle-7',
                 consistency: 'AppConsistent',
                 capturedAt: '2025-01-15T10:29:00Z',
-                logs: [{ diskId: 'd0', sequence: 7, logId: 'log-7', bytes: 4096 }],
+                logs: [{ diskId: 'd0', sequence: 7, logId: '7a7a7a7a-0000-4000-8000-000000000007', bytes: 4096 }],
             },
         });
     });
@@ -125,8 +125,20 @@ describe('provider commands that are carried out', () => {
         expect(channel.writes[0]).toEqual({
             kind: 'grant',
             targets: [
-                { siteId: 'site-a', vmId: 'vm-a1', diskId: 'd0', sequence: 7, logId: 'log-7' },
-                { siteId: 'site-a', vmId: 'vm-a1', diskId: 'd1', sequence: 3, logId: 'log-3' },
+                {
+                    siteId: 'site-a',
+                    vmId: 'vm-a1',
+                    diskId: 'd0',
+                    sequence: 7,
+                    logId: '7a7a7a7a-0000-4000-8000-000000000007',
+                },
+                {
+                    siteId: 'site-a',
+                    vmId: 'vm-a1',
+                    diskId: 'd1',
+                    sequence: 3,
+                    logId: '3a3a3a3a-0000-4000-8000-000000000003',
+                },
             ],
         });
         expect(channel.writes[1]).toMatchObject({

@@ -1,3 +1,4 @@
+import { logUploadPath } from '../../../shared/contracts/blobNames';
 import { ProviderCommandDelivery, ProviderCommandPorts } from '../../../shared/contracts/commandHandler';
 import { UploadGrantItem } from '../../../shared/contracts/messages';
 import { SeenMessage, SiteKey } from '../../../shared/contracts/providerSites';
@@ -91,7 +92,7 @@ export function fakeChannel(): FakeChannel {
                     diskId: t.diskId,
                     sequence: t.sequence,
                     logId: t.logId,
-                    blobPath: `replica-logs/${t.siteId}/${t.vmId}/${t.diskId}/${t.sequence}-${t.logId}.hrl`,
+                    blobPath: logUploadPath(t),
                     url: `https://acct.blob.core.windows.net/replica-logs/${t.siteId}/${t.vmId}/x?sp=cw`,
                     expiresOn: new Date(at.getTime() + 30 * 60_000).toISOString(),
                 }));
@@ -166,7 +167,7 @@ export const commands = {
         cycleId: 'cycle-7',
         consistency: 'AppConsistent',
         capturedAt: '2025-01-15T10:29:00Z',
-        logs: [{ diskId: 'd0', sequence: 7, logId: 'log-7', bytes: 4096 }],
+        logs: [{ diskId: 'd0', sequence: 7, logId: '7a7a7a7a-0000-4000-8000-000000000007', bytes: 4096 }],
     }),
     grantRequest: (vmId = 'vm-a1') => ({
         type: 'UploadGrantRequest',
@@ -174,8 +175,8 @@ export const commands = {
         vmId,
         requestId: 'req-7',
         uploads: [
-            { diskId: 'd0', sequence: 7, logId: 'log-7' },
-            { diskId: 'd1', sequence: 3, logId: 'log-3' },
+            { diskId: 'd0', sequence: 7, logId: '7a7a7a7a-0000-4000-8000-000000000007' },
+            { diskId: 'd1', sequence: 3, logId: '3a3a3a3a-0000-4000-8000-000000000003' },
         ],
     }),
     resyncProgress: (vmId = 'vm-a1') => ({

@@ -1,4 +1,4 @@
-import { assessReplicationHealth, healthThresholds, withReplicaRepairs } from '../../../shared/health';
+import { assessReplicationHealth, healthThresholds, rpoSecondsAt, withReplicaRepairs } from '../../../shared/health';
 
 const t0 = Date.parse('2025-03-01T12:00:00Z');
 const at = (minutes: number) => new Date(t0 + minutes * 60_000).toISOString();
@@ -24,6 +24,26 @@ describe('replication health', () => {
         const critical = assessReplicationHealth({ ...base, now: at(61), lastHeartbeatAt: at(61) });
         expect(critical.reasons.map((r) => r.code)).toEqual(['RpoCriticalThresholdExceeded']);
         expect(critical.health).toBe('Critical');
+    });
+
+    it('has no RPO for a VM with no applied data (unknown, not the time since monitoring began)', () => {
+        expect(rpoSecondsAt(undefined, at(5))).toBeNull();
+        expect(rpoSecondsAt(at(0), at(5))).toBe(300);
+        const never = assessReplicationHealth({
+            copyFrequencySeconds: 300,
+            monitoringSince: at(0),
+            now: at(16),
+            lastHeartbeatAt: at(16),
+        });
+        expect(never.rpoSeconds).toBeNull();
+        // The wait for a first recovery point still crosses the RPO thresholds, saying what it is.
+        expect(never.reasons).toEqual([
+            expect.objectContaining({
+                code: 'RpoWarningThresholdExceeded',
+                message:
+                    'No recovery point 16 min after monitoring began (RPO unknown), over the warning threshold of 15 min.',
+            }),
+        ]);
     });
 
     it('warns when the provider has been silent for 15 minutes and is Critical after an hour', () => {

@@ -21,7 +21,7 @@ describe('uploaded log names and metadata', () => {
 
     it('reads the provider metadata, defaulting to a crash-consistent delta log', () => {
         expect(parseLogMetadata(undefined)).toEqual({
-            consistency: 'crash',
+            consistency: 'CrashConsistent',
             resync: false,
             cycleId: undefined,
             capturedAt: undefined,
@@ -29,15 +29,28 @@ describe('uploaded log names and metadata', () => {
         expect(
             parseLogMetadata({
                 CycleId: 'c-12',
-                consistency: 'app',
+                consistency: 'AppConsistent',
                 capturedat: '2026-03-01T10:00:00Z',
                 resync: 'true',
             }),
-        ).toEqual({ cycleId: 'c-12', consistency: 'app', capturedAt: '2026-03-01T10:00:00.000Z', resync: true });
+        ).toEqual({
+            cycleId: 'c-12',
+            consistency: 'AppConsistent',
+            capturedAt: '2026-03-01T10:00:00.000Z',
+            resync: true,
+        });
+    });
+
+    it('reads the deprecated crash / app spelling as the contract spelling, so an older upload is not quarantined', () => {
+        expect(parseLogMetadata({ consistency: 'app' }).consistency).toBe('AppConsistent');
+        expect(parseLogMetadata({ consistency: 'crash' }).consistency).toBe('CrashConsistent');
     });
 
     it.each([
-        [{ consistency: 'fuzzy' }, /consistency="fuzzy"/],
+        [{ consistency: 'fuzzy' }, /consistency="fuzzy" is not CrashConsistent or AppConsistent/],
+        [{ consistency: 'appconsistent' }, /consistency="appconsistent"/],
+        [{ capturedat: '2026-03-01 10:00' }, /capturedat="2026-03-01 10:00"/],
+        [{ cycleid: 'c1.' }, /cycleid="c1\." must be 1–64/],
         [{ capturedat: 'yesterday' }, /capturedat="yesterday"/],
         [{ resync: 'yes' }, /resync="yes"/],
         [{ cycleid: 'a b' }, /cycleid="a b"/],
