@@ -6,7 +6,7 @@ import { signCommand } from '../../../shared/contracts/signature';
 import { ports } from '../../../shared/ports';
 import { connectionFromString } from '../../../shared/storage/connections';
 import { LocalHost, startLocalHost } from '../../../tools/host/localHost';
-import { AmqpTestPeer } from '../../support/amqpPeer';
+import { LocalServiceBus } from '../../../tools/broker/localServiceBus';
 import { uniqueName } from '../../support/azurite';
 import { commands } from '../../unit/contracts/fakeChannel';
 
@@ -14,13 +14,13 @@ const COMMANDS = 'provider-commands';
 const DEAD_LETTERS = `${COMMANDS}/$DeadLetterQueue`;
 const EVENTS = 'provider-events';
 
-let peer: AmqpTestPeer;
+let peer: LocalServiceBus;
 let client: ServiceBusClient;
 let host: LocalHost | undefined;
 const lines: string[] = [];
 
 beforeEach(async () => {
-    peer = await AmqpTestPeer.start();
+    peer = await LocalServiceBus.start();
     peer.createQueue(COMMANDS, { sessions: true, maxDeliveryCount: 5 });
     peer.createTopic(EVENTS, { duplicateDetection: true });
     client = new ServiceBusClient(peer.connectionString, busClientOptions(5_000));
