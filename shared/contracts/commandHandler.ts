@@ -151,7 +151,7 @@ function parseBody(body: unknown): unknown {
         try {
             return JSON.parse(text) as unknown;
         } catch (err) {
-            throw new Rejection('MESSAGE_INVALID', `Body is not JSON: ${ensureErrorType(err).message}`);
+            throw new Rejection('MESSAGE_NOT_JSON', `Body is not JSON: ${ensureErrorType(err).message}`);
         }
     }
     return body;
@@ -176,7 +176,7 @@ function envelopeOf(delivery: ProviderCommandDelivery): { envelope: SignedEnvelo
     if (!keyId || !signature || !timestamp) {
         const missing = [!keyId && 'keyId', !timestamp && 'timestamp', !signature && 'signature'].filter(Boolean);
         throw new Rejection(
-            'MESSAGE_SIGNATURE',
+            'MESSAGE_UNSIGNED',
             `Unsigned message: application properties ${missing.join(', ')} missing.`,
         );
     }
@@ -216,10 +216,13 @@ export async function handleProviderCommand(
 
         const key = await ports.keys.siteKey(envelope.siteId, envelope.keyId);
         if (!key) {
-            throw new Rejection('MESSAGE_SIGNATURE', `No key ${envelope.keyId} for site ${envelope.siteId}.`);
+            throw new Rejection(
+                'MESSAGE_SITE_UNKNOWN',
+                `No key ${envelope.keyId} for site ${envelope.siteId}: the site is not registered, or the key id is not one of its keys.`,
+            );
         }
         if (key.revoked) {
-            throw new Rejection('MESSAGE_SIGNATURE', `Key ${envelope.keyId} of site ${envelope.siteId} is revoked.`);
+            throw new Rejection('MESSAGE_KEY_REVOKED', `Key ${envelope.keyId} of site ${envelope.siteId} is revoked.`);
         }
         if (!signatureMatches(key.key, envelope, body, signature)) {
             throw new Rejection(
@@ -239,7 +242,7 @@ export async function handleProviderCommand(
         const session = expectedSessionId(command, envelope.siteId);
         if (envelope.sessionId !== session) {
             throw new Rejection(
-                'MESSAGE_INVALID',
+                'MESSAGE_SESSION',
                 `${command.type} must be sent with sessionId "${session}", not "${envelope.sessionId}".`,
             );
         }
@@ -271,7 +274,7 @@ export async function handleProviderCommand(
                     messageId: envelope.messageId,
                 });
                 throw new Rejection(
-                    'MESSAGE_OTHER_SITE',
+                    owner === undefined ? 'MESSAGE_VM_UNKNOWN' : 'MESSAGE_OTHER_SITE',
                     owner === undefined
                         ? `VM ${vmId} is not registered with site ${envelope.siteId}.`
                         : `VM ${vmId} belongs to another site, not ${envelope.siteId}.`,
