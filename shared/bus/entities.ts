@@ -9,7 +9,7 @@
  * Copies of refused commands, with `deadLetterReason` and `deadLetterErrorDescription`: the Functions trigger
  * cannot dead-letter with a reason, so it forwards here (functions/providerCommands.ts).
  */
-export const PROVIDER_COMMANDS_REJECTED_QUEUE = 'provider-commands-rejected';
+export const REJECTED_COMMANDS_QUEUE = 'provider-commands-rejected';
 
 /** The application property each site's subscription filters on (a correlation filter). */
 export const SITE_FILTER_PROPERTY = 'siteId';

@@ -1,7 +1,7 @@
 import { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { busClientOptions } from '../../shared/bus/busClient';
 import { ServiceBusEventPublisher } from '../../shared/bus/eventPublisher';
-import { PROVIDER_COMMANDS_REJECTED_QUEUE, siteSubscriptionName } from '../../shared/bus/entities';
+import { REJECTED_COMMANDS_QUEUE, siteSubscriptionName } from '../../shared/bus/entities';
 import { PROVIDER_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC } from '../../shared/contracts/messages';
 import { HvrError } from '../../shared/errors';
 import { ports } from '../../shared/ports';
@@ -76,7 +76,7 @@ describe('the local host serves the provider channel over its own Service Bus br
         const broker = host.providerBus!.broker;
         expect(host.settings.PROVIDER_BUS).toBe(host.providerBus!.connectionString);
         expect(host.settings.PROVIDER_BUS).toMatch(/UseDevelopmentEmulator=true/);
-        for (const entity of [PROVIDER_COMMANDS_QUEUE, PROVIDER_COMMANDS_REJECTED_QUEUE, PROVIDER_EVENTS_TOPIC]) {
+        for (const entity of [PROVIDER_COMMANDS_QUEUE, REJECTED_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC]) {
             expect(broker.hasEntity(entity)).toBe(true);
         }
         expect(lines).toContain(`  PROVIDER_BUS=${host.settings.PROVIDER_BUS}`);

@@ -1,8 +1,4 @@
-import {
-    PROVIDER_COMMANDS_REJECTED_QUEUE,
-    SITE_FILTER_PROPERTY,
-    siteSubscriptionName,
-} from '../../shared/bus/entities';
+import { REJECTED_COMMANDS_QUEUE, SITE_FILTER_PROPERTY, siteSubscriptionName } from '../../shared/bus/entities';
 import { PROVIDER_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC } from '../../shared/contracts/messages';
 import { LocalServiceBus } from './localServiceBus';
 
@@ -21,19 +17,28 @@ export interface ProviderEntityOptions {
     duplicateDetectionWindowMs?: number;
 }
 
-const INFRA = { lockDurationMs: 60_000, maxDeliveryCount: 10, duplicateDetectionWindowMs: 30 * 60_000 };
+/** What infra sets (infra/modules/service-bus.bicep, provider-site.bicep); a unit test compares. */
+export const LOCAL_ENTITY_DEFAULTS = {
+    lockDurationMs: 60_000,
+    maxDeliveryCount: 10,
+    duplicateDetectionWindowMs: 30 * 60_000,
+};
 
 export function createProviderEntities(broker: LocalServiceBus, options: ProviderEntityOptions = {}): void {
-    const lockDurationMs = options.lockDurationMs ?? INFRA.lockDurationMs;
-    const duplicateDetectionWindowMs = options.duplicateDetectionWindowMs ?? INFRA.duplicateDetectionWindowMs;
+    const lockDurationMs = options.lockDurationMs ?? LOCAL_ENTITY_DEFAULTS.lockDurationMs;
+    const duplicateDetectionWindowMs =
+        options.duplicateDetectionWindowMs ?? LOCAL_ENTITY_DEFAULTS.duplicateDetectionWindowMs;
     broker.createQueue(PROVIDER_COMMANDS_QUEUE, {
         sessions: true,
         duplicateDetection: true,
         duplicateDetectionWindowMs,
-        maxDeliveryCount: options.commandMaxDeliveryCount ?? INFRA.maxDeliveryCount,
+        maxDeliveryCount: options.commandMaxDeliveryCount ?? LOCAL_ENTITY_DEFAULTS.maxDeliveryCount,
         lockDurationMs,
     });
-    broker.createQueue(PROVIDER_COMMANDS_REJECTED_QUEUE, { lockDurationMs, maxDeliveryCount: INFRA.maxDeliveryCount });
+    broker.createQueue(REJECTED_COMMANDS_QUEUE, {
+        lockDurationMs,
+        maxDeliveryCount: LOCAL_ENTITY_DEFAULTS.maxDeliveryCount,
+    });
     broker.createTopic(PROVIDER_EVENTS_TOPIC, { duplicateDetection: true, duplicateDetectionWindowMs });
 }
 
@@ -50,7 +55,10 @@ export function createSiteSubscription(
         PROVIDER_EVENTS_TOPIC,
         name,
         { properties: { [SITE_FILTER_PROPERTY]: siteId } },
-        { lockDurationMs: options.lockDurationMs ?? INFRA.lockDurationMs, maxDeliveryCount: INFRA.maxDeliveryCount },
+        {
+            lockDurationMs: options.lockDurationMs ?? LOCAL_ENTITY_DEFAULTS.lockDurationMs,
+            maxDeliveryCount: LOCAL_ENTITY_DEFAULTS.maxDeliveryCount,
+        },
     );
     return true;
 }
