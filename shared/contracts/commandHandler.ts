@@ -170,15 +170,20 @@ function envelopeOf(delivery: ProviderCommandDelivery): { envelope: SignedEnvelo
     const signature = stringProperty(props, 'signature');
     if (!delivery.messageId) throw new Rejection('MESSAGE_INVALID', 'The message has no messageId.');
     if (!delivery.sessionId) throw new Rejection('MESSAGE_INVALID', 'The message has no sessionId.');
-    if (!siteId || !ID.test(siteId)) {
-        throw new Rejection('MESSAGE_SIGNATURE', `Application property siteId is missing or malformed.`);
-    }
-    if (!keyId || !signature || !timestamp) {
-        const missing = [!keyId && 'keyId', !timestamp && 'timestamp', !signature && 'signature'].filter(Boolean);
+    if (!siteId || !keyId || !signature || !timestamp) {
+        const missing = [
+            !siteId && 'siteId',
+            !keyId && 'keyId',
+            !timestamp && 'timestamp',
+            !signature && 'signature',
+        ].filter(Boolean);
         throw new Rejection(
             'MESSAGE_UNSIGNED',
             `Unsigned message: application properties ${missing.join(', ')} missing.`,
         );
+    }
+    if (!ID.test(siteId)) {
+        throw new Rejection('MESSAGE_SIGNATURE', `Application property siteId "${siteId.slice(0, 40)}" is malformed.`);
     }
     if (!INSTANT.test(timestamp) || Number.isNaN(Date.parse(timestamp))) {
         throw new Rejection('MESSAGE_INVALID', `timestamp "${timestamp.slice(0, 40)}" is not an ISO 8601 UTC instant.`);

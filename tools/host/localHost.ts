@@ -74,6 +74,8 @@ export interface LocalHostOptions {
         brokerPort?: number;
         /** How often the local broker looks for newly registered sites. Default 1 s. */
         siteScanIntervalMs?: number;
+        /** The local broker's duplicate-detection window (infra: 30 min). */
+        duplicateDetectionWindowSeconds?: number;
     };
     /** How long `stop()` waits for invocations in flight. Default 30 s. */
     drainTimeoutMs?: number;
@@ -174,6 +176,10 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 port: options.serviceBus?.brokerPort,
                 lockDurationMs: options.serviceBus?.lockSeconds ? options.serviceBus.lockSeconds * 1000 : undefined,
                 commandMaxDeliveryCount: options.serviceBus?.maxDeliveryCount,
+                duplicateDetectionWindowMs:
+                    options.serviceBus?.duplicateDetectionWindowSeconds === undefined
+                        ? undefined
+                        : options.serviceBus.duplicateDetectionWindowSeconds * 1000,
                 siteScanIntervalMs: options.serviceBus?.siteScanIntervalMs,
                 log,
             });
