@@ -1,36 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { AddressInfo, Server, Socket } from 'node:net';
 import { create_container, types as amqpTypes } from 'rhea';
-import type { Connection, Delivery, EventContext, Message, Sender } from 'rhea';
+import type { EventContext, Message, Sender } from 'rhea';
 import {
     addressOf,
     AmqpMessage,
     BATCH_FORMAT,
     CONDITIONS,
-    DEAD_LETTER_CONDITION,
     DEAD_LETTER_SUFFIX,
     frames,
     LOCKED_UNTIL_PROPERTY,
-    lockTokenOfTag,
-    lockTokenTag,
-    OUTCOMES,
     SESSION_FILTER,
     ticks,
     unbatch,
     unwrapFilterValue,
 } from './amqpWire';
+import { Deliveries } from './deliveries';
 import {
     DEFAULT_DUPLICATE_WINDOW_MS,
     DuplicateHistory,
     Entity,
     EntityOptions,
     filterAccepts,
-    LockedMessage,
     StoredMessage,
     SubscriptionFilter,
     Topic,
 } from './entities';
-import { answerManagement, ManagementTarget } from './management';
+import { answerManagement } from './management';
 
 export type { StoredMessage, SubscriptionFilter, EntityOptions as QueueOptions } from './entities';
 
@@ -44,15 +40,6 @@ const BROKER_ANNOTATIONS = [
     'x-opt-deadletter-source',
 ];
 
-type Settlement = 'complete' | 'abandon' | 'deadLetter';
-
-interface ReceiverLink {
-    sender: Sender;
-    entity: Entity;
-    /** Set for a session receiver: it only gets that session's messages. */
-    sessionId?: string;
-}
-
 export interface LocalServiceBusOptions {
     /** Interface to listen on; loopback unless told otherwise (the broker checks no credentials). */
     host?: string;
@@ -63,8 +50,7 @@ export interface LocalServiceBusOptions {
 }
 
 /**
- * A Service Bus namespace on loopback that the real `@azure/service-bus` and `Azure.Messaging.ServiceBus`
- * clients talk to with a connection string carrying `UseDevelopmentEmulator=true` (plain AMQP over TCP, no TLS).
+ * A Service Bus namespace on loopback that the real `@azure/service-bus` client talks to with a connection string carrying `UseDevelopmentEmulator=true` (plain AMQP over TCP, no TLS).
  * It answers CBS put-token (any token: it authenticates no one), takes single and batched sends to queues and
  * topics, routes topic messages to the subscriptions whose filter accepts them, assigns sequence numbers itself,
  * drops duplicates within the detection window, and serves peek-lock receivers: per-message locks (or one lock
@@ -72,7 +58,7 @@ export interface LocalServiceBusOptions {
  * redelivery when a lock expires or its link goes away, and `MaxDeliveryCountExceeded` dead-lettering.
  * Messages are held in memory: they do not survive the broker.
  */
-export class LocalServiceBus implements ManagementTarget {
+export class LocalServiceBus {
     private readonly container = create_container({ treat_modified_as_released: false });
     private server?: Server;
     private sweeper?: NodeJS.Timeout;
@@ -80,8 +66,7 @@ export class LocalServiceBus implements ManagementTarget {
     private readonly queues = new Map<string, Entity>();
     private readonly topics = new Map<string, Topic>();
     private readonly duplicates = new DuplicateHistory();
-    private readonly receivers: ReceiverLink[] = [];
-    private readonly locked = new Map<string, LockedMessage>();
+    private readonly deliveries = new Deliveries((path) => this.entity(path));
     /** Every put-token audience presented, in order. */
     readonly tokenAudiences: string[] = [];
     /** Incremented for every connection accepted; a reconnect shows here. */
@@ -154,7 +139,8 @@ export class LocalServiceBus implements ManagementTarget {
 
     /** Messages currently locked by a receiver. */
     lockedCount(path: string): number {
-        return [...this.locked.values()].filter((l) => l.entity.path.toLowerCase() === path.toLowerCase()).length;
+        return [...this.deliveries.locked.values()].filter((l) => l.entity.path.toLowerCase() === path.toLowerCase())
+            .length;
     }
 
     /** Cuts every open connection, as a network failure would. The server keeps listening. */
@@ -181,19 +167,19 @@ export class LocalServiceBus implements ManagementTarget {
         c.on('sender_open', (context: EventContext) => this.onReceiverAttached(context));
         c.on('receiver_open', (context: EventContext) => this.onSenderAttached(context));
         c.on('message', (context: EventContext) => this.onMessage(context));
-        c.on('sendable', (context: EventContext) => this.pump(context.sender));
+        c.on('sendable', (context: EventContext) => this.deliveries.pump(context.sender));
         // A receive call that timed out asks us to drain: send what we have, then give back the unused credit.
         c.on('sender_draining', (context: EventContext) => {
-            this.pump(context.sender);
+            this.deliveries.pump(context.sender);
             context.sender!.set_drained(true);
         });
-        c.on('accepted', (context: EventContext) => this.onDisposition(context, 'complete'));
-        c.on('released', (context: EventContext) => this.onDisposition(context, 'abandon'));
-        c.on('modified', (context: EventContext) => this.onDisposition(context, 'abandon'));
-        c.on('rejected', (context: EventContext) => this.onDisposition(context, 'deadLetter'));
-        c.on('sender_close', (context: EventContext) => this.releaseLink(context.sender));
-        c.on('disconnected', (context: EventContext) => this.releaseConnection(context.connection));
-        c.on('connection_close', (context: EventContext) => this.releaseConnection(context.connection));
+        c.on('accepted', (context: EventContext) => this.deliveries.onDisposition(context, 'complete'));
+        c.on('released', (context: EventContext) => this.deliveries.onDisposition(context, 'abandon'));
+        c.on('modified', (context: EventContext) => this.deliveries.onDisposition(context, 'abandon'));
+        c.on('rejected', (context: EventContext) => this.deliveries.onDisposition(context, 'deadLetter'));
+        c.on('sender_close', (context: EventContext) => this.deliveries.releaseLink(context.sender));
+        c.on('disconnected', (context: EventContext) => this.deliveries.releaseConnection(context.connection));
+        c.on('connection_close', (context: EventContext) => this.deliveries.releaseConnection(context.connection));
         c.on('error', () => undefined);
         this.server = c.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1' });
         this.server.on('connection', (socket: Socket) => {
@@ -205,7 +191,7 @@ export class LocalServiceBus implements ManagementTarget {
             this.server!.once('listening', () => resolve());
             this.server!.once('error', reject);
         });
-        this.sweeper = setInterval(() => this.expireLocks(), options.lockSweepMs ?? 250);
+        this.sweeper = setInterval(() => this.deliveries.expireLocks(), options.lockSweepMs ?? 250);
         this.sweeper.unref();
     }
 
@@ -236,7 +222,7 @@ export class LocalServiceBus implements ManagementTarget {
             return;
         }
         if (!sessionful) {
-            this.receivers.push({ sender, entity });
+            this.deliveries.receivers.push({ sender, entity });
             return;
         }
         const requested = unwrapFilterValue(filter?.[SESSION_FILTER]);
@@ -256,7 +242,7 @@ export class LocalServiceBus implements ManagementTarget {
         entity.sessions.set(sessionId, { sender, lockedUntil });
         sender.set_source({ address, filter: { [SESSION_FILTER]: sessionId } });
         frames(sender).local.attach.properties = { [LOCKED_UNTIL_PROPERTY]: amqpTypes.wrap_long(ticks(lockedUntil)) };
-        this.receivers.push({ sender, entity, sessionId });
+        this.deliveries.receivers.push({ sender, entity, sessionId });
     }
 
     /** The client attached a sender: we receive its messages. */
@@ -278,7 +264,7 @@ export class LocalServiceBus implements ManagementTarget {
         if (address === '$cbs') return this.answerCbs(context);
         if (address.toLowerCase().endsWith('$management')) {
             const entityPath = address.replace(/\/\$management$/i, '');
-            return this.reply(context, { ...answerManagement(this, entityPath, context.message!) });
+            return this.reply(context, { ...answerManagement(this.deliveries, entityPath, context.message!) });
         }
         const format = (context as unknown as { format?: number }).format;
         const raw = context.message as unknown;
@@ -300,207 +286,18 @@ export class LocalServiceBus implements ManagementTarget {
             for (const sub of topic.subscriptions.values()) {
                 if (filterAccepts(sub.filter, message)) sub.entity.accept(structuredClone(message));
             }
-            return this.pumpAll();
+            return this.deliveries.pumpAll();
         }
         const entity = this.entity(address);
         if (!entity) return;
         const window = entity.options.duplicateDetectionWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS;
         if (!this.firstTime(entity.path, message, entity.options.duplicateDetection ?? false, window)) return;
         entity.accept(message);
-        this.pumpAll();
+        this.deliveries.pumpAll();
     }
 
     private firstTime(path: string, message: AmqpMessage, detect: boolean, windowMs: number): boolean {
         return !detect || this.duplicates.firstTime(path.toLowerCase(), message.message_id, windowMs);
-    }
-
-    private pumpAll(): void {
-        for (const link of [...this.receivers]) this.pump(link.sender);
-    }
-
-    private pump(sender: Sender | undefined): void {
-        const link = this.receivers.find((r) => r.sender === sender);
-        if (!link || !sender) return;
-        const { entity } = link;
-        while (sender.sendable()) {
-            const stored = entity.nextFor(link.sessionId);
-            if (!stored) return;
-            const tag = lockTokenTag(randomUUID());
-            const lockedUntil =
-                link.sessionId !== undefined
-                    ? entity.sessions.get(link.sessionId)!.lockedUntil
-                    : new Date(Date.now() + entity.lockDurationMs);
-            const outgoing: AmqpMessage = {
-                ...stored.message,
-                delivery_count: stored.deliveryCount,
-                message_annotations: {
-                    ...(stored.message.message_annotations ?? {}),
-                    'x-opt-sequence-number': amqpTypes.wrap_long(stored.sequenceNumber),
-                    'x-opt-enqueued-time': stored.enqueuedAt,
-                    'x-opt-locked-until': lockedUntil,
-                    ...(entity.deadLetter ? {} : { 'x-opt-deadletter-source': entity.path.split('/$')[0] }),
-                },
-            };
-            const delivery = sender.send(outgoing, tag);
-            const deliveryKey = this.deliveryKey(sender, delivery);
-            this.locked.set(deliveryKey, {
-                stored,
-                entity,
-                sender,
-                deliveryKey,
-                lockToken: lockTokenOfTag(tag),
-                lockedUntil,
-                settle: (state) => delivery.update(true, state),
-            });
-        }
-    }
-
-    private deliveryKey(sender: Sender, delivery: Delivery): string {
-        return `${sender.connection.options.id ?? ''}/${sender.name}/${delivery.id}`;
-    }
-
-    private onDisposition(context: EventContext, outcome: Settlement): void {
-        const delivery = context.delivery!;
-        const locked = this.locked.get(this.deliveryKey(context.sender!, delivery));
-        if (!locked) {
-            // Settled once already, or its lock expired and the message went back to the queue.
-            delivery.update(
-                true,
-                OUTCOMES.refused(
-                    CONDITIONS.messageLockLost,
-                    'The lock supplied is invalid: it expired, or the message was already settled.',
-                ),
-            );
-            return;
-        }
-        const error = (delivery.remote_state as { error?: { condition?: string; info?: Record<string, unknown> } })
-            ?.error;
-        const info = error?.condition === DEAD_LETTER_CONDITION ? (error.info ?? {}) : {};
-        this.finish(locked, outcome, info);
-    }
-
-    private finish(locked: LockedMessage, outcome: Settlement, deadLetterInfo: Record<string, unknown>): void {
-        this.locked.delete(locked.deliveryKey);
-        const { stored, entity } = locked;
-        if (outcome === 'abandon') this.redeliver(entity, stored);
-        else if (outcome === 'deadLetter') this.moveToDeadLetter(entity, stored, deadLetterInfo);
-        // Second-mode settlement: the client waits for us to settle before its promise resolves. The state we
-        // settle with must carry no error, or the SDK reports the settlement as failed.
-        locked.settle(
-            outcome === 'complete'
-                ? OUTCOMES.accepted()
-                : outcome === 'abandon'
-                  ? OUTCOMES.released()
-                  : OUTCOMES.rejected(),
-        );
-        this.pump(locked.sender);
-    }
-
-    /** Back to the queue with one more delivery counted, or to the dead-letter queue past maxDeliveryCount. */
-    private redeliver(entity: Entity, stored: StoredMessage): void {
-        stored.deliveryCount++;
-        if (stored.deliveryCount >= entity.maxDeliveryCount) {
-            this.moveToDeadLetter(entity, stored, {
-                DeadLetterReason: 'MaxDeliveryCountExceeded',
-                DeadLetterErrorDescription: `Message could not be consumed after ${stored.deliveryCount} delivery attempts.`,
-            });
-            return;
-        }
-        entity.putBack(stored);
-        this.pumpAll();
-    }
-
-    private moveToDeadLetter(entity: Entity, stored: StoredMessage, info: Record<string, unknown>): void {
-        const dlq = entity.deadLetter;
-        if (!dlq) return;
-        const dead = dlq.accept({
-            ...stored.message,
-            application_properties: { ...(stored.message.application_properties ?? {}), ...info },
-        });
-        dead.deliveryCount = stored.deliveryCount;
-        this.pumpAll();
-    }
-
-    /** Message locks and session locks past their expiry are lost; their messages are delivered again. */
-    private expireLocks(now = Date.now()): void {
-        for (const locked of [...this.locked.values()]) {
-            if (locked.entity.options.sessions || locked.lockedUntil.getTime() > now) continue;
-            this.locked.delete(locked.deliveryKey);
-            this.redeliver(locked.entity, locked.stored);
-        }
-        for (const link of [...this.receivers]) {
-            if (link.sessionId === undefined) continue;
-            const lock = link.entity.sessions.get(link.sessionId);
-            if (!lock || lock.lockedUntil.getTime() > now) continue;
-            this.releaseLink(link.sender);
-            link.sender.close({
-                condition: CONDITIONS.sessionLockLost,
-                description: `The session lock of ${link.sessionId} expired.`,
-            });
-        }
-    }
-
-    renewMessageLock(entityPath: string, lockToken: string): Date | undefined {
-        const locked = this.lockOf(entityPath, lockToken);
-        if (!locked || locked.entity.options.sessions) return undefined;
-        locked.lockedUntil = new Date(Date.now() + locked.entity.lockDurationMs);
-        return locked.lockedUntil;
-    }
-
-    renewSessionLock(entityPath: string, sessionId: string): Date | undefined {
-        const entity = this.entity(entityPath);
-        const lock = entity?.sessions.get(sessionId);
-        if (!entity || !lock) return undefined;
-        lock.lockedUntil = new Date(Date.now() + entity.lockDurationMs);
-        for (const locked of this.locked.values()) {
-            if (locked.sender === lock.sender) locked.lockedUntil = lock.lockedUntil;
-        }
-        return lock.lockedUntil;
-    }
-
-    settleByLockToken(
-        entityPath: string,
-        lockToken: string,
-        outcome: Settlement,
-        deadLetter: { reason?: string; description?: string },
-    ): boolean {
-        const locked = this.lockOf(entityPath, lockToken);
-        if (!locked) return false;
-        const info: Record<string, unknown> = {};
-        if (deadLetter.reason !== undefined) info.DeadLetterReason = deadLetter.reason;
-        if (deadLetter.description !== undefined) info.DeadLetterErrorDescription = deadLetter.description;
-        this.finish(locked, outcome, info);
-        return true;
-    }
-
-    private lockOf(entityPath: string, lockToken: string): LockedMessage | undefined {
-        const entity = this.entity(entityPath);
-        return [...this.locked.values()].find((l) => l.entity === entity && l.lockToken === lockToken);
-    }
-
-    /** A link went away: its locks are lost and its session is free again, as on the real broker. */
-    private releaseLink(sender: Sender | undefined): void {
-        if (!sender) return;
-        for (const locked of [...this.locked.values()]) {
-            if (locked.sender === sender) {
-                this.locked.delete(locked.deliveryKey);
-                this.redeliver(locked.entity, locked.stored);
-            }
-        }
-        const index = this.receivers.findIndex((r) => r.sender === sender);
-        if (index < 0) return;
-        const [link] = this.receivers.splice(index, 1);
-        if (link!.sessionId !== undefined && link!.entity.sessions.get(link!.sessionId)?.sender === sender) {
-            link!.entity.sessions.delete(link!.sessionId);
-            this.pumpAll();
-        }
-    }
-
-    private releaseConnection(connection: Connection | undefined): void {
-        if (!connection) return;
-        for (const link of [...this.receivers]) {
-            if (link.sender.connection === connection) this.releaseLink(link.sender);
-        }
     }
 
     private reply(context: EventContext, response: Record<string, unknown>): void {

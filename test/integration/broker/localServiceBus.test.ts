@@ -121,7 +121,7 @@ describe('the local Service Bus broker with the real SDK', () => {
     });
 
     it('locks a session to one receiver, in order, and frees it when the session lock expires', async () => {
-        broker.createQueue('sessions', { sessions: true, lockDurationMs: 400 });
+        broker.createQueue('sessions', { sessions: true, lockDurationMs: 2_000 });
         const sender = client.createSender('sessions');
         for (const n of [1, 2, 3]) await sender.sendMessages({ body: n, sessionId: 'vm-1' });
         const first = await client.acceptNextSession('sessions', { maxAutoLockRenewalDurationInMs: 0 });
@@ -133,7 +133,7 @@ describe('the local Service Bus broker with the real SDK', () => {
         expect(got.map((m) => m.body as number)).toEqual([1, 2, 3]);
         await first.completeMessage(got[0]!);
         // Not renewed: the session lock expires and the unsettled messages are delivered again.
-        await sleep(800);
+        await sleep(2_500);
         const second = await client.acceptSession('sessions', 'vm-1');
         const again = await second.receiveMessages(3, { maxWaitTimeInMs: 1_000 });
         expect(again.map((m) => [m.body as number, m.deliveryCount])).toEqual([
