@@ -15,6 +15,7 @@ export const CONDITIONS = {
     notFound: 'amqp:not-found',
     notImplemented: 'amqp:not-implemented',
     notAllowed: 'amqp:not-allowed',
+    messageSizeExceeded: 'amqp:link:message-size-exceeded',
     timeout: 'com.microsoft:timeout',
     sessionCannotBeLocked: 'com.microsoft:session-cannot-be-locked',
     sessionLockLost: 'com.microsoft:session-lock-lost',
@@ -33,7 +34,7 @@ interface LinkFrames {
     remote: {
         attach?: { source?: { address?: string; filter?: Record<string, unknown> }; target?: { address?: string } };
     };
-    local: { attach: { properties?: Record<string, unknown> } };
+    local: { attach: { properties?: Record<string, unknown>; max_message_size?: unknown } };
 }
 export const frames = (link: unknown) => link as LinkFrames;
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AddressInfo, Server, Socket } from 'node:net';
-import { create_container, types as amqpTypes } from 'rhea';
+import { create_container, message as amqpMessage, types as amqpTypes } from 'rhea';
 import type { EventContext, Message, Sender } from 'rhea';
 import {
     addressOf,
@@ -40,6 +40,22 @@ const BROKER_ANNOTATIONS = [
     'x-opt-deadletter-source',
 ];
 
+interface SaslServer {
+    outcome?: boolean;
+    username?: string;
+    start(response?: Buffer): void;
+}
+
+/** A SASL server mechanism that lets every client in (the broker listens on loopback and checks no token). */
+class AcceptingSasl implements SaslServer {
+    outcome?: boolean;
+    username?: string;
+    start(): void {
+        this.outcome = true;
+        this.username = 'local';
+    }
+}
+
 export interface LocalServiceBusOptions {
     /** Interface to listen on; loopback unless told otherwise (the broker checks no credentials). */
     host?: string;
@@ -47,7 +63,11 @@ export interface LocalServiceBusOptions {
     port?: number;
     /** How often expired message and session locks are looked for. Default 250 ms. */
     lockSweepMs?: number;
+    /** The largest message a sender may send: 256 KiB as the Standard tier (Premium: up to 100 MiB). */
+    maxMessageSizeBytes?: number;
 }
+
+export const STANDARD_MAX_MESSAGE_BYTES = 256 * 1024;
 
 /**
  * A Service Bus namespace on loopback that the real `@azure/service-bus` client talks to with a connection string carrying `UseDevelopmentEmulator=true` (plain AMQP over TCP, no TLS).
@@ -67,6 +87,7 @@ export class LocalServiceBus {
     private readonly topics = new Map<string, Topic>();
     private readonly duplicates = new DuplicateHistory();
     private readonly deliveries = new Deliveries((path) => this.entity(path));
+    private maxMessageSize = STANDARD_MAX_MESSAGE_BYTES;
     /** Every put-token audience presented, in order. */
     readonly tokenAudiences: string[] = [];
     /** Incremented for every connection accepted; a reconnect shows here. */
@@ -163,7 +184,13 @@ export class LocalServiceBus {
     }
 
     private async listen(options: LocalServiceBusOptions): Promise<void> {
+        this.maxMessageSize = options.maxMessageSizeBytes ?? STANDARD_MAX_MESSAGE_BYTES;
         const c = this.container;
+        // The JavaScript SDK signs in with SASL ANONYMOUS, the .NET one with MSSBCBS (Service Bus's "the token
+        // comes by CBS"); either way the broker takes the put-token that follows and authenticates no one.
+        const mechanisms = c.sasl_server_mechanisms as unknown as Record<string, () => SaslServer>;
+        mechanisms.ANONYMOUS = () => new AcceptingSasl();
+        mechanisms.MSSBCBS = () => new AcceptingSasl();
         c.on('sender_open', (context: EventContext) => this.onReceiverAttached(context));
         c.on('receiver_open', (context: EventContext) => this.onSenderAttached(context));
         c.on('message', (context: EventContext) => this.onMessage(context));
@@ -250,6 +277,8 @@ export class LocalServiceBus {
         const receiver = context.receiver!;
         const address = addressOf(frames(receiver).remote.attach?.target);
         receiver.set_target({ address });
+        // The SDKs size their batches by this and refuse a larger message before sending it.
+        frames(receiver).local.attach.max_message_size = this.maxMessageSize;
         if (address === '$cbs' || address.toLowerCase().endsWith('$management')) return;
         if (!this.entity(address) && !this.topics.has(address.toLowerCase())) {
             receiver.close({
@@ -268,6 +297,14 @@ export class LocalServiceBus {
         }
         const format = (context as unknown as { format?: number }).format;
         const raw = context.message as unknown;
+        const size = format === BATCH_FORMAT ? (raw as Buffer).length : amqpMessage.encode(context.message!).length;
+        if (size > this.maxMessageSize) {
+            context.delivery!.reject({
+                condition: CONDITIONS.messageSizeExceeded,
+                description: `The message is ${size} bytes; the limit is ${this.maxMessageSize} bytes.`,
+            });
+            return;
+        }
         const messages = format === BATCH_FORMAT ? unbatch(raw as Buffer) : [context.message as AmqpMessage];
         for (const message of messages) this.enqueue(address, message);
     }
@@ -304,7 +341,10 @@ export class LocalServiceBus {
         const request = context.message!;
         const replyTo = String(request.reply_to ?? '');
         const replyLink = context.connection.find_sender(
-            (s: Sender) => s.name === replyTo || addressOf(s.target) === replyTo,
+            (s: Sender) =>
+                s.name === replyTo ||
+                addressOf(s.target) === replyTo ||
+                frames(s).remote.attach?.target?.address === replyTo,
         );
         replyLink?.send({ ...response, correlation_id: request.message_id, to: replyTo } as unknown as Message);
     }

@@ -1,3 +1,4 @@
+import { types as amqpTypes } from 'rhea';
 import type { Message } from 'rhea';
 
 /**
@@ -24,8 +25,11 @@ export interface ManagementAnswer {
     body?: unknown;
 }
 
-const LOCK_LOST = { statusCode: 410, errorCondition: 'com.microsoft:message-lock-lost' };
-const SESSION_LOCK_LOST = { statusCode: 410, errorCondition: 'com.microsoft:session-lock-lost' };
+/** Status codes are AMQP ints: the .NET client will not read them as the unsigned type a bare number becomes. */
+const code = (value: number): unknown => amqpTypes.wrap_int(value);
+
+const LOCK_LOST = { statusCode: code(410), errorCondition: 'com.microsoft:message-lock-lost' };
+const SESSION_LOCK_LOST = { statusCode: code(410), errorCondition: 'com.microsoft:session-lock-lost' };
 
 /** A lock token as the SDK sends it: a uuid (16 bytes) or its string form. Returned as 32 hex digits. */
 export function lockTokenHex(token: unknown): string {
@@ -61,7 +65,7 @@ export function answerManagement(target: ManagementTarget, entityPath: string, r
                     },
                 };
             }
-            return { application_properties: { statusCode: 200 }, body: { expirations } };
+            return { application_properties: { statusCode: code(200) }, body: { expirations } };
         }
         case 'com.microsoft:renew-session-lock': {
             const sessionId = text(bodyOf(request)['session-id']);
@@ -74,7 +78,7 @@ export function answerManagement(target: ManagementTarget, entityPath: string, r
                     },
                 };
             }
-            return { application_properties: { statusCode: 200 }, body: { expiration } };
+            return { application_properties: { statusCode: code(200) }, body: { expiration } };
         }
         case 'com.microsoft:update-disposition': {
             const body = bodyOf(request);
@@ -101,12 +105,12 @@ export function answerManagement(target: ManagementTarget, entityPath: string, r
                     application_properties: { ...LOCK_LOST, statusDescription: 'The lock supplied is invalid.' },
                 };
             }
-            return { application_properties: { statusCode: 200 } };
+            return { application_properties: { statusCode: code(200) } };
         }
     }
     return {
         application_properties: {
-            statusCode: 501,
+            statusCode: code(501),
             statusDescription: `${operation} is not implemented by the local broker (${entityPath}).`,
             errorCondition: 'amqp:not-implemented',
         },

@@ -76,6 +76,8 @@ export interface LocalHostOptions {
         siteScanIntervalMs?: number;
         /** The local broker's duplicate-detection window (infra: 30 min). */
         duplicateDetectionWindowSeconds?: number;
+        /** The largest message the local broker accepts (default 256 KiB, the Standard tier's limit). */
+        maxMessageSizeBytes?: number;
     };
     /** How long `stop()` waits for invocations in flight. Default 30 s. */
     drainTimeoutMs?: number;
@@ -174,6 +176,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             // As a namespace would: the app and providers reach it through PROVIDER_BUS, like any other.
             const started = await LocalProviderBus.start({
                 port: options.serviceBus?.brokerPort,
+                maxMessageSizeBytes: options.serviceBus?.maxMessageSizeBytes,
                 lockDurationMs: options.serviceBus?.lockSeconds ? options.serviceBus.lockSeconds * 1000 : undefined,
                 commandMaxDeliveryCount: options.serviceBus?.maxDeliveryCount,
                 duplicateDetectionWindowMs:

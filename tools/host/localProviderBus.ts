@@ -12,6 +12,8 @@ export interface LocalProviderBusOptions extends ProviderEntityOptions {
     host?: string;
     /** Broker port; 0 (default) for any free one. */
     port?: number;
+    /** Largest message accepted; default 256 KiB as the Standard tier infra deploys. */
+    maxMessageSizeBytes?: number;
     /** How often registered sites are looked up to create their subscriptions. Default 1 s; 0 only at start. */
     siteScanIntervalMs?: number;
     log: (line: string) => void;
@@ -33,7 +35,11 @@ export class LocalProviderBus {
     ) {}
 
     static async start(options: LocalProviderBusOptions): Promise<LocalProviderBus> {
-        const broker = await LocalServiceBus.start({ host: options.host, port: options.port });
+        const broker = await LocalServiceBus.start({
+            host: options.host,
+            port: options.port,
+            maxMessageSizeBytes: options.maxMessageSizeBytes,
+        });
         createProviderEntities(broker, options);
         return new LocalProviderBus(broker, options);
     }

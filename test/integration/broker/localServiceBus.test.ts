@@ -190,3 +190,15 @@ describe('the provider entities, as infra creates them', () => {
         ).rejects.toMatchObject({ code: 'MessagingEntityNotFound' });
     });
 });
+
+describe('the message size limit', () => {
+    it('is the Standard tier 256 KiB by default: the SDK refuses a larger message before sending it', async () => {
+        broker.createQueue('sized');
+        const sender = client.createSender('sized');
+        await expect(sender.sendMessages({ body: Buffer.alloc(300 * 1024) })).rejects.toMatchObject({
+            code: 'MessageSizeExceeded',
+        });
+        await sender.sendMessages({ body: Buffer.alloc(200 * 1024) });
+        expect(broker.messages('sized')).toHaveLength(1);
+    });
+});

@@ -8,8 +8,11 @@ import { commands } from '../../unit/contracts/fakeChannel';
 let c: LocalProviderChannel;
 
 beforeAll(async () => {
-    // A short duplicate-detection window, so that a replay gets past the queue to the pipeline's own check.
-    c = await startLocalProviderChannel({ serviceBus: { duplicateDetectionWindowSeconds: 1 } });
+    // A short duplicate-detection window, so that a replay gets past the queue to the pipeline's own check, and
+    // Premium's message size, so that an oversized command reaches the pipeline (Standard refuses it at send).
+    c = await startLocalProviderChannel({
+        serviceBus: { duplicateDetectionWindowSeconds: 1, maxMessageSizeBytes: 1024 * 1024 },
+    });
 });
 
 afterAll(async () => {
