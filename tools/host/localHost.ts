@@ -317,7 +317,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             if (options.queuePolling !== false) receiver.start();
         }
 
-        const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings);
+        const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings, providerBus !== undefined);
         // A failure after this point must still stop the receivers before the clients close.
         cleanups.push(() => Promise.all(receivers.map((r) => r.stop())));
         let stopping: Promise<{ abandonedInvocations: number }> | undefined;
@@ -418,6 +418,7 @@ function describeFunctions(
     apiUrl: string,
     timers: TimerScheduler,
     settings: Record<string, string>,
+    localBroker: boolean,
 ): FunctionSummary[] {
     const base = apiUrl.replace(/\/[^/]*$/, '');
     const nextTimers = timers.nextOccurrences();
@@ -455,7 +456,9 @@ function describeFunctions(
                         trigger: 'serviceBus',
                         detail: `queue ${String(t.queueName)}${t.isSessionsEnabled ? ' (sessions)' : ''} ${
                             serviceBusConfigured(settings, String(t.connection))
-                                ? `from Service Bus via ${String(t.connection)} (shared command handler)`
+                                ? `from Service Bus via ${String(t.connection)}${
+                                      localBroker && t.connection === PROVIDER_BUS_SETTING ? ' (the local broker)' : ''
+                                  } (shared command handler)`
                                 : `not hosted: ${String(t.connection)} is not set`
                         }`,
                     };

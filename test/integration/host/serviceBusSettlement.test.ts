@@ -39,6 +39,9 @@ describe("the local host settles provider commands as host.json's serviceBus sec
     it('with autoCompleteMessages on (the default), the command is completed once', async () => {
         channel = await startLocalProviderChannel({ appRoot: appRootWith({ autoCompleteMessages: true }) });
         const c = channel;
+        expect(c.host.functions.find((f) => f.name === 'providerCommands')?.detail).toMatch(
+            /from Service Bus via PROVIDER_BUS \(the local broker\)/,
+        );
         const messageId = await c.send(commands.heartbeat([c.vmId]), { sessionId: `site:${c.site.siteId}` });
         await c.eventually(() => c.sites.seen(c.site.siteId, messageId), 'the command carried out');
         const broker = c.host.providerBus!.broker;
