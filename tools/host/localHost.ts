@@ -27,6 +27,8 @@ import {
 } from './serviceBusReceivers';
 import { serviceBusHostSettings } from './serviceBusSettings';
 import { TimerScheduler } from './timerTriggers';
+import { localEventSubscriptions, localQueueClient } from './eventSubscriptions';
+import { QueueDrainReport, QueueTriggerPump, queueTriggerSettings, triggerQueueName } from './queueTriggers';
 
 export interface LocalHostOptions {
     /** Folder with package.json, host.json and (optionally) local.settings.json. Default: the current folder. */
@@ -58,9 +60,14 @@ export interface LocalHostOptions {
     blobScanIntervalMs?: number;
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
     timers?: boolean;
-    /** Receive provider commands (default true); false leaves them on the queue. */
+    /**
+     * Poll storage queue triggers and receive provider commands (default true); false leaves both on their
+     * queues (storage queues then run only through `drainStorageQueues`).
+     */
     queuePolling?: boolean;
     blobTrigger?: { maxTries?: number; contentLimitBytes?: number; leaseMs?: number };
+    /** Storage queue triggers: how long a running message stays invisible (renewed), shortest poll wait. */
+    queueTrigger?: { leaseSeconds?: number; minPollingIntervalMs?: number };
     serviceBus?: {
         /** The local broker's provider-commands `maxDeliveryCount` (infra: 10). */
         maxDeliveryCount?: number;
@@ -109,6 +116,8 @@ export interface LocalHost {
     scanNow(): Promise<BlobScanReport>;
     /** Runs a timer function now and waits for it. */
     fireTimer(name: string): Promise<void>;
+    /** Runs the storage queue triggers on what their queues hold now, until empty, and waits. */
+    drainStorageQueues(): Promise<QueueDrainReport>;
     /**
      * The local Service Bus serving the provider channel, started when PROVIDER_BUS is empty; absent when it
      * names a namespace. Either way the app's PROVIDER_BUS setting is the connection string providers use.
@@ -143,7 +152,7 @@ function loadApp(registry: FunctionRegistry, modules: string[]): void {
 
 /**
  * Starts the local Functions host: loads the app's registrations as the worker does, serves HTTP functions,
- * fires blob and timer triggers, delivers provider messages from a local queue and hands durable client
+ * fires blob, Storage queue and timer triggers (emulating the Event Grid subscription that feeds the merge queue), delivers provider messages from a local queue and hands durable client
  * bindings from `runtime`. Everything it starts, `stop()` stops.
  */
 export async function startLocalHost(options: LocalHostOptions = {}): Promise<LocalHost> {
@@ -260,10 +269,12 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
-        // Blobs
+        // Blobs, and the Event Grid subscriptions the scan emulates
         const blobFunctions = ofType('blobTrigger');
+        const eventSubscriptions = localEventSubscriptions(all, settings);
         const scanner = new BlobTriggerScanner({
             functions: blobFunctions,
+            eventSubscriptions,
             host,
             settings,
             connectionFor: (setting) =>
@@ -274,7 +285,24 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             ...options.blobTrigger,
         });
         const scanInterval = options.blobScanIntervalMs ?? 2000;
-        if (blobFunctions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+        if (blobFunctions.length + eventSubscriptions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+
+        // Storage queues
+        const queueSettings = queueTriggerSettings(appRoot);
+        const queuePumps = ofType('queueTrigger').map((fn) => {
+            const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
+            const queueName = triggerQueueName(fn, settings);
+            return new QueueTriggerPump({
+                fn,
+                queue: localQueueClient(settings, connection, queueName),
+                poisonQueue: localQueueClient(settings, connection, `${queueName}-poison`),
+                settings: queueSettings,
+                ...options.queueTrigger,
+                invoke: (f, input, metadata) => invoke(f, input, metadata),
+                log,
+            });
+        });
+        if (options.queuePolling !== false) for (const pump of queuePumps) pump.start();
 
         // Timers
         const timers = new TimerScheduler({
@@ -328,6 +356,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 const drainStarted = Date.now();
                 await scanner.stop();
                 await timers.stop();
+                await Promise.all(queuePumps.map((p) => p.stop()));
                 await stopReceivers(receivers, busClients, Math.max(0, drainBound - (Date.now() - drainStarted)));
                 const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
                 if (abandoned > 0) log(`Stopped with ${abandoned} invocation(s) still running.`);
@@ -352,6 +381,14 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             providerBus,
             scanNow: () => scanner.scanNow(),
             fireTimer: (name) => timers.fireTimer(name),
+            drainStorageQueues: async () => {
+                const total: QueueDrainReport = { received: 0, succeeded: 0, failed: 0, poisoned: 0 };
+                for (const pump of queuePumps) {
+                    const r = await pump.drainOnce();
+                    for (const k of Object.keys(total) as (keyof QueueDrainReport)[]) total[k] += r[k];
+                }
+                return total;
+            },
             stop,
         };
     } catch (err) {
@@ -441,6 +478,12 @@ function describeFunctions(
                         name: fn.name,
                         trigger: 'blob',
                         detail: `${String(t.path)} via ${String(t.connection)} (${t.source === 'EventGrid' ? 'Event Grid semantics' : 'polling semantics'}, container scan)`,
+                    };
+                case 'queuetrigger':
+                    return {
+                        name: fn.name,
+                        trigger: 'queue',
+                        detail: `${String(t.queueName)} via ${String(t.connection)} (Storage queue; poison: ${String(t.queueName)}-poison)`,
                     };
                 case 'timertrigger': {
                     const next = nextTimers.get(fn.name);
