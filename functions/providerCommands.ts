@@ -1,6 +1,7 @@
 import { app, InvocationContext, output } from '@azure/functions';
 import * as df from 'durable-functions';
 import { ProviderCommandDelivery, handleProviderCommand } from '../shared/contracts/commandHandler';
+import { REJECTED_COMMANDS_QUEUE } from '../shared/bus/entities';
 import { providerCommandPorts } from '../shared/contracts/channel';
 import { PROVIDER_COMMANDS_QUEUE } from '../shared/contracts/messages';
 import { HvrError } from '../shared/errors';
@@ -10,10 +11,10 @@ import { ports } from '../shared/ports';
  * Where rejected commands go in the Functions host. @azure/functions 4.16 can register `sdkBinding` and
  * `autoCompleteMessages`, but the settlement actions (dead-letter with a reason) come only from the preview
  * package @azure/functions-extensions-servicebus; a queue's real dead-letter sub-queue cannot be sent to. So a
- * rejected command is completed and a copy, with deadLetterReason and deadLetterErrorDescription, goes to this
- * queue through a GA output binding (docs/provider-contract.md, "Dead letters").
+ * rejected command is completed and a copy, with deadLetterReason and deadLetterErrorDescription, goes to
+ * REJECTED_COMMANDS_QUEUE through a GA output binding (docs/provider-contract.md, "Dead letters").
  */
-export const REJECTED_COMMANDS_QUEUE = 'provider-commands-rejected';
+export { REJECTED_COMMANDS_QUEUE };
 
 const rejectedCommands = output.serviceBusQueue({ connection: 'PROVIDER_BUS', queueName: REJECTED_COMMANDS_QUEUE });
 

@@ -6,7 +6,8 @@ import { LocalHost, LocalHostOptions, startLocalHost } from './host/localHost';
 const USAGE = `Usage: hvr start [options]   (npm start builds, then runs this)
 
 Starts Azurite and the local Functions host: the app's HTTP functions on /api, blob triggers from a
-container scan, timers, provider messages from a local queue, orchestrations on the durable runtime.
+container scan, timers, the provider channel on a local Service Bus broker (unless PROVIDER_BUS names a
+namespace), orchestrations on the durable runtime.
 
 Options:
   --port N                 HTTP port (default 7071; 0 picks a free one)
@@ -22,6 +23,7 @@ Options:
   --blob-scan-interval MS  time between blob container scans (default 2000)
   --blob-content-limit B   largest blob passed to a trigger as content (default 33554432)
   --drain-timeout MS       how long Ctrl-C waits for running invocations (default 30000)
+  --bus-port N             the local Service Bus broker's AMQP port on 127.0.0.1 (default: a free port)
   -h, --help               this text`;
 
 interface StartArgs {
@@ -99,6 +101,9 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.
             case '--drain-timeout':
                 options.drainTimeoutMs = wholeNumber(flag, value());
                 break;
+            case '--bus-port':
+                options.serviceBus = { ...options.serviceBus, brokerPort: wholeNumber(flag, value(), 65535) };
+                break;
             default:
                 throw new HvrError('VALIDATION_FAILED', `Unknown option "${arg}"; see hvr start --help.`);
         }
@@ -146,6 +151,12 @@ export function startBanner(host: LocalHost): string {
     lines.push(
         `  Storage         ${host.storageConnectionString}`,
         `  Task hub        ${host.settings.DURABLE_TASK_HUB}`,
+        ...(host.providerBus
+            ? [
+                  `  Provider bus    PROVIDER_BUS=${host.providerBus.connectionString}`,
+                  `                  (local Service Bus: providers connect with the Service Bus SDK and this string)`,
+              ]
+            : []),
         '',
         `Functions (${host.functions.length}):`,
     );

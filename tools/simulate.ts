@@ -32,8 +32,9 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --timeout SECONDS  longest wait for any one step (default 60)
   --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover) as the last line
 
-Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY and
-AZURE_STORAGE_CONNECTION_STRING (the app's storage) it uses that pipeline (a drill then runs on that app's
+Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY,
+AZURE_STORAGE_CONNECTION_STRING (the app's storage) and HVR_PROVIDER_BUS (the provider bus connection string
+the host prints) it uses that pipeline (a drill then runs on that app's
 FAILOVER_INFRASTRUCTURE: with arm it creates the test VM in Azure, and removes it). Progress goes to stderr.
 Exit code 0 only if every replica (and with --test-failover or --failover every failover disk) equals its source, a
 planned failover reports RPO 0, and every
@@ -138,12 +139,14 @@ export function pipelineFromEnv(env: NodeJS.ProcessEnv = process.env): ExternalP
     if (!apiUrl) return undefined;
     const functionKey = env.HVR_FUNCTION_KEY;
     const storageConnectionString = env.AZURE_STORAGE_CONNECTION_STRING;
-    if (!functionKey || !storageConnectionString) {
+    const providerBusConnectionString = env.HVR_PROVIDER_BUS;
+    if (!functionKey || !storageConnectionString || !providerBusConnectionString) {
         throw new UsageError(
-            'HVR_API_URL is set, so HVR_FUNCTION_KEY and AZURE_STORAGE_CONNECTION_STRING (the app storage) must be too',
+            'HVR_API_URL is set, so HVR_FUNCTION_KEY, AZURE_STORAGE_CONNECTION_STRING (the app storage) and ' +
+                'HVR_PROVIDER_BUS (a Service Bus connection string for the provider channel) must be too',
         );
     }
-    return { apiUrl, functionKey, storageConnectionString };
+    return { apiUrl, functionKey, storageConnectionString, providerBusConnectionString };
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -33,6 +33,17 @@ export interface CommandReceiverOptions {
      * but the emulator or a test peer may answer at once, and the loop must not spin. Default 500 ms.
      */
     idlePauseMs?: number;
+    /**
+     * Settle a command the handler carried out (complete) or could not carry out (abandon), as the Functions
+     * host does with `autoCompleteMessages: true`. False leaves both unsettled, as the host would: the message
+     * stays locked until its session is released or its lock expires, then it is delivered again. A refusal is
+     * dead-lettered either way (an explicit settlement with its reason). Default true.
+     */
+    autoCompleteMessages?: boolean;
+    /** Sessions worked on at the same time (host.json `maxConcurrentSessions`). Default 1. */
+    maxConcurrentSessions?: number;
+    /** How long the SDK keeps renewing a session lock (host.json `maxAutoLockRenewalDuration`). Default 5 min. */
+    maxAutoLockRenewalDurationInMs?: number;
     log?: ChannelLog;
 }
 
@@ -65,6 +76,9 @@ export class ServiceBusCommandReceiver {
     private readonly backoffMs: number;
     private readonly idlePauseMs: number;
     private readonly log: ChannelLog;
+    private readonly autoComplete: boolean;
+    private readonly sessionWorkers: number;
+    private readonly lockRenewalMs: number;
     private running?: Promise<void>;
     private stopping = new AbortController();
 
@@ -79,13 +93,18 @@ export class ServiceBusCommandReceiver {
         this.backoffMs = options.backoffMs ?? 2_000;
         this.idlePauseMs = options.idlePauseMs ?? 500;
         this.log = options.log ?? quietLog;
+        this.autoComplete = options.autoCompleteMessages ?? true;
+        this.sessionWorkers = Math.max(1, options.maxConcurrentSessions ?? 1);
+        this.lockRenewalMs = options.maxAutoLockRenewalDurationInMs ?? 5 * 60_000;
     }
 
     /** Starts the receive loop in the background; `stop` ends it. */
     start(): void {
         if (this.running) return;
         this.stopping = new AbortController();
-        this.running = this.loop();
+        this.running = Promise.all(Array.from({ length: this.sessionWorkers }, () => this.loop())).then(
+            () => undefined,
+        );
     }
 
     async stop(): Promise<void> {
@@ -129,7 +148,7 @@ export class ServiceBusCommandReceiver {
             receiver = await this.client.acceptNextSession(this.queue, {
                 receiveMode: 'peekLock',
                 skipParsingBodyAsJson: true,
-                maxAutoLockRenewalDurationInMs: 5 * 60_000,
+                maxAutoLockRenewalDurationInMs: this.lockRenewalMs,
                 // No abortSignal here: aborting an accept while the client re-establishes a dropped connection
                 // left the client unable to accept again (seen with 7.9.5). The client's retryOptions.timeoutInMs
                 // bounds the call instead.
@@ -156,8 +175,11 @@ export class ServiceBusCommandReceiver {
                     if (outcome.action === 'abandon') {
                         // The rest of this batch is still locked to us; give it back so it is not counted as a
                         // failed delivery later, and keep the order: nothing after the failed message goes first.
-                        for (const rest of messages.slice(messages.indexOf(message) + 1)) {
-                            await receiver.abandonMessage(rest);
+                        // Without auto-completion nothing is settled: closing the session releases them.
+                        if (this.autoComplete) {
+                            for (const rest of messages.slice(messages.indexOf(message) + 1)) {
+                                await receiver.abandonMessage(rest);
+                            }
                         }
                         return pass;
                     }
@@ -182,6 +204,13 @@ export class ServiceBusCommandReceiver {
         message: ServiceBusReceivedMessage,
         outcome: CommandOutcome,
     ): Promise<void> {
+        if (!this.autoComplete && outcome.action !== 'deadLetter') {
+            this.log.info('Provider command left unsettled (autoCompleteMessages is off)', {
+                messageId: message.messageId,
+                action: outcome.action,
+            });
+            return;
+        }
         switch (outcome.action) {
             case 'complete':
                 await receiver.completeMessage(message);

@@ -144,7 +144,7 @@ function parseBody(body: unknown): unknown {
         try {
             return JSON.parse(text) as unknown;
         } catch (err) {
-            throw new Rejection('MESSAGE_INVALID', `Body is not JSON: ${ensureErrorType(err).message}`);
+            throw new Rejection('MESSAGE_NOT_JSON', `Body is not JSON: ${ensureErrorType(err).message}`);
         }
     }
     return body;
@@ -163,15 +163,20 @@ function envelopeOf(delivery: ProviderCommandDelivery): { envelope: SignedEnvelo
     const signature = stringProperty(props, 'signature');
     if (!delivery.messageId) throw new Rejection('MESSAGE_INVALID', 'The message has no messageId.');
     if (!delivery.sessionId) throw new Rejection('MESSAGE_INVALID', 'The message has no sessionId.');
-    if (!siteId || !ID.test(siteId)) {
-        throw new Rejection('MESSAGE_SIGNATURE', `Application property siteId is missing or malformed.`);
-    }
-    if (!keyId || !signature || !timestamp) {
-        const missing = [!keyId && 'keyId', !timestamp && 'timestamp', !signature && 'signature'].filter(Boolean);
+    if (!siteId || !keyId || !signature || !timestamp) {
+        const missing = [
+            !siteId && 'siteId',
+            !keyId && 'keyId',
+            !timestamp && 'timestamp',
+            !signature && 'signature',
+        ].filter(Boolean);
         throw new Rejection(
-            'MESSAGE_SIGNATURE',
+            'MESSAGE_UNSIGNED',
             `Unsigned message: application properties ${missing.join(', ')} missing.`,
         );
+    }
+    if (!ID.test(siteId)) {
+        throw new Rejection('MESSAGE_SIGNATURE', `Application property siteId "${siteId.slice(0, 40)}" is malformed.`);
     }
     if (!INSTANT.test(timestamp) || Number.isNaN(Date.parse(timestamp))) {
         throw new Rejection('MESSAGE_INVALID', `timestamp "${timestamp.slice(0, 40)}" is not an ISO 8601 UTC instant.`);
@@ -209,10 +214,13 @@ export async function handleProviderCommand(
 
         const key = await ports.keys.siteKey(envelope.siteId, envelope.keyId);
         if (!key) {
-            throw new Rejection('MESSAGE_SIGNATURE', `No key ${envelope.keyId} for site ${envelope.siteId}.`);
+            throw new Rejection(
+                'MESSAGE_SITE_UNKNOWN',
+                `No key ${envelope.keyId} for site ${envelope.siteId}: the site is not registered, or the key id is not one of its keys.`,
+            );
         }
         if (key.revoked) {
-            throw new Rejection('MESSAGE_SIGNATURE', `Key ${envelope.keyId} of site ${envelope.siteId} is revoked.`);
+            throw new Rejection('MESSAGE_KEY_REVOKED', `Key ${envelope.keyId} of site ${envelope.siteId} is revoked.`);
         }
         if (!signatureMatches(key.key, envelope, body, signature)) {
             throw new Rejection(
@@ -232,7 +240,7 @@ export async function handleProviderCommand(
         const session = expectedSessionId(command, envelope.siteId);
         if (envelope.sessionId !== session) {
             throw new Rejection(
-                'MESSAGE_INVALID',
+                'MESSAGE_SESSION',
                 `${command.type} must be sent with sessionId "${session}", not "${envelope.sessionId}".`,
             );
         }
@@ -264,7 +272,7 @@ export async function handleProviderCommand(
                     messageId: envelope.messageId,
                 });
                 throw new Rejection(
-                    'MESSAGE_OTHER_SITE',
+                    owner === undefined ? 'MESSAGE_VM_UNKNOWN' : 'MESSAGE_OTHER_SITE',
                     owner === undefined
                         ? `VM ${vmId} is not registered with site ${envelope.siteId}.`
                         : `VM ${vmId} belongs to another site, not ${envelope.siteId}.`,

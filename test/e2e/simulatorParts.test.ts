@@ -38,12 +38,17 @@ describe('hvr simulate arguments', () => {
         expect(() => parseSimulateArgs(argv)).toThrow(message);
     });
 
-    it('takes an external pipeline only when all three variables are set', () => {
+    it('takes an external pipeline only when all four variables are set', () => {
         expect(pipelineFromEnv({})).toBeUndefined();
         expect(() => pipelineFromEnv({ HVR_API_URL: 'http://h/api' })).toThrow(/HVR_FUNCTION_KEY/);
-        expect(
-            pipelineFromEnv({ HVR_API_URL: 'u', HVR_FUNCTION_KEY: 'k', AZURE_STORAGE_CONNECTION_STRING: 'c' }),
-        ).toEqual({ apiUrl: 'u', functionKey: 'k', storageConnectionString: 'c' });
+        const three = { HVR_API_URL: 'u', HVR_FUNCTION_KEY: 'k', AZURE_STORAGE_CONNECTION_STRING: 'c' };
+        expect(() => pipelineFromEnv(three)).toThrow(/HVR_PROVIDER_BUS/);
+        expect(pipelineFromEnv({ ...three, HVR_PROVIDER_BUS: 'b' })).toEqual({
+            apiUrl: 'u',
+            functionKey: 'k',
+            storageConnectionString: 'c',
+            providerBusConnectionString: 'b',
+        });
     });
 });
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { format } from 'node:util';
 import { InvocationContext, type FunctionInput, type FunctionOutput, type LogLevel } from '@azure/functions';
 import { HvrError } from '../../shared/errors';
 import type { CoreBinding, RegisteredFunction } from './registry';
@@ -53,7 +54,7 @@ export async function invokeFunction(
         functionName: fn.name,
         invocationId: options.invocationId ?? randomUUID(),
         triggerMetadata: options.triggerMetadata,
-        logHandler: (level, ...args) => options.log?.(level, args.map(String).join(' ')),
+        logHandler: (level, ...args) => options.log?.(level, format(...args)),
         options: {
             trigger: declaredBinding(fn.triggerName, fn.trigger),
             extraInputs,

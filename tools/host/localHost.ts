@@ -20,8 +20,7 @@ import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
 import { ensureReplicaContainers } from './replicaContainers';
 import { hostStorage } from './hostStorage';
-import { LocalProviderEventPublisher } from './localProviderEvents';
-import { LocalSessionQueue, SessionQueuePump } from './localSessionQueue';
+import { LocalProviderBus } from './localProviderBus';
 import { FunctionRegistry, functionRegistry, installFunctionsCore, RegisteredFunction } from './registry';
 import {
     durableClientOf,
@@ -29,6 +28,7 @@ import {
     serviceBusConfigured,
     ServiceBusClients,
 } from './serviceBusReceivers';
+import { serviceBusHostSettings } from './serviceBusSettings';
 import { TimerScheduler } from './timerTriggers';
 import { localEventSubscriptions, localQueueClient } from './eventSubscriptions';
 import { QueueDrainReport, QueueTriggerPump, queueTriggerSettings, triggerQueueName } from './queueTriggers';
@@ -67,18 +67,31 @@ export interface LocalHostOptions {
     blobScanIntervalMs?: number;
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
     timers?: boolean;
-    /** Poll the local provider queue (default true); false delivers only through `deliverQueuedMessages`. */
+    /**
+     * Poll storage queue triggers and receive provider commands (default true); false leaves both on their
+     * queues (storage queues then run only through `drainStorageQueues`).
+     */
     queuePolling?: boolean;
     blobTrigger?: { maxTries?: number; contentLimitBytes?: number; leaseMs?: number };
     /** Storage queue triggers: how long a running message stays invisible (renewed), shortest poll wait. */
     queueTrigger?: { leaseSeconds?: number; minPollingIntervalMs?: number };
     serviceBus?: {
+        /** The local broker's provider-commands `maxDeliveryCount` (infra: 10). */
         maxDeliveryCount?: number;
+        /** The local broker's lock duration (infra: 60 s). */
         lockSeconds?: number;
-        retryDelaySeconds?: number;
+        /** Pause after a receive failure before accepting sessions again. Default 2 s. */
         pollIntervalMs?: number;
-        /** With a real namespace: how long a receive waits for a session and for more of its messages. Default 5 s. */
+        /** How long a receive waits for a session and for more of its messages. Default 5 s. */
         receiveWaitMs?: number;
+        /** The local broker's port when PROVIDER_BUS is empty; 0 (default) for any free one. */
+        brokerPort?: number;
+        /** How often the local broker looks for newly registered sites. Default 1 s. */
+        siteScanIntervalMs?: number;
+        /** The local broker's duplicate-detection window (infra: 30 min). */
+        duplicateDetectionWindowSeconds?: number;
+        /** The largest message the local broker accepts (default 256 KiB, the Standard tier's limit). */
+        maxMessageSizeBytes?: number;
     };
     /** How long `stop()` waits for invocations in flight. Default 30 s. */
     drainTimeoutMs?: number;
@@ -113,17 +126,13 @@ export interface LocalHost {
     scanNow(): Promise<BlobScanReport>;
     /** Runs a timer function now and waits for it. */
     fireTimer(name: string): Promise<void>;
-    /** Delivers what the local provider queues hold now and waits; returns how many messages were taken in. */
-    deliverQueuedMessages(): Promise<number>;
     /** Runs the storage queue triggers on what their queues hold now, until empty, and waits. */
     drainStorageQueues(): Promise<QueueDrainReport>;
     /**
-     * Provider events as activities publish them, one Storage queue per site; absent when PROVIDER_BUS is set
-     * (events then go to the namespace's `provider-events` topic).
+     * The local Service Bus serving the provider channel, started when PROVIDER_BUS is empty; absent when it
+     * names a namespace. Either way the app's PROVIDER_BUS setting is the connection string providers use.
      */
-    providerEvents?: LocalProviderEventPublisher;
-    /** The local queue behind a serviceBusTrigger's queue (to send provider messages to) when its connection is empty. */
-    providerQueue(queueName: string): LocalSessionQueue;
+    providerBus?: LocalProviderBus;
     /** Stops taking work, drains invocations (bounded), stops Azurite if it started one. */
     stop(): Promise<{ abandonedInvocations: number }>;
 }
@@ -185,6 +194,25 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             storageCs = azurite.connectionString;
         }
         const settings = resolveSettings(appRoot, storageCs, azurite !== undefined, options.settings);
+        let providerBus: LocalProviderBus | undefined;
+        if (!serviceBusConfigured(settings, PROVIDER_BUS_SETTING)) {
+            // As a namespace would: the app and providers reach it through PROVIDER_BUS, like any other.
+            const started = await LocalProviderBus.start({
+                port: options.serviceBus?.brokerPort,
+                maxMessageSizeBytes: options.serviceBus?.maxMessageSizeBytes,
+                lockDurationMs: options.serviceBus?.lockSeconds ? options.serviceBus.lockSeconds * 1000 : undefined,
+                commandMaxDeliveryCount: options.serviceBus?.maxDeliveryCount,
+                duplicateDetectionWindowMs:
+                    options.serviceBus?.duplicateDetectionWindowSeconds === undefined
+                        ? undefined
+                        : options.serviceBus.duplicateDetectionWindowSeconds * 1000,
+                siteScanIntervalMs: options.serviceBus?.siteScanIntervalMs,
+                log,
+            });
+            cleanups.push(() => started.stop());
+            providerBus = started;
+            settings[PROVIDER_BUS_SETTING] = started.connectionString;
+        }
         cleanups.push(applySettings(settings));
         resetStorageConnections();
         cleanups.push(resetStorageConnections);
@@ -203,15 +231,20 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         await assertStorageReachable(host);
         const busClients = new ServiceBusClients(settings);
         cleanups.push(() => busClients.close());
-        let providerEvents: LocalProviderEventPublisher | undefined;
-        if (serviceBusConfigured(settings, PROVIDER_BUS_SETTING)) {
-            // The host owns this publisher (not the process-wide default) so stop() closes its connection.
-            const publisher = new ServiceBusEventPublisher(busClients.get(PROVIDER_BUS_SETTING));
-            cleanups.push(setPorts({ providerEvents: () => publisher }));
-        } else {
-            const publisher = new LocalProviderEventPublisher(host, clock);
-            cleanups.push(setPorts({ providerEvents: () => publisher }));
-            providerEvents = publisher;
+        // The host owns this publisher (not the process-wide default) so stop() closes its connection.
+        const busPublisher = new ServiceBusEventPublisher(busClients.get(PROVIDER_BUS_SETTING));
+        const publisher = providerBus ? providerBus.publisher(busPublisher) : busPublisher;
+        cleanups.push(setPorts({ providerEvents: () => publisher }));
+        if (providerBus) {
+            await providerBus.watchSites();
+            for (const line of providerBus.describe()) log(line);
+        }
+        const busSettings = serviceBusHostSettings(appRoot);
+        if (busSettings.ignored.length > 0) {
+            log(
+                `host.json: extensions.serviceBus.${busSettings.ignored.join(', ')} ignored (not read by the ` +
+                    `Service Bus extension 5.x, which the bundle loads)`,
+            );
         }
         const inFlight = new InFlightInvocations();
         let runtime = options.runtime;
@@ -333,58 +366,37 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         cleanups.push(() => timers.stop());
         if (options.timers !== false) await timers.start();
 
-        // Provider messages
-        const queues = new Map<string, LocalSessionQueue>();
-        const pumps: SessionQueuePump[] = [];
+        // Provider messages: provider-commands from the namespace PROVIDER_BUS names (the local broker or Azure)
         const receivers: ServiceBusCommandReceiver[] = [];
-        const busFunctions = ofType('serviceBusTrigger');
-        for (const fn of busFunctions) {
-            if (typeof fn.trigger.queueName !== 'string') {
-                throw new HvrError('CONFIG_MISSING', `${fn.name}: only Service Bus queue triggers are hosted locally.`);
-            }
-            const queueName = resolveSettingReferences(fn.trigger.queueName, settings);
+        for (const fn of ofType('serviceBusTrigger')) {
+            const queueName =
+                typeof fn.trigger.queueName === 'string'
+                    ? resolveSettingReferences(fn.trigger.queueName, settings)
+                    : undefined;
             const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
-            if (serviceBusConfigured(settings, connection)) {
-                if (queueName !== PROVIDER_COMMANDS_QUEUE) {
-                    throw new HvrError(
-                        'CONFIG_MISSING',
-                        `${fn.name} reads queue ${queueName} through ${connection}, which is set; this host receives ` +
-                            `only ${PROVIDER_COMMANDS_QUEUE} from a namespace. Clear ${connection} to deliver ` +
-                            `from the local queue (see docs/local-host.md).`,
-                        { setting: connection },
-                    );
-                }
-                const receiver = providerCommandReceiver({
-                    fn,
-                    client: busClients.get(connection),
-                    durableClient: await durableClientOf(durable),
-                    log,
-                    receiveWaitMs: options.serviceBus?.receiveWaitMs,
-                    backoffMs: options.serviceBus?.pollIntervalMs,
-                });
-                receivers.push(receiver);
-                receiver.start();
-                continue;
+            if (queueName !== PROVIDER_COMMANDS_QUEUE || !serviceBusConfigured(settings, connection)) {
+                throw new HvrError(
+                    'CONFIG_MISSING',
+                    `${fn.name} reads ${queueName === undefined ? 'a topic' : `queue ${queueName}`} through ` +
+                        `${connection || 'no connection'}; this host receives only ${PROVIDER_COMMANDS_QUEUE}, ` +
+                        `through ${PROVIDER_BUS_SETTING} (see docs/local-host.md).`,
+                    { setting: connection },
+                );
             }
-            let queue = queues.get(queueName);
-            if (!queue) {
-                queue = new LocalSessionQueue(queueName, host, clock);
-                queues.set(queueName, queue);
-            }
-            await queue.queue();
-            const pump = new SessionQueuePump({
-                queue,
-                deliver: (_envelope, body, metadata) => invoke(fn, body, metadata),
-                clock,
+            const receiver = providerCommandReceiver({
+                fn,
+                client: busClients.get(connection),
+                durableClient: await durableClientOf(durable),
                 log,
-                ...options.serviceBus,
+                settings: busSettings,
+                receiveWaitMs: options.serviceBus?.receiveWaitMs,
+                backoffMs: options.serviceBus?.pollIntervalMs,
             });
-            pumps.push(pump);
-            cleanups.push(() => pump.stop());
-            if (options.queuePolling !== false) pump.start();
+            receivers.push(receiver);
+            if (options.queuePolling !== false) receiver.start();
         }
 
-        const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings);
+        const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings, providerBus !== undefined);
         // A failure after this point must still stop the receivers before the clients close.
         cleanups.push(() => Promise.all(receivers.map((r) => r.stop())));
         let stopping: Promise<{ abandonedInvocations: number }> | undefined;
@@ -396,7 +408,6 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 await scanner.stop();
                 await timers.stop();
                 await Promise.all(queuePumps.map((p) => p.stop()));
-                await Promise.all(pumps.map((p) => p.stop()));
                 await stopReceivers(receivers, busClients, Math.max(0, drainBound - (Date.now() - drainStarted)));
                 const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
                 if (abandoned > 0) log(`Stopped with ${abandoned} invocation(s) still running.`);
@@ -420,14 +431,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             storageConnectionString: settings.AzureWebJobsStorage!,
             settings,
             functions,
-            providerEvents,
+            providerBus,
             scanNow: () => scanner.scanNow(),
             fireTimer: (name) => timers.fireTimer(name),
-            deliverQueuedMessages: async () => {
-                let total = 0;
-                for (const pump of pumps) total += await pump.drainOnce();
-                return total;
-            },
             drainStorageQueues: async () => {
                 const total: QueueDrainReport = { received: 0, succeeded: 0, failed: 0, poisoned: 0 };
                 for (const pump of queuePumps) {
@@ -435,16 +441,6 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                     for (const k of Object.keys(total) as (keyof QueueDrainReport)[]) total[k] += r[k];
                 }
                 return total;
-            },
-            providerQueue: (queueName) => {
-                const queue = queues.get(queueName);
-                if (!queue) {
-                    throw new Error(
-                        `No serviceBusTrigger reads queue "${queueName}" from a local queue ` +
-                            `(have: ${[...queues.keys()].join(', ') || 'none'}; with a namespace set, send to it instead)`,
-                    );
-                }
-                return queue;
             },
             stop,
         };
@@ -512,6 +508,7 @@ function describeFunctions(
     apiUrl: string,
     timers: TimerScheduler,
     settings: Record<string, string>,
+    localBroker: boolean,
 ): FunctionSummary[] {
     const base = apiUrl.replace(/\/[^/]*$/, '');
     const nextTimers = timers.nextOccurrences();
@@ -555,8 +552,10 @@ function describeFunctions(
                         trigger: 'serviceBus',
                         detail: `queue ${String(t.queueName)}${t.isSessionsEnabled ? ' (sessions)' : ''} ${
                             serviceBusConfigured(settings, String(t.connection))
-                                ? `from Service Bus via ${String(t.connection)} (shared command handler)`
-                                : `from the local Storage queue (${String(t.connection)} not set)`
+                                ? `from Service Bus via ${String(t.connection)}${
+                                      localBroker && t.connection === PROVIDER_BUS_SETTING ? ' (the local broker)' : ''
+                                  } (shared command handler)`
+                                : `not hosted: ${String(t.connection)} is not set`
                         }`,
                     };
                 default:

@@ -8,6 +8,7 @@ import { providerCommandPorts } from '../../shared/contracts/channel';
 import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
 import { DurableRuntime } from '../durable/runtime';
 import { RegisteredFunction } from './registry';
+import { ServiceBusHostSettings } from './serviceBusSettings';
 
 /** Whether a Service Bus connection setting names a real namespace (connection string or managed identity). */
 export function serviceBusConfigured(settings: Record<string, string>, connection: string): boolean {
@@ -55,6 +56,8 @@ export interface BusReceiverOptions {
     client: ServiceBusClient;
     durableClient: df.DurableClient;
     log: (line: string) => void;
+    /** host.json's extensions.serviceBus, as the extension reads it: settlement, concurrency, lock renewal. */
+    settings?: ServiceBusHostSettings;
     /** How long a receive waits for a session, and for more messages in it. Default 5 s. */
     receiveWaitMs?: number;
     /** Pause after a failure before accepting sessions again. Default 2 s. */
@@ -62,11 +65,13 @@ export interface BusReceiverOptions {
 }
 
 /**
- * The receiver behind the provider command trigger when its connection names a real namespace: each message
- * goes through the shared command handler with the runtime's durable client and is settled by its outcome.
+ * The receiver behind the provider command trigger, on the namespace its connection names (the local broker or
+ * Azure): each message goes through the shared command handler with the runtime's durable client and is settled
+ * by its outcome as host.json says: with `autoCompleteMessages` on, complete or abandon; off, left to expire.
  * A rejected command lands in the queue's own dead-letter sub-queue with its reason and description (the
  * Functions trigger cannot do that and forwards to provider-commands-rejected instead; see
- * functions/providerCommands.ts).
+ * functions/providerCommands.ts). Sessions are worked on `maxConcurrentSessions` at a time, each taking
+ * `max(1, prefetchCount)` messages per receive, with locks renewed for `maxAutoLockRenewalDuration`.
  */
 export function providerCommandReceiver(options: BusReceiverOptions): ServiceBusCommandReceiver {
     const line = (text: string, fields?: Record<string, unknown>) =>
@@ -84,6 +89,12 @@ export function providerCommandReceiver(options: BusReceiverOptions): ServiceBus
             maxWaitTimeInMs: options.receiveWaitMs,
             backoffMs: options.backoffMs,
             log: channelLog,
+            ...(options.settings && {
+                autoCompleteMessages: options.settings.autoCompleteMessages,
+                maxConcurrentSessions: options.settings.maxConcurrentSessions,
+                batchSize: Math.max(1, options.settings.prefetchCount),
+                maxAutoLockRenewalDurationInMs: options.settings.maxAutoLockRenewalDurationMs,
+            }),
         },
     );
 }

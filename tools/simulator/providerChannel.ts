@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { ServiceBusClient, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
 import { AnonymousCredential, BlockBlobClient } from '@azure/storage-blob';
+import { busClientOptions } from '../../shared/bus/busClient';
+import { siteSubscriptionName } from '../../shared/bus/entities';
 import {
     expectedSessionId,
     PROVIDER_COMMANDS_QUEUE,
+    PROVIDER_EVENTS_TOPIC,
     ProviderCommand,
     ProviderEvent,
     UploadGrantEvent,
@@ -10,11 +14,9 @@ import {
     UploadRequest,
 } from '../../shared/contracts/messages';
 import { signCommand } from '../../shared/contracts/signature';
+import { ensureErrorType } from '../../shared/errors';
 import { Clock, systemClock } from '../../shared/ports';
 import { deadline } from '../../shared/storage/deadline';
-import { HostStorage } from '../host/hostStorage';
-import { providerEventsQueueName } from '../host/localProviderEvents';
-import { LocalSessionQueue, SessionQueuePump } from '../host/localSessionQueue';
 
 /** The key a site's providers sign with, as registration hands it out (base64 key bytes). */
 export interface SiteCredentials {
@@ -44,14 +46,16 @@ interface Waiter {
 const UPLOAD_TIMEOUT_MS = 120_000;
 
 /**
- * The provider's side of the contract over the local stand-ins for Service Bus: signed commands go to the
- * Storage queue `provider-commands` (the local host's queue trigger reads it), events come from the site's
- * queue `provider-events-{siteId}`. Blobs are written only through the SAS URLs of upload grants: the channel
- * holds no storage key for them (the connection string reaches queues only, as a Service Bus connection would).
+ * The provider's side of the contract, with the Service Bus SDK as any provider would use it, against the
+ * local host's broker or an Azure namespace alike: signed commands go to the queue `provider-commands` in the
+ * VM's session, events come from the site's subscription `site-{siteId}` of the topic `provider-events`. Blobs
+ * are written only through the SAS URLs of upload grants: the channel holds no storage key.
  */
 export class ProviderChannel {
-    private readonly commands: LocalSessionQueue;
-    private readonly pump: SessionQueuePump;
+    private readonly client: ServiceBusClient;
+    private readonly commands: ServiceBusSender;
+    private readonly events: ServiceBusReceiver;
+    private subscription?: { close(): Promise<void> };
     private readonly key: Buffer;
     private readonly seen = new Set<string>();
     private readonly inbox: ProviderEvent[] = [];
@@ -62,29 +66,41 @@ export class ProviderChannel {
 
     constructor(
         readonly site: SiteCredentials,
-        storage: HostStorage,
+        busConnectionString: string,
         private readonly clock: Clock = systemClock,
-        log: (line: string) => void = () => undefined,
+        private readonly log: (line: string) => void = () => undefined,
     ) {
         this.key = Buffer.from(site.key, 'base64');
-        this.commands = new LocalSessionQueue(PROVIDER_COMMANDS_QUEUE, storage, clock);
-        this.pump = new SessionQueuePump({
-            queue: new LocalSessionQueue(providerEventsQueueName(site.siteId), storage, clock),
-            deliver: async (envelope, body) => this.receive(envelope.messageId, body as ProviderEvent),
-            clock,
-            log,
-            pollIntervalMs: 100,
+        this.client = new ServiceBusClient(busConnectionString, busClientOptions());
+        this.commands = this.client.createSender(PROVIDER_COMMANDS_QUEUE);
+        this.events = this.client.createReceiver(PROVIDER_EVENTS_TOPIC, siteSubscriptionName(site.siteId), {
+            receiveMode: 'peekLock',
         });
     }
 
     start(): void {
-        this.pump.start();
+        if (this.subscription) return;
+        this.subscription = this.events.subscribe(
+            {
+                processMessage: async (message) => {
+                    const body: unknown = message.body;
+                    const event = (Buffer.isBuffer(body) ? JSON.parse(body.toString('utf8')) : body) as ProviderEvent;
+                    this.receive(String(message.messageId), event);
+                },
+                processError: async (args) => {
+                    this.log(`events from ${args.entityPath}: ${ensureErrorType(args.error).message}`);
+                },
+            },
+            // One at a time, so one VM's events are handled in the order they were sent.
+            { maxConcurrentCalls: 1, autoCompleteMessages: true },
+        );
     }
 
-    /** Stops receiving; waits still pending end as StepIncomplete. */
+    /** Stops receiving and closes the connection; waits still pending end as StepIncomplete. */
     async stop(): Promise<void> {
         for (const waiter of [...this.waiters]) waiter.cancel();
-        await this.pump.stop();
+        await this.subscription?.close();
+        await this.client.close();
     }
 
     /** Every event, in arrival order, as it comes (after duplicate removal). */
@@ -94,7 +110,7 @@ export class ProviderChannel {
     }
 
     private receive(messageId: string, event: ProviderEvent): void {
-        // Local queues have no duplicate detection: a repeated message id is the same event.
+        // The topic drops a re-send within its duplicate-detection window; one later is still the same event.
         if (this.seen.has(messageId)) return;
         this.seen.add(messageId);
         this.inbox.push(event);
@@ -149,12 +165,16 @@ export class ProviderChannel {
             { siteId: this.site.siteId, keyId: this.site.keyId, key: this.key },
             { messageId, sessionId, signedAt: this.clock.now() },
         );
-        await this.commands.send(command, {
-            messageId,
-            sessionId,
-            contentType: signed.contentType,
-            applicationProperties: signed.applicationProperties,
-        });
+        await this.commands.sendMessages(
+            {
+                body: signed.body,
+                messageId,
+                sessionId,
+                contentType: signed.contentType,
+                applicationProperties: signed.applicationProperties,
+            },
+            { abortSignal: deadline(30_000) },
+        );
         this.sent.set(command.type, (this.sent.get(command.type) ?? 0) + 1);
     }
 
@@ -168,7 +188,8 @@ export class ProviderChannel {
             async () =>
                 'Is a provider command handler (functions/providerCommands.ts) registered on queue ' +
                 `"${PROVIDER_COMMANDS_QUEUE}", and does it know site ${this.site.siteId}'s key and VM ${vmId}? ` +
-                'Rejected commands are in the queue "provider-commands-deadletter".',
+                `Refused commands are in ${PROVIDER_COMMANDS_QUEUE}'s dead-letter queue (locally) or in ` +
+                'provider-commands-rejected (in Azure), with their reason.',
         );
         await this.send({ type: 'UploadGrantRequest', version: 1, vmId, requestId, uploads });
         const grants = (await answer).grants;

@@ -21,7 +21,6 @@ import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/
 import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
 import { formatByteSize } from '../../shared/byteSize';
-import { hostStorage } from '../host/hostStorage';
 import { LocalHost, startLocalHost } from '../host/localHost';
 import { ManagementClient, ProtectedItemView } from './managementClient';
 import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
@@ -41,8 +40,10 @@ export const FAULTS: readonly Fault[] = ['duplicate', 'reorder', 'drop'];
 export interface ExternalPipeline {
     apiUrl: string;
     functionKey: string;
-    /** The app's storage (AzureWebJobsStorage = REPLICA_STORAGE locally): queues, and replicas to download. */
+    /** The app's storage (AzureWebJobsStorage = REPLICA_STORAGE locally): replicas to download. */
     storageConnectionString: string;
+    /** The provider bus: a connection string to the namespace (or the local host's broker) with the channel. */
+    providerBusConnectionString: string;
 }
 
 export interface SimulationOptions {
@@ -160,12 +161,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     let failoverDisks: FailoverDiskComparison[] = [];
     const failovers: FailoverReport[] = [];
     let storageCs = '';
+    let busCs = '';
 
     try {
         // ---- the pipeline ----
         if (options.pipeline) {
             api = new ManagementClient(options.pipeline.apiUrl, options.pipeline.functionKey);
             storageCs = options.pipeline.storageConnectionString;
+            busCs = options.pipeline.providerBusConnectionString;
             say(`using the pipeline at ${options.pipeline.apiUrl}`);
         } else {
             hostLog = createWriteStream(join(outDir, 'host.log'));
@@ -183,14 +186,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                     FAILOVER_INFRASTRUCTURE: 'dryrun',
                 },
                 blobScanIntervalMs: 200,
-                serviceBus: { pollIntervalMs: 100, retryDelaySeconds: 1 },
+                serviceBus: { pollIntervalMs: 100, receiveWaitMs: 500, siteScanIntervalMs: 250 },
                 log: (line) => log.write(line + '\n'),
             });
             api = new ManagementClient(host.apiUrl, host.functionKey);
             storageCs = host.storageConnectionString;
+            busCs = host.settings.PROVIDER_BUS!;
             say(`local host at ${host.apiUrl}`);
         }
-        const storage = hostStorage(storageCs);
         // What infra/ provisions in Azure: the container providers upload into (grants cannot create it).
         await connectionFromString(storageCs)
             .blob.getContainerClient(REPLICA_LOGS_CONTAINER)
@@ -207,9 +210,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         await step('create the replication policy', () => api!.putPolicy(POLICY_NAME, simulatedPolicy(new Date())));
         say(`site ${siteId} registered (key ${credentials.keyId}); policy ${POLICY_NAME}: copy frequency 30 s`);
 
-        channel = new ProviderChannel(credentials, storage, undefined, (line) =>
-            hostLog?.write(`[provider] ${line}\n`),
-        );
+        channel = new ProviderChannel(credentials, busCs, undefined, (line) => hostLog?.write(`[provider] ${line}\n`));
         channel.start();
         const provider = channel;
         await provider.send({

@@ -4,17 +4,17 @@ import { ServiceBusCommandReceiver } from '../../../shared/bus/commandReceiver';
 import { ServiceBusEventPublisher } from '../../../shared/bus/eventPublisher';
 import { handleProviderCommand, ProviderCommandDelivery } from '../../../shared/contracts/commandHandler';
 import { signCommand } from '../../../shared/contracts/signature';
-import { AmqpTestPeer } from '../../support/amqpPeer';
+import { LocalServiceBus } from '../../../tools/broker/localServiceBus';
 import { commands, FakeChannel, fakeChannel, SITE_A } from '../../unit/contracts/fakeChannel';
 
 const QUEUE = 'provider-commands';
 const TOPIC = 'provider-events';
 
-let peer: AmqpTestPeer;
+let peer: LocalServiceBus;
 let client: ServiceBusClient;
 
 beforeEach(async () => {
-    peer = await AmqpTestPeer.start();
+    peer = await LocalServiceBus.start();
     peer.createQueue(QUEUE, { sessions: true, maxDeliveryCount: 5 });
     peer.createTopic(TOPIC, { duplicateDetection: true });
     for (const site of ['site-a', 'site-b']) {

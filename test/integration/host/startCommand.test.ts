@@ -135,6 +135,12 @@ describe('the start banner', () => {
             expect(banner).toMatch(
                 new RegExp(`http +fixtureGetVm +GET ${host.apiUrl}/vms/\\{vmId\\} \\(key: function\\)`),
             );
+            // What a provider needs to connect to the local broker.
+            expect(banner).toContain(`Provider bus    PROVIDER_BUS=${host.settings.PROVIDER_BUS}`);
+            expect(host.settings.PROVIDER_BUS).toMatch(
+                /^Endpoint=sb:\/\/127\.0\.0\.1:\d+;.*UseDevelopmentEmulator=true$/,
+            );
+            expect(parseStartArgs(['--bus-port', '5672']).options.serviceBus).toEqual({ brokerPort: 5672 });
             expect(banner).toContain('Press Ctrl-C to stop.');
         } finally {
             await host.stop();

@@ -213,9 +213,9 @@ describe('provider commands that are dead-lettered and change nothing', () => {
         );
     }
 
-    it('a body that is not JSON: MESSAGE_INVALID', async () => {
+    it('a body that is not JSON: MESSAGE_NOT_JSON', async () => {
         const delivery = signedDelivery(commands.register());
-        await expectRejected({ ...delivery, body: Buffer.from('{"type":') }, 'MESSAGE_INVALID', /not JSON/);
+        await expectRejected({ ...delivery, body: Buffer.from('{"type":') }, 'MESSAGE_NOT_JSON', /not JSON/);
     });
 
     it('a body that fails its schema: MESSAGE_INVALID naming the field', async () => {
@@ -264,10 +264,10 @@ describe('provider commands that are dead-lettered and change nothing', () => {
         await expectRejected(signedDelivery(commands.digestRequest('vm-b1')), 'MESSAGE_OTHER_SITE', /vm-b1/);
     });
 
-    it('a digest request sent in the site session instead of its VM session: MESSAGE_INVALID', async () => {
+    it('a digest request sent in the site session instead of its VM session: MESSAGE_SESSION', async () => {
         await expectRejected(
             signedDelivery(commands.digestRequest(), { sessionId: 'site:site-a' }),
-            'MESSAGE_INVALID',
+            'MESSAGE_SESSION',
             /sessionId "vm-a1"/,
         );
     });
@@ -284,10 +284,10 @@ describe('provider commands that are dead-lettered and change nothing', () => {
         await expectRejected(signedDelivery(commands.heartbeat(['vm-a1', 'vm-b1'])), 'MESSAGE_OTHER_SITE', /vm-b1/);
     });
 
-    it('a VM registered with no site: MESSAGE_OTHER_SITE', async () => {
+    it('a VM registered with no site: MESSAGE_VM_UNKNOWN', async () => {
         await expectRejected(
             signedDelivery(commands.cycleCompleted('vm-unknown')),
-            'MESSAGE_OTHER_SITE',
+            'MESSAGE_VM_UNKNOWN',
             /not registered/,
         );
     });
@@ -312,30 +312,30 @@ describe('provider commands that are dead-lettered and change nothing', () => {
         await expectRejected({ ...delivery, sessionId: 'vm-a2' }, 'MESSAGE_SIGNATURE', /does not match/);
     });
 
-    it('an unsigned message: MESSAGE_SIGNATURE naming what is missing', async () => {
+    it('an unsigned message: MESSAGE_UNSIGNED naming what is missing', async () => {
         const delivery = signedDelivery(commands.register());
         const { signature: _s, ...rest } = delivery.applicationProperties as Record<string, unknown>;
-        await expectRejected({ ...delivery, applicationProperties: rest }, 'MESSAGE_SIGNATURE', /signature missing/);
+        await expectRejected({ ...delivery, applicationProperties: rest }, 'MESSAGE_UNSIGNED', /signature missing/);
     });
 
-    it('an unknown key id or site: MESSAGE_SIGNATURE', async () => {
+    it('an unknown key id or site: MESSAGE_SITE_UNKNOWN', async () => {
         await expectRejected(
             signedDelivery(commands.register(), { signer: { ...SITE_A, keyId: 'k404' } }),
-            'MESSAGE_SIGNATURE',
+            'MESSAGE_SITE_UNKNOWN',
             /No key k404/,
         );
     });
 
-    it('a revoked key: MESSAGE_SIGNATURE', async () => {
+    it('a revoked key: MESSAGE_KEY_REVOKED', async () => {
         const channel = fakeChannel();
         channel.keys.set('site-a/k1', { keyId: 'k1', key: SITE_A.key, revoked: true });
-        await expectRejected(signedDelivery(commands.register()), 'MESSAGE_SIGNATURE', /revoked/, channel);
+        await expectRejected(signedDelivery(commands.register()), 'MESSAGE_KEY_REVOKED', /revoked/, channel);
     });
 
-    it('a VM command sent in the site session: MESSAGE_INVALID (one VM stays in order only in its own session)', async () => {
+    it('a VM command sent in the site session: MESSAGE_SESSION (one VM stays in order only in its own session)', async () => {
         await expectRejected(
             signedDelivery(commands.cycleCompleted(), { sessionId: 'site:site-a' }),
-            'MESSAGE_INVALID',
+            'MESSAGE_SESSION',
             /sessionId "vm-a1"/,
         );
     });

@@ -376,8 +376,8 @@ export function serviceBusProblems(model: InfraModel): string[] {
         problems.push('provider-commands: maxDeliveryCount should be set');
 
     // The trigger forwards rejected commands to this queue through an output binding; the name is the code's.
-    const rejectedName = /REJECTED_COMMANDS_QUEUE = '([^']+)'/.exec(model.text('functions/providerCommands.ts'))?.[1];
-    if (!rejectedName) problems.push('functions/providerCommands.ts: REJECTED_COMMANDS_QUEUE not found');
+    const rejectedName = /REJECTED_COMMANDS_QUEUE = '([^']+)'/.exec(model.text('shared/bus/entities.ts'))?.[1];
+    if (!rejectedName) problems.push('shared/bus/entities.ts: REJECTED_COMMANDS_QUEUE not found');
     const rejected = rejectedName ? entity(model, 'Microsoft.ServiceBus/namespaces/queues', rejectedName) : undefined;
     if (rejectedName && !rejected) problems.push(`service-bus.bicep: no ${rejectedName} queue`);
     if (rejected?.get('properties.requiresSession') === true)
