@@ -1,5 +1,6 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
+import { scaledMs } from '../shared/durableTime';
 import { HvrError } from '../shared/errors';
 import { HealthReason } from '../shared/health';
 import {
@@ -346,7 +347,7 @@ export function* enableProtectionOrchestrator(
 
     // Initial replication: wait for every disk to reach 100 %, a non-recoverable provider error, or the timeout.
     const timeoutHours = input.initialReplicationTimeoutHours ?? DEFAULT_INITIAL_REPLICATION_TIMEOUT_HOURS;
-    const timeoutAt = new Date(Date.parse(irStartedAt) + timeoutHours * 3600_000);
+    const timeoutAt = new Date(Date.parse(irStartedAt) + scaledMs(timeoutHours * 3600_000));
     const initialReplication = { startedAt: irStartedAt, timeoutAt: timeoutAt.toISOString(), disks: progress };
     setStatus({ stage: 'InitialReplicationInProgress', task: undefined, initialReplication });
     const awaited = [

@@ -7,6 +7,7 @@ import {
     HealthFacts,
     ReplicationHealth,
 } from '../shared/health';
+import { scaledMs } from '../shared/durableTime';
 import { HvrError } from '../shared/errors';
 import {
     CycleCompleteEvent,
@@ -297,7 +298,7 @@ export function* replicationMonitorOrchestrator(
     const wakeAt = Math.max(
         now.getTime() + 1000,
         Math.min(
-            now.getTime() + MONITOR_MAX_SLEEP_MS,
+            now.getTime() + scaledMs(MONITOR_MAX_SLEEP_MS),
             assessment.nextThresholdAt !== undefined ? Date.parse(assessment.nextThresholdAt) : Infinity,
         ),
     );

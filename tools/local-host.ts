@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { ensureErrorType, HvrError } from '../shared/errors';
+import { parseDurableEngine } from './durable/engine';
 import { localSettingsValues } from './host/appSettings';
 import { LocalHost, LocalHostOptions, startLocalHost } from './host/localHost';
 
@@ -19,6 +20,8 @@ Options:
   --blob-scan-interval MS  time between blob container scans (default 2000)
   --blob-content-limit B   largest blob passed to a trigger as content (default 33554432)
   --drain-timeout MS       how long Ctrl-C waits for running invocations (default 30000)
+  --durable ENGINE         embedded (default; or HVR_DURABLE) or dtfx: the real Durable Functions extension
+                           on Azurite, built from engines/dtfx (docs/durable-runtime.md)
   -h, --help               this text`;
 
 interface StartArgs {
@@ -88,6 +91,9 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.
             case '--drain-timeout':
                 options.drainTimeoutMs = wholeNumber(flag, value());
                 break;
+            case '--durable':
+                options.durable = parseDurableEngine(value(), '--durable');
+                break;
             default:
                 throw new HvrError('VALIDATION_FAILED', `Unknown option "${arg}"; see hvr start --help.`);
         }
@@ -132,7 +138,7 @@ export function startBanner(host: LocalHost): string {
     }
     lines.push(
         `  Storage         ${host.storageConnectionString}`,
-        `  Task hub        ${host.settings.DURABLE_TASK_HUB}`,
+        `  Task hub        ${host.settings.DURABLE_TASK_HUB} (durable engine: ${host.durable})`,
         '',
         `Functions (${host.functions.length}):`,
     );

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { parseByteSize } from '../shared/byteSize';
 import { ensureErrorType } from '../shared/errors';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
+import { parseDurableEngine, type DurableEngineName } from './durable/engine';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
                     [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover] [--timeout SECONDS]
@@ -22,6 +23,8 @@ upload grants, waits until every VM is protected with its last cycle applied, th
                      simulator's own host), write DIR/<vmId>/<diskId>.failover.vhd, compare each with the source at
                      that point, and clean the drill up; the Test failover and cleanup jobs must succeed
   --timeout SECONDS  longest wait for any one step (default 60)
+  --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
+                     (built from engines/dtfx; fails at once if dotnet or the host is missing)
   --json             print {"vms": [...], "totals": {...}} as the last line on stdout
 
 Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY and
@@ -51,6 +54,14 @@ function size(value: string | undefined, name: string, fallback: number): number
 }
 
 /** Parses the command line into simulation options (pipeline and progress are added by `main`). */
+function durableEngine(value: string): DurableEngineName {
+    try {
+        return parseDurableEngine(value, '--durable');
+    } catch (err) {
+        throw new UsageError(ensureErrorType(err).message);
+    }
+}
+
 export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: boolean } {
     const { values, positionals } = parseArgs({
         args: argv,
@@ -67,6 +78,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             faults: { type: 'string' },
             timeout: { type: 'string' },
             'test-failover': { type: 'boolean' },
+            durable: { type: 'string' },
             json: { type: 'boolean' },
         },
     });
@@ -102,6 +114,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
         testFailover: values['test-failover'] ?? false,
         stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
         json: values.json ?? false,
+        ...(values.durable !== undefined ? { durable: durableEngine(values.durable) } : {}),
     };
 }
 

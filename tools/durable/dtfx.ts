@@ -21,6 +21,8 @@ export interface DtfxEngineOptions {
     /** An activity running longer than this fails (host.json functionTimeout); default 30 min. */
     activityTimeoutMs?: number;
     log?: (line: string) => void;
+    /** The public base of the durable webhooks the status links name; default the local host's default. */
+    webhookBase?: string;
     /** Found by requireDtfxPrerequisites() when not given. */
     prerequisites?: DtfxPrerequisites;
 }
@@ -38,6 +40,7 @@ export class DtfxEngine {
     private readonly bridge: DtfxBridge;
     private process: RunningDtfxProcess | undefined;
     private durableClient: df.DurableClient | undefined;
+    private bridgeOrigin: string | undefined;
 
     private constructor(options: DtfxEngineOptions) {
         this.taskHub = options.taskHub;
@@ -62,6 +65,7 @@ export class DtfxEngine {
                 bridgeToken: engine.bridge.token,
                 storageConnectionString: options.storageConnectionString,
                 taskHub: options.taskHub,
+                webhookBase: options.webhookBase ?? 'http://127.0.0.1:7071/runtime/webhooks/durabletask',
                 maxQueuePollingIntervalMs: options.maxQueuePollingIntervalMs ?? 1000,
                 activityTimeoutMs: options.activityTimeoutMs ?? 30 * 60_000,
                 log: options.log && ((line) => options.log?.(`[dtfx] ${line}`)),
@@ -70,6 +74,9 @@ export class DtfxEngine {
             await engine.bridge.close();
             throw err;
         }
+        const rpc = engine.process.clientJson.rpcBaseUrl;
+        engine.bridge.rpcOrigin = typeof rpc === 'string' ? new URL(rpc).origin : undefined;
+        engine.bridgeOrigin = new URL(bridgeUrl).origin;
         return engine;
     }
 
@@ -78,10 +85,14 @@ export class DtfxEngine {
         return Promise.resolve(this.running().clientJson);
     }
 
-    /** The origin of the extension's local RPC endpoint that the client payload points at. */
+    /** Where `/runtime/webhooks/durabletask/...` is answered (the bridge forwards it to the extension). */
     get httpOrigin(): string | undefined {
-        const rpc = this.process?.clientJson.rpcBaseUrl;
-        return typeof rpc === 'string' ? new URL(rpc).origin : undefined;
+        return this.bridgeOrigin;
+    }
+
+    /** The extension's local RPC endpoint that the client payload points at. */
+    get rpcOrigin(): string | undefined {
+        return this.bridge.rpcOrigin;
     }
 
     /** durable-functions' DurableClient over the extension's HTTP API, built as `df.getClient(context)` builds it. */

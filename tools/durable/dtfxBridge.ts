@@ -5,6 +5,8 @@ import { invokeFunction, type DurableClientSource } from '../host/invoke';
 import type { FunctionRegistry, RegisteredFunction } from '../host/registry';
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const WEBHOOK_PREFIX = '/runtime/webhooks/durabletask/';
+const RPC_PREFIX = '/durabletask/';
 
 /** What the .NET host asks for: the function names to declare, then calls of them. */
 export interface BridgeFunctions {
@@ -25,6 +27,9 @@ export class DtfxBridge {
     private server: http.Server | undefined;
     /** Calls being served now, by kind; tests and diagnostics read them. */
     readonly inFlight = { orchestrator: 0, activity: 0 };
+
+    /** The extension's local RPC endpoint (`http://127.0.0.1:PORT`), once the host runs. */
+    rpcOrigin: string | undefined;
 
     constructor(
         private readonly registry: FunctionRegistry,
@@ -71,8 +76,9 @@ export class DtfxBridge {
             res.end(text);
         };
         try {
-            if (!this.authorized(req)) return reply(401, { message: 'bridge token required' });
             const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+            if (url.pathname.startsWith(WEBHOOK_PREFIX)) return await this.forwardWebhook(req, res, url);
+            if (!this.authorized(req)) return reply(401, { message: 'bridge token required' });
             if (req.method === 'GET' && url.pathname === '/functions') return reply(200, this.functions());
             const match = /^\/(orchestrator|activity)\/([^/]+)$/.exec(url.pathname);
             if (req.method !== 'POST' || !match)
@@ -97,6 +103,37 @@ export class DtfxBridge {
         } catch (err) {
             reply(500, { message: (err as Error).message });
         }
+    }
+
+    /**
+     * The public webhook routes (`/runtime/webhooks/durabletask/...`, what the status links name) answered by the
+     * extension's local RPC endpoint, which serves the same API under `/durabletask/`. Outside the Functions host
+     * nothing else serves them; the local front door forwards them here after its key check.
+     */
+    private async forwardWebhook(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+        if (!this.rpcOrigin) {
+            res.writeHead(503).end();
+            return;
+        }
+        const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : await readBody(req);
+        const target = `${this.rpcOrigin}${RPC_PREFIX}${url.pathname.slice(WEBHOOK_PREFIX.length)}${url.search}`;
+        const headers: Record<string, string> = {};
+        const contentType = req.headers['content-type'];
+        if (contentType) headers['content-type'] = contentType;
+        const upstream = await fetch(target, {
+            method: req.method ?? 'GET',
+            headers,
+            body: body === undefined || body === '' ? undefined : body,
+            redirect: 'manual',
+            signal: AbortSignal.timeout(60_000),
+        });
+        const replyHeaders: Record<string, string> = {};
+        for (const name of ['content-type', 'location', 'retry-after']) {
+            const value = upstream.headers.get(name);
+            if (value) replyHeaders[name] = value;
+        }
+        res.writeHead(upstream.status, replyHeaders);
+        res.end(Buffer.from(await upstream.arrayBuffer()));
     }
 
     private registered(kind: 'orchestrator' | 'activity', name: string): RegisteredFunction {

@@ -60,6 +60,7 @@ export interface DtfxProcessOptions {
     bridgeToken: string;
     storageConnectionString: string;
     taskHub: string;
+    webhookBase: string;
     /** Upper bound of the Azure Storage backend's queue polling back-off (default 30 s there). */
     maxQueuePollingIntervalMs: number;
     activityTimeoutMs: number;
@@ -77,6 +78,19 @@ export interface RunningDtfxProcess {
 
 const READY_PREFIX = 'HVR_DTFX_READY ';
 
+/**
+ * Lines of the host not worth a log line: the extension's structured event dump (it prints every backend event
+ * as `MS_DURABLE_FUNCTION_EVENTS_LOGS {...}`) and the request log of its local RPC endpoint.
+ */
+function isNoise(line: string): boolean {
+    return (
+        line.startsWith('MS_DURABLE_FUNCTION_EVENTS_LOGS') ||
+        line.includes('Microsoft.AspNetCore.Hosting.Diagnostics') ||
+        /^\s+Request (starting|finished) HTTP/.test(line) ||
+        line.includes('Distributed Tracing V2 is GA')
+    );
+}
+
 /** Starts the .NET host and resolves once the extension runs and has handed out its client payload. */
 export async function startDtfxProcess(options: DtfxProcessOptions): Promise<RunningDtfxProcess> {
     const { dotnet, hostDll } = options.prerequisites;
@@ -90,6 +104,7 @@ export async function startDtfxProcess(options: DtfxProcessOptions): Promise<Run
             HVR_DTFX_BRIDGE_TOKEN: options.bridgeToken,
             AzureWebJobsStorage: options.storageConnectionString,
             HVR_DTFX_TASK_HUB: options.taskHub,
+            HVR_DTFX_WEBHOOK_BASE: options.webhookBase,
             HVR_DTFX_MAX_POLL_MS: String(options.maxQueuePollingIntervalMs),
             HVR_DTFX_ACTIVITY_TIMEOUT_MIN: String(options.activityTimeoutMs / 60_000),
         },
@@ -109,6 +124,7 @@ export async function startDtfxProcess(options: DtfxProcessOptions): Promise<Run
         });
     };
     const remember = (line: string): void => {
+        if (isNoise(line)) return;
         recent.push(line);
         if (recent.length > 40) recent.shift();
         options.log?.(line);

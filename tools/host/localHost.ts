@@ -9,6 +9,9 @@ import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
 import { Clock, setPorts, systemClock } from '../../shared/ports';
 import { connectionFromString, resetStorageConnections, storageConnection } from '../../shared/storage/connections';
 import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
+import { DtfxEngine } from '../durable/dtfx';
+import { requireDtfxPrerequisites } from '../durable/dtfxHost';
+import { durableEngineOf, type DurableEngine, type DurableEngineName } from '../durable/engine';
 import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
@@ -54,6 +57,11 @@ export interface LocalHostOptions {
      * creates over the same registry and clock (and closes on stop).
      */
     runtime?: DurableRuntime;
+    /**
+     * Which Durable engine runs the orchestrations when no `runtime` is given: `embedded` (default, or
+     * HVR_DURABLE) or `dtfx`, the real extension in engines/dtfx (fails at start if dotnet or the host is missing).
+     */
+    durable?: DurableEngineName;
     /** Milliseconds between blob container scans; 0 scans only on `scanNow()`. Default 2000. */
     blobScanIntervalMs?: number;
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
@@ -88,7 +96,12 @@ export interface LocalHost {
     /** `url` plus the route prefix, e.g. `http://127.0.0.1:7071/api`. */
     apiUrl: string;
     functionKey: string;
-    runtime: DurableRuntime;
+    /** The engine in use. */
+    durable: DurableEngineName;
+    /** The embedded runtime, when that is the engine. */
+    runtime?: DurableRuntime;
+    /** The real engine, when that is the engine. */
+    dtfx?: DtfxEngine;
     azurite?: RunningAzurite;
     /** The AzureWebJobsStorage connection string in use. */
     storageConnectionString: string;
@@ -189,24 +202,20 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             providerEvents = publisher;
         }
         const inFlight = new InFlightInvocations();
+        const engineName: DurableEngineName = options.runtime ? 'embedded' : durableEngineOf(options.durable);
+        // Asked for the real engine: fail now, naming what is missing, before anything else starts.
+        const dtfxPrerequisites = engineName === 'dtfx' ? requireDtfxPrerequisites() : undefined;
         let runtime = options.runtime;
-        if (!runtime) {
-            const created = new DurableRuntime({
-                registry,
-                clock,
-                taskHub: settings.DURABLE_TASK_HUB,
-                log: (line) => log(`[durable] ${line}`),
-            });
-            cleanups.push(() => created.close());
-            runtime = created;
-        }
-        // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
-        await runtime.clientBinding();
-        const durable = runtime;
+        let dtfx: DtfxEngine | undefined;
+        let durable: DurableEngine | undefined;
+        const engine = (): DurableEngine => {
+            if (!durable) throw new HvrError('INTERNAL', 'The durable engine is not started yet');
+            return durable;
+        };
         const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
             inFlight.track(async () => {
                 const outcome = await invokeFunction(fn, input, {
-                    runtime: durable,
+                    runtime: engine(),
                     triggerMetadata,
                     log: (level: LogLevel, message: string) => {
                         if (level !== 'trace' && level !== 'debug') log(`[${fn.name}] ${message}`);
@@ -224,10 +233,45 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             functionKey,
             invoke: (fn, request: HttpRequest) => invoke(fn, request),
             accepting: () => inFlight.accepting,
-            durableOrigin: () => durable.httpOrigin,
+            durableOrigin: () => durable?.httpOrigin,
             log,
         });
         const url = await frontDoor.listen(options.port ?? 7071, options.hostname ?? '127.0.0.1');
+
+        // The engine starts once the front door's URL is known: the real engine's status links name it.
+        if (dtfxPrerequisites) {
+            log(
+                `[durable] starting the Durable Functions extension (engines/dtfx) on task hub ${settings.DURABLE_TASK_HUB}`,
+            );
+            const started = await DtfxEngine.start({
+                registry,
+                storageConnectionString: settings.AzureWebJobsStorage!,
+                taskHub: settings.DURABLE_TASK_HUB!,
+                prerequisites: dtfxPrerequisites,
+                webhookBase: `${url}/runtime/webhooks/durabletask`,
+                log: (line) => log(`[durable] ${line}`),
+            }).catch(async (err: unknown) => {
+                await frontDoor.stopListening();
+                throw err;
+            });
+            cleanups.push(() => started.close());
+            dtfx = started;
+            durable = started;
+        } else {
+            if (!runtime) {
+                const created = new DurableRuntime({
+                    registry,
+                    clock,
+                    taskHub: settings.DURABLE_TASK_HUB,
+                    log: (line) => log(`[durable] ${line}`),
+                });
+                cleanups.push(() => created.close());
+                runtime = created;
+            }
+            // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
+            await runtime.clientBinding();
+            durable = runtime;
+        }
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
         // Blobs
@@ -281,7 +325,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 const receiver = providerCommandReceiver({
                     fn,
                     client: busClients.get(connection),
-                    durableClient: await durableClientOf(durable),
+                    durableClient: await durableClientOf(engine()),
                     log,
                     receiveWaitMs: options.serviceBus?.receiveWaitMs,
                     backoffMs: options.serviceBus?.pollIntervalMs,
@@ -335,7 +379,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             url,
             apiUrl,
             functionKey,
+            durable: engineName,
             runtime,
+            dtfx,
             azurite,
             storageConnectionString: settings.AzureWebJobsStorage!,
             settings,

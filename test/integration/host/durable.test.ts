@@ -27,7 +27,7 @@ describe('orchestrations through the local host', () => {
                 if (status.runtimeStatus !== 'Completed') await new Promise((r) => setTimeout(r, 20));
             }
             expect(status).toMatchObject({ runtimeStatus: 'Completed', output: 'hello ada' });
-            expect(await host.runtime.getStatus(links.id)).toMatchObject({ runtimeStatus: 'Completed' });
+            expect(await host.runtime!.getStatus(links.id)).toMatchObject({ runtimeStatus: 'Completed' });
             expect(host.functions.map((f) => `${f.trigger}:${f.name}`)).toEqual(
                 expect.arrayContaining(['activity:fixtureGreet', 'orchestration:fixtureGreeting']),
             );
