@@ -26,6 +26,9 @@ var logLevel = Enum.Parse<LogLevel>(Environment.GetEnvironmentVariable("HVR_DTFX
 // The extension picks its out-of-process protocol (the orchestrator shim) and its local RPC endpoint from this.
 Environment.SetEnvironmentVariable("FUNCTIONS_WORKER_RUNTIME", "node");
 
+// Never outlive the Node process that started this host, however it ended (even during start-up).
+_ = ParentGone().ContinueWith(_ => Environment.Exit(2), TaskScheduler.Default);
+
 Dispatch.Configure(bridge, Required("HVR_DTFX_BRIDGE_TOKEN"), activityTimeout + TimeSpan.FromMinutes(1));
 var functions = await Dispatch.Get("functions");
 var orchestrators = functions["orchestrators"]!.ToObject<List<string>>()!;
@@ -74,6 +77,24 @@ var stopping = new TaskCompletionSource();
 lifetime.ApplicationStopping.Register(() => stopping.TrySetResult());
 await Task.WhenAny(stdinClosed, stopping.Task);
 await host.StopAsync(TimeSpan.FromSeconds(10));
+
+static async Task ParentGone()
+{
+    if (!int.TryParse(Environment.GetEnvironmentVariable("HVR_DTFX_PARENT_PID"), out var parentPid)) await Task.Delay(Timeout.Infinite);
+    for (;;)
+    {
+        await Task.Delay(1000);
+        try
+        {
+            using var parent = System.Diagnostics.Process.GetProcessById(parentPid);
+            if (parent.HasExited) return;
+        }
+        catch (ArgumentException)
+        {
+            return;
+        }
+    }
+}
 
 internal sealed class FixedTypeLocator(Type type) : ITypeLocator
 {

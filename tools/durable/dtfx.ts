@@ -90,6 +90,11 @@ export class DtfxEngine {
         return this.bridgeOrigin;
     }
 
+    /** How many orchestrator episodes of this instance the bridge has served. */
+    episodesOf(instanceId: string): number {
+        return this.bridge.episodes.get(instanceId) ?? 0;
+    }
+
     /** The extension's local RPC endpoint that the client payload points at. */
     get rpcOrigin(): string | undefined {
         return this.bridge.rpcOrigin;

@@ -27,6 +27,8 @@ export class DtfxBridge {
     private server: http.Server | undefined;
     /** Calls being served now, by kind; tests and diagnostics read them. */
     readonly inFlight = { orchestrator: 0, activity: 0 };
+    /** Orchestrator episodes served, by instance id. */
+    readonly episodes = new Map<string, number>();
 
     /** The extension's local RPC endpoint (`http://127.0.0.1:PORT`), once the host runs. */
     rpcOrigin: string | undefined;
@@ -86,13 +88,31 @@ export class DtfxBridge {
             const kind = match[1] as 'orchestrator' | 'activity';
             const fn = this.registered(kind, decodeURIComponent(match[2]!));
             const body = await readBody(req);
-            const input: unknown = body === '' ? undefined : JSON.parse(body);
+            const parsed: unknown = body === '' ? undefined : JSON.parse(body);
+            // The worker parses a string trigger value once more when it is JSON (`fromRpcTypedData`); durable-
+            // functions sends string activity inputs JSON-encoded, so this is how they arrive as the string.
+            const input = typeof parsed === 'string' ? parseIfJson(parsed) : parsed;
+            if (kind === 'orchestrator') {
+                const instanceId = String((input as { instanceId?: unknown }).instanceId);
+                this.episodes.set(instanceId, (this.episodes.get(instanceId) ?? 0) + 1);
+            }
+            if (process.env.HVR_DTFX_TRACE && kind === 'orchestrator') {
+                const ctx = input as {
+                    input?: unknown;
+                    history?: { EventType: number; Name?: string; IsPlayed?: boolean }[];
+                };
+                this.log(
+                    `TRACE ${fn.name} input=${JSON.stringify(ctx.input)} history=${JSON.stringify(ctx.history?.map((e) => `${e.EventType}${e.Name ? ':' + e.Name : ''}${e.IsPlayed ? '*' : ''}`))}`,
+                );
+            }
             this.inFlight[kind]++;
             try {
                 const { result } = await invokeFunction(fn, input, {
                     runtime: this.client,
                     log: (level, message) => this.log(`[${fn.name}] ${level}: ${message}`),
                 });
+                if (process.env.HVR_DTFX_TRACE && kind === 'orchestrator')
+                    this.log(`TRACE result=${JSON.stringify(result).slice(0, 600)}`);
                 reply(200, { result: result ?? null });
             } catch (err) {
                 const error = err instanceof Error ? err : new Error(String(err));
@@ -155,4 +175,12 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
         chunks.push(chunk);
     }
     return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseIfJson(text: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        return text;
+    }
 }

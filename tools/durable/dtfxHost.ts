@@ -100,6 +100,7 @@ export async function startDtfxProcess(options: DtfxProcessOptions): Promise<Run
             ...process.env,
             DOTNET_CLI_TELEMETRY_OPTOUT: '1',
             DOTNET_NOLOGO: '1',
+            HVR_DTFX_PARENT_PID: String(process.pid),
             HVR_DTFX_BRIDGE_URL: options.bridgeUrl,
             HVR_DTFX_BRIDGE_TOKEN: options.bridgeToken,
             AzureWebJobsStorage: options.storageConnectionString,
@@ -124,7 +125,7 @@ export async function startDtfxProcess(options: DtfxProcessOptions): Promise<Run
         });
     };
     const remember = (line: string): void => {
-        if (isNoise(line)) return;
+        if (isNoise(line) && !process.env.HVR_DTFX_TRACE) return;
         recent.push(line);
         if (recent.length > 40) recent.shift();
         options.log?.(line);
