@@ -115,6 +115,20 @@ export function describeOnEngines(
     }
 }
 
+/** Orchestration test files that run on the embedded engine only (docs/durable-runtime.md says why). */
+export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
+    'test/orchestrations/disableProtection.test.ts',
+    'test/orchestrations/enableProtection.test.ts',
+    'test/orchestrations/failover.test.ts',
+    'test/orchestrations/replicationMonitor.test.ts',
+    'test/orchestrations/resync.test.ts',
+    'test/orchestrations/resyncScheduler.test.ts',
+    'test/orchestrations/runtime.client.test.ts',
+    'test/orchestrations/runtime.events.test.ts',
+    'test/orchestrations/runtime.failures.test.ts',
+    'test/orchestrations/runtime.test.ts',
+];
+
 /**
  * `it` on one engine only: registered in the block of that engine, nowhere else. The test must be listed in
  * ONE_ENGINE_TESTS under its full name.
