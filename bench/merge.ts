@@ -22,7 +22,7 @@ import { startAzurite } from '../tools/azurite';
 
 const MiB = 1024 * 1024;
 const LOG_BYTES = Number(process.env.BENCH_MERGE_LOG_MIB ?? 2048) * MiB;
-const DISK_BYTES = 8 * 1024 * MiB;
+export const DISK_BYTES = 8 * 1024 * MiB;
 const CONCURRENCY = 8;
 const READ_BYTES = 8 * MiB;
 
@@ -52,7 +52,7 @@ function fill(buf: Buffer, rand: () => number): void {
     }
 }
 
-interface Workload {
+export interface Workload {
     path: string;
     logSize: number;
     dataBytes: number;
@@ -62,7 +62,7 @@ interface Workload {
 }
 
 /** Writes the bench log to a file, streaming, and computes the fewest Put Page calls its ranges need. */
-async function writeWorkload(dir: string): Promise<Workload> {
+export async function writeWorkload(dir: string, logBytes = LOG_BYTES): Promise<Workload> {
     const rand = seeded(0x5eed);
     const logId = newGuid();
     const path = join(dir, 'bench.hrl');
@@ -88,13 +88,13 @@ async function writeWorkload(dir: string): Promise<Workload> {
         logOffset += length; // the writer's metadata blocks are accounted below; only relative order matters here
         bytes += length;
     };
-    while (bytes < LOG_BYTES) {
+    while (bytes < logBytes) {
         const kind = rand();
         if (kind < 0.02) {
             // A sequential run: a file copy or a database log, 1 MiB writes back to back.
             const run = (16 + Math.floor(rand() * 48)) * MiB;
             const start = Math.floor(rand() * ((DISK_BYTES - run) / MiB)) * MiB;
-            for (let at = 0; at < run && bytes < LOG_BYTES; at += MiB) await add(start + at, MiB, false);
+            for (let at = 0; at < run && bytes < logBytes; at += MiB) await add(start + at, MiB, false);
         } else {
             const small = rand() < 0.7;
             const lenSectors = small ? 1 + Math.floor(rand() * 128) : 128 + Math.floor(rand() * (8192 - 128));
@@ -121,7 +121,7 @@ async function writeWorkload(dir: string): Promise<Workload> {
     };
 }
 
-async function uploadLog(connectionString: string, workload: Workload, name: string): Promise<void> {
+export async function uploadLog(connectionString: string, workload: Workload, name: string): Promise<void> {
     const conn = connectionFromString(connectionString);
     const container = conn.blob.getContainerClient(REPLICA_LOGS_CONTAINER);
     await container.createIfNotExists();
@@ -223,6 +223,7 @@ async function childMain(name: string): Promise<void> {
                 gapTimeoutSeconds: 3600,
                 callTimeoutMs: 120_000,
                 readBytes: READ_BYTES,
+                timeBudgetSeconds: 1500,
             },
         },
         name,

@@ -2,6 +2,7 @@ import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import * as df from 'durable-functions';
 import { randomUUID } from 'node:crypto';
 import { HvrError } from '../shared/errors';
+import { allowedOperations, allowedOperationsLine, operationNotAllowed } from '../shared/failover/allowedOperations';
 import { RecoverySettings } from '../shared/failover/drillSteps';
 import { parseNetworkMapping } from '../shared/failover/networkMapping';
 import { parseRecoveryPointChoice } from '../shared/failover/recoveryPointChoice';
@@ -23,8 +24,15 @@ import {
     stateScope,
     updateProtectedItem,
 } from '../shared/state/protectedItems';
+import { listRecoveryPoints } from '../shared/state/recoveryPoints';
 import { getSite } from '../shared/state/sites';
-import { COMMIT_FAILOVER, COMMIT_TASKS, FAILOVER, FAILOVER_TASKS, FailoverInput } from '../orchestrations/failover';
+import { plannedFailoverShutdownTimeoutSeconds } from '../shared/failover/settings';
+import {
+    CHANGE_RECOVERY_POINT,
+    CHANGE_RECOVERY_POINT_TASKS,
+    ChangeRecoveryPointInput,
+} from '../orchestrations/changeRecoveryPoint';
+import { COMMIT_FAILOVER, COMMIT_TASKS, FAILOVER, failoverTasks, FailoverInput } from '../orchestrations/failover';
 import {
     TEST_FAILOVER,
     TEST_FAILOVER_CLEANUP,
@@ -33,7 +41,7 @@ import {
     TestFailoverCleanupInput,
     TestFailoverInput,
 } from '../orchestrations/testFailover';
-import { accepted, isActive, jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { accepted, isActive, jsonResponse, readJsonBody, responseForError, routeParam, withErrors } from './apiHttp';
 
 /**
  * Failover API: test failover and its cleanup, planned / unplanned failover and commit of a protected VM (202 with
@@ -124,14 +132,7 @@ async function protectedItem(vmId: string): Promise<ProtectedItem> {
 }
 
 function conflict(item: ProtectedItem, what: string): HvrError {
-    return new HvrError(
-        'CONFLICT',
-        `VM ${item.vmId} is ${item.protectionStateDescription.toLowerCase()}${
-            item.testFailoverState && item.testFailoverState !== 'None'
-                ? ` (${item.testFailoverStateDescription?.toLowerCase()})`
-                : ''
-        }; ${what}.`,
-    );
+    return operationNotAllowed(item, what);
 }
 
 /**
@@ -234,6 +235,7 @@ async function startFailover(
         );
     }
     const settings = parseRecoverySettings(body);
+    if (kind === 'PlannedFailover') plannedFailoverShutdownTimeoutSeconds();
     const client = df.getClient(context);
     const instanceId = instanceIds.failover(vmId);
     const item = await protectedItem(vmId);
@@ -244,10 +246,10 @@ async function startFailover(
     const inProgress = kind === 'PlannedFailover' ? 'PlannedFailoverInProgress' : 'UnplannedFailoverInProgress';
     await claim(
         vmId,
-        (i) =>
-            (i.protectionState === 'Protected' || i.protectionState === 'FailoverFailed') &&
-            (i.testFailoverState ?? 'None') === 'None',
-        'failover needs a protected VM with no test failover in progress or awaiting cleanup',
+        (i) => allowedOperations(i).includes(kind),
+        kind === 'PlannedFailover'
+            ? 'a planned failover needs a protected VM (replicating) with no test failover in progress or awaiting cleanup'
+            : 'failover needs a protected VM with no test failover in progress or awaiting cleanup',
         {
             protectionState: inProgress,
             protectionStateDescription: PROTECTION_STATES[inProgress],
@@ -256,8 +258,17 @@ async function startFailover(
         },
     );
     const at = ports().clock.now().toISOString();
-    await createJob(stateScope(), newJob(jobId, kind, vmId, FAILOVER_TASKS, at, instanceId));
-    const input: FailoverInput = { vmId, drillId, jobId, kind, recoveryPoint, settings, siteId: item.siteId };
+    await createJob(stateScope(), newJob(jobId, kind, vmId, failoverTasks(kind), at, instanceId));
+    const input: FailoverInput = {
+        vmId,
+        drillId,
+        jobId,
+        kind,
+        recoveryPoint,
+        settings,
+        siteId: item.siteId,
+        ...(kind === 'PlannedFailover' ? { shutdownTimeoutSeconds: plannedFailoverShutdownTimeoutSeconds() } : {}),
+    };
     await client.startNew(FAILOVER, { instanceId, input });
     return accepted(request, jobId, instanceId, { drillId });
 }
@@ -271,7 +282,7 @@ async function startCommit(request: HttpRequest, context: InvocationContext): Pr
         return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
     const drillId = item.currentDrillId;
     const recoveryPointId = item.failoverRecoveryPointId;
-    if (item.protectionState !== 'FailedOver' || !drillId || !recoveryPointId)
+    if (!allowedOperations(item).includes('Commit') || !drillId || !recoveryPointId)
         throw conflict(item, 'only a failed-over VM can be committed');
     const jobId = randomUUID();
     const at = ports().clock.now().toISOString();
@@ -279,6 +290,105 @@ async function startCommit(request: HttpRequest, context: InvocationContext): Pr
     await client.startNew(COMMIT_FAILOVER, { instanceId, input: { vmId, drillId, jobId, recoveryPointId } });
     return accepted(request, jobId, instanceId, { drillId });
 }
+
+/** The point named by an applyRecoveryPoint body: `recoveryPointId`, or `recoveryPoint: { type: "Custom", … }`. */
+export function parseRecoveryPointToApply(body: Record<string, unknown>): string {
+    if (typeof body.recoveryPointId === 'string' && body.recoveryPointId !== '' && body.recoveryPointId.length <= 300) {
+        return body.recoveryPointId;
+    }
+    if (body.recoveryPoint !== undefined) {
+        const choice = parseRecoveryPointChoice(body.recoveryPoint);
+        if (choice.type === 'Custom') return choice.recoveryPointId;
+    }
+    throw new HvrError(
+        'VALIDATION_FAILED',
+        `applyRecoveryPoint needs recoveryPointId (a recovery point of the VM, GET .../recoveryPoints); got ${JSON.stringify(
+            body.recoveryPointId ?? body.recoveryPoint ?? null,
+        )}.`,
+    );
+}
+
+async function startChangeRecoveryPoint(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+    const vmId = idParam(request, 'vmId');
+    const recoveryPointId = parseRecoveryPointToApply(await optionalBody(request));
+    const item = await protectedItem(vmId);
+    const client = df.getClient(context);
+    const instanceId = instanceIds.changeRecoveryPoint(vmId);
+    if (await isActive(client, instanceId))
+        return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
+    const drillId = item.currentDrillId;
+    if (!allowedOperations(item).includes('ChangePit') || !drillId) {
+        throw conflict(item, 'the recovery point can be changed only after a failover and before its commit');
+    }
+    const points = await listRecoveryPoints(stateScope(), vmId);
+    if (!points.some((p) => p.recoveryPointId === recoveryPointId)) {
+        throw new HvrError(
+            'NOT_FOUND',
+            `VM ${vmId} has no recovery point ${recoveryPointId}; its points are ${
+                points.map((p) => p.recoveryPointId).join(', ') || 'none'
+            }; ${allowedOperationsLine(item)}.`,
+            { allowedOperations: allowedOperations(item) },
+        );
+    }
+    if (recoveryPointId === item.failoverRecoveryPointId) {
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `VM ${vmId} already runs from recovery point ${recoveryPointId}; name another one of ${points
+                .map((p) => p.recoveryPointId)
+                .filter((id) => id !== recoveryPointId)
+                .join(', ')}.`,
+        );
+    }
+    const jobId = randomUUID();
+    await claim(
+        vmId,
+        (i) => allowedOperations(i).includes('ChangePit') && i.currentDrillId === drillId,
+        'the recovery point can be changed only after a failover and before its commit',
+        {
+            protectionState: 'ChangeRecoveryPointInProgress',
+            protectionStateDescription: PROTECTION_STATES.ChangeRecoveryPointInProgress,
+            currentJobId: jobId,
+        },
+    );
+    const at = ports().clock.now().toISOString();
+    await createJob(
+        stateScope(),
+        newJob(jobId, 'ApplyRecoveryPoint', vmId, CHANGE_RECOVERY_POINT_TASKS, at, instanceId),
+    );
+    const input: ChangeRecoveryPointInput = { vmId, drillId, jobId, recoveryPointId };
+    await client.startNew(CHANGE_RECOVERY_POINT, { instanceId, input });
+    return accepted(request, jobId, instanceId, { drillId, recoveryPointId });
+}
+
+/**
+ * A refusal that knows what the item allows says so in the body too (`error.allowedOperations`), so a client
+ * need not parse the message.
+ */
+function withAllowedOperations(
+    handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>,
+): (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit> {
+    return async (request, context) => {
+        try {
+            return await handler(request, context);
+        } catch (err) {
+            const allowed = err instanceof HvrError ? err.details?.allowedOperations : undefined;
+            if (!(err instanceof HvrError) || !Array.isArray(allowed)) throw err;
+            const response = responseForError(err, context);
+            const body = response.jsonBody as { error: Record<string, unknown> };
+            return { ...response, jsonBody: { error: { ...body.error, allowedOperations: allowed } } };
+        }
+    };
+}
+
+/** The POST actions on a protected item this API serves (ASR's operation names, as routes). */
+export const FAILOVER_ACTIONS = [
+    'testFailover',
+    'testFailoverCleanup',
+    'plannedFailover',
+    'unplannedFailover',
+    'applyRecoveryPoint',
+    'failoverCommit',
+] as const;
 
 export async function failoverAction(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const action = routeParam(request, 'action');
@@ -291,6 +401,8 @@ export async function failoverAction(request: HttpRequest, context: InvocationCo
             return startFailover(request, context, 'PlannedFailover');
         case 'unplannedFailover':
             return startFailover(request, context, 'UnplannedFailover');
+        case 'applyRecoveryPoint':
+            return startChangeRecoveryPoint(request, context);
         case 'failoverCommit':
             return startCommit(request, context);
         default:
@@ -301,9 +413,9 @@ export async function failoverAction(request: HttpRequest, context: InvocationCo
 app.http('apiFailoverAction', {
     methods: ['POST'],
     authLevel: 'function',
-    route: 'replicationProtectedItems/{vmId}/{action:regex(^(testFailover|testFailoverCleanup|plannedFailover|unplannedFailover|failoverCommit)$)}',
+    route: `replicationProtectedItems/{vmId}/{action:regex(^(${FAILOVER_ACTIONS.join('|')})$)}`,
     extraInputs: [df.input.durableClient()],
-    handler: withErrors(failoverAction),
+    handler: withErrors(withAllowedOperations(failoverAction)),
 });
 
 export async function listVmDrills(request: HttpRequest): Promise<HttpResponseInit> {

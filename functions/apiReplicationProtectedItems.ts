@@ -1,9 +1,12 @@
+import { allowedOperations } from '../shared/failover/allowedOperations';
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
+import { startOnce } from '../shared/lifecycle/durableClientErrors';
 import { randomUUID } from 'node:crypto';
 import { HvrError } from '../shared/errors';
 import { instanceIds } from '../shared/lifecycle/instances';
 import { ports } from '../shared/ports';
+import { withRepairState } from '../shared/replica/repairState';
 import { getPolicy } from '../shared/state/policies';
 import {
     createProtectedItem,
@@ -113,12 +116,20 @@ export function currentRpoSeconds(item: ProtectedItem, now: Date): number | unde
 /** The item as the API shows it: ASR's `{ name, properties }` shape. */
 export function presentItem(item: ProtectedItem, now: Date): { name: string; properties: Record<string, unknown> } {
     const { vmId, ...properties } = item;
-    return { name: vmId, properties: { ...properties, rpoSeconds: currentRpoSeconds(item, now) } };
+    return {
+        name: vmId,
+        properties: {
+            ...properties,
+            rpoSeconds: currentRpoSeconds(item, now),
+            allowedOperations: allowedOperations(item),
+        },
+    };
 }
 
 export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {
     const siteId = request.query.get('siteId') ?? undefined;
-    const items = await listProtectedItems(stateScope(), siteId !== undefined ? { siteId } : {});
+    const scope = stateScope();
+    const items = await withRepairState(scope, await listProtectedItems(scope, siteId !== undefined ? { siteId } : {}));
     const now = ports().clock.now();
     return jsonResponse(200, { value: items.map((item) => presentItem(item, now)) });
 }
@@ -208,7 +219,9 @@ async function enableProtection(
         jobId,
         vm: parsed.vm,
     };
-    await client.startNew(ENABLE_PROTECTION, { instanceId, input });
+    if ((await startOnce(client, ENABLE_PROTECTION, instanceId, input)) === 'alreadyRunning') {
+        throw new HvrError('CONFLICT', `${instanceId} is already running; wait for it to finish.`, { instanceId });
+    }
     return accepted(request, jobId, instanceId);
 }
 
@@ -243,7 +256,9 @@ async function disableProtection(
         jobId,
         keepReplica,
     };
-    await client.startNew(DISABLE_PROTECTION, { instanceId, input });
+    if ((await startOnce(client, DISABLE_PROTECTION, instanceId, input)) === 'alreadyRunning') {
+        throw new HvrError('CONFLICT', `${instanceId} is already running; wait for it to finish.`, { instanceId });
+    }
     return accepted(request, jobId, instanceId);
 }
 
@@ -254,9 +269,11 @@ export async function replicationProtectedItem(
     const vmId = vmIdParam(request);
     switch (request.method) {
         case 'GET': {
-            const item = await getProtectedItem(stateScope(), vmId);
+            const scope = stateScope();
+            const item = await getProtectedItem(scope, vmId);
             if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
-            return jsonResponse(200, presentItem(item, ports().clock.now()));
+            const [shown] = await withRepairState(scope, [item]);
+            return jsonResponse(200, presentItem(shown!, ports().clock.now()));
         }
         case 'PUT':
             return enableProtection(request, context, vmId);
@@ -295,10 +312,10 @@ export async function resyncProtectedItem(request: HttpRequest, context: Invocat
         if (await isActive(client, instanceId)) {
             return jsonResponse(202, { instanceId, alreadyRunning: true });
         }
-        await client.startNew(RESYNC_ORCHESTRATION, {
-            instanceId,
-            input: { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at },
-        });
+        const input = { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at };
+        if ((await startOnce(client, RESYNC_ORCHESTRATION, instanceId, input)) === 'alreadyRunning') {
+            return jsonResponse(202, { instanceId, alreadyRunning: true });
+        }
         return jsonResponse(202, { instanceId, resynchronizationState: 'ResynchronizationInitiated' });
     }
     await updateProtectedItem(
@@ -333,7 +350,8 @@ export async function protectedItemRecoveryPoints(request: HttpRequest): Promise
 
 /** Counts per health, and the items that need attention with their reasons. */
 export async function replicationHealthSummary(_request: HttpRequest): Promise<HttpResponseInit> {
-    const items = await listProtectedItems(stateScope());
+    const scope = stateScope();
+    const items = await withRepairState(scope, await listProtectedItems(scope));
     const now = ports().clock.now();
     const counts = { Normal: 0, Warning: 0, Critical: 0 };
     for (const item of items) counts[item.replicationHealth] += 1;

@@ -4,7 +4,21 @@ import { errorCodeOf, ensureErrorType, HvrError } from '../shared/errors';
 import { instanceIds, lifecycleEvents } from '../shared/lifecycle/instances';
 import { ports } from '../shared/ports';
 import { REPLICA_LOGS_CONTAINER, parseLogBlobName } from '../shared/replica/logBlob';
-import { MergeDeps, mergeSettingsFromEnv, mergeUploadedLog, sweepChainGaps } from '../shared/replica/mergeLog';
+import {
+    enqueueContinuation,
+    logEventsQueue,
+    parseLogEvent,
+    REPLICA_LOG_EVENTS_QUEUE,
+    REPLICA_STORAGE_SETTING,
+} from '../shared/replica/logEvents';
+import {
+    MergeDeps,
+    MergeOutcome,
+    mergeSettingsFromEnv,
+    mergeUploadedLog,
+    sweepChainGaps,
+    timeBudget,
+} from '../shared/replica/mergeLog';
 import { MergeNotifier } from '../shared/replica/notifier';
 import { stateScope } from '../shared/state/protectedItems';
 
@@ -33,34 +47,69 @@ export function durableMergeNotifier(context: InvocationContext): MergeNotifier 
 }
 
 function mergeDeps(context: InvocationContext): MergeDeps {
+    const settings = mergeSettingsFromEnv();
     return {
         scope: stateScope(),
         notifier: durableMergeNotifier(context),
         clock: ports().clock,
-        settings: mergeSettingsFromEnv(),
+        settings,
+        // The budget starts with the invocation: it ends well before the function timeout.
+        budget: timeBudget(settings.timeBudgetSeconds),
         log: (message, data) => context.log(message, ...(data ? [JSON.stringify(data)] : [])),
     };
 }
 
-/** The trigger's path is the blob name inside `replica-logs`. */
-function logNameOf(context: InvocationContext): string {
-    const name = context.triggerMetadata?.name;
-    if (typeof name !== 'string' || name === '') {
-        throw new HvrError('VALIDATION_FAILED', 'The blob trigger gave no blob name for the uploaded log.');
+/** How each outcome reads in the log: expected situations are said as such, never as failures. */
+function describeOutcome(o: MergeOutcome): string {
+    switch (o.status) {
+        case 'applied':
+            return `merge: ${o.name} → applied as log ${o.sequence}`;
+        case 'continuing':
+            return `merge: ${o.name} → ${o.stepsDone} of ${o.steps} steps written; a continuation carries on`;
+        case 'finished':
+            return `merge: ${o.name} → finished (an earlier try had written it)`;
+        case 'duplicate':
+            return `merge: ${o.name} → already applied (log ${o.sequence}); removed`;
+        case 'gone':
+            return `merge: ${o.name} → already merged and removed by an earlier merge; nothing to do`;
+        case 'waiting':
+            return `merge: ${o.name} → waits for log ${o.appliedSequence + 1}`;
+        case 'quarantined':
+            return `merge: ${o.name} → quarantined (${o.reason}, ${o.code})`;
+        case 'stale':
+            return `merge: ${o.name} → stopped: ${o.detail}`;
     }
-    return name;
 }
 
 /**
- * An uploaded log: merge it (and the logs it unblocks). Expected outcomes are logged and complete the
- * invocation; a transient failure is reported to the VM's monitor and rethrown so the trigger retries.
+ * A message of queue \`replica-log-events\`: an Event Grid BlobCreated event of an uploaded log, or our
+ * continuation of a log whose previous budget ran out. Merges the log (and the logs it unblocks) within the
+ * time budget; a log left \`continuing\` gets a continuation message. Expected outcomes are logged and complete
+ * the message; a transient failure is reported to the VM's monitor and rethrown, so the queue retries it
+ * (host.json \`queues\`: visibilityTimeout between tries, poison queue after maxDequeueCount).
  */
-export async function mergeReplicaLog(_blob: unknown, context: InvocationContext): Promise<void> {
-    const name = logNameOf(context);
+export async function mergeReplicaLog(message: unknown, context: InvocationContext): Promise<void> {
+    const request = parseLogEvent(message);
+    if (request.kind === 'ignore') {
+        context.log(`merge: message ${JSON.stringify(context.triggerMetadata?.id ?? null)} ignored: ${request.why}`);
+        return;
+    }
+    const name = request.blobName;
     const deps = mergeDeps(context);
     try {
         const outcomes = await mergeUploadedLog(deps, name);
-        for (const o of outcomes) context.log(`merge: ${o.name} → ${o.status}`, JSON.stringify(o));
+        for (const o of outcomes) {
+            context.log(describeOutcome(o), JSON.stringify(o));
+            if (o.status === 'continuing') {
+                const blob = deps.scope.conn.blob.getContainerClient(REPLICA_LOGS_CONTAINER).getBlobClient(o.name);
+                await enqueueContinuation(logEventsQueue(), {
+                    blobName: o.name,
+                    url: blob.url,
+                    stepsDone: o.stepsDone,
+                    at: deps.clock.now(),
+                });
+            }
+        }
     } catch (err) {
         const e = ensureErrorType(err);
         let vmId: string | undefined;
@@ -87,13 +136,13 @@ export async function mergeReplicaLog(_blob: unknown, context: InvocationContext
 /** Every 5 minutes: logs waiting for a predecessor that never came break the chain after the gap timeout. */
 export async function mergeGapSweep(_timer: Timer, context: InvocationContext): Promise<void> {
     const outcomes = await sweepChainGaps(mergeDeps(context));
-    for (const o of outcomes) context.log(`merge sweep: ${o.name} → ${o.status}`);
+    for (const o of outcomes) context.log(`merge sweep: ${describeOutcome(o)}`);
 }
 
-app.storageBlob('mergeReplicaLog', {
-    path: `${REPLICA_LOGS_CONTAINER}/{name}`,
-    source: 'EventGrid',
-    connection: 'REPLICA_STORAGE',
+// No trigger binds the log's content: the message carries the event, the merge reads the log with ranged reads.
+app.storageQueue('mergeReplicaLog', {
+    queueName: REPLICA_LOG_EVENTS_QUEUE,
+    connection: REPLICA_STORAGE_SETTING,
     extraInputs: [df.input.durableClient()],
     handler: mergeReplicaLog,
 });

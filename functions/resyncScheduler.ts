@@ -1,5 +1,6 @@
 import { app, InvocationContext, Timer } from '@azure/functions';
 import * as df from 'durable-functions';
+import { startOnce } from '../shared/lifecycle/durableClientErrors';
 import { integerSetting } from '../shared/config';
 import { HvrError } from '../shared/errors';
 import { instanceIds, ResyncReason } from '../shared/lifecycle/instances';
@@ -99,14 +100,8 @@ export async function scheduleResyncs(
             reason: (item.resyncReason as ResyncReason | undefined) ?? 'ChainGap',
             requestedAt: now.toISOString(),
         };
-        try {
-            await starter.startNew(RESYNC_ORCHESTRATION, { instanceId, input });
-            started.push(c.vmId);
-        } catch (err) {
-            // Another pass started it between the check and the start: that is the outcome we wanted.
-            if (await isActive(starter, instanceId)) continue;
-            throw err;
-        }
+        // Another pass starting it between the check and the start is the outcome we wanted ('alreadyRunning').
+        if ((await startOnce(starter, RESYNC_ORCHESTRATION, instanceId, input)) === 'started') started.push(c.vmId);
     }
     const startedSet = new Set(started);
     return {

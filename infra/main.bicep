@@ -1,6 +1,7 @@
-// The cloud side of Hyper-V disaster recovery to Azure, for `azd up`: a Flex Consumption Functions app (Node 20)
+// The cloud side of Hyper-V disaster recovery to Azure, for `azd up`: a Flex Consumption Functions app (Node 22)
 // running as one user-assigned identity, its storage (host and Durable Functions), the replica storage (uploaded
-// logs, replica disks), the provider Service Bus, Event Grid for the blob trigger, and monitoring with alerts.
+// logs, replica disks), the provider Service Bus, Event Grid delivering new logs to the merge's queue, and
+// monitoring with alerts.
 // Nothing here uses a key or a connection string: every connection is Entra ID with a managed identity.
 targetScope = 'subscription'
 
@@ -93,6 +94,11 @@ param storageCallTimeoutMs int = 60000
 @description('Smallest ranged read of an uploaded log while merging, in bytes.')
 param mergeReadBytes int = 8388608
 
+@minValue(1)
+@maxValue(1500)
+@description('How long one merge invocation works on a log before it records its progress and continues in a fresh invocation (below the 30-minute function timeout).')
+param mergeTimeBudgetSeconds int = 300
+
 @minValue(5)
 @maxValue(1440)
 @description('Lifetime of the write-only SAS a provider gets to upload a log.')
@@ -132,6 +138,9 @@ var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 var replicaLogsContainer = 'replica-logs'
 var eventGridDeadLetterContainer = 'replica-logs-deadletter'
+// Event Grid puts one BlobCreated event per uploaded log here; the merge's queue trigger reads it.
+var replicaLogEventsQueue = 'replica-log-events'
+var mergeFunctionName = 'mergeReplicaLog'
 var replicaContainers = [
   replicaLogsContainer
   'replicas'
@@ -182,7 +191,7 @@ module keyAccess 'modules/cmk-key-access.bicep' = if (useCustomerManagedKey) {
   )
   params: {
     keyVaultName: keyVaultName
-    encryptionPrincipalId: useCustomerManagedKey ? encryptionIdentity.outputs.principalId : ''
+    encryptionPrincipalId: useCustomerManagedKey ? encryptionIdentity!.outputs.principalId : ''
   }
 }
 
@@ -200,7 +209,7 @@ module appStorage 'modules/storage-account.bicep' = {
     allowedIpRanges: allowedIpRanges
     customerManagedKeyVaultUri: keyVaultUri
     customerManagedKeyName: customerManagedKeyName
-    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity.outputs.id : ''
+    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity!.outputs.id : ''
   }
 }
 
@@ -214,12 +223,13 @@ module replicaStorage 'modules/storage-account.bicep' = {
     tags: tags
     skuName: replicaStorageSku
     containers: replicaContainers
+    queues: [replicaLogEventsQueue]
     publicNetworkAccess: publicNetworkAccess
     allowedIpRanges: allowedIpRanges
     infrastructureEncryption: replicaInfrastructureEncryption
     customerManagedKeyVaultUri: keyVaultUri
     customerManagedKeyName: customerManagedKeyName
-    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity.outputs.id : ''
+    customerManagedKeyIdentityId: useCustomerManagedKey ? encryptionIdentity!.outputs.id : ''
   }
 }
 
@@ -290,19 +300,19 @@ module privateEndpoints 'modules/private-endpoint.bicep' = [
       name: '${abbrs.networkPrivateEndpoints}${endpoint.name}-${resourceToken}'
       location: location
       tags: tags
-      subnetId: useVnet ? network.outputs.privateEndpointSubnetId : ''
+      subnetId: useVnet ? network!.outputs.privateEndpointSubnetId : ''
       targetResourceId: endpoint.account == 'app'
         ? appStorage.outputs.id
         : endpoint.account == 'replica' ? replicaStorage.outputs.id : serviceBus.outputs.id
       groupId: endpoint.groupId
-      privateDnsZoneId: useVnet ? network.outputs.privateDnsZoneIds[endpoint.groupId] : ''
+      privateDnsZoneId: useVnet ? network!.outputs.privateDnsZoneIds[endpoint.groupId] : ''
     }
   }
 ]
 
 // Every setting the app reads (local.settings.sample.json), in identity form. Connection names match the
-// bindings: AzureWebJobsStorage (host, Durable Functions), REPLICA_STORAGE (blob trigger on replica-logs,
-// replica disks, state tables), PROVIDER_BUS (Service Bus trigger on provider-commands, sends to provider-events).
+// bindings: AzureWebJobsStorage (host, Durable Functions), REPLICA_STORAGE (queue trigger on replica-log-events,
+// uploaded logs, replica disks, state tables), PROVIDER_BUS (Service Bus trigger on provider-commands, sends to provider-events).
 var functionAppSettings = {
   AzureWebJobsStorage__accountName: appStorage.outputs.name
   AzureWebJobsStorage__blobServiceUri: appStorage.outputs.blobEndpoint
@@ -324,8 +334,11 @@ var functionAppSettings = {
   MERGE_GAP_TIMEOUT_SECONDS: string(mergeGapTimeoutSeconds)
   STORAGE_CALL_TIMEOUT_MS: string(storageCallTimeoutMs)
   MERGE_READ_BYTES: string(mergeReadBytes)
+  MERGE_TIME_BUDGET_SECONDS: string(mergeTimeBudgetSeconds)
   UPLOAD_GRANT_TTL_MINUTES: string(uploadGrantTtlMinutes)
   RESYNC_MAX_PER_SITE: string(resyncMaxPerSite)
+  // Finished orchestration instances older than this many days are purged daily (functions/purgeDurableHistory.ts).
+  DURABLE_HISTORY_RETENTION_DAYS: '30'
   // Failover (docs/failover.md): where VMs go, the replica account their disks are imported from, and the
   // identity ARM calls run as (Contributor on the failover resource group, failoverAccess below).
   FAILOVER_INFRASTRUCTURE: failoverInfrastructure
@@ -336,6 +349,8 @@ var functionAppSettings = {
   FAILOVER_DISK_SKU: failoverDiskSku
   FAILOVER_OPERATION_TIMEOUT_MS: string(failoverOperationTimeoutMs)
   FAILOVER_IDENTITY_CLIENT_ID: appIdentity.outputs.clientId
+  // How long a planned failover waits for the provider to shut the VM down and ship its final cycle.
+  PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS: '900'
   // Local auth is off on Application Insights: this string only locates the resource; ingestion is
   // authorized by the identity named in the authentication string (Monitoring Metrics Publisher).
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
@@ -358,11 +373,11 @@ module functionApp 'modules/function-app.bicep' = {
     identityId: appIdentity.outputs.id
     deploymentStorageBlobEndpoint: appStorage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
-    runtimeVersion: '20'
+    runtimeVersion: '22'
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     alwaysReady: alwaysReady
-    virtualNetworkSubnetId: useVnet ? network.outputs.appSubnetId : ''
+    virtualNetworkSubnetId: useVnet ? network!.outputs.appSubnetId : ''
     appSettings: functionAppSettings
   }
 }
@@ -385,7 +400,6 @@ module rbac 'modules/rbac.bicep' = {
 module failoverAccess 'modules/failover-access.bicep' = {
   name: 'failoverAccess'
   scope: resourceGroup(failoverSubscription, failoverResourceGroup)
-  dependsOn: [rg]
   params: {
     appPrincipalId: appIdentity.outputs.principalId
   }
@@ -399,6 +413,8 @@ module replicaEvents 'modules/replica-events.bicep' = {
     location: location
     tags: tags
     replicaStorageAccountName: replicaStorage.outputs.name
+    logsContainerName: replicaLogsContainer
+    eventsQueueName: replicaLogEventsQueue
     deadLetterContainerName: eventGridDeadLetterContainer
   }
 }
@@ -416,7 +432,7 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
-// azd writes these to the environment; the postdeploy hook and local debugging read them.
+// azd writes these to the environment; operators and local debugging read them.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
@@ -427,7 +443,8 @@ output REPLICA_STORAGE_ACCOUNT_NAME string = replicaStorage.outputs.name
 output REPLICA_LOGS_CONTAINER string = replicaLogsContainer
 output REPLICA_EVENTS_SYSTEM_TOPIC_NAME string = replicaEvents.outputs.name
 output EVENTGRID_DEADLETTER_CONTAINER string = eventGridDeadLetterContainer
-output MERGE_FUNCTION_NAME string = 'mergeReplicaLog'
+output REPLICA_LOG_EVENTS_QUEUE string = replicaLogEventsQueue
+output MERGE_FUNCTION_NAME string = mergeFunctionName
 output PROVIDER_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output PROVIDER_COMMANDS_REJECTED_QUEUE string = serviceBus.outputs.rejectedCommandsQueueName
 output FAILOVER_RESOURCE_GROUP string = failoverResourceGroup

@@ -11,6 +11,7 @@ import {
     ProviderErrorEvent,
 } from '../shared/lifecycle/instances';
 import { ReplicationPolicy } from '../shared/policy/replicationPolicy';
+import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { newJob } from '../shared/state/jobs';
 import { getPolicy } from '../shared/state/policies';
@@ -204,7 +205,7 @@ export function* enableProtectionOrchestrator(
     let status: EnableProtectionStatus = { stage: 'EnablingProtection', jobId };
     const setStatus = (patch: Partial<EnableProtectionStatus>): void => {
         status = { ...status, ...patch };
-        context.df.setCustomStatus(status);
+        context.df.setCustomStatus(fitCustomStatus(status));
     };
     const itemState = (state: ProtectionState) => ({
         protectionState: state,

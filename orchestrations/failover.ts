@@ -1,11 +1,14 @@
 import * as df from 'durable-functions';
+import { allowedOperationsLine } from '../shared/failover/allowedOperations';
 import { dropOtherRecoveryPoints, DrillRequest } from '../shared/failover/drillSteps';
+import { failoverRpoSeconds } from '../shared/failover/plannedFailover';
 import { Failure } from '../shared/retry';
 import { PROTECTION_STATES } from '../shared/state/protectedItems';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
-import { sendProviderEventActivity, stopReplicationEvent } from './lifecycleActivities';
+import { RECORD_RETRY, sendProviderEventActivity, stopReplicationEvent } from './lifecycleActivities';
 import { stopLifecycleInstancesActivity } from './disableProtection';
-import { cleanUpDrillActivity, recordStep, runDrill } from './testFailover';
+import { cleanUpDrillActivity, recordDrillActivity, recordStep, runDrill } from './testFailover';
+import { PLANNED_FAILOVER_TASKS, shutDownAndSynchronize } from './plannedFailover';
 
 /**
  * Planned and unplanned failover of one VM to Azure (instance `failover:{vmId}`), and its commit
@@ -27,10 +30,20 @@ export const COMMIT_TASKS = ['Dropping the other recovery points'] as const;
 /** Unplanned failover happens when the site may be gone: telling its provider must not hold the failover up. */
 export const UNPLANNED_STOP_GIVE_UP_MS = 15 * 60_000;
 
+/** A planned failover's wait for the shutdown when the input does not say (PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 900;
+
 export type FailoverInput = Omit<DrillRequest, 'at'> & {
     kind: 'PlannedFailover' | 'UnplannedFailover';
     siteId: string;
+    /** Planned: read from the setting when the failover is requested, so replays see the same value. */
+    shutdownTimeoutSeconds?: number;
 };
+
+/** The job's tasks for each kind of failover. */
+export function failoverTasks(kind: 'PlannedFailover' | 'UnplannedFailover'): readonly string[] {
+    return kind === 'PlannedFailover' ? PLANNED_FAILOVER_TASKS : FAILOVER_TASKS;
+}
 
 export const dropOtherRecoveryPointsActivity = df.app.activity('dropOtherRecoveryPoints', {
     handler: (input: unknown) => dropOtherRecoveryPoints(input as { vmId: string; keepRecoveryPointId: string }),
@@ -38,12 +51,18 @@ export const dropOtherRecoveryPointsActivity = df.app.activity('dropOtherRecover
 
 export function* failoverOrchestrator(
     context: df.OrchestrationContext,
-): Generator<df.Task, { result: 'FailedOver' | 'Failed'; virtualMachineId?: string; error?: unknown }, unknown> {
+): Generator<
+    df.Task,
+    { result: 'FailedOver' | 'Failed'; virtualMachineId?: string; rpoSeconds?: number; error?: unknown },
+    unknown
+> {
     const input = context.df.getInput<FailoverInput>();
     const { vmId, jobId, drillId } = input;
     const now = (): string => context.df.currentUtcDateTime.toISOString();
+    const startedAt = now();
+    const planned = input.kind === 'PlannedFailover';
     const [prerequisites, stopping, disks, resources] = FAILOVER_TASKS;
-    const inProgress = input.kind === 'PlannedFailover' ? 'PlannedFailoverInProgress' : 'UnplannedFailoverInProgress';
+    const inProgress = planned ? 'PlannedFailoverInProgress' : 'UnplannedFailoverInProgress';
     context.df.setCustomStatus({ stage: inProgress, jobId, drillId });
     yield* recordStep(context, {
         vmId,
@@ -53,8 +72,29 @@ export function* failoverOrchestrator(
             protectionStateDescription: PROTECTION_STATES[inProgress],
             currentJobId: jobId,
         },
-        jobChanges: [{ type: 'taskStarted', task: stopping, at: now() }],
+        jobChanges: planned ? [] : [{ type: 'taskStarted', task: stopping, at: now() }],
     });
+
+    // Planned: the provider shuts the VM down and ships its final cycle while replication still runs.
+    let recoveryPoint = input.recoveryPoint;
+    let lastWriteAt = startedAt;
+    if (planned) {
+        const sync = yield* shutDownAndSynchronize(
+            context,
+            {
+                vmId,
+                siteId: input.siteId,
+                jobId,
+                drillId,
+                shutdownTimeoutSeconds: input.shutdownTimeoutSeconds ?? DEFAULT_SHUTDOWN_TIMEOUT_SECONDS,
+            },
+            { ...input, recoveryPoint: { type: 'Latest' }, at: now() },
+        );
+        if (!sync.ok) return yield* giveUpBeforeStopping(sync.task, sync.failure);
+        recoveryPoint = { type: 'Custom', recoveryPointId: sync.recoveryPointId };
+        lastWriteAt = sync.shutDownAt;
+        yield* recordStep(context, { vmId, jobId, jobChanges: [{ type: 'taskStarted', task: stopping, at: now() }] });
+    }
 
     // Replication stops first, so no cycle lands while the VM is rebuilt in Azure.
     const stopped = yield* callWithRetrySchedule<unknown>(context, stopLifecycleInstancesActivity, {
@@ -70,13 +110,13 @@ export function* failoverOrchestrator(
                   input.siteId,
                   vmId,
                   jobId,
-                  `${input.kind === 'PlannedFailover' ? 'Planned' : 'Unplanned'} failover to Azure (job ${jobId}).`,
+                  `${planned ? 'Planned' : 'Unplanned'} failover to Azure (job ${jobId}).`,
               ),
-              input.kind === 'UnplannedFailover' ? { giveUpAfterMs: UNPLANNED_STOP_GIVE_UP_MS } : {},
+              planned ? {} : { giveUpAfterMs: UNPLANNED_STOP_GIVE_UP_MS },
           )
         : stopped;
     // A planned failover needs the site: it fails without it. An unplanned one goes on with a warning.
-    if (!told.ok && (input.kind === 'PlannedFailover' || !stopped.ok)) {
+    if (!told.ok && (planned || !stopped.ok)) {
         return yield* fail(stopping, told, false);
     }
     yield* recordStep(context, {
@@ -94,12 +134,28 @@ export function* failoverOrchestrator(
         ],
     });
 
-    const run = yield* runDrill(context, { ...input, at: now() }, { prerequisites, disks, resources });
+    const run = yield* runDrill(
+        context,
+        { ...input, recoveryPoint, at: now() },
+        planned ? { disks, resources } : { prerequisites, disks, resources },
+    );
     if (!run.ok) return yield* fail(run.task, run.failure, run.planned);
+    const rpoSeconds = failoverRpoSeconds(run.plan.capturedAt, lastWriteAt);
+    // The drill first: once the job reads Succeeded, the drill row is final (its point and RPO).
+    yield recordDrillActivity({
+        vmId,
+        drillId,
+        changes: {
+            state: 'Completed',
+            completedAt: now(),
+            virtualMachineId: run.virtualMachineId,
+            rpoSeconds,
+            recoveryPointHistory: [{ recoveryPointId: run.plan.recoveryPointId, appliedAt: now(), jobId }],
+        },
+    }).withRetry(RECORD_RETRY);
     yield* recordStep(context, {
         vmId,
         jobId,
-        drillId,
         jobChanges: [{ type: 'jobSucceeded', at: now() }],
         item: {
             protectionState: 'FailedOver',
@@ -107,16 +163,40 @@ export function* failoverOrchestrator(
             failoverRecoveryPointId: run.plan.recoveryPointId,
             lastSuccessfulFailoverTime: now(),
         },
-        drill: { state: 'Completed', completedAt: now(), virtualMachineId: run.virtualMachineId },
         event: {
             eventId: `${jobId}:failedover`,
             kind: 'FailedOver',
             severity: 'Warning',
-            message: `VM failed over to ${run.virtualMachineId} from recovery point ${run.plan.recoveryPointId}; commit when satisfied.`,
+            message:
+                `VM failed over to ${run.virtualMachineId} from recovery point ${run.plan.recoveryPointId} ` +
+                `(RPO ${rpoSeconds} s); change the recovery point or commit when satisfied.`,
         },
     });
-    context.df.setCustomStatus({ stage: 'FailedOver', jobId, drillId });
-    return { result: 'FailedOver', virtualMachineId: run.virtualMachineId };
+    context.df.setCustomStatus({ stage: 'FailedOver', jobId, drillId, rpoSeconds });
+    return { result: 'FailedOver', virtualMachineId: run.virtualMachineId, rpoSeconds };
+
+    /** Before replication stopped (planned failover): the VM stays protected and nothing exists in Azure. */
+    function* giveUpBeforeStopping(
+        task: string,
+        failure: Failure,
+    ): Generator<df.Task, { result: 'Failed'; error: unknown }, unknown> {
+        const error = { code: failure.code, message: failure.message };
+        const still = { protectionState: 'Protected' as const, testFailoverState: 'None' };
+        yield* recordStep(context, {
+            vmId,
+            jobId,
+            jobChanges: [{ type: 'taskFailed', task, at: now(), error: failure }],
+            item: { protectionState: 'Protected', protectionStateDescription: PROTECTION_STATES.Protected },
+            event: {
+                eventId: `${jobId}:failed`,
+                kind: 'PlannedFailoverFailed',
+                severity: 'Warning',
+                message: `${task} failed: ${error.code}: ${error.message} Nothing was created in Azure; ${allowedOperationsLine(still)}.`,
+            },
+        });
+        context.df.setCustomStatus({ stage: 'Failed', jobId, drillId, error });
+        return { result: 'Failed', error };
+    }
 
     function* fail(
         task: string,

@@ -3,6 +3,8 @@ import { InvocationContext } from '@azure/functions';
 import { scaledMs } from '../shared/durableTime';
 import { HealthReason } from '../shared/health';
 import { instanceIds, lifecycleEvents, ResyncRequiredEvent } from '../shared/lifecycle/instances';
+import { isInstanceMissing } from '../shared/lifecycle/durableClientErrors';
+import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { newJob } from '../shared/state/jobs';
 import { DEFAULT_LEAF_SIZE } from '../shared/resync/digest';
@@ -158,10 +160,15 @@ export async function notifyReplicationMonitor(
 ): Promise<'raised' | 'instanceMissing'> {
     const client = df.getClient(context);
     const instanceId = instanceIds.replicationMonitor(input.vmId);
-    const status = await client.getStatus(instanceId).catch(() => undefined);
-    if (status?.runtimeStatus !== df.OrchestrationRuntimeStatus.Running) return 'instanceMissing';
-    await client.raiseEvent(instanceId, input.name, input.payload);
-    return 'raised';
+    // Raised whatever the monitor's transient status (Pending, Running, ContinuedAsNew): only a missing instance
+    // is an answer; a finished one drops the event (410), as the backend does.
+    try {
+        await client.raiseEvent(instanceId, input.name, input.payload);
+        return 'raised';
+    } catch (err) {
+        if (isInstanceMissing(err)) return 'instanceMissing';
+        throw err;
+    }
 }
 
 export const notifyReplicationMonitorActivity = df.app.activity('resyncNotifyMonitor', {
@@ -201,7 +208,7 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
     let status: ResyncStatus = { stage: 'ProtectingReplica', jobId, resyncId, disks: {} };
     const setStatus = (patch: Partial<ResyncStatus>): void => {
         status = { ...status, ...patch };
-        context.df.setCustomStatus(status);
+        context.df.setCustomStatus(fitCustomStatus(status));
     };
 
     function* runTask<T>(

@@ -95,7 +95,8 @@ export function* recordStep(
 export function* runDrill(
     context: df.OrchestrationContext,
     request: DrillRequest,
-    tasks: { prerequisites: string; disks: string; resources: string },
+    /** Without `prerequisites` (a planned failover checked them before the shutdown) its failure is the disks'. */
+    tasks: { prerequisites?: string; disks: string; resources: string },
 ): Generator<
     df.Task,
     | { ok: true; plan: DrillPlan; virtualMachineId: string }
@@ -104,19 +105,24 @@ export function* runDrill(
 > {
     const { vmId, jobId } = request;
     const now = (): string => context.df.currentUtcDateTime.toISOString();
-    yield* recordStep(context, {
-        vmId,
-        jobId,
-        jobChanges: [{ type: 'taskStarted', task: tasks.prerequisites, at: now() }],
-    });
+    const prerequisites = tasks.prerequisites;
+    if (prerequisites !== undefined) {
+        yield* recordStep(context, {
+            vmId,
+            jobId,
+            jobChanges: [{ type: 'taskStarted', task: prerequisites, at: now() }],
+        });
+    }
     const planned = yield* callWithRetrySchedule<DrillPlan>(context, planDrillActivity, request);
-    if (!planned.ok) return { ok: false, task: tasks.prerequisites, failure: planned, planned: false };
+    if (!planned.ok) return { ok: false, task: prerequisites ?? tasks.disks, failure: planned, planned: false };
     const plan = planned.value;
     yield* recordStep(context, {
         vmId,
         jobId,
         jobChanges: [
-            { type: 'taskSucceeded', task: tasks.prerequisites, at: now() },
+            ...(prerequisites !== undefined
+                ? [{ type: 'taskSucceeded' as const, task: prerequisites, at: now() }]
+                : []),
             {
                 type: 'taskStarted',
                 task: tasks.disks,
@@ -137,7 +143,12 @@ export function* runDrill(
         vmId,
         jobId,
         jobChanges: [
-            { type: 'taskSucceeded', task: tasks.disks, at: now() },
+            {
+                type: 'taskSucceeded',
+                task: tasks.disks,
+                at: now(),
+                detail: `Recovery point ${plan.recoveryPointId} (captured ${plan.capturedAt})`,
+            },
             { type: 'taskStarted', task: tasks.resources, at: now() },
         ],
     });

@@ -13,7 +13,8 @@ export type HealthReasonCode =
     | 'ResyncRequired'
     | 'MergeFailing'
     | 'ProviderReportedError'
-    | 'NonRecoverableError';
+    | 'NonRecoverableError'
+    | 'ReplicaBeingRepaired';
 
 export interface HealthReason {
     code: HealthReasonCode;
@@ -61,6 +62,40 @@ export interface HealthFacts {
     providerFailure?: { code: string; message: string; since: string };
     /** A non-recoverable error: replication cannot continue until an operator acts. */
     blockingError?: { code: string; message: string; at: string };
+    /** Disks whose row holds a write intent: a log is partly written, the replica is between recovery points. */
+    disksBeingRepaired?: DiskBeingRepaired[];
+}
+
+/** A disk row with a write intent (`applyingSequence`), as the merge leaves it until the log is recorded. */
+export interface DiskBeingRepaired {
+    diskId: string;
+    /** The log being written (the replica holds logs up to sequence - 1 plus part of this one). */
+    applyingSequence: number;
+}
+
+/** The reason shown while a replica is torn: never Normal, even if nothing else is wrong. */
+export function replicaRepairReason(disks: readonly DiskBeingRepaired[]): HealthReason | undefined {
+    if (disks.length === 0) return undefined;
+    const list = disks.map((d) => `${d.diskId} (log ${d.applyingSequence})`).join(', ');
+    return {
+        code: 'ReplicaBeingRepaired',
+        severity: 'Warning',
+        message: `Being repaired: a log is partly applied on disk ${list}; the merge finishes it, the replica is between recovery points.`,
+    };
+}
+
+/**
+ * The health to show now: the recorded assessment, made honest for disks whose row holds a write intent
+ * (a merge in progress, or cut off and about to be retried). Worst severity wins, as in the assessment.
+ */
+export function withReplicaRepairs(
+    shown: { health: ReplicationHealth; reasons: HealthReason[] },
+    disks: readonly DiskBeingRepaired[],
+): { health: ReplicationHealth; reasons: HealthReason[] } {
+    const reason = replicaRepairReason(disks);
+    if (!reason) return shown;
+    const reasons = [...shown.reasons.filter((r) => r.code !== 'ReplicaBeingRepaired'), reason];
+    return { health: shown.health === 'Critical' ? 'Critical' : 'Warning', reasons };
 }
 
 export interface HealthAssessment {
@@ -156,6 +191,9 @@ export function assessReplicationHealth(facts: HealthFacts): HealthAssessment {
             errorCode: facts.blockingError.code,
         });
     }
+
+    const repair = replicaRepairReason(facts.disksBeingRepaired ?? []);
+    if (repair) reasons.push(repair);
 
     const health: ReplicationHealth = reasons.some((r) => r.severity === 'Critical')
         ? 'Critical'

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { ensureErrorType, HvrError } from '../shared/errors';
-import { parseDurableEngine } from './durable/engine';
+import { parseDurableEngine } from './durable/engineChoice';
 import { localSettingsValues } from './host/appSettings';
 import { LocalHost, LocalHostOptions, startLocalHost } from './host/localHost';
 

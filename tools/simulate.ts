@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import { parseByteSize } from '../shared/byteSize';
 import { ensureErrorType } from '../shared/errors';
+import { FailoverMode } from './simulator/failoverRun';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
-import { parseDurableEngine, type DurableEngineName } from './durable/engine';
+import { parseDurableEngine, type DurableEngineName } from './durable/engineChoice';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
-                    [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover] [--timeout SECONDS]
-                    [--json]
+                    [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover]
+                    [--failover planned|unplanned] [--change-point] [--timeout SECONDS] [--json]
 
 Runs a simulated Hyper-V site against the pipeline: registers a site and a 30-second policy, enables protection
 of every VM through the HTTP API, ships initial replication and --cycles delta cycles as MS-HRL logs through
@@ -22,15 +23,23 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --test-failover    then test-fail over each VM to its latest recovery point (dry-run infrastructure on the
                      simulator's own host), write DIR/<vmId>/<diskId>.failover.vhd, compare each with the source at
                      that point, and clean the drill up; the Test failover and cleanup jobs must succeed
+  --failover MODE    then fail each VM over and commit. planned: the guests keep writing until the pipeline asks
+                     the provider to shut them down, the final cycle is shipped after the shutdown, and each failover
+                     disk (DIR/<vmId>/<diskId>.failover.vhd) must equal the source at shutdown with RPO 0.
+                     unplanned: the latest recovery point. Disks are compared in-process and with qemu-img
+  --change-point     with a failover (unplanned if --failover is not given): before commit, change to the
+                     point of the second-to-last cycle and check its disks (<diskId>.changed.vhd) against the
+                     sources as they were then; commit must leave only that point (needs --cycles 2 or more)
   --timeout SECONDS  longest wait for any one step (default 60)
   --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
                      (built from engines/dtfx; fails at once if dotnet or the host is missing)
-  --json             print {"vms": [...], "totals": {...}} as the last line on stdout
+  --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover) as the last line
 
 Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY and
 AZURE_STORAGE_CONNECTION_STRING (the app's storage) it uses that pipeline (a drill then runs on that app's
 FAILOVER_INFRASTRUCTURE: with arm it creates the test VM in Azure, and removes it). Progress goes to stderr.
-Exit code 0 only if every replica (and with --test-failover every failover disk) equals its source and every
+Exit code 0 only if every replica (and with --test-failover or --failover every failover disk) equals its source, a
+planned failover reports RPO 0, and every
 step and job completed; 1 otherwise (the failed step is printed); 2 for bad usage.`;
 
 class UsageError extends Error {}
@@ -79,6 +88,8 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             timeout: { type: 'string' },
             'test-failover': { type: 'boolean' },
             durable: { type: 'string' },
+            failover: { type: 'string' },
+            'change-point': { type: 'boolean' },
             json: { type: 'boolean' },
         },
     });
@@ -102,16 +113,32 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
         }
         faults.add(name as Fault);
     }
+    const changePoint = values['change-point'] ?? false;
+    const failoverValue = values.failover ?? (changePoint ? 'unplanned' : undefined);
+    if (failoverValue !== undefined && failoverValue !== 'planned' && failoverValue !== 'unplanned') {
+        throw new UsageError(`--failover must be planned or unplanned; got "${failoverValue}"`);
+    }
+    const failover: FailoverMode | undefined = failoverValue;
+    const cycles = count(values.cycles, 'cycles', 5, 0, 10_000);
+    if (failover && values['test-failover']) {
+        throw new UsageError('--test-failover and --failover exclude each other: a failed-over VM has no drill');
+    }
+    if (changePoint && (cycles < 2 || faults.has('drop'))) {
+        throw new UsageError(
+            '--change-point needs --cycles 2 or more and no drop fault (the second-to-last cycle must be a point)',
+        );
+    }
     return {
         outDir: values.out,
         seed: count(values.seed, 'seed', 1, 0, 2 ** 32 - 1),
         vms: count(values.vms, 'vms', 2, 1, 50),
         disks: count(values.disks, 'disks', 2, 1, 17),
         diskSize,
-        cycles: count(values.cycles, 'cycles', 5, 0, 10_000),
+        cycles,
         churn,
         faults,
         testFailover: values['test-failover'] ?? false,
+        ...(failover ? { failover, changePoint } : {}),
         stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
         json: values.json ?? false,
         ...(values.durable !== undefined ? { durable: durableEngine(values.durable) } : {}),
@@ -161,6 +188,21 @@ export async function main(argv: string[]): Promise<number> {
             `hvr simulate: failover disk ${d.vmId}/${d.diskId} (${d.recoveryPointId}) differs from its source: ${d.problem}\n`,
         );
     }
-    if (options.json) process.stdout.write(JSON.stringify({ vms: result.vms, totals: result.totals }) + '\n');
+    if (options.json) {
+        const failovers = options.failover
+            ? {
+                  failovers: result.failovers.map(({ disks, ...f }) => ({
+                      ...f,
+                      disks: disks.map((d) => ({
+                          diskId: d.diskId,
+                          recoveryPointId: d.recoveryPointId,
+                          equal: d.equal,
+                          qemuImg: d.qemuImg,
+                      })),
+                  })),
+              }
+            : {};
+        process.stdout.write(JSON.stringify({ vms: result.vms, totals: result.totals, ...failovers }) + '\n');
+    }
     return result.ok ? 0 : 1;
 }

@@ -1,4 +1,4 @@
-// The Functions app on the Flex Consumption plan (Linux, Node 20). It runs as the user-assigned identity,
+// The Functions app on the Flex Consumption plan (Linux, Node 22). It runs as the user-assigned identity,
 // pulls its code package from a blob container with that identity, and serves HTTPS only with TLS 1.2 at least.
 param name string
 param planName string
@@ -14,7 +14,9 @@ param identityId string
 param deploymentStorageBlobEndpoint string
 param deploymentContainerName string
 
-param runtimeVersion string = '20'
+@allowed(['22'])
+@description('Node.js major version: the newest that Flex Consumption supports GA (docs/deploy.md).')
+param runtimeVersion string = '22'
 
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048

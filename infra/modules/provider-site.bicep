@@ -19,21 +19,21 @@ var roles = {
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
 }
 
-resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existing = {
+resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
   name: serviceBusNamespaceName
 }
 
-resource providerCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' existing = {
+resource providerCommands 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
   parent: namespace
   name: 'provider-commands'
 }
 
-resource providerEvents 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' existing = {
+resource providerEvents 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' existing = {
   parent: namespace
   name: 'provider-events'
 }
 
-resource siteSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10-01-preview' = {
+resource siteSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2024-01-01' = {
   parent: providerEvents
   name: 'site-${siteId}'
   properties: {
@@ -47,7 +47,7 @@ resource siteSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@
 
 // Named $Default so that it replaces the catch-all rule every new subscription gets; otherwise the site
 // would receive every site's events.
-resource siteFilter 'Microsoft.ServiceBus/namespaces/topics/subscriptions/rules@2022-10-01-preview' = {
+resource siteFilter 'Microsoft.ServiceBus/namespaces/topics/subscriptions/rules@2024-01-01' = {
   parent: siteSubscription
   name: '$Default'
   properties: {

@@ -49,7 +49,7 @@ resource replicaStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing 
   name: replicaStorageAccountName
 }
 
-resource serviceBus 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' existing = {
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
   name: serviceBusNamespaceName
 }
 
@@ -142,7 +142,8 @@ resource replicaStorageBlobDelegator 'Microsoft.Authorization/roleAssignments@20
   }
 ]
 
-// The blob trigger on REPLICA_STORAGE keeps its poison queue (webjobs-blobtrigger-poison) in that account.
+// The merge's queue trigger on REPLICA_STORAGE reads replica-log-events (Event Grid's BlobCreated events) and
+// moves a message that keeps failing to replica-log-events-poison, in that account.
 resource replicaStorageQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for principal in principals: {
     name: guid(replicaStorage.id, principal.id, roles.storageQueueDataContributor)

@@ -27,7 +27,7 @@ var eventsTopicName = 'provider-events'
 // the namespace-wide Data Sender role; operators read it.
 var rejectedCommandsQueueName = 'provider-commands-rejected'
 
-resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
+resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: name
   location: location
   tags: tags
@@ -43,7 +43,7 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
   }
 }
 
-resource providerCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+resource providerCommands 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   parent: namespace
   name: commandsQueueName
   properties: {
@@ -58,7 +58,7 @@ resource providerCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-pre
   }
 }
 
-resource rejectedCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {
+resource rejectedCommands 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   parent: namespace
   name: rejectedCommandsQueueName
   properties: {
@@ -71,7 +71,7 @@ resource rejectedCommands 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-pre
   }
 }
 
-resource providerEvents 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' = {
+resource providerEvents 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' = {
   parent: namespace
   name: eventsTopicName
   properties: {

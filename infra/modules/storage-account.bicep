@@ -10,6 +10,9 @@ param skuName string = 'Standard_LRS'
 @description('Blob containers to create.')
 param containers array = []
 
+@description('Queues to create.')
+param queues array = []
+
 @description('Tables to create (the app also creates its tables on first use).')
 param tables array = []
 
@@ -116,11 +119,11 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
   properties: {
     deleteRetentionPolicy: {
       enabled: deleteRetentionDays > 0
-      days: deleteRetentionDays > 0 ? deleteRetentionDays : null
+      days: deleteRetentionDays > 0 ? max(deleteRetentionDays, 1) : null
     }
     containerDeleteRetentionPolicy: {
       enabled: deleteRetentionDays > 0
-      days: deleteRetentionDays > 0 ? deleteRetentionDays : null
+      days: deleteRetentionDays > 0 ? max(deleteRetentionDays, 1) : null
     }
   }
 }
@@ -132,6 +135,18 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
     properties: {
       publicAccess: 'None'
     }
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queue in queues: {
+    parent: queueService
+    name: queue
   }
 ]
 

@@ -1,5 +1,6 @@
 import { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
+import { startOnce } from '../../shared/lifecycle/durableClientErrors';
 import { OutgoingProviderEvent } from '../../shared/contracts/publisher';
 import { Clock, ports } from '../../shared/ports';
 import { StateScope, stateScope } from '../../shared/state/protectedItems';
@@ -64,8 +65,8 @@ export const durableClientControl: OrchestrationControl = {
         const client = df.getClient(context);
         const status = await client.getStatus(instanceId).catch(() => undefined);
         if (status?.runtimeStatus !== undefined && ACTIVE.has(status.runtimeStatus)) return 'alreadyRunning';
-        await client.startNew(name, { instanceId, input });
-        return 'started';
+        // Another starter can win between the status read and the start: that is 'alreadyRunning' too.
+        return startOnce(client, name, instanceId, input);
     },
     async terminateIfRunning(context, instanceId, reason) {
         const client = df.getClient(context);

@@ -1,5 +1,6 @@
 import { ErrorCode, HvrError, ensureErrorType } from '../errors';
 import {
+    FailoverShutdownEvent,
     instanceIds,
     InitialReplicationProgressEvent,
     lifecycleEvents,
@@ -117,6 +118,7 @@ export const commandRoutes = {
     resync: instanceIds.resync,
     resyncDigestRequest: instanceIds.resync,
     providerError: instanceIds.replicationMonitor,
+    failoverShutdownCompleted: instanceIds.failover,
 } as const;
 
 class Rejection extends Error {
@@ -433,6 +435,22 @@ async function dispatch(
                 at,
             };
             await raise(commandRoutes.resyncDigestRequest(command.vmId), lifecycleEvents.resyncDigestRequest, event);
+            break;
+        }
+        case 'FailoverShutdownCompleted': {
+            const event: FailoverShutdownEvent = {
+                vmId: command.vmId,
+                failoverId: command.failoverId,
+                shutDownAt: command.shutDownAt,
+                cycleId: command.cycleId,
+                logs: command.logs,
+                at,
+            };
+            await raise(
+                commandRoutes.failoverShutdownCompleted(command.vmId),
+                lifecycleEvents.failoverShutdownCompleted,
+                event,
+            );
             break;
         }
         case 'ProviderError': {

@@ -138,6 +138,24 @@ export interface ProviderErrorCommand {
     recoverable: boolean;
 }
 
+/**
+ * Answers ShutdownForFailover: the VM is shut down, and its final cycle (every write up to the shutdown) is
+ * uploaded as logs with `cycleid` = `cycleId`. The pipeline fails over onto that cycle's recovery point.
+ */
+export interface FailoverShutdownCompletedCommand {
+    type: 'FailoverShutdownCompleted';
+    version: 1;
+    vmId: string;
+    /** The `failoverId` of the ShutdownForFailover it answers. */
+    failoverId: string;
+    /** When the VM was off (ISO 8601 UTC): nothing was written after it. */
+    shutDownAt: string;
+    /** The final cycle's id, as set in the logs' `cycleid` metadata. */
+    cycleId: string;
+    /** The final cycle's logs, one per disk (a disk with no write since its last log still sends an empty one). */
+    logs: CycleLog[];
+}
+
 export type ProviderCommand =
     | RegisterCommand
     | HeartbeatCommand
@@ -147,6 +165,7 @@ export type ProviderCommand =
     | ResyncProgressCommand
     | ResyncCompletedCommand
     | ResyncDigestRequestCommand
+    | FailoverShutdownCompletedCommand
     | ProviderErrorCommand;
 
 export type ProviderCommandType = ProviderCommand['type'];
@@ -220,6 +239,30 @@ export interface StopReplicationEvent {
     reason: string;
 }
 
+/**
+ * Planned failover: shut the VM down, then upload every write up to the shutdown as a final cycle and answer
+ * FailoverShutdownCompleted, all before `respondBy`. A provider that cannot must leave the VM running.
+ */
+export interface ShutdownForFailoverEvent {
+    type: 'ShutdownForFailover';
+    version: 1;
+    vmId: string;
+    /** Names this failover; echoed in FailoverShutdownCompleted and CancelFailoverShutdown. */
+    failoverId: string;
+    /** After this instant (ISO 8601 UTC) the pipeline gives up and sends CancelFailoverShutdown. */
+    respondBy: string;
+    reason: string;
+}
+
+/** The planned failover will not go on: start the VM again if it was shut down for it, and keep replicating. */
+export interface CancelFailoverShutdownEvent {
+    type: 'CancelFailoverShutdown';
+    version: 1;
+    vmId: string;
+    failoverId: string;
+    reason: string;
+}
+
 export type Weekday = 'Mon' | 'Tue' | 'Wed' | 'Thu' | 'Fri' | 'Sat' | 'Sun';
 
 /**
@@ -249,7 +292,13 @@ export interface PolicyChangedEvent {
 }
 
 export type ProviderEvent =
-    StartReplicationEvent | UploadGrantEvent | StartResyncEvent | StopReplicationEvent | PolicyChangedEvent;
+    | StartReplicationEvent
+    | UploadGrantEvent
+    | StartResyncEvent
+    | StopReplicationEvent
+    | PolicyChangedEvent
+    | ShutdownForFailoverEvent
+    | CancelFailoverShutdownEvent;
 
 /** Commands that name one VM travel in that VM's session; the others in the site's session. */
 export function isVmScoped(command: ProviderCommand): command is Extract<ProviderCommand, { vmId: string }> {

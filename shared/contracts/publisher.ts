@@ -3,7 +3,13 @@ import { validateEvent } from './validate';
 
 /** Events the pipeline sends to on-premises providers (topic `provider-events`, a subscription per site). */
 export type ProviderEventType =
-    'StartReplication' | 'UploadGrant' | 'StartResync' | 'StopReplication' | 'PolicyChanged';
+    | 'StartReplication'
+    | 'UploadGrant'
+    | 'StartResync'
+    | 'StopReplication'
+    | 'PolicyChanged'
+    | 'ShutdownForFailover'
+    | 'CancelFailoverShutdown';
 
 export interface OutgoingProviderEvent {
     type: ProviderEventType;

@@ -233,6 +233,37 @@ export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
         ['vmId', 'resyncId', 'diskId', 'round', 'request'],
         { vmId: VM, resyncId: 'resync-7', diskId: DISK0, round: 2, request: 'AQIgEDAg' },
     ),
+    FailoverShutdownCompleted: message(
+        'command',
+        'FailoverShutdownCompleted',
+        'Answers ShutdownForFailover: the VM is shut down and its final cycle (every write up to the shutdown) is ' +
+            'uploaded, its logs carrying cycleid = cycleId. Session: the VM id.',
+        {
+            vmId: id,
+            failoverId: id,
+            shutDownAt: instant,
+            cycleId: id,
+            logs: {
+                type: 'array',
+                minItems: 1,
+                maxItems: MAX_DISKS,
+                items: {
+                    type: 'object',
+                    properties: { diskId: id, sequence, logId: id, bytes },
+                    required: ['diskId', 'sequence', 'logId', 'bytes'],
+                    additionalProperties: false,
+                },
+            },
+        },
+        ['vmId', 'failoverId', 'shutDownAt', 'cycleId', 'logs'],
+        {
+            vmId: VM,
+            failoverId: 'fo-3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b',
+            shutDownAt: '2025-01-15T10:31:12Z',
+            cycleId: 'final-3f2a9c1e',
+            logs: [{ diskId: DISK0, sequence: 125, logId: '2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a', bytes: 65536 }],
+        },
+    ),
     ProviderError: message(
         'command',
         'ProviderError',
@@ -377,6 +408,32 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
         { vmId: id, reason: text(256) },
         ['vmId', 'reason'],
         { vmId: VM, reason: 'Protection disabled by operator.' },
+    ),
+    ShutdownForFailover: message(
+        'event',
+        'ShutdownForFailover',
+        'Planned failover: shut the VM down, upload every write up to the shutdown as a final cycle and answer ' +
+            'FailoverShutdownCompleted before respondBy; a provider that cannot leaves the VM running.',
+        { vmId: id, failoverId: id, respondBy: instant, reason: text(256) },
+        ['vmId', 'failoverId', 'respondBy', 'reason'],
+        {
+            vmId: VM,
+            failoverId: 'fo-3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b',
+            respondBy: '2025-01-15T10:45:00Z',
+            reason: 'Planned failover to Azure (job 3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b).',
+        },
+    ),
+    CancelFailoverShutdown: message(
+        'event',
+        'CancelFailoverShutdown',
+        'The planned failover will not go on: start the VM again if it was shut down for it, and keep replicating.',
+        { vmId: id, failoverId: id, reason: text(256) },
+        ['vmId', 'failoverId', 'reason'],
+        {
+            vmId: VM,
+            failoverId: 'fo-3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b',
+            reason: 'No FailoverShutdownCompleted within 900 s.',
+        },
     ),
     PolicyChanged: message(
         'event',

@@ -1,6 +1,6 @@
 import { HvrError } from '../errors';
 import { Outcome, outcomeOf } from '../retry';
-import { createDrill, Drill, getDrill, updateDrill, withResources } from '../state/drills';
+import { createDrill, Drill, DrillMachine, getDrill, updateDrill, withResources } from '../state/drills';
 import { listNetworkMappings } from '../state/networkMappings';
 import { getProtectedItem, ProtectedItem, stateScope } from '../state/protectedItems';
 import { deleteRecoveryPoint, listRecoveryPoints } from '../state/recoveryPoints';
@@ -121,68 +121,86 @@ export function planNetwork(
 /** Checks the item, picks the recovery point, plans disks, network and size, and records the drill. */
 export async function planDrill(request: DrillRequest): Promise<Outcome<DrillPlan>> {
     return outcomeOf(async () => {
-        const scope = stateScope();
-        const item = await getProtectedItem(scope, request.vmId);
-        if (!item) throw new HvrError('NOT_FOUND', `VM ${request.vmId} is not protected.`);
-        const point = chooseRecoveryPoint(await listRecoveryPoints(scope, request.vmId), request.recoveryPoint);
-        const names = failoverResourceNames(item.vmName, request.drillId);
-        const described = new Map(item.disks.map((d) => [d.diskId, d]));
-        const copies = plannedCopies(point, request.drillId);
-        const disks = copies.map((c) => ({
-            diskId: c.diskId,
-            name: names.disk(c.diskId),
-            blobName: c.blobName,
-            isOsDisk: described.get(c.diskId)?.isOsDisk ?? false,
-        }));
-        if (disks.filter((d) => d.isOsDisk).length !== 1) {
-            throw new HvrError(
-                'PREREQUISITE_FAILED',
-                `Recovery point ${point.recoveryPointId} must hold exactly one OS disk; it holds ${disks.filter((d) => d.isOsDisk).length}.`,
-            );
-        }
-        const mappings = await listNetworkMappings(scope, item.siteId);
-        const network = planNetwork(item, request.kind, mappings, request.settings, names.nic, names.vnet);
-        const plan: DrillPlan = {
-            vmId: request.vmId,
-            drillId: request.drillId,
-            kind: request.kind,
-            recoveryPointId: point.recoveryPointId,
-            capturedAt: point.capturedAt,
-            copies,
-            disks,
-            ...network,
-            vmName: names.vm,
-            vmSize: chooseVmSize(
-                {
-                    cores: request.settings.cores,
-                    memoryMiB: request.settings.memoryMiB,
-                    dataDisks: disks.length - 1,
-                    nics: network.nics.length,
-                },
-                request.settings.vmSize,
-            ),
-            osType: request.settings.osType ?? 'Windows',
-            generation: item.generation,
-        };
-        const drill: Drill = {
-            vmId: request.vmId,
-            drillId: request.drillId,
-            kind: request.kind,
-            state: 'InProgress',
-            jobId: request.jobId,
-            recoveryPointId: point.recoveryPointId,
-            cycleId: point.cycleId,
-            capturedAt: point.capturedAt,
-            consistency: point.consistency,
-            infrastructure: failoverInfrastructure().mode,
-            failoverBlobs: copies.map((c) => c.blobName),
-            resources: [],
-            startedAt: request.at,
-            cleanedUp: false,
-        };
-        await createDrill(scope, drill);
+        const { plan, drill } = await buildDrillPlan(request);
+        await createDrill(stateScope(), drill);
         return plan;
     });
+}
+
+/**
+ * The checks of planDrill without recording anything: what a planned failover verifies before it asks the
+ * provider to shut the VM down (network mapping, disks, size, a point to fail over to).
+ */
+export async function checkFailoverPrerequisites(
+    request: DrillRequest,
+): Promise<Outcome<{ recoveryPointId: string; vmName: string }>> {
+    return outcomeOf(async () => {
+        const { plan } = await buildDrillPlan(request);
+        return { recoveryPointId: plan.recoveryPointId, vmName: plan.vmName };
+    });
+}
+
+async function buildDrillPlan(request: DrillRequest): Promise<{ plan: DrillPlan; drill: Drill }> {
+    const scope = stateScope();
+    const item = await getProtectedItem(scope, request.vmId);
+    if (!item) throw new HvrError('NOT_FOUND', `VM ${request.vmId} is not protected.`);
+    const point = chooseRecoveryPoint(await listRecoveryPoints(scope, request.vmId), request.recoveryPoint);
+    const names = failoverResourceNames(item.vmName, request.drillId);
+    const described = new Map(item.disks.map((d) => [d.diskId, d]));
+    const copies = plannedCopies(point, request.drillId);
+    const disks = copies.map((c) => ({
+        diskId: c.diskId,
+        name: names.disk(c.diskId),
+        blobName: c.blobName,
+        isOsDisk: described.get(c.diskId)?.isOsDisk ?? false,
+    }));
+    if (disks.filter((d) => d.isOsDisk).length !== 1) {
+        throw new HvrError(
+            'PREREQUISITE_FAILED',
+            `Recovery point ${point.recoveryPointId} must hold exactly one OS disk; it holds ${disks.filter((d) => d.isOsDisk).length}.`,
+        );
+    }
+    const mappings = await listNetworkMappings(scope, item.siteId);
+    const network = planNetwork(item, request.kind, mappings, request.settings, names.nic, names.vnet);
+    const plan: DrillPlan = {
+        vmId: request.vmId,
+        drillId: request.drillId,
+        kind: request.kind,
+        recoveryPointId: point.recoveryPointId,
+        capturedAt: point.capturedAt,
+        copies,
+        disks,
+        ...network,
+        vmName: names.vm,
+        vmSize: chooseVmSize(
+            {
+                cores: request.settings.cores,
+                memoryMiB: request.settings.memoryMiB,
+                dataDisks: disks.length - 1,
+                nics: network.nics.length,
+            },
+            request.settings.vmSize,
+        ),
+        osType: request.settings.osType ?? 'Windows',
+        generation: item.generation,
+    };
+    const drill: Drill = {
+        vmId: request.vmId,
+        drillId: request.drillId,
+        kind: request.kind,
+        state: 'InProgress',
+        jobId: request.jobId,
+        recoveryPointId: point.recoveryPointId,
+        cycleId: point.cycleId,
+        capturedAt: point.capturedAt,
+        consistency: point.consistency,
+        infrastructure: failoverInfrastructure().mode,
+        failoverBlobs: copies.map((c) => c.blobName),
+        resources: [],
+        startedAt: request.at,
+        cleanedUp: false,
+    };
+    return { plan, drill };
 }
 
 export async function startDrillCopies(plan: DrillPlan): Promise<Outcome<null>> {
@@ -270,7 +288,20 @@ export async function createDrillResources(plan: DrillPlan): Promise<Outcome<{ v
                 tags,
             }),
         );
-        await updateDrill(scope, plan.vmId, plan.drillId, () => ({ virtualMachineId: vm.id }));
+        const machine: DrillMachine = {
+            name: plan.vmName,
+            vmSize: plan.vmSize,
+            osType: plan.osType,
+            generation: plan.generation,
+            nicIds,
+            disks: [os, ...plan.disks.filter((d) => !d.isOsDisk)].map((d) => ({
+                diskId: d.diskId,
+                isOsDisk: d.isOsDisk,
+                resourceId: diskIds.get(d.diskId)!,
+                name: d.name,
+            })),
+        };
+        await updateDrill(scope, plan.vmId, plan.drillId, () => ({ virtualMachineId: vm.id, machine }));
         return { virtualMachineId: vm.id };
     });
 }

@@ -16,6 +16,23 @@ import { FailoverInfrastructure } from './infrastructure';
  */
 export type FailoverInfrastructureMode = 'arm' | 'dryrun';
 
+/**
+ * PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS (default 900): how long a planned failover waits for the provider's
+ * FailoverShutdownCompleted, and then again for the final cycle's recovery point. Past it the failover is
+ * cancelled (CancelFailoverShutdown) with nothing created in Azure and the VM still running on premises.
+ */
+export function plannedFailoverShutdownTimeoutSeconds(env: NodeJS.ProcessEnv = process.env): number {
+    const seconds = integerSetting('PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS', 900, env);
+    if (seconds < 10 || seconds > 24 * 3600) {
+        throw new HvrError(
+            'CONFIG_MISSING',
+            `PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS must be 10 to 86400 seconds, got ${seconds}.`,
+            { setting: 'PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS' },
+        );
+    }
+    return seconds;
+}
+
 export function failoverInfrastructureMode(env: NodeJS.ProcessEnv = process.env): FailoverInfrastructureMode {
     const mode = requireSetting('FAILOVER_INFRASTRUCTURE', env);
     if (mode !== 'arm' && mode !== 'dryrun') {

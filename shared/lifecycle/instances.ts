@@ -18,6 +18,8 @@ export const instanceIds = {
     testFailoverCleanup: (vmId: string): string => `testfailovercleanup:${vmId}`,
     /** Planned or unplanned failover of a VM to Azure. */
     failover: (vmId: string): string => `failover:${vmId}`,
+    /** Change recovery point of a failed-over VM, before commit (ASR's applyRecoveryPoint). */
+    changeRecoveryPoint: (vmId: string): string => `changerecoverypoint:${vmId}`,
     /** Commit of a VM's failover. */
     commitFailover: (vmId: string): string => `commitfailover:${vmId}`,
 };
@@ -43,6 +45,8 @@ export const lifecycleEvents = {
     resyncCompleted: 'ResyncCompleted',
     /** The provider asks for a disk's next digest round. Payload: ResyncDigestRequestEvent (orchestrations/resync). */
     resyncDigestRequest: 'ResyncDigestRequest',
+    /** The provider shut the VM down for a planned failover and shipped its final cycle. Payload: FailoverShutdownEvent. */
+    failoverShutdownCompleted: 'FailoverShutdownCompleted',
     /** A provider-side error, classified. Payload: ProviderErrorEvent. */
     providerError: 'ProviderError',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */
@@ -109,6 +113,16 @@ export interface InitialReplicationProgressEvent {
     vmId: string;
     /** Percent (0–100) per disk. */
     disks: Record<string, number>;
+    at: string;
+}
+
+/** Payload of `FailoverShutdownCompleted` on `failover:{vmId}`: the command's fields and when it was handled. */
+export interface FailoverShutdownEvent {
+    vmId: string;
+    failoverId: string;
+    shutDownAt: string;
+    cycleId: string;
+    logs: { diskId: string; sequence: number; logId: string; bytes: number }[];
     at: string;
 }
 

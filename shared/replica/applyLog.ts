@@ -13,6 +13,41 @@ export interface ApplyOptions {
     signal?: AbortSignal;
     /** Called after each successful page call; tests use it to stop a merge part-way. */
     afterWrite?: (writesDone: number) => void | Promise<void>;
+    /** Skip the plan's first steps: an earlier invocation wrote them (under the same sequence-number guard). */
+    fromStep?: number;
+    /** Asked before each new step; true stops issuing steps (those in flight finish) and returns how far it got. */
+    budgetExhausted?: () => boolean;
+}
+
+/** How far an apply got: every step below `stepsDone` is written; `complete` when that is the whole plan. */
+export interface ApplyProgress {
+    stepsDone: number;
+    steps: number;
+    complete: boolean;
+}
+
+/** Clear Pages calls per step: clears are cheap, so many go in one step. */
+const CLEARS_PER_STEP = 64;
+
+/**
+ * The plan of a log in steps, in a fixed order (clears first, then read groups in log order): the unit of work a
+ * time budget counts and the progress the disk row records. Deterministic for the same writes and read size.
+ */
+export type ApplyStep = { kind: 'clears'; writes: PageWrite[] } | { kind: 'group'; group: ReadGroup };
+
+export function planApplySteps(writes: readonly PageWrite[], readBytes?: number): ApplyStep[] {
+    const steps: ApplyStep[] = [];
+    const clears = writes.filter((w) => w.kind === 'clear');
+    for (let i = 0; i < clears.length; i += CLEARS_PER_STEP) {
+        steps.push({ kind: 'clears', writes: clears.slice(i, i + CLEARS_PER_STEP) });
+    }
+    for (const group of planReadGroups(writes, { targetBytes: readBytes })) steps.push({ kind: 'group', group });
+    return steps;
+}
+
+/** The key under which progress is recorded: a different read size gives other steps, so progress would not carry. */
+export function applyPlanKey(readBytes: number): string {
+    return `steps/v1/c${CLEARS_PER_STEP}/r${readBytes}`;
 }
 
 const ZERO = Buffer.alloc(4 * 1024 * 1024);
@@ -45,23 +80,24 @@ class Slots {
 }
 
 /**
- * Writes a planned log into the replica: Clear Pages for ranges known to be zero, then the Put Pages, read
- * group by group in log order with large ranged reads that overlap the writes. Memory is bounded by
- * `groupsInFlight` groups whatever the log size. A Put Page whose data turns out to be all zero is sent as
- * Clear Pages instead (the blob stays sparse). The first failure stops everything and is thrown.
+ * Writes a planned log into the replica step by step: Clear Pages for ranges known to be zero, then the Put
+ * Pages, read group by group in log order with large ranged reads that overlap the writes. Memory is bounded
+ * by `groupsInFlight` groups whatever the log size. A Put Page whose data turns out to be all zero is sent as
+ * Clear Pages instead (the blob stays sparse). Steps before `fromStep` are skipped; when the budget runs out no
+ * new step starts and the progress says how far it got. The first failure stops everything and is thrown.
  */
 export async function applyPlannedWrites(
     log: ByteSource,
-    writes: readonly PageWrite[],
+    steps: readonly ApplyStep[],
     writer: ReplicaPageWriter,
     options: ApplyOptions = {},
-): Promise<void> {
+): Promise<ApplyProgress> {
     const concurrency = Math.max(1, options.concurrency ?? 8);
     const groupsInFlight = Math.max(1, options.groupsInFlight ?? Math.ceil(concurrency / 4) + 1);
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
     const writeSlots = new Slots(concurrency);
-    const groupSlots = new Slots(groupsInFlight);
+    const stepSlots = new Slots(groupsInFlight);
     let firstError: unknown;
     let writesDone = 0;
     const fail = (err: unknown): void => {
@@ -84,15 +120,15 @@ export async function applyPlannedWrites(
         }
     };
 
-    const pending: Promise<void>[] = [];
-    for (const w of writes) {
-        if (w.kind !== 'clear') continue;
-        if (stopped()) break;
-        pending.push(write(() => writer.clearPages(w.diskOffset, w.length, signal)));
-    }
-
-    const runGroup = async (group: ReadGroup): Promise<void> => {
+    const runStep = async (step: ApplyStep): Promise<void> => {
         try {
+            if (step.kind === 'clears') {
+                await Promise.all(
+                    step.writes.map((w) => write(() => writer.clearPages(w.diskOffset, w.length, signal))),
+                );
+                return;
+            }
+            const group = step.group;
             const buffers = await Promise.all(group.reads.map((r) => readExactly(log, r.logOffset, r.length, signal)));
             await Promise.all(
                 group.writes.map((w) =>
@@ -107,25 +143,29 @@ export async function applyPlannedWrites(
         } catch (err) {
             fail(err);
         } finally {
-            groupSlots.give();
+            stepSlots.give();
         }
     };
 
-    for (const group of planReadGroups(writes, { targetBytes: options.readBytes })) {
-        await groupSlots.take();
+    const pending: Promise<void>[] = [];
+    let next = Math.min(Math.max(0, options.fromStep ?? 0), steps.length);
+    while (next < steps.length) {
+        if (next > (options.fromStep ?? 0) && options.budgetExhausted?.()) break;
+        await stepSlots.take();
         if (stopped()) {
-            groupSlots.give();
+            stepSlots.give();
             break;
         }
-        pending.push(runGroup(group));
+        pending.push(runStep(steps[next]!));
+        next++;
     }
     await Promise.all(pending);
     // The first failure is rethrown as it came (an HvrError, a RestError), so callers can classify it.
     // eslint-disable-next-line @typescript-eslint/only-throw-error
     if (firstError !== undefined) throw firstError;
     options.signal?.throwIfAborted();
+    return { stepsDone: next, steps: steps.length, complete: next === steps.length };
 }
-
 async function readExactly(log: ByteSource, offset: number, length: number, signal: AbortSignal): Promise<Buffer> {
     if (offset < 0 || offset + length > log.size) {
         throw new HvrError(

@@ -14,7 +14,7 @@ import {
 
 export const REPLICA_DISKS_TABLE = 'ReplicaDisks';
 
-/** Replicating: logs apply in chain order. ResyncRequired: only a resync log (metadata resync=true) applies. */
+/** Replicating: logs apply in chain order. ResyncRequired: only the log a running resync expects applies. */
 export type ReplicaDiskState = 'Replicating' | 'ResyncRequired';
 
 /**
@@ -42,6 +42,14 @@ export interface ReplicaDiskRecord {
     /** Write intent: set before the first page write of log `applyingSequence`, so a retry can finish it. */
     applyingSequence?: number;
     applyingLogId?: string;
+    /**
+     * How far the log under the intent got: steps of its plan written (in plan order) by invocations whose time
+     * budget ran out, and the plan's key (the plan depends on MERGE_READ_BYTES). Cleared with the intent.
+     */
+    applyingStep?: number;
+    applyingPlan?: string;
+    /** The log blob's ETag when the intent was taken: a continuation must find the same content. */
+    applyingLogETag?: string;
     appliedBytes: number;
     lastAppliedAt?: string;
     lastCapturedAt?: string;
@@ -120,6 +128,20 @@ export async function listDisksWithGaps(scope: StateScope): Promise<ReplicaDiskR
         if (disk.waitingSince) rows.push({ disk, etag: entity.etag });
     }
     return rows;
+}
+
+/** Disks whose row holds a write intent (a log being applied, or cut off and awaiting its retry), by VM. */
+export async function listDisksBeingApplied(scope: StateScope): Promise<ReplicaDiskRecord[]> {
+    const table = await stateTable(scope, REPLICA_DISKS_TABLE);
+    const disks: ReplicaDiskRecord[] = [];
+    for await (const entity of table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `applyingSequence ge 1` },
+        abortSignal: deadline(),
+    })) {
+        const disk = fromEntity(entity);
+        if (disk.applyingSequence !== undefined && disk.applyingSequence > disk.sequence) disks.push(disk);
+    }
+    return disks;
 }
 
 /** Fields an update may set; a field set to undefined is removed from the row. */

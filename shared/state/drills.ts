@@ -43,9 +43,26 @@ export interface Drill {
     cleanedUp: boolean;
     error?: { code: string; message: string };
     cleanupError?: { code: string; message: string };
+    /** The VM created in Azure as it was built (change recovery point rebuilds it with other disks). */
+    machine?: DrillMachine;
+    /** Failover: seconds of writes the restored point lacks (0 for a planned failover: the VM was off). */
+    rpoSeconds?: number;
+    /** Failover: every point the VM in Azure ran from, oldest first (change recovery point appends). */
+    recoveryPointHistory?: { recoveryPointId: string; appliedAt: string; jobId: string }[];
 }
 
-const JSON_FIELDS = ['failoverBlobs', 'resources', 'error', 'cleanupError'] as const;
+/** What rebuilding the drill's VM needs: its size and NICs, and the managed disk of each replicated disk. */
+export interface DrillMachine {
+    name: string;
+    vmSize: string;
+    osType: 'Windows' | 'Linux';
+    generation: 1 | 2;
+    nicIds: string[];
+    /** In LUN order after the OS disk. */
+    disks: { diskId: string; isOsDisk: boolean; resourceId: string; name: string }[];
+}
+
+const JSON_FIELDS = ['failoverBlobs', 'resources', 'error', 'cleanupError', 'recoveryPointHistory', 'machine'] as const;
 
 function toEntity(drill: Drill): TableEntity<Record<string, unknown>> {
     const entity: TableEntity<Record<string, unknown>> = {

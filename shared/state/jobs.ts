@@ -24,6 +24,7 @@ export type JobKind =
     | 'TestFailoverCleanup'
     | 'PlannedFailover'
     | 'UnplannedFailover'
+    | 'ApplyRecoveryPoint'
     | 'CommitFailover';
 
 export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
@@ -35,6 +36,7 @@ export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
     TestFailoverCleanup: 'Test failover cleanup',
     PlannedFailover: 'Planned failover',
     UnplannedFailover: 'Unplanned failover',
+    ApplyRecoveryPoint: 'Change recovery point',
     CommitFailover: 'Commit',
 };
 
@@ -97,7 +99,8 @@ export function newJob(
 export type JobChange =
     | { type: 'taskStarted'; task: string; at: string; detail?: string }
     | { type: 'taskDetail'; task: string; detail: string }
-    | { type: 'taskSucceeded'; task: string; at: string }
+    /** `detail`, when given, stays as the task's result line (e.g. the recovery point a failover used). */
+    | { type: 'taskSucceeded'; task: string; at: string; detail?: string }
     | { type: 'taskFailed'; task: string; at: string; error: Omit<JobError, 'at' | 'task'> }
     | { type: 'jobSucceeded'; at: string }
     | { type: 'jobCancelled'; at: string; reason: string };
@@ -129,7 +132,13 @@ export function applyJobChange(job: Job, change: JobChange): Job {
         case 'taskSucceeded': {
             const tasks = mapTask(job, change.task, (t) => {
                 const { detail: _detail, ...rest } = t;
-                return { ...rest, state: 'Succeeded', startTime: t.startTime ?? change.at, endTime: change.at };
+                return {
+                    ...rest,
+                    state: 'Succeeded',
+                    startTime: t.startTime ?? change.at,
+                    endTime: change.at,
+                    ...(change.detail !== undefined ? { detail: change.detail } : {}),
+                };
             });
             return { ...job, state: 'InProgress', startTime: job.startTime ?? change.at, tasks };
         }

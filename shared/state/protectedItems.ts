@@ -47,6 +47,8 @@ export const PROTECTION_STATES = {
     UnplannedFailoverInProgress: 'Failover in progress',
     FailoverFailed: 'Failover failed',
     FailedOver: 'Failed over',
+    /** Change recovery point (ASR's applyRecoveryPoint): the VM in Azure is rebuilt from another point. */
+    ChangeRecoveryPointInProgress: 'Change recovery point in progress',
     CommittingFailover: 'Committing failover',
     FailoverCommitted: 'Failover committed',
 } as const;

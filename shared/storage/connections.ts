@@ -65,7 +65,8 @@ export function connectionFromString(connectionString: string): StorageConnectio
     };
 }
 
-function credentialFor(name: string, env: NodeJS.ProcessEnv): TokenCredential {
+/** The credential for an identity-based connection `<name>__credential` / `<name>__clientId`. */
+export function credentialFor(name: string, env: NodeJS.ProcessEnv): TokenCredential {
     const clientId = optionalSetting(`${name}__clientId`, env);
     const kind = optionalSetting(`${name}__credential`, env);
     if (kind === 'managedidentity') {

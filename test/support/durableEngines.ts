@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { VirtualClock } from '../../tools/durable/clock';
 import { DtfxEngine } from '../../tools/durable/dtfx';
 import { findDtfxPrerequisites, type DtfxPrerequisites } from '../../tools/durable/dtfxHost';
-import { DURABLE_ENGINES, parseDurableEngine, type DurableEngineName } from '../../tools/durable/engine';
+import { DURABLE_ENGINES, parseDurableEngine, type DurableEngineName } from '../../tools/durable/engineChoice';
 import { DurableRuntime } from '../../tools/durable/runtime';
 import type { DurableClientSource } from '../../tools/host/invoke';
 import { functionRegistry } from '../../tools/host/registry';
@@ -51,12 +51,12 @@ export const ONE_ENGINE_TESTS: Readonly<Record<string, { engine: DurableEngineNa
     'engine rules [dtfx] events in the same batch as continueAsNew come back in every new generation': {
         engine: 'dtfx',
         reason:
-            'the embedded runtime delivers one message per episode, so events never share a batch with ' +
-            'continueAsNew; on the real engine they are replayed into every following generation (a loop)',
+            'the embedded runtime drops the unread events of the batch on continueAsNew; on the real engine ' +
+            'they are replayed into every following generation (a loop), which no embedded mode reproduces',
     },
-    'engine rules [embedded] events raised before the first episode are handled once each, across generations': {
+    'engine rules [embedded] events in the same batch as continueAsNew: the unread ones are dropped': {
         engine: 'embedded',
-        reason: 'the same scenario as above; the real engine loops instead (see the dtfx test)',
+        reason: 'the same scenario as above: the embedded runtime drops the unread events of the batch, the real engine replays them (see the dtfx test)',
     },
     'engine rules [dtfx] a custom status over 16 KB of UTF-16 fails the orchestration': {
         engine: 'dtfx',
@@ -117,12 +117,20 @@ export function describeOnEngines(
 
 /** Orchestration test files that run on the embedded engine only (docs/durable-runtime.md says why). */
 export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
+    'test/orchestrations/changeRecoveryPoint.test.ts',
+    'test/orchestrations/customStatus.test.ts',
     'test/orchestrations/disableProtection.test.ts',
     'test/orchestrations/enableProtection.test.ts',
     'test/orchestrations/failover.test.ts',
+    'test/orchestrations/lifecycleStarts.test.ts',
+    'test/orchestrations/plannedFailover.test.ts',
+    'test/orchestrations/purgeDurableHistory.test.ts',
+    'test/orchestrations/replicationMonitor.burst.test.ts',
     'test/orchestrations/replicationMonitor.test.ts',
+    'test/orchestrations/replicationMonitor.upgrade.test.ts',
     'test/orchestrations/resync.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
+    'test/orchestrations/runtime.batches.test.ts',
     'test/orchestrations/runtime.client.test.ts',
     'test/orchestrations/runtime.events.test.ts',
     'test/orchestrations/runtime.failures.test.ts',

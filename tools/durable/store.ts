@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { HvrError } from '../../shared/errors';
 import type { HistoryEventRecord } from './history';
 import type { RetryOptionsLike } from './replayEngine';
 
@@ -109,4 +111,84 @@ export class MemoryInstanceStore implements InstanceStore {
     async list(): Promise<InstanceState[]> {
         return [...this.instances.values()].map((s) => structuredClone(s));
     }
+}
+
+const MAX_INSTANCE_ID_CHARS = 256;
+
+/**
+ * Checks an instance id as the Azure Storage backend would accept it: 1–256 characters, none of / \ # ? or
+ * control characters (they break table keys and the HTTP API's routes).
+ */
+export function validateInstanceId(instanceId: string): void {
+    if (instanceId.length === 0 || instanceId.length > MAX_INSTANCE_ID_CHARS) {
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `Instance id must have 1 to ${MAX_INSTANCE_ID_CHARS} characters, got ${instanceId.length}`,
+        );
+    }
+    // eslint-disable-next-line no-control-regex
+    const bad = /[/\\#?\u0000-\u001f\u007f]/.exec(instanceId);
+    if (bad) {
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `Instance id "${instanceId}" contains ${JSON.stringify(bad[0])} at offset ${bad.index}; / \\ # ? and control characters are not allowed`,
+        );
+    }
+}
+
+/** The status of an instance, as `getStatus` of the durable client reports it (values already parsed). */
+export interface InstanceStatus {
+    instanceId: string;
+    name: string;
+    runtimeStatus: RuntimeStatus;
+    input: unknown;
+    output: unknown;
+    customStatus: unknown;
+    createdTime: Date;
+    lastUpdatedTime: Date;
+    /** Events in the current execution's history (continueAsNew starts a new one). */
+    historyLength: number;
+    failure?: { message: string };
+}
+
+function parseJson(text: string | undefined): unknown {
+    return text === undefined ? null : JSON.parse(text);
+}
+
+/** A new instance, Pending, with its ExecutionStarted queued. */
+export function newInstance(at: Date, instanceId: string, name: string, input: string | undefined): InstanceState {
+    const now = at.toISOString();
+    return {
+        instanceId,
+        name,
+        executionId: randomUUID().replace(/-/g, ''),
+        runtimeStatus: 'Pending',
+        input,
+        output: undefined,
+        customStatus: undefined,
+        createdTime: now,
+        lastUpdatedTime: now,
+        history: [],
+        inbox: [{ kind: 'ExecutionStarted' }],
+        nextEventId: 0,
+        actionIds: [],
+        pending: {},
+        executionCount: 1,
+    };
+}
+
+/** What the durable client's getStatus reports of an instance. */
+export function toStatus(s: InstanceState): InstanceStatus {
+    return {
+        instanceId: s.instanceId,
+        name: s.name,
+        runtimeStatus: s.runtimeStatus,
+        input: parseJson(s.input),
+        output: parseJson(s.output),
+        customStatus: parseJson(s.customStatus),
+        createdTime: new Date(s.createdTime),
+        lastUpdatedTime: new Date(s.lastUpdatedTime),
+        historyLength: s.history.length,
+        ...(s.failure ? { failure: { ...s.failure } } : {}),
+    };
 }

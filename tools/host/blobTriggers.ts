@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TableClient, TableEntity } from '@azure/data-tables';
 import { BlobItem } from '@azure/storage-blob';
+import { QueueClient } from '@azure/storage-queue';
 import { ensureErrorType, HvrError } from '../../shared/errors';
 import { Clock } from '../../shared/ports';
 import { encodeKey, tableFor } from '../../shared/state/tables';
@@ -106,10 +107,29 @@ export interface BlobTriggerScannerOptions {
     contentLimitBytes?: number;
     /** Blob triggers run at most this many at once per scan. */
     concurrency?: number;
+    /** Event Grid subscriptions the scan emulates: BlobCreated events of a container delivered to a Storage queue. */
+    eventSubscriptions?: LocalEventSubscription[];
+}
+
+/**
+ * What infra subscribes in Azure (a system topic on the storage account, BlobCreated of one container, a Storage
+ * queue destination), emulated by the scan: each new blob version enqueues the event message Event Grid writes.
+ */
+export interface LocalEventSubscription {
+    name: string;
+    /** The app setting naming the storage account whose container is watched. */
+    connection: string;
+    container: string;
+    /** The destination queue. */
+    queue(): Promise<QueueClient>;
+    /** The message for a created blob (base64 JSON of the Event Grid event). */
+    message(blobName: string, blob: BlobItem, url: string): string;
 }
 
 /** What one scan did, for tests and the console. */
 export interface BlobScanReport {
+    /** Events enqueued for the Event Grid subscriptions the scan emulates. */
+    published: number;
     fired: number;
     succeeded: number;
     failed: number;
@@ -151,7 +171,7 @@ function receiptRowKey(blobPath: string): string {
  * trigger fires on BlobCreated only: Put Blob, Put Block List, Copy Blob — a new creation time, or new
  * content with the same creation second — and never on metadata changes or Put Page.
  */
-function versionOf(fn: RegisteredFunction, item: BlobItem): string {
+function versionOf(fn: { trigger: Record<string, unknown> }, item: BlobItem): string {
     const p = item.properties;
     if (fn.trigger.source !== 'EventGrid') return p.etag ?? '';
     const created = p.createdOn?.toISOString() ?? '';
@@ -219,8 +239,12 @@ export class BlobTriggerScanner {
     }
 
     private async scan(): Promise<BlobScanReport> {
-        const report: BlobScanReport = { fired: 0, succeeded: 0, failed: 0, poisoned: 0 };
+        const report: BlobScanReport = { published: 0, fired: 0, succeeded: 0, failed: 0, poisoned: 0 };
         const receipts = await tableFor(this.options.host.connection, BLOB_RECEIPTS_TABLE);
+        for (const subscription of this.options.eventSubscriptions ?? []) {
+            if (this.stopped) break;
+            await this.publishEvents(receipts, subscription, report);
+        }
         const work: (() => Promise<void>)[] = [];
         for (const fn of this.options.functions) {
             if (this.stopped) break;
@@ -253,7 +277,56 @@ export class BlobTriggerScanner {
         return report;
     }
 
-    private async receiptsOf(table: TableClient, fn: RegisteredFunction): Promise<Map<string, Receipt>> {
+    /**
+     * Enqueues the BlobCreated event of every blob version not published yet, then records the receipt: a crash
+     * in between publishes the event again on the next scan (Event Grid delivers at least once, too).
+     */
+    private async publishEvents(
+        receipts: TableClient,
+        subscription: LocalEventSubscription,
+        report: BlobScanReport,
+    ): Promise<void> {
+        const receiptOwner = { name: `eventgrid~${subscription.name}`, trigger: { source: 'EventGrid' } };
+        const known = await this.receiptsOf(receipts, receiptOwner);
+        const container = this.options
+            .connectionFor(subscription.connection)
+            .blob.getContainerClient(subscription.container);
+        const queue = await subscription.queue();
+        try {
+            for await (const item of container.listBlobsFlat({ abortSignal: deadline() })) {
+                if (this.stopped) return;
+                const blobPath = `${subscription.container}/${item.name}`;
+                const receipt = known.get(receiptRowKey(blobPath));
+                const version = versionOf(receiptOwner, item);
+                if (receipt && receipt.version === version) continue;
+                const url = container.getBlobClient(item.name).url;
+                await queue.sendMessage(subscription.message(item.name, item, url), { abortSignal: deadline() });
+                const row: Receipt = {
+                    partitionKey: encodeKey(receiptOwner.name),
+                    rowKey: receiptRowKey(blobPath),
+                    status: 'done',
+                    version,
+                    blobETag: item.properties.etag ?? '',
+                    attempts: 1,
+                    leaseUntil: this.options.clock.now().toISOString(),
+                    blobPath,
+                };
+                try {
+                    if (receipt)
+                        await receipts.updateEntity(row, 'Replace', { etag: receipt.etag, abortSignal: deadline() });
+                    else await receipts.createEntity(row, { abortSignal: deadline() });
+                } catch (err) {
+                    // Another host published it too: a duplicate event, which the merge acknowledges.
+                    if (statusOf(err) !== 409 && statusOf(err) !== 412) throw err;
+                }
+                report.published++;
+            }
+        } catch (err) {
+            if (statusOf(err) !== 404) throw err;
+        }
+    }
+
+    private async receiptsOf(table: TableClient, fn: Pick<RegisteredFunction, 'name'>): Promise<Map<string, Receipt>> {
         const out = new Map<string, Receipt>();
         const pk = encodeKey(fn.name);
         const rows = table.listEntities<Receipt>({

@@ -11,7 +11,7 @@ import { connectionFromString, resetStorageConnections, storageConnection } from
 import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
 import { DtfxEngine } from '../durable/dtfx';
 import { requireDtfxPrerequisites } from '../durable/dtfxHost';
-import { durableEngineOf, type DurableEngine, type DurableEngineName } from '../durable/engine';
+import { durableEngineOf, type DurableEngineHandle, type DurableEngineName } from '../durable/engineChoice';
 import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
@@ -30,6 +30,8 @@ import {
     ServiceBusClients,
 } from './serviceBusReceivers';
 import { TimerScheduler } from './timerTriggers';
+import { localEventSubscriptions, localQueueClient } from './eventSubscriptions';
+import { QueueDrainReport, QueueTriggerPump, queueTriggerSettings, triggerQueueName } from './queueTriggers';
 
 export interface LocalHostOptions {
     /** Folder with package.json, host.json and (optionally) local.settings.json. Default: the current folder. */
@@ -69,6 +71,8 @@ export interface LocalHostOptions {
     /** Poll the local provider queue (default true); false delivers only through `deliverQueuedMessages`. */
     queuePolling?: boolean;
     blobTrigger?: { maxTries?: number; contentLimitBytes?: number; leaseMs?: number };
+    /** Storage queue triggers: how long a running message stays invisible (renewed), shortest poll wait. */
+    queueTrigger?: { leaseSeconds?: number; minPollingIntervalMs?: number };
     serviceBus?: {
         maxDeliveryCount?: number;
         lockSeconds?: number;
@@ -114,6 +118,8 @@ export interface LocalHost {
     fireTimer(name: string): Promise<void>;
     /** Delivers what the local provider queues hold now and waits; returns how many messages were taken in. */
     deliverQueuedMessages(): Promise<number>;
+    /** Runs the storage queue triggers on what their queues hold now, until empty, and waits. */
+    drainStorageQueues(): Promise<QueueDrainReport>;
     /**
      * Provider events as activities publish them, one Storage queue per site; absent when PROVIDER_BUS is set
      * (events then go to the namespace's `provider-events` topic).
@@ -150,7 +156,7 @@ function loadApp(registry: FunctionRegistry, modules: string[]): void {
 
 /**
  * Starts the local Functions host: loads the app's registrations as the worker does, serves HTTP functions,
- * fires blob and timer triggers, delivers provider messages from a local queue and hands durable client
+ * fires blob, Storage queue and timer triggers (emulating the Event Grid subscription that feeds the merge queue), delivers provider messages from a local queue and hands durable client
  * bindings from `runtime`. Everything it starts, `stop()` stops.
  */
 export async function startLocalHost(options: LocalHostOptions = {}): Promise<LocalHost> {
@@ -207,8 +213,8 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         const dtfxPrerequisites = engineName === 'dtfx' ? requireDtfxPrerequisites() : undefined;
         let runtime = options.runtime;
         let dtfx: DtfxEngine | undefined;
-        let durable: DurableEngine | undefined;
-        const engine = (): DurableEngine => {
+        let durable: DurableEngineHandle | undefined;
+        const engine = (): DurableEngineHandle => {
             if (!durable) throw new HvrError('INTERNAL', 'The durable engine is not started yet');
             return durable;
         };
@@ -274,10 +280,12 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         }
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
-        // Blobs
+        // Blobs, and the Event Grid subscriptions the scan emulates
         const blobFunctions = ofType('blobTrigger');
+        const eventSubscriptions = localEventSubscriptions(all, settings);
         const scanner = new BlobTriggerScanner({
             functions: blobFunctions,
+            eventSubscriptions,
             host,
             settings,
             connectionFor: (setting) =>
@@ -288,7 +296,24 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             ...options.blobTrigger,
         });
         const scanInterval = options.blobScanIntervalMs ?? 2000;
-        if (blobFunctions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+        if (blobFunctions.length + eventSubscriptions.length > 0 && scanInterval > 0) scanner.start(scanInterval);
+
+        // Storage queues
+        const queueSettings = queueTriggerSettings(appRoot);
+        const queuePumps = ofType('queueTrigger').map((fn) => {
+            const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
+            const queueName = triggerQueueName(fn, settings);
+            return new QueueTriggerPump({
+                fn,
+                queue: localQueueClient(settings, connection, queueName),
+                poisonQueue: localQueueClient(settings, connection, `${queueName}-poison`),
+                settings: queueSettings,
+                ...options.queueTrigger,
+                invoke: (f, input, metadata) => invoke(f, input, metadata),
+                log,
+            });
+        });
+        if (options.queuePolling !== false) for (const pump of queuePumps) pump.start();
 
         // Timers
         const timers = new TimerScheduler({
@@ -362,6 +387,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 const drainStarted = Date.now();
                 await scanner.stop();
                 await timers.stop();
+                await Promise.all(queuePumps.map((p) => p.stop()));
                 await Promise.all(pumps.map((p) => p.stop()));
                 await stopReceivers(receivers, busClients, Math.max(0, drainBound - (Date.now() - drainStarted)));
                 const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
@@ -392,6 +418,14 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             deliverQueuedMessages: async () => {
                 let total = 0;
                 for (const pump of pumps) total += await pump.drainOnce();
+                return total;
+            },
+            drainStorageQueues: async () => {
+                const total: QueueDrainReport = { received: 0, succeeded: 0, failed: 0, poisoned: 0 };
+                for (const pump of queuePumps) {
+                    const r = await pump.drainOnce();
+                    for (const k of Object.keys(total) as (keyof QueueDrainReport)[]) total[k] += r[k];
+                }
                 return total;
             },
             providerQueue: (queueName) => {
@@ -492,6 +526,12 @@ function describeFunctions(
                         name: fn.name,
                         trigger: 'blob',
                         detail: `${String(t.path)} via ${String(t.connection)} (${t.source === 'EventGrid' ? 'Event Grid semantics' : 'polling semantics'}, container scan)`,
+                    };
+                case 'queuetrigger':
+                    return {
+                        name: fn.name,
+                        trigger: 'queue',
+                        detail: `${String(t.queueName)} via ${String(t.connection)} (Storage queue; poison: ${String(t.queueName)}-poison)`,
                     };
                 case 'timertrigger': {
                     const next = nextTimers.get(fn.name);

@@ -46,6 +46,9 @@ export interface DrillView {
         cleanedUp: boolean;
         error?: { code: string; message: string };
         cleanupError?: { code: string; message: string };
+        /** Failover: seconds of writes the restored point lacks (0 after a planned failover). */
+        rpoSeconds?: number;
+        recoveryPointHistory?: { recoveryPointId: string; appliedAt: string; jobId: string }[];
     };
 }
 
@@ -54,6 +57,7 @@ export interface FailoverAccepted {
     jobId: string;
     instanceId: string;
     drillId?: string;
+    recoveryPointId?: string;
 }
 
 export interface EnableProtectionRequest {
@@ -167,6 +171,32 @@ export class ManagementClient {
 
     async job(jobId: string): Promise<JobView> {
         return (await this.call<JobView>('GET', `replicationJobs/${encodeURIComponent(jobId)}`)).body;
+    }
+
+    /** Planned or unplanned failover to the latest point, NICs on the site's only mapped network. */
+    async failover(vmId: string, action: 'plannedFailover' | 'unplannedFailover'): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/${action}`;
+        return (await this.call<FailoverAccepted>('POST', path, {})).body;
+    }
+
+    /** Change recovery point of a failed-over VM (before commit). */
+    async applyRecoveryPoint(vmId: string, recoveryPointId: string): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/applyRecoveryPoint`;
+        return (await this.call<FailoverAccepted>('POST', path, { recoveryPointId })).body;
+    }
+
+    async failoverCommit(vmId: string): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/failoverCommit`;
+        return (await this.call<FailoverAccepted>('POST', path)).body;
+    }
+
+    async putNetworkMapping(
+        siteId: string,
+        sourceNetwork: string,
+        mapping: { recoveryVnetId: string; recoverySubnets: string[] },
+    ): Promise<void> {
+        const path = `sites/${encodeURIComponent(siteId)}/networkMappings/${encodeURIComponent(sourceNetwork)}`;
+        await this.call('PUT', path, mapping);
     }
 
     async requestResync(vmId: string): Promise<Record<string, unknown>> {

@@ -1,7 +1,8 @@
 import { createWriteStream, WriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
+    CycleLog,
     PROVIDER_COMMANDS_QUEUE,
     ProviderCommand,
     ProviderEvent,
@@ -20,13 +21,15 @@ import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
 import { formatByteSize } from '../../shared/byteSize';
 import { hostStorage } from '../host/hostStorage';
-import type { DurableEngineName } from '../durable/engine';
+import type { DurableEngineName } from '../durable/engineChoice';
 import { LocalHost, startLocalHost } from '../host/localHost';
 import { ManagementClient, ProtectedItemView } from './managementClient';
 import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
 import { SeededRandom } from './random';
 import { compareReplica, downloadReplica, ReplicaComparison } from './replicaCheck';
+import { FailoverMode, FailoverReport, PlannedFailoverGuest, runFailover } from './failoverRun';
 import { FailoverDiskComparison, runTestFailoverDrill } from './testFailoverDrill';
+import { GuestWrite } from './workload';
 import { BuiltLog, SimulatedDisk } from './simulatedDisk';
 import { SourceDisk } from './sourceDisk';
 import { DiskWorkload } from './workload';
@@ -64,6 +67,14 @@ export interface SimulationOptions {
      * infrastructure, its disks compared with the sources, then its cleanup.
      */
     testFailover?: boolean;
+    /**
+     * After the cycles: a production failover of each VM, then commit. `planned`: the guests keep writing until
+     * the provider is asked to shut them down, the final cycle goes up, each failover disk must equal the source
+     * at shutdown and the RPO must be 0. `unplanned`: the latest point.
+     */
+    failover?: FailoverMode;
+    /** With a failover: before commit, change to the point of the second-to-last cycle and check its disks. */
+    changePoint?: boolean;
     /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
     stepTimeoutMs?: number;
     /** The Durable engine of the local host (ignored with `pipeline`); default HVR_DURABLE, else embedded. */
@@ -86,6 +97,8 @@ export interface SimulationResult {
     replicas: ReplicaComparison[];
     /** With `testFailover`: each VM's failover disks against its sources (`{diskId}.failover.vhd`). */
     failoverDisks: FailoverDiskComparison[];
+    /** With `failover`: each VM's failover (point, RPO, change of point, commit). */
+    failovers: FailoverReport[];
     /** Set when a step did not complete: which, and why. */
     failure?: { step: string; message: string };
     /** Things the pipeline did not do itself that the simulator stood in for (named, never silent). */
@@ -108,6 +121,8 @@ interface SimVm {
     droppedAt?: { diskId: string; cycle: number; sequence: number };
     /** The cycle of the last recovery point the simulator waited for: what a `Latest` failover restores. */
     lastCycleId?: string;
+    /** With `changePoint`: the second-to-last cycle and copies of the sources as they were at its end. */
+    olderPoint?: { cycleId: string; rawPaths: Record<string, string> };
 }
 
 /** Counters for the summary. */
@@ -145,6 +160,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     let failure: { step: string; message: string } | undefined;
     let replicas: ReplicaComparison[] = [];
     let failoverDisks: FailoverDiskComparison[] = [];
+    const failovers: FailoverReport[] = [];
     let storageCs = '';
 
     try {
@@ -261,6 +277,46 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
         if (failed) throw failed.reason;
 
+        // ---- production failover (before the replica check: a planned one ships the final cycle) ----
+        if (options.failover) {
+            const failoverApi = api;
+            await step('map the site network for failover', () =>
+                failoverApi.putNetworkMapping(siteId, SIMULATED_NETWORK, {
+                    recoveryVnetId: process.env.HVR_RECOVERY_VNET_ID ?? DRY_RUN_RECOVERY_VNET,
+                    recoverySubnets: ['default'],
+                }),
+            );
+            const blob = connectionFromString(storageCs).blob;
+            const mode = options.failover;
+            const runs = await Promise.allSettled(
+                vms.map((vm) =>
+                    runFailover(
+                        {
+                            api: failoverApi,
+                            blob,
+                            outDir,
+                            stepTimeoutMs,
+                            say,
+                            describe: (vmId) => describeVm(failoverApi, vmId),
+                            provider,
+                        },
+                        {
+                            vmId: vm.vmId,
+                            diskIds: vm.disks.map((d) => d.diskId),
+                            lastCycleId: vm.lastCycleId ?? cycleIdOf(options.cycles),
+                            ...(mode === 'planned' ? { guest: plannedGuest(vm, ctx) } : {}),
+                            ...(vm.olderPoint ? { olderPoint: vm.olderPoint } : {}),
+                        },
+                        mode,
+                    ),
+                ),
+            );
+            for (const r of runs) if (r.status === 'fulfilled') failovers.push(r.value);
+            failoverDisks = failovers.flatMap((f) => f.disks);
+            const failedRun = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+            if (failedRun) throw failedRun.reason;
+        }
+
         // ---- the replicas ----
         say('downloading the replicas and comparing them with the sources');
         replicas = await compareAll(vms, outDir, storageCs);
@@ -322,12 +378,18 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         failure === undefined &&
         replicas.length > 0 &&
         replicas.every((r) => r.equal) &&
-        (!options.testFailover || (failoverDisks.length > 0 && failoverDisks.every((d) => d.equal)));
+        (!options.testFailover || (failoverDisks.length > 0 && failoverDisks.every((d) => d.equal))) &&
+        (!options.failover ||
+            (failovers.length === vms.length &&
+                failoverDisks.length > 0 &&
+                failoverDisks.every((d) => d.equal) &&
+                failovers.every((f) => f.kind === 'UnplannedFailover' || f.rpoSeconds === 0)));
     return {
         vms: summaries,
         totals: { logs: totals.logs, bytes: totals.bytes, seconds },
         replicas,
         failoverDisks,
+        failovers,
         ...(failure ? { failure } : {}),
         warnings,
         ok,
@@ -630,6 +692,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
             );
         }
         await runCycle(vm, cycle, ctx);
+        if (options.changePoint && cycle === options.cycles - 1) await keepSourcesOf(vm, cycleIdOf(cycle), ctx);
     }
     for (const [diskId, held] of vm.held) {
         await upload(ctx, vm, held.log, held.grant, held.metadata);
@@ -652,6 +715,73 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
 
 function cycleIdOf(cycle: number): string {
     return `cycle-${cycle}`;
+}
+
+/** The network the simulated site's VMs are on, mapped for failover to a VNet in the dry run's ARM shape. */
+const SIMULATED_NETWORK = 'sim-net';
+const DRY_RUN_RECOVERY_VNET =
+    '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dryrun/providers/Microsoft.Network/virtualNetworks/sim-recovery';
+
+/** Copies the sources as they are at the end of `cycleId` (its writes are done): what that point must restore. */
+async function keepSourcesOf(vm: SimVm, cycleId: string, ctx: VmRunContext): Promise<void> {
+    const dir = join(resolve(ctx.options.outDir), vm.vmId);
+    const rawPaths: Record<string, string> = {};
+    for (const disk of vm.disks) {
+        rawPaths[disk.diskId] = join(dir, `${disk.diskId}.${cycleId}.raw`);
+        await copyFile(join(dir, `${disk.diskId}.raw`), rawPaths[disk.diskId]!);
+    }
+    vm.olderPoint = { cycleId, rawPaths };
+}
+
+/** Pause between two bursts of guest writes while a planned failover waits for the shutdown. */
+const GUEST_WRITE_PAUSE_MS = 100;
+
+/**
+ * The guest of a planned failover: writes in small bursts (nothing shipped) until the provider shuts it down;
+ * then every write since the last cycle goes up as the final cycle, one log per disk, after the shutdown.
+ */
+function plannedGuest(vm: SimVm, ctx: VmRunContext): PlannedFailoverGuest {
+    const pending = new Map<string, GuestWrite[]>(vm.disks.map((d) => [d.diskId, []]));
+    const burst = Math.max(4096, Math.floor(ctx.options.churn / 8));
+    return {
+        startWriting: () => {
+            let running = true;
+            const loop = (async () => {
+                while (running) {
+                    for (const disk of vm.disks) pending.get(disk.diskId)!.push(...(await disk.runCycle(burst)));
+                    await new Promise((r) => setTimeout(r, GUEST_WRITE_PAUSE_MS));
+                }
+            })();
+            return async () => {
+                running = false;
+                await loop;
+            };
+        },
+        pendingBytes: () => [...pending.values()].flat().reduce((n, w) => n + w.length, 0),
+        shipFinalCycle: async (cycleId: string): Promise<CycleLog[]> => {
+            const capturedAt = new Date();
+            const logs: BuiltLog[] = [];
+            for (const disk of vm.disks) {
+                const writes = pending.get(disk.diskId)!;
+                const entries: HrlWriteEntry[] = writes.map((w) => ({ diskOffset: w.offset, data: w.data! }));
+                // A disk the guest did not touch still closes a log, so the final cycle names every disk.
+                if (entries.length === 0) entries.push({ diskOffset: 0, data: await disk.source.read(0, 512) });
+                logs.push(disk.buildLog(entries, capturedAt));
+                writes.length = 0;
+            }
+            const grants = await ctx.provider.requestGrants(
+                vm.vmId,
+                logs.map((l) => ({ diskId: l.diskId, sequence: l.sequence, logId: l.logId })),
+                ctx.stepTimeoutMs,
+            );
+            for (const log of logs) {
+                const grant = grants.find((g) => g.diskId === log.diskId && g.sequence === log.sequence)!;
+                await upload(ctx, vm, log, grant, metadataFor(cycleId, capturedAt));
+            }
+            vm.lastCycleId = cycleId;
+            return logs.map((l) => ({ diskId: l.diskId, sequence: l.sequence, logId: l.logId, bytes: l.log.length }));
+        },
+    };
 }
 
 /** One replication cycle of a VM: the guest writes, one log per disk, grants, uploads (with faults), report. */
@@ -875,13 +1005,14 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
         percent[log.diskId] = 100;
     }
     if (ctx.host) {
-        // In Azure, Event Grid hands the merge a new blob within about a second; the local host finds it at its
+        // In Azure, Event Grid queues a new blob's event within about a second; the local host finds it at its
         // next container scan (every 2 s). If ResyncCompleted outran the merge, the resync's verify would find
-        // the logs unapplied and retry only a minute later. So scan now, as Event Grid would deliver: the first
-        // call joins a scan that may have listed the container before the upload, the second sees the logs, and
-        // both resolve once the merges they started have finished.
+        // the logs unapplied and retry only a minute later. So publish now, as Event Grid would: the first scan
+        // may have listed the container before the upload, the second sees the logs; then run the merge queue
+        // until it is empty.
         await ctx.host.scanNow();
         await ctx.host.scanNow();
+        await ctx.host.drainStorageQueues();
     }
     await progress();
     await ctx.provider.send({

@@ -49,7 +49,7 @@ function jobProblem(job: JobView): string {
 }
 
 /** Polls the job until it finishes; StepIncomplete unless it succeeded. */
-async function waitForJob(ctx: DrillContext, jobId: string, step: string): Promise<JobView> {
+export async function waitForJob(ctx: DrillContext, jobId: string, step: string): Promise<JobView> {
     const until = Date.now() + ctx.stepTimeoutMs;
     for (;;) {
         const job = await ctx.api.job(jobId).catch(() => undefined);
@@ -65,7 +65,7 @@ async function waitForJob(ctx: DrillContext, jobId: string, step: string): Promi
     }
 }
 
-async function drillOf(ctx: DrillContext, vmId: string, drillId: string, step: string): Promise<DrillView> {
+export async function drillOf(ctx: DrillContext, vmId: string, drillId: string, step: string): Promise<DrillView> {
     const drill = (await ctx.api.drills(vmId)).find((d) => d.name === drillId);
     if (!drill) throw new StepIncomplete(step, `GET .../${vmId}/drills does not list drill ${drillId}`);
     return drill;
@@ -117,7 +117,7 @@ async function checkFailoverDisks(
 }
 
 /** The failover blobs still under `failover/{vmId}/{drillId}/` (none once the drill is cleaned up). */
-async function remainingFailoverBlobs(ctx: DrillContext, vmId: string, drillId: string): Promise<string[]> {
+export async function remainingFailoverBlobs(ctx: DrillContext, vmId: string, drillId: string): Promise<string[]> {
     const names: string[] = [];
     const container = ctx.blob.getContainerClient(FAILOVER_CONTAINER);
     for await (const item of container.listBlobsFlat({ prefix: `${vmId}/${drillId}/`, abortSignal: deadline() })) {

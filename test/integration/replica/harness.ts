@@ -11,6 +11,7 @@ import { MergeDeps, MergeSettings } from '../../../shared/replica/mergeLog';
 import { RecordingNotifier } from '../../../shared/replica/notifier';
 import { registerReplicaDisk, replicaPageBlob } from '../../../shared/replica/replicaDisk';
 import { StateScope } from '../../../shared/state/protectedItems';
+import { connectionFromString, StorageConnection } from '../../../shared/storage/connections';
 import { testStorage, uniqueName } from '../../support/azurite';
 
 /** A seeded generator (mulberry32): the same seed gives the same workload on every run. */
@@ -120,8 +121,8 @@ export function randomBytesFrom(rand: () => number, length: number): Buffer {
 
 /** A VM with its disks registered, the merge's dependencies, and helpers to upload and inspect. */
 export class ReplicaHarness {
-    readonly storage = testStorage();
-    readonly scope: StateScope = { conn: this.storage, tablePrefix: uniqueName('t') };
+    readonly storage: StorageConnection;
+    readonly scope: StateScope;
     readonly siteId = uniqueName('site');
     readonly vmId = uniqueName('vm');
     readonly clock = new FakeClock();
@@ -131,8 +132,15 @@ export class ReplicaHarness {
         gapTimeoutSeconds: 600,
         callTimeoutMs: 30_000,
         readBytes: 1024 * 1024,
+        timeBudgetSeconds: 600,
     };
     readonly disks = new Map<string, SourceDisk>();
+
+    /** On the run's shared Azurite, or on the storage of `connectionString` (a test's own Azurite). */
+    constructor(connectionString?: string) {
+        this.storage = connectionString ? connectionFromString(connectionString) : testStorage();
+        this.scope = { conn: this.storage, tablePrefix: uniqueName('t') };
+    }
 
     deps(overrides: Partial<MergeDeps> = {}): MergeDeps {
         return { scope: this.scope, notifier: this.notifier, clock: this.clock, settings: this.settings, ...overrides };

@@ -4,6 +4,7 @@ import { QUARANTINE_CONTAINER, REPLICA_LOGS_CONTAINER } from '../../../shared/re
 import { mergeUploadedLog, MergeOutcome, sweepChainGaps } from '../../../shared/replica/mergeLog';
 import { QUARANTINE_METADATA_KEYS } from '../../../shared/replica/quarantine';
 import { replicaPageBlob } from '../../../shared/replica/replicaDisk';
+import { protectReplica } from '../../../shared/resync/replicaProtection';
 import { getReplicaDisk, replaceReplicaDisk } from '../../../shared/state/disks';
 import { hasQemuImg, qemuCompare, ReplicaHarness, seededRandom, SourceDisk } from './harness';
 
@@ -307,7 +308,19 @@ describe('refusing logs that cannot be applied', () => {
             vhd2DataWriteGuid: newGuid(),
             closed: true,
         });
-        const name = await h.upload('disk0', { log: full.log, logId: resyncLogId, sequence: 2 }, { resync: true });
+        // The metadata flag alone does not make a resync log: it is refused while no resync runs.
+        const early = await h.upload('disk0', { log: full.log, logId: resyncLogId, sequence: 2 }, { resync: true });
+        expect(await mergeUploadedLog(h.deps(), early)).toEqual([
+            expect.objectContaining({ status: 'quarantined', diskMarked: false }),
+        ]);
+        // The pipeline's resync protects the replica (its run expects log 2); then the same log applies.
+        await protectReplica(h.scope, {
+            vmId: h.vmId,
+            resyncId: 'r1',
+            reason: 'ChainGap',
+            at: h.clock.now().toISOString(),
+        });
+        const name = await h.upload('disk0', { log: full.log, logId: resyncLogId, sequence: 2 });
         expect(statuses(await mergeUploadedLog(h.deps(), name))).toEqual(['applied']);
         expect((await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk).toMatchObject({
             state: 'Replicating',
@@ -315,5 +328,16 @@ describe('refusing logs that cannot be applied', () => {
             lastLogId: resyncLogId,
         });
         await expectReplicaEqualsSource(h, disk);
+    });
+
+    it('refuses a log that claims resync=true in its metadata while no resync runs (chain checks still apply)', async () => {
+        const { h, disk, before } = await setup(31);
+        disk.randomWrites(seededRandom(2), 6);
+        const forged = disk.cutLog({ previousUniqueId: newGuid() });
+        const name = await h.upload('disk0', forged, { resync: true });
+        const [outcome] = await mergeUploadedLog(h.deps(), name);
+        expect(outcome).toMatchObject({ status: 'quarantined', reason: 'ChainGap', code: 'CHAIN_BROKEN' });
+        expect((await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk).toMatchObject({ sequence: 1 });
+        expect((await h.replicaBytes('disk0')).equals(before)).toBe(true);
     });
 });

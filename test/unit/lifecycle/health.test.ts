@@ -1,4 +1,4 @@
-import { assessReplicationHealth, healthThresholds } from '../../../shared/health';
+import { assessReplicationHealth, healthThresholds, withReplicaRepairs } from '../../../shared/health';
 
 const t0 = Date.parse('2025-03-01T12:00:00Z');
 const at = (minutes: number) => new Date(t0 + minutes * 60_000).toISOString();
@@ -51,5 +51,35 @@ describe('replication health', () => {
             mergeFailure: { code: 'TRANSIENT', message: 'busy', since: at(1) },
         });
         expect(merge).toMatchObject({ health: 'Warning', reasons: [{ code: 'MergeFailing' }] });
+    });
+});
+
+describe('a replica being repaired', () => {
+    const base = { now: at(1), copyFrequencySeconds: 300, monitoringSince: at(0), lastHeartbeatAt: at(1) };
+
+    it('is never Normal while a disk row holds a write intent', () => {
+        const assessed = assessReplicationHealth({
+            ...base,
+            disksBeingRepaired: [{ diskId: 'd1', applyingSequence: 7 }],
+        });
+        expect(assessed.health).toBe('Warning');
+        expect(assessed.reasons).toEqual([
+            expect.objectContaining({ code: 'ReplicaBeingRepaired', message: expect.stringContaining('d1 (log 7)') }),
+        ]);
+        expect(assessReplicationHealth(base).health).toBe('Normal');
+    });
+
+    it('overlays a recorded assessment without hiding a worse one', () => {
+        const disks = [{ diskId: 'd1', applyingSequence: 2 }];
+        expect(withReplicaRepairs({ health: 'Normal', reasons: [] }, disks)).toMatchObject({
+            health: 'Warning',
+            reasons: [{ code: 'ReplicaBeingRepaired' }],
+        });
+        const critical = {
+            health: 'Critical' as const,
+            reasons: [{ code: 'ResyncRequired' as const, severity: 'Critical' as const, message: 'x' }],
+        };
+        expect(withReplicaRepairs(critical, disks).health).toBe('Critical');
+        expect(withReplicaRepairs({ health: 'Normal', reasons: [] }, [])).toEqual({ health: 'Normal', reasons: [] });
     });
 });

@@ -1,0 +1,384 @@
+import { RestError } from '@azure/core-rest-pipeline';
+import { HvrError } from '../errors';
+import { entryDataIsZero, HrlIndex, readHrlIndex, verifyHrlData } from '../hrl/reader';
+import { ResyncReason } from '../lifecycle/instances';
+import { DiskBlobs, markDirty } from '../resync/digestIndex';
+import { listReplicaDisks, replaceReplicaDisk, ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
+import { openBlobSource } from '../storage/blobSource';
+import { deadline } from '../storage/deadline';
+import { applyPlanKey, applyPlannedWrites, planApplySteps } from './applyLog';
+import { REPLICAS_CONTAINER } from './logBlob';
+import { isHrlFormatError, refuse } from './mergeRefusal';
+import { budgetOf, LogContext, MergeMetrics, MergeOutcome } from './mergeTypes';
+import { isSequenceConditionFailure, ReplicaPageWriter } from './pageWriter';
+import { recordCycleIfComplete } from './recoveryPoints';
+import { LogWrite, minimumPutPageCalls, PageWrite, planPageWrites, resolveLastWriterWins } from './writePlan';
+
+function reasonForLogError(err: HvrError): ResyncReason {
+    return err.code === 'HRL_NOT_CLOSED' ? 'LogNotClosed' : 'InvalidLog';
+}
+
+/** The log's writes for the planner; a data checksum of ~0 on a write under 16 MiB proves it is all zero. */
+function logWrites(index: HrlIndex): LogWrite[] {
+    const writes: LogWrite[] = [];
+    for (const e of index.entries()) {
+        writes.push({ diskOffset: e.diskOffset, length: e.length, logOffset: e.logOffset, zero: entryDataIsZero(e) });
+    }
+    return writes;
+}
+
+/** Where an earlier invocation stopped: its step and the plan key the step counts in. */
+export interface ResumePoint {
+    fromStep: number;
+    plan: string;
+}
+
+/**
+ * Applies log n (the decision said apply or continue): index and checks, the intent (first time only), the dirty
+ * marker, then the plan's steps under `ifSequenceNumberEqualTo: n-1` until done or the budget runs out. Done:
+ * seal, row, notify, remove the log. Budget out: the row records the steps written (still under the intent,
+ * ETag-conditioned) and the outcome says `continuing`.
+ */
+export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: ResumePoint): Promise<MergeOutcome> {
+    const { deps, log } = ctx;
+    const started = performance.now();
+    const source = await openBlobSource(ctx.blob, { signal: deps.signal, timeoutMs: deps.settings.callTimeoutMs });
+    let index: HrlIndex;
+    try {
+        index = await readHrlIndex(source, { diskSize: row.disk.virtualSize, signal: deps.signal });
+    } catch (err) {
+        if (isHrlFormatError(err)) return refuse(ctx, row, reasonForLogError(err as HvrError), err);
+        throw err;
+    }
+    const header = index.header;
+    if (header.uniqueId !== log.logId) {
+        return refuse(
+            ctx,
+            row,
+            'InvalidLog',
+            new HvrError(
+                'VALIDATION_FAILED',
+                `Log header UniqueId ${header.uniqueId} is not ${log.logId}, the id in its name.`,
+            ),
+        );
+    }
+    if (!ctx.resync && row.disk.sequence > 0 && header.previousUniqueId !== row.disk.lastLogId) {
+        return refuse(
+            ctx,
+            row,
+            'ChainGap',
+            new HvrError(
+                'CHAIN_BROKEN',
+                `Log ${log.logId} follows ${header.previousUniqueId}, but the last applied log is ${row.disk.lastLogId}.`,
+            ),
+        );
+    }
+    if (
+        !ctx.resync &&
+        row.disk.vhd2DataWriteGuid !== undefined &&
+        header.vhd2DataWriteGuid !== row.disk.vhd2DataWriteGuid
+    ) {
+        return refuse(
+            ctx,
+            row,
+            'DiskChangedOffline',
+            new HvrError(
+                'DISK_CHANGED_OFFLINE',
+                `Log ${log.logId} carries Vhd2DataWriteGuid ${header.vhd2DataWriteGuid}; the chain had ${row.disk.vhd2DataWriteGuid}.`,
+            ),
+        );
+    }
+    let extents;
+    try {
+        extents = resolveLastWriterWins(logWrites(index));
+    } catch (err) {
+        if (isHrlFormatError(err)) return refuse(ctx, row, 'InvalidLog', err);
+        throw err;
+    }
+    const indexed = performance.now();
+    const plan = applyPlanKey(deps.settings.readBytes);
+    // A continuation of the same plan was verified before its first page; a new plan starts over (rewriting the
+    // same bytes under the same guard is harmless).
+    const fromStep = resume && resume.plan === plan ? resume.fromStep : 0;
+    if (index.hasDataChecksums && fromStep === 0) {
+        try {
+            await verifyHrlData(source, index, { signal: deps.signal, readSize: deps.settings.readBytes });
+        } catch (err) {
+            if (isHrlFormatError(err)) return refuse(ctx, row, 'InvalidLog', err);
+            throw err;
+        }
+    }
+    const verified = performance.now();
+    const calls = planPageWrites(extents);
+    const steps = planApplySteps(calls, deps.settings.readBytes);
+
+    if (fromStep === 0) {
+        // The intent makes a crash between "sequence number set" and "row updated" recognisable on retry.
+        await replaceReplicaDisk(
+            deps.scope,
+            row,
+            {
+                applyingSequence: log.sequence,
+                applyingLogId: log.logId,
+                applyingStep: 0,
+                applyingPlan: plan,
+                applyingLogETag: ctx.logETag,
+            },
+            deps.clock.now().toISOString(),
+        );
+        // After the intent (only the log that holds position n may describe it) and before the first page.
+        await markLogDirty(ctx, calls);
+    }
+
+    const writer = new ReplicaPageWriter(
+        ctx.replica,
+        row.disk.virtualSize,
+        log.sequence - 1,
+        deps.settings.callTimeoutMs,
+    );
+    const budget = budgetOf(deps);
+    try {
+        const progress = await applyPlannedWrites(source, steps, writer, {
+            concurrency: deps.settings.concurrency,
+            readBytes: deps.settings.readBytes,
+            signal: deps.signal,
+            afterWrite: deps.afterWrite ? (k) => deps.afterWrite!(log, k) : undefined,
+            fromStep,
+            budgetExhausted: () => budget.exhausted(),
+        });
+        if (!progress.complete) return await recordProgress(ctx, progress.stepsDone, steps.length, plan);
+        await sealSequenceNumber(ctx, log.sequence);
+    } catch (err) {
+        if (isSequenceConditionFailure(err)) {
+            deps.log?.(`merge: ${ctx.name} stopped: another merge moved the replica past ${log.sequence - 1}`);
+            return { status: 'stale', name: ctx.name, sequence: log.sequence, detail: (err as Error).message };
+        }
+        throw err;
+    }
+    const written = performance.now();
+    const updated = await recordApplied(ctx, index);
+    const metrics: MergeMetrics = {
+        entries: index.entryCount,
+        bytes: index.dataBytes,
+        extents: extents.length,
+        putPageCalls: writer.counters.putPageCalls,
+        clearPagesCalls: writer.counters.clearPagesCalls,
+        minPutPageCalls: minimumPutPageCalls(extents),
+        bytesPut: writer.counters.bytesPut,
+        bytesCleared: writer.counters.bytesCleared,
+        indexMs: indexed - started,
+        verifyMs: verified - indexed,
+        writeMs: written - verified,
+        ms: performance.now() - started,
+        steps: steps.length,
+        fromStep,
+    };
+    for (const key of ['indexMs', 'verifyMs', 'writeMs', 'ms'] as const) metrics[key] = Math.round(metrics[key]);
+    deps.log?.(`merge: applied ${ctx.name} as log ${log.sequence}`, { ...metrics });
+    if (!updated) return { status: 'duplicate', name: ctx.name, sequence: log.sequence };
+    const recoveryPointId = await afterApplied(ctx, updated, { notify: true, bytes: index.dataBytes });
+    await ctx.blob.deleteIfExists({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
+    return { status: 'applied', name: ctx.name, sequence: log.sequence, metrics, recoveryPointId };
+}
+
+/**
+ * The budget ran out after `stepsDone` steps, all written under the n-1 guard. The row records it only if it
+ * still holds this log's intent at an earlier step (ETag-conditioned): a concurrent try that got further, or
+ * finished the log, wins, and this one stops as `stale`.
+ */
+async function recordProgress(ctx: LogContext, stepsDone: number, steps: number, plan: string): Promise<MergeOutcome> {
+    const { deps, log } = ctx;
+    let recorded = false;
+    await updateReplicaDisk(
+        deps.scope,
+        log.vmId,
+        log.diskId,
+        (cur) => {
+            recorded = false;
+            if (cur.sequence !== log.sequence - 1 || cur.applyingSequence !== log.sequence) return undefined;
+            if (cur.applyingLogId !== log.logId) return undefined;
+            if (cur.applyingPlan === plan && (cur.applyingStep ?? 0) >= stepsDone) return undefined;
+            recorded = true;
+            return { applyingStep: stepsDone, applyingPlan: plan };
+        },
+        deps.clock.now().toISOString(),
+    );
+    if (!recorded) {
+        const detail = `another try of log ${log.sequence} recorded more progress or finished it`;
+        deps.log?.(`merge: ${ctx.name} stopped: ${detail}`);
+        return { status: 'stale', name: ctx.name, sequence: log.sequence, detail };
+    }
+    deps.log?.(`merge: ${ctx.name} wrote ${stepsDone} of ${steps} steps in this budget; continuing`, {
+        stepsDone,
+        steps,
+    });
+    return { status: 'continuing', name: ctx.name, sequence: log.sequence, stepsDone, steps };
+}
+
+/**
+ * Tells the resync digest index which disk ranges log n writes (Put Pages and Clear Pages alike), as a marker
+ * blob next to the replica. A refresh trusts the markers of every log up to the replica's sequence number, so
+ * this must be durable before the seal: a log sealed without its marker would leave the index silently stale.
+ * A retry writes the same marker again. Failing here stops the merge before any page is written (recoverable).
+ */
+async function markLogDirty(ctx: LogContext, calls: readonly PageWrite[]): Promise<void> {
+    const { deps, log } = ctx;
+    const disk: DiskBlobs = {
+        container: deps.scope.conn.blob.getContainerClient(REPLICAS_CONTAINER),
+        vmId: log.vmId,
+        diskId: log.diskId,
+    };
+    const ranges = calls.map((c) => ({ offset: c.diskOffset, length: c.length }));
+    try {
+        await markDirty(disk, log.sequence, ranges, deadline(deps.settings.callTimeoutMs, deps.signal));
+    } catch (err) {
+        if (deps.signal?.aborted) throw err;
+        throw new HvrError(
+            'TRANSIENT',
+            `Could not record the ${ranges.length} range(s) log ${log.sequence} writes on disk ${log.diskId} of VM ` +
+                `${log.vmId} for the digest index (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); ` +
+                `no page was written, the merge will be retried.`,
+            { sequence: log.sequence },
+            { cause: err },
+        );
+    }
+}
+
+/**
+ * Moves the blob's sequence number from n-1 to n once every page of log n is written. Conditioned on the ETag
+ * read together with n-1, so it can only act on the state it checked; a concurrent merge of the same log
+ * changes the ETag, and the loop then finds n (done by the other) or n-1 again.
+ */
+async function sealSequenceNumber(ctx: LogContext, sequence: number): Promise<void> {
+    const { deps } = ctx;
+    for (let attempt = 1; attempt <= 16; attempt++) {
+        const props = await ctx.replica.getProperties({
+            abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal),
+        });
+        const current = props.blobSequenceNumber ?? 0;
+        if (current === sequence) return;
+        if (current !== sequence - 1) {
+            throw new HvrError(
+                'SEQUENCE_CONDITION_NOT_MET',
+                `Replica moved to sequence ${current} while log ${sequence} was applied.`,
+            );
+        }
+        try {
+            await ctx.replica.updateSequenceNumber('update', sequence, {
+                conditions: { ifMatch: props.etag },
+                abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal),
+            });
+            return;
+        } catch (err) {
+            if (err instanceof RestError && err.statusCode === 412) continue;
+            throw err;
+        }
+    }
+    throw new HvrError('TRANSIENT', `The replica kept changing while log ${sequence} was sealed; will retry.`);
+}
+
+/** The row after the sequence number is set; undefined when another merge recorded it first. */
+async function recordApplied(ctx: LogContext, index: HrlIndex): Promise<ReplicaDiskRow | undefined> {
+    const { deps, log, meta, resync } = ctx;
+    const at = deps.clock.now().toISOString();
+    let changed = false;
+    const row = await updateReplicaDisk(
+        deps.scope,
+        log.vmId,
+        log.diskId,
+        (cur) => {
+            changed = false;
+            if (cur.sequence >= log.sequence) return undefined;
+            if (cur.sequence !== log.sequence - 1) {
+                throw new HvrError(
+                    'REPLICA_STATE_INVALID',
+                    `Row of ${log.diskId} is at ${cur.sequence}; cannot record log ${log.sequence}.`,
+                );
+            }
+            changed = true;
+            const stillWaiting = cur.waitingSequence !== undefined && cur.waitingSequence > log.sequence + 1;
+            return {
+                sequence: log.sequence,
+                lastLogId: log.logId,
+                vhd2DataWriteGuid: index.header.vhd2DataWriteGuid,
+                applyingSequence: undefined,
+                applyingLogId: undefined,
+                applyingStep: undefined,
+                applyingPlan: undefined,
+                applyingLogETag: undefined,
+                appliedBytes: cur.appliedBytes + index.dataBytes,
+                lastAppliedAt: at,
+                lastCapturedAt: meta.capturedAt ?? index.header.createdAt.toISOString(),
+                lastCycleId: meta.cycleId,
+                lastConsistency: meta.consistency,
+                state: 'Replicating',
+                resyncReason: resync ? undefined : cur.resyncReason,
+                resyncDetail: resync ? undefined : cur.resyncDetail,
+                resyncRequiredAt: resync ? undefined : cur.resyncRequiredAt,
+                waitingSequence: stillWaiting ? cur.waitingSequence : undefined,
+                waitingSince: stillWaiting ? cur.waitingSince : undefined,
+            };
+        },
+        at,
+    );
+    return changed ? row : undefined;
+}
+
+export async function finishAfterCrash(ctx: LogContext, row: ReplicaDiskRow): Promise<MergeOutcome> {
+    const { deps, name, log } = ctx;
+    const source = await openBlobSource(ctx.blob, { signal: deps.signal, timeoutMs: deps.settings.callTimeoutMs });
+    const index = await readHrlIndex(source, { diskSize: row.disk.virtualSize, signal: deps.signal });
+    const updated = await recordApplied(ctx, index);
+    deps.log?.(`merge: ${name} was written by an earlier try; recorded it as log ${log.sequence}`);
+    const recoveryPointId = updated
+        ? await afterApplied(ctx, updated, { notify: true, bytes: index.dataBytes })
+        : undefined;
+    await ctx.blob.deleteIfExists({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
+    return { status: 'finished', name, sequence: log.sequence, recoveryPointId };
+}
+
+/** Notifies, then completes the cycle's recovery point when this was the VM's last disk to apply it. */
+export async function afterApplied(
+    ctx: LogContext,
+    row: ReplicaDiskRow,
+    options: { notify: boolean; bytes?: number },
+): Promise<string | undefined> {
+    const { deps, log, meta } = ctx;
+    const at = deps.clock.now().toISOString();
+    if (options.notify) {
+        await deps.notifier.logApplied({
+            vmId: log.vmId,
+            diskId: log.diskId,
+            sequence: log.sequence,
+            logId: log.logId,
+            cycleId: meta.cycleId,
+            bytes: options.bytes ?? 0,
+            capturedAt: row.disk.lastCapturedAt ?? at,
+            appliedAt: at,
+        });
+    }
+    if (!meta.cycleId) return undefined;
+    const disks = await listReplicaDisks(deps.scope, log.vmId);
+    const retention = (await deps.retentionFor?.(log.vmId)) ?? undefined;
+    const point = await recordCycleIfComplete(
+        { scope: deps.scope, clock: deps.clock, callTimeoutMs: deps.settings.callTimeoutMs, signal: deps.signal },
+        {
+            vmId: log.vmId,
+            cycleId: meta.cycleId,
+            consistency: meta.consistency,
+            capturedAt: row.disk.lastCapturedAt ?? at,
+            disks,
+            retention,
+        },
+    );
+    if (point?.created) {
+        await deps.notifier.cycleComplete({
+            vmId: log.vmId,
+            cycleId: meta.cycleId,
+            recoveryPointId: point.recoveryPointId,
+            consistency: meta.consistency === 'app' ? 'AppConsistent' : 'CrashConsistent',
+            capturedAt: point.capturedAt,
+        });
+    }
+    return point?.recoveryPointId;
+}
