@@ -1,6 +1,7 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
 import { INITIAL_REPLICATION_CYCLE_ID } from '../shared/contracts/ids';
+import { scaledMs } from '../shared/durableTime';
 import { HvrError } from '../shared/errors';
 import { HealthReason } from '../shared/health';
 import {
@@ -352,7 +353,7 @@ export function* enableProtectionOrchestrator(
     // raises CycleComplete. The provider's percentages are its progress report, not the proof: a log it shipped
     // may be quarantined, or never arrive. Otherwise: a non-recoverable provider error, or the timeout.
     const timeoutHours = input.initialReplicationTimeoutHours ?? DEFAULT_INITIAL_REPLICATION_TIMEOUT_HOURS;
-    const timeoutAt = new Date(Date.parse(irStartedAt) + timeoutHours * 3600_000);
+    const timeoutAt = new Date(Date.parse(irStartedAt) + scaledMs(timeoutHours * 3600_000));
     const initialReplication = { startedAt: irStartedAt, timeoutAt: timeoutAt.toISOString(), disks: progress };
     setStatus({ stage: 'InitialReplicationInProgress', task: undefined, initialReplication });
     const awaited = [

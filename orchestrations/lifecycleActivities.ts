@@ -1,5 +1,6 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
+import { scaledMs } from '../shared/durableTime';
 import { OutgoingProviderEvent } from '../shared/contracts/publisher';
 import { HvrError } from '../shared/errors';
 import { Outcome, outcomeOf } from '../shared/retry';
@@ -76,7 +77,7 @@ export function stopReplicationEvent(
     };
 }
 
-export const RECORD_RETRY = new df.RetryOptions(5_000, 6);
+export const RECORD_RETRY = new df.RetryOptions(scaledMs(5_000), 6);
 RECORD_RETRY.backoffCoefficient = 2;
 
 export const recordLifecycleActivity = df.app.activity('recordLifecycle', {

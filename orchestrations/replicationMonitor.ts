@@ -1,4 +1,5 @@
 import * as df from 'durable-functions';
+import { scaledMs } from '../shared/durableTime';
 import { assessReplicationHealth, HealthAssessment, ReplicationHealth } from '../shared/health';
 import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { lifecycleEvents } from '../shared/lifecycle/instances';
@@ -64,7 +65,7 @@ const MONITORED_EVENTS = [
 /** When the monitor must look again: the next threshold, at most MONITOR_MAX_SLEEP_MS away, at least 1 s. */
 function wakeTime(nowMs: number, assessment: HealthAssessment): number {
     const threshold = assessment.nextThresholdAt !== undefined ? Date.parse(assessment.nextThresholdAt) : Infinity;
-    return Math.max(nowMs + 1000, Math.min(nowMs + MONITOR_MAX_SLEEP_MS, threshold));
+    return Math.max(nowMs + 1000, Math.min(nowMs + scaledMs(MONITOR_MAX_SLEEP_MS), threshold));
 }
 
 /**

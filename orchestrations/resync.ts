@@ -1,5 +1,6 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
+import { scaledMs } from '../shared/durableTime';
 import { HealthReason } from '../shared/health';
 import { instanceIds, lifecycleEvents, ResyncRequiredEvent } from '../shared/lifecycle/instances';
 import { isInstanceMissing } from '../shared/lifecycle/durableClientErrors';
@@ -332,7 +333,7 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
     yield* succeed(taskStart);
 
     // 4. Wait for the provider: progress, digest requests, completion; Cancel; silence past the timeout.
-    const timeoutMs = (input.providerTimeoutMinutes ?? DEFAULT_PROVIDER_TIMEOUT_MINUTES) * 60_000;
+    const timeoutMs = scaledMs((input.providerTimeoutMinutes ?? DEFAULT_PROVIDER_TIMEOUT_MINUTES) * 60_000);
     const rounds: Record<string, number> = Object.fromEntries(disks.map((d) => [d.diskId, 1]));
     setStatus({ stage: 'WaitingForProvider', task: taskTransfer, round: rounds });
     yield record({ jobId, jobChanges: [{ type: 'taskStarted', task: taskTransfer, at: now() }] });

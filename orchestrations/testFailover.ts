@@ -9,6 +9,7 @@ import {
     recordDrill,
     startDrillCopies,
 } from '../shared/failover/drillSteps';
+import { scaledMs } from '../shared/durableTime';
 import { TEST_FAILOVER_STATES } from '../shared/failover/states';
 import { Failure } from '../shared/retry';
 import { Drill } from '../shared/state/drills';
@@ -136,7 +137,7 @@ export function* runDrill(
         const status = yield* callWithRetrySchedule<{ done: boolean }>(context, drillCopyStatusActivity, plan);
         if (!status.ok) return { ok: false, task: tasks.disks, failure: status, planned: true };
         if (status.value.done) break;
-        yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + COPY_POLL_MS));
+        yield context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + scaledMs(COPY_POLL_MS)));
     }
     yield* recordStep(context, {
         vmId,

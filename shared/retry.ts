@@ -1,3 +1,4 @@
+import { scaledMs } from './durableTime';
 import { ErrorCode, HvrError, errorCodeOf, ensureErrorType, isRecoverableCode } from './errors';
 
 /**
@@ -9,7 +10,8 @@ export const RETRY_SCHEDULE_MINUTES: readonly number[] = [1, 2, 4, 8, 10];
 export const RETRY_STEADY_MINUTES = 30;
 
 /**
- * Milliseconds to wait before attempt `failedAttempts + 1`, measured from the start of the attempt that failed.
+ * Milliseconds to wait before attempt `failedAttempts + 1`, measured from the start of the attempt that failed
+ * (times the durable time scale, 1 outside tests).
  * `failedAttempts` is 1 after the first failure.
  */
 export function retryDelay(failedAttempts: number): number {
@@ -17,7 +19,7 @@ export function retryDelay(failedAttempts: number): number {
         throw new HvrError('VALIDATION_FAILED', `retryDelay needs a failed-attempt count ≥ 1, got ${failedAttempts}.`);
     }
     const minutes = RETRY_SCHEDULE_MINUTES[failedAttempts - 1] ?? RETRY_STEADY_MINUTES;
-    return minutes * 60_000;
+    return scaledMs(minutes * 60_000);
 }
 
 /** The failure an activity reports as a value, because an error's class does not survive the trip to the orchestrator. */

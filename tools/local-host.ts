@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { ensureErrorType, HvrError } from '../shared/errors';
+import { parseDurableEngine } from './durable/engineChoice';
 import { localSettingsValues } from './host/appSettings';
 import { LocalHost, LocalHostOptions, startLocalHost } from './host/localHost';
 
@@ -24,6 +25,8 @@ Options:
   --blob-content-limit B   largest blob passed to a trigger as content (default 33554432)
   --drain-timeout MS       how long Ctrl-C waits for running invocations (default 30000)
   --bus-port N             the local Service Bus broker's AMQP port on 127.0.0.1 (default: a free port)
+  --durable ENGINE         embedded (default; or HVR_DURABLE) or dtfx: the real Durable Functions extension
+                           on Azurite, built from engines/dtfx (docs/durable-runtime.md)
   -h, --help               this text`;
 
 interface StartArgs {
@@ -104,6 +107,9 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.
             case '--bus-port':
                 options.serviceBus = { ...options.serviceBus, brokerPort: wholeNumber(flag, value(), 65535) };
                 break;
+            case '--durable':
+                options.durable = parseDurableEngine(value(), '--durable');
+                break;
             default:
                 throw new HvrError('VALIDATION_FAILED', `Unknown option "${arg}"; see hvr start --help.`);
         }
@@ -150,7 +156,7 @@ export function startBanner(host: LocalHost): string {
     }
     lines.push(
         `  Storage         ${host.storageConnectionString}`,
-        `  Task hub        ${host.settings.DURABLE_TASK_HUB}`,
+        `  Task hub        ${host.settings.DURABLE_TASK_HUB} (durable engine: ${host.durable})`,
         ...(host.providerBus
             ? [
                   `  Provider bus    PROVIDER_BUS=${host.providerBus.connectionString}`,

@@ -3,6 +3,7 @@ import { parseByteSize } from '../shared/byteSize';
 import { ensureErrorType } from '../shared/errors';
 import { FailoverMode } from './simulator/failoverRun';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
+import { parseDurableEngine, type DurableEngineName } from './durable/engineChoice';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
                     [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover]
@@ -30,6 +31,8 @@ upload grants, waits until every VM is protected with its last cycle applied, th
                      point of the second-to-last cycle and check its disks (<diskId>.changed.vhd) against the
                      sources as they were then; commit must leave only that point (needs --cycles 2 or more)
   --timeout SECONDS  longest wait for any one step (default 60)
+  --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
+                     (built from engines/dtfx; fails at once if dotnet or the host is missing)
   --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover) as the last line
 
 Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY,
@@ -61,6 +64,14 @@ function size(value: string | undefined, name: string, fallback: number): number
 }
 
 /** Parses the command line into simulation options (pipeline and progress are added by `main`). */
+function durableEngine(value: string): DurableEngineName {
+    try {
+        return parseDurableEngine(value, '--durable');
+    } catch (err) {
+        throw new UsageError(ensureErrorType(err).message);
+    }
+}
+
 export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: boolean } {
     const { values, positionals } = parseArgs({
         args: argv,
@@ -77,6 +88,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             faults: { type: 'string' },
             timeout: { type: 'string' },
             'test-failover': { type: 'boolean' },
+            durable: { type: 'string' },
             failover: { type: 'string' },
             'change-point': { type: 'boolean' },
             json: { type: 'boolean' },
@@ -130,6 +142,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
         ...(failover ? { failover, changePoint } : {}),
         stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
         json: values.json ?? false,
+        ...(values.durable !== undefined ? { durable: durableEngine(values.durable) } : {}),
     };
 }
 

@@ -1,4 +1,5 @@
 import * as df from 'durable-functions';
+import { scaledMs } from '../../shared/durableTime';
 import { Failure, Outcome, retryDelay, transientFailure } from '../../shared/retry';
 
 /** What the caller hears between attempts, to show the retry in the job and the custom status. */
@@ -41,7 +42,7 @@ export function* callWithRetrySchedule<T>(
     input: unknown,
     options: RetryScheduleOptions = {},
 ): Generator<df.Task, Outcome<T>, unknown> {
-    const giveUpAfterMs = options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
+    const giveUpAfterMs = scaledMs(options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS);
     const firstStart = context.df.currentUtcDateTime.getTime();
     for (let attempt = 1; ; attempt++) {
         const startedAt = context.df.currentUtcDateTime.getTime();

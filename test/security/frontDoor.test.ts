@@ -57,7 +57,7 @@ describe('the front door asks for the key Azure asks for, on every route kind', 
             headers: { 'x-functions-key': host.functionKey },
         });
         expect(started.status).toBe(202);
-        await host.runtime.waitForStatus('waiter-1', (s) => s.runtimeStatus === 'Running', { timeoutMs: 20_000 });
+        await host.runtime!.waitForStatus('waiter-1', (s) => s.runtimeStatus === 'Running', { timeoutMs: 20_000 });
     });
     afterAll(async () => {
         await host?.stop();
@@ -65,7 +65,7 @@ describe('the front door asks for the key Azure asks for, on every route kind', 
 
     /** What an attack must leave as it was: every instance with its status. */
     async function instances(): Promise<string[]> {
-        const all = await host.runtime.listInstances({});
+        const all = await host.runtime!.listInstances({});
         return all.map((s) => `${s.instanceId}:${s.runtimeStatus}`).sort();
     }
 
@@ -138,7 +138,7 @@ describe('the front door asks for the key Azure asks for, on every route kind', 
                 });
                 expect(byQuery.status).toBe(401);
                 expect(await instances()).toEqual(before);
-                expect(await host.runtime.getStatus('evil1')).toBeUndefined();
+                expect(await host.runtime!.getStatus('evil1')).toBeUndefined();
             },
         );
 
@@ -168,7 +168,7 @@ describe('the front door asks for the key Azure asks for, on every route kind', 
             const links = (await started.json()) as Record<string, string>;
             expect(links.statusQueryGetUri).toContain(`${host.url}/runtime/webhooks/durabletask/instances/waiter-2?`);
             expect(new URL(links.statusQueryGetUri!).searchParams.get('code')).toBe(host.durableExtensionKey);
-            expect(JSON.stringify(links)).not.toContain(host.runtime.httpOrigin!);
+            expect(JSON.stringify(links)).not.toContain(host.runtime!.httpOrigin!);
             const status = await fetch(links.statusQueryGetUri!);
             expect(status.status).toBe(202);
             const raised = await fetch(links.sendEventPostUri!.replace('{eventName}', 'release'), {
@@ -177,7 +177,7 @@ describe('the front door asks for the key Azure asks for, on every route kind', 
                 body: '"by the operator"',
             });
             expect(raised.status).toBe(202);
-            await host.runtime.waitForStatus('waiter-2', (s) => s.runtimeStatus === 'Completed', { timeoutMs: 20_000 });
+            await host.runtime!.waitForStatus('waiter-2', (s) => s.runtimeStatus === 'Completed', { timeoutMs: 20_000 });
         });
     });
 
@@ -289,7 +289,7 @@ describe('internal endpoints stay on loopback whatever --host says', () => {
             log: () => undefined,
         });
         try {
-            const internal = new URL(host.runtime.httpOrigin!);
+            const internal = new URL(host.runtime!.httpOrigin!);
             expect(internal.hostname).toBe('127.0.0.1');
             const external = Object.values(networkInterfaces())
                 .flat()

@@ -3,12 +3,16 @@ import { format } from 'node:util';
 import { InvocationContext, type FunctionInput, type FunctionOutput, type LogLevel } from '@azure/functions';
 import { HvrError } from '../../shared/errors';
 import type { CoreBinding, RegisteredFunction } from './registry';
-import type { DurableRuntime } from '../durable/runtime';
+
+/** What serves `durableClient` input bindings: the embedded runtime or the real engine. */
+export interface DurableClientSource {
+    clientBinding(): Promise<unknown>;
+}
 
 /** How to call a registered function. */
 export interface InvokeFunctionOptions {
-    /** Serves `durableClient` input bindings, so `df.getClient(context)` drives this runtime. */
-    runtime?: Pick<DurableRuntime, 'clientBinding'>;
+    /** Serves `durableClient` input bindings, so `df.getClient(context)` drives this engine. */
+    runtime?: DurableClientSource;
     triggerMetadata?: Record<string, unknown>;
     invocationId?: string;
     /** Receives every `context.log/info/warn/error` line of the invocation. */
@@ -68,7 +72,7 @@ export async function invokeFunction(
             if (!options.runtime) {
                 throw new HvrError(
                     'CONFIG_MISSING',
-                    `Function "${fn.name}" has a ${input.type} input binding: pass a DurableRuntime to invokeFunction`,
+                    `Function "${fn.name}" has a ${input.type} input binding: pass a durable engine to invokeFunction`,
                 );
             }
             context.extraInputs.set(input, await options.runtime.clientBinding());

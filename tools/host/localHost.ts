@@ -9,6 +9,9 @@ import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
 import { Clock, setPorts, systemClock } from '../../shared/ports';
 import { connectionFromString, resetStorageConnections, storageConnection } from '../../shared/storage/connections';
 import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
+import { DtfxEngine } from '../durable/dtfx';
+import { requireDtfxPrerequisites } from '../durable/dtfxHost';
+import { durableEngineOf, type DurableEngineHandle, type DurableEngineName } from '../durable/engineChoice';
 import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
 import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
@@ -63,6 +66,11 @@ export interface LocalHostOptions {
      * creates over the same registry and clock (and closes on stop).
      */
     runtime?: DurableRuntime;
+    /**
+     * Which Durable engine runs the orchestrations when no `runtime` is given: `embedded` (default, or
+     * HVR_DURABLE) or `dtfx`, the real extension in engines/dtfx (fails at start if dotnet or the host is missing).
+     */
+    durable?: DurableEngineName;
     /** Milliseconds between blob container scans; 0 scans only on `scanNow()`. Default 2000. */
     blobScanIntervalMs?: number;
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
@@ -115,7 +123,12 @@ export interface LocalHost {
     masterKey: string;
     /** The `durabletask_extension` system key; the durable client binding's webhook URLs carry it. */
     durableExtensionKey: string;
-    runtime: DurableRuntime;
+    /** The engine in use. */
+    durable: DurableEngineName;
+    /** The embedded runtime, when that is the engine. */
+    runtime?: DurableRuntime;
+    /** The real engine, when that is the engine. */
+    dtfx?: DtfxEngine;
     azurite?: RunningAzurite;
     /** The AzureWebJobsStorage connection string in use. */
     storageConnectionString: string;
@@ -247,21 +260,16 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             );
         }
         const inFlight = new InFlightInvocations();
+        const engineName: DurableEngineName = options.runtime ? 'embedded' : durableEngineOf(options.durable);
+        // Asked for the real engine: fail now, naming what is missing, before anything else starts.
+        const dtfxPrerequisites = engineName === 'dtfx' ? requireDtfxPrerequisites() : undefined;
         let runtime = options.runtime;
-        if (!runtime) {
-            const created = new DurableRuntime({
-                registry,
-                clock,
-                taskHub: settings.DURABLE_TASK_HUB,
-                log: (line) => log(`[durable] ${line}`),
-            });
-            cleanups.push(() => created.close());
-            runtime = created;
-        }
-        // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
-        await runtime.clientBinding();
-        assertLoopback(runtime.httpOrigin, 'the durable runtime HTTP API');
-        const durable = runtime;
+        let dtfx: DtfxEngine | undefined;
+        let durable: DurableEngineHandle | undefined;
+        const engine = (): DurableEngineHandle => {
+            if (!durable) throw new HvrError('INTERNAL', 'The durable engine is not started yet');
+            return durable;
+        };
         const keys: HostKeys = {
             function: options.functionKey ?? newKey(),
             master: options.masterKey ?? newKey(),
@@ -269,11 +277,12 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         };
         const frontDoorAt: { origin?: string } = {};
         // What the app's durable client gets: webhook URLs on the front door with the system key (its own calls
-        // go to the runtime's loopback RPC address, which no other interface can reach).
+        // go to the engine's loopback RPC address, which no other interface can reach).
         const appDurable = {
             clientBinding: async (): Promise<unknown> => {
-                const binding = await durable.clientBinding();
-                const internalOrigin = durable.httpOrigin;
+                const current = engine();
+                const binding = await current.clientBinding();
+                const internalOrigin = current.httpOrigin;
                 if (!frontDoorAt.origin || !internalOrigin) return binding;
                 return publicClientBinding(binding, {
                     internalOrigin,
@@ -302,7 +311,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             keys,
             invoke: (fn, request: HttpRequest) => invoke(fn, request),
             accepting: () => inFlight.accepting,
-            durableOrigin: () => durable.httpOrigin,
+            durableOrigin: () => durable?.httpOrigin,
             log,
         });
         const port = options.port ?? 7071;
@@ -315,6 +324,39 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             await frontDoor.stopListening();
         });
         frontDoorAt.origin = url;
+
+        // The engine starts once the front door's URL is known: the real engine's status links name it.
+        if (dtfxPrerequisites) {
+            log(
+                `[durable] starting the Durable Functions extension (engines/dtfx) on task hub ${settings.DURABLE_TASK_HUB}`,
+            );
+            const started = await DtfxEngine.start({
+                registry,
+                storageConnectionString: settings.AzureWebJobsStorage!,
+                taskHub: settings.DURABLE_TASK_HUB!,
+                prerequisites: dtfxPrerequisites,
+                webhookBase: `${url}/runtime/webhooks/durabletask`,
+                log: (line) => log(`[durable] ${line}`),
+            });
+            cleanups.push(() => started.close());
+            dtfx = started;
+            durable = started;
+        } else {
+            if (!runtime) {
+                const created = new DurableRuntime({
+                    registry,
+                    clock,
+                    taskHub: settings.DURABLE_TASK_HUB,
+                    log: (line) => log(`[durable] ${line}`),
+                });
+                cleanups.push(() => created.close());
+                runtime = created;
+            }
+            // Start the durable client's HTTP API now: its URLs (status, raise event) are proxied under /runtime.
+            await runtime.clientBinding();
+            durable = runtime;
+        }
+        assertLoopback(durable.httpOrigin, 'the durable engine HTTP API');
         const apiUrl = routePrefix ? `${url}/${routePrefix.replace(/^\/+|\/+$/g, '')}` : url;
 
         // Blobs, and the Event Grid subscriptions the scan emulates
@@ -386,7 +428,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             const receiver = providerCommandReceiver({
                 fn,
                 client: busClients.get(connection),
-                durableClient: await durableClientOf(durable),
+                durableClient: await durableClientOf(engine()),
                 log,
                 settings: busSettings,
                 receiveWaitMs: options.serviceBus?.receiveWaitMs,
@@ -426,7 +468,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             functionKey: keys.function,
             masterKey: keys.master,
             durableExtensionKey: keys.durableExtension,
+            durable: engineName,
             runtime,
+            dtfx,
             azurite,
             storageConnectionString: settings.AzureWebJobsStorage!,
             settings,

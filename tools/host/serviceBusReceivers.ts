@@ -6,7 +6,7 @@ import { ServiceBusCommandReceiver } from '../../shared/bus/commandReceiver';
 import { ChannelLog, handleProviderCommand } from '../../shared/contracts/commandHandler';
 import { providerCommandPorts } from '../../shared/contracts/channel';
 import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
-import { DurableRuntime } from '../durable/runtime';
+import type { DurableClientSource } from './invoke';
 import { RegisteredFunction } from './registry';
 import { ServiceBusHostSettings } from './serviceBusSettings';
 
@@ -41,7 +41,7 @@ export class ServiceBusClients {
  * A durable client over the runtime, built the way `df.getClient(context)` builds it inside a function, for
  * code that runs outside an invocation (the command receiver).
  */
-export async function durableClientOf(runtime: DurableRuntime): Promise<df.DurableClient> {
+export async function durableClientOf(runtime: DurableClientSource): Promise<df.DurableClient> {
     const input = df.input.durableClient();
     const context = new InvocationContext({
         functionName: 'localHostServiceBusReceiver',

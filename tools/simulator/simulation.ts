@@ -21,6 +21,7 @@ import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/
 import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
 import { formatByteSize } from '../../shared/byteSize';
+import type { DurableEngineName } from '../durable/engineChoice';
 import { LocalHost, startLocalHost } from '../host/localHost';
 import { ManagementClient, ProtectedItemView } from './managementClient';
 import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
@@ -78,6 +79,8 @@ export interface SimulationOptions {
     changePoint?: boolean;
     /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
     stepTimeoutMs?: number;
+    /** The Durable engine of the local host (ignored with `pipeline`); default HVR_DURABLE, else embedded. */
+    durable?: DurableEngineName;
     /** Progress lines (stderr for the CLI). */
     progress?: (line: string) => void;
 }
@@ -185,6 +188,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                     // Drills record the Azure resources they would create; never ARM from the simulator's host.
                     FAILOVER_INFRASTRUCTURE: 'dryrun',
                 },
+                durable: options.durable,
                 blobScanIntervalMs: 200,
                 serviceBus: { pollIntervalMs: 100, receiveWaitMs: 500, siteScanIntervalMs: 250 },
                 log: (line) => log.write(line + '\n'),

@@ -1,0 +1,162 @@
+import { describeOnEngines, isFinished, itOn, type EngineUnderTest } from '../../support/durableEngines';
+import { gate } from '../fixtures/engineRules';
+import '../fixtures/chain';
+import '../fixtures/events';
+
+/** Runs `fixtureEventLoop*` with its first activity held until `count` Signal events have been raised. */
+async function burst(engine: EngineUnderTest, orchestration: string, instanceId: string, count: number) {
+    // Gates live in this process: one per engine, or the second engine would find it open.
+    const gateKey = `${instanceId}-${engine.name}`;
+    await engine.startNew(orchestration, {
+        instanceId,
+        input: { gateKey, handled: [], generation: 0, idleMs: 3000 },
+    });
+    const running = engine.progress();
+    await gate(gateKey).entered;
+    for (let i = 0; i < count; i++) await engine.raiseEvent(instanceId, 'Signal', i);
+    // Give the backend time to take the events in while the activity is still held.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    gate(gateKey).open();
+    await running;
+    return engine.waitFor(instanceId, isFinished);
+}
+
+const expectedRejection = /409|already exists/i;
+
+describeOnEngines('engine rules', (engine, name) => {
+    it('runs an activity chain and reports input, output and custom status', async () => {
+        await engine().startNew('fixtureChain', { instanceId: 'chain', input: ['a', 'b', 'c'] });
+        expect(await engine().waitFor('chain', isFinished)).toEqual({
+            runtimeStatus: 'Completed',
+            input: ['a', 'b', 'c'],
+            output: ['a', 'b', 'c'],
+            customStatus: { done: 3 },
+        });
+    });
+
+    it('a burst of events while the orchestrator is busy: one generation that loops handles every event', async () => {
+        const status = await burst(engine(), 'fixtureEventLoopInPlace', 'burst-in-place', 10);
+        expect(status.output).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    });
+
+    it('continueAsNew with pending events: the events taken in with the old generation are dropped', async () => {
+        // Ten events reach the instance while its activity runs; the generation handles one and continues as
+        // new; the nine others belong to the old execution and never reach the new one.
+        const status = await burst(engine(), 'fixtureEventLoop', 'burst-continue', 10);
+        expect(status).toMatchObject({ runtimeStatus: 'Completed', output: ['0'] });
+    });
+
+    it('a timer that lost the race is cancelled: the orchestration ends without waiting for it', async () => {
+        await engine().startNew('fixtureApproval', { instanceId: 'approval', input: 3600_000 });
+        await engine().waitFor('approval', (s) => s.runtimeStatus === 'Running');
+        await engine().raiseEvent('approval', 'Approval', 'ops');
+        // An hour-long timer: on the real engine the wait below is 60 s of wall time, far less than an hour.
+        expect(await engine().waitFor('approval', isFinished, 60_000)).toMatchObject({
+            runtimeStatus: 'Completed',
+            output: { approved: true, by: 'ops' },
+        });
+    });
+
+    it('retries: callActivityWithRetry runs the attempts with retry timers, then reports the last failure', async () => {
+        const e = engine();
+        await e.startNew('fixtureRetried', {
+            instanceId: 'retry-ok',
+            input: { key: `retry-ok-${e.name}`, failures: 2, maxAttempts: 3, intervalMs: 200 },
+        });
+        expect((await e.waitFor('retry-ok', isFinished)).output).toEqual({ ok: true, attempt: 3 });
+        await e.startNew('fixtureRetried', {
+            instanceId: 'retry-out',
+            input: { key: `retry-out-${e.name}`, failures: 5, maxAttempts: 2, intervalMs: 200 },
+        });
+        const out = await e.waitFor('retry-out', isFinished);
+        expect(out.runtimeStatus).toBe('Completed');
+        expect(out.output).toMatchObject({
+            ok: false,
+            message: expect.stringMatching(
+                /^Activity function 'fixtureFlaky' failed: +attempt 2 of retry-out-\w+ failed on purpose/,
+            ),
+        });
+    });
+
+    it('terminate: the instance ends Terminated with the reason as output; later events are accepted and ignored', async () => {
+        const e = engine();
+        await e.startNew('fixtureCollect', { instanceId: 'collect', input: 2 });
+        await e.raiseEvent('collect', 'Item', 'one');
+        await e.waitFor('collect', (s) => JSON.stringify(s.customStatus) === '{"received":1}');
+        await e.terminate('collect', 'stop now');
+        expect(await e.waitFor('collect', isFinished)).toMatchObject({
+            runtimeStatus: 'Terminated',
+            output: 'stop now',
+            customStatus: { received: 1 },
+        });
+        await expect(e.raiseEvent('collect', 'Item', 'two')).resolves.toBeUndefined();
+        await expect(e.raiseEvent('no-such-instance', 'Item', 'two')).rejects.toThrow(
+            /no.*instance.*no-such-instance|not found/i,
+        );
+    });
+
+    it('purge: only a finished instance is purged, and then it is gone', async () => {
+        const e = engine();
+        await e.startNew('fixtureCollect', { instanceId: 'purge-me', input: 1 });
+        await e.waitFor('purge-me', (s) => s.runtimeStatus === 'Running');
+        await expect(e.purge('purge-me')).rejects.toThrow(/412|terminal state|terminate it before purging/i);
+        await e.raiseEvent('purge-me', 'Item', 'x');
+        await e.waitFor('purge-me', isFinished);
+        await e.purge('purge-me');
+        expect(await e.status('purge-me')).toBeUndefined();
+    });
+
+    it('starting an id that is still running is refused', async () => {
+        const e = engine();
+        await e.startNew('fixtureCollect', { instanceId: 'twice', input: 1 });
+        await e.waitFor('twice', (s) => s.runtimeStatus === 'Running');
+        await expect(e.startNew('fixtureCollect', { instanceId: 'twice', input: 1 })).rejects.toThrow(
+            expectedRejection,
+        );
+    });
+
+    itOn('dtfx', name, 'a custom status over 16 KB of UTF-16 fails the orchestration', async () => {
+        // The extension measures the UTF-16 size in whole kilobytes: 8,200 ASCII characters (16,400 bytes) still
+        // pass, 9,000 (18,000 bytes, "17 KB") fail. The embedded runtime accepts 16,384 characters.
+        await engine().startNew('fixtureLargeStatus', { instanceId: 'status-fits', input: 8200 });
+        expect((await engine().waitFor('status-fits', isFinished)).runtimeStatus).toBe('Completed');
+        await engine().startNew('fixtureLargeStatus', { instanceId: 'status-over', input: 9000 });
+        expect(await engine().waitFor('status-over', isFinished)).toMatchObject({
+            runtimeStatus: 'Failed',
+            output: expect.stringMatching(/UTF-16 size of the JSON-serialized payload must not exceed 16 KB/),
+        });
+    });
+
+    itOn('embedded', name, 'events in the same batch as continueAsNew: the unread ones are dropped', async () => {
+        await engine().startNew('fixtureEventLoop', {
+            instanceId: 'same-batch',
+            input: { handled: [], generation: 0, idleMs: 3000 },
+        });
+        for (let i = 0; i < 3; i++) await engine().raiseEvent('same-batch', 'Signal', i);
+        // Batch delivery: ExecutionStarted and the three events in one episode; "0" is handled, "1" and "2" are
+        // unread when the generation continues as new, and are lost.
+        expect((await engine().waitFor('same-batch', isFinished)).output).toEqual(['0']);
+    });
+
+    // Last in the file: the instance loops in the host until the engine stops.
+    itOn('dtfx', name, 'events in the same batch as continueAsNew come back in every new generation', async () => {
+        const dtfx = engine().dtfx!;
+        await engine().startNew('fixtureEventLoop', {
+            instanceId: 'same-batch',
+            input: { handled: [], generation: 0, idleMs: 3000 },
+        });
+        for (let i = 0; i < 3; i++) await engine().raiseEvent('same-batch', 'Signal', i);
+        // The first episode takes the three events with ExecutionStarted; it handles "0" and continues as new.
+        // Each new execution is handed the same three events again (as already played), handles "0" again and
+        // continues as new: the work item never ends, so the status never leaves the first generation.
+        const deadline = Date.now() + 30_000;
+        while (dtfx.episodesOf('same-batch') < 50 && Date.now() < deadline) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        expect(dtfx.episodesOf('same-batch')).toBeGreaterThanOrEqual(50);
+        expect(await engine().status('same-batch')).toMatchObject({
+            runtimeStatus: 'Running',
+            input: { handled: [], generation: 0 },
+        });
+    });
+});
