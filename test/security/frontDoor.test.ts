@@ -177,7 +177,9 @@ describe('the front door asks for the key Azure asks for, on every route kind', 
                 body: '"by the operator"',
             });
             expect(raised.status).toBe(202);
-            await host.runtime!.waitForStatus('waiter-2', (s) => s.runtimeStatus === 'Completed', { timeoutMs: 20_000 });
+            await host.runtime!.waitForStatus('waiter-2', (s) => s.runtimeStatus === 'Completed', {
+                timeoutMs: 20_000,
+            });
         });
     });
 
