@@ -109,8 +109,9 @@ describe('a merge killed at each step recovers by itself on the same storage', (
             const done = await waitFor(
                 async () => {
                     const r = await diskRow(h);
-                    const logLeft = await h.logExists('replica-logs', h.logName('disk0', 1, r.lastLogId ?? ''));
-                    return r.sequence === 1 && r.applyingSequence === undefined && !logLeft ? Date.now() : undefined;
+                    if (r.sequence !== 1 || r.applyingSequence !== undefined || !r.lastLogId) return undefined;
+                    const logLeft = await h.logExists('replica-logs', h.logName('disk0', 1, r.lastLogId));
+                    return logLeft ? undefined : Date.now();
                 },
                 60_000,
                 () => `the disk row never reached log 1 (${victim.output.slice(-5).join(' | ')})`,

@@ -54,19 +54,34 @@ describe('forged commands are refused (MESSAGE_SIGNATURE) and change nothing', (
     });
 
     it.each([
-        ['unsigned', (d: ProviderCommandDelivery) => delete d.applicationProperties!.signature, /Unsigned/],
-        ['an unknown key id', (d: ProviderCommandDelivery) => (d.applicationProperties!.keyId = 'k9'), /No key k9/],
-        ['an unknown site', (d: ProviderCommandDelivery) => (d.applicationProperties!.siteId = 'site-z'), /site-z/],
-    ])('%s', async (_what, tamper, description) => {
+        [
+            'unsigned',
+            (d: ProviderCommandDelivery) => delete d.applicationProperties!.signature,
+            /Unsigned/,
+            'MESSAGE_UNSIGNED',
+        ],
+        [
+            'an unknown key id',
+            (d: ProviderCommandDelivery) => (d.applicationProperties!.keyId = 'k9'),
+            /No key k9/,
+            'MESSAGE_SITE_UNKNOWN',
+        ],
+        [
+            'an unknown site',
+            (d: ProviderCommandDelivery) => (d.applicationProperties!.siteId = 'site-z'),
+            /site-z/,
+            'MESSAGE_SITE_UNKNOWN',
+        ],
+    ])('%s (%s)', async (_what, tamper, description, code) => {
         const delivery = signedDelivery(commands.register());
         tamper(delivery);
-        await expectRefused(channelWithDiskCheck(), delivery, 'MESSAGE_SIGNATURE', description);
+        await expectRefused(channelWithDiskCheck(), delivery, code, description);
     });
 
     it('a revoked key', async () => {
         const channel = channelWithDiskCheck();
         channel.keys.set('site-a/k1', { keyId: 'k1', key: SITE_A.key, revoked: true });
-        await expectRefused(channel, signedDelivery(commands.register()), 'MESSAGE_SIGNATURE', /revoked/);
+        await expectRefused(channel, signedDelivery(commands.register()), 'MESSAGE_KEY_REVOKED', /revoked/);
     });
 });
 
@@ -98,11 +113,11 @@ describe('replayed and stale commands are refused and change nothing', () => {
 
 describe('other-site commands are refused (MESSAGE_OTHER_SITE) and change nothing', () => {
     it.each([
-        ['a cycle of site-a’s VM signed by site-b', commands.cycleCompleted('vm-a1')],
-        ['an upload grant for site-a’s VM asked by site-b', commands.grantRequest('vm-a1')],
-        ['a provider error on a VM nobody registered', commands.providerError('vm-zz')],
-    ])('%s', async (_what, command) => {
-        await expectRefused(channelWithDiskCheck(), signedDelivery(command, { signer: SITE_B }), 'MESSAGE_OTHER_SITE');
+        ['a cycle of site-a’s VM signed by site-b', commands.cycleCompleted('vm-a1'), 'MESSAGE_OTHER_SITE'],
+        ['an upload grant for site-a’s VM asked by site-b', commands.grantRequest('vm-a1'), 'MESSAGE_OTHER_SITE'],
+        ['a provider error on a VM nobody registered', commands.providerError('vm-zz'), 'MESSAGE_VM_UNKNOWN'],
+    ])('%s', async (_what, command, code) => {
+        await expectRefused(channelWithDiskCheck(), signedDelivery(command, { signer: SITE_B }), code);
     });
 
     it('a heartbeat that slips one VM of another site among its own', async () => {
@@ -114,7 +129,7 @@ describe('other-site commands are refused (MESSAGE_OTHER_SITE) and change nothin
 describe('malformed commands are refused and change nothing', () => {
     it.each([
         ['a body over the limit', 'x'.repeat(MAX_COMMAND_BYTES + 1), 'MESSAGE_TOO_LARGE'],
-        ['a body that is not JSON', '{"type":', 'MESSAGE_INVALID'],
+        ['a body that is not JSON', '{"type":', 'MESSAGE_NOT_JSON'],
     ])('%s', async (_what, body, reason) => {
         const delivery = signedDelivery(commands.register());
         delivery.body = body;
@@ -137,8 +152,8 @@ describe('upload grants only for the disks the VM has', () => {
         const command = {
             ...commands.grantRequest('vm-a1'),
             uploads: [
-                { diskId: 'd0', sequence: 7, logId: 'log-7' },
-                { diskId: 'nodisk', sequence: 1, logId: 'log-1' },
+                { diskId: 'd0', sequence: 7, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8901' },
+                { diskId: 'nodisk', sequence: 1, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8902' },
             ],
         };
         await expectRefused(
@@ -208,7 +223,7 @@ describe('the app’s provider channel checks disks with the protected-items tab
             const refused = await handleProviderCommand(
                 signedDelivery({
                     ...commands.grantRequest('vm-a1'),
-                    uploads: [{ diskId: 'nodisk', sequence: 3, logId: 'log-3' }],
+                    uploads: [{ diskId: 'nodisk', sequence: 3, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8903' }],
                 }),
                 ports,
             );
@@ -218,7 +233,7 @@ describe('the app’s provider channel checks disks with the protected-items tab
             const granted = await handleProviderCommand(
                 signedDelivery({
                     ...commands.grantRequest('vm-a1'),
-                    uploads: [{ diskId: 'd0', sequence: 3, logId: 'log-3' }],
+                    uploads: [{ diskId: 'd0', sequence: 3, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8904' }],
                 }),
                 ports,
             );

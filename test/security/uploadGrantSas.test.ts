@@ -2,7 +2,7 @@ import { BlockBlobClient, ContainerClient, RestError } from '@azure/storage-blob
 import { BlobUploadGrants, UploadTarget } from '../../shared/grants/uploadGrants';
 import { testStorage, uniqueName } from '../support/azurite';
 
-const target: UploadTarget = { siteId: 'site-a', vmId: 'vm-a1', diskId: 'd0', sequence: 7, logId: 'log-7' };
+const target: UploadTarget = { siteId: 'site-a', vmId: 'vm-a1', diskId: 'd0', sequence: 7, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8907' };
 const bound = () => ({ abortSignal: AbortSignal.timeout(10_000) });
 /** Azure answers a bad or expired signature AuthenticationFailed; Azurite says AuthorizationFailure. */
 const SIGNATURE_REFUSED = expect.stringMatching(/^(AuthenticationFailed|AuthorizationFailure)$/) as unknown;
@@ -74,8 +74,8 @@ describe('what an upload grant can and cannot do (SAS against Azurite)', () => {
         const before = await inventory();
         for (const path of [
             'site-a/vm-a1/d0/8-log-8.hrl',
-            'site-a/vm-a1/d1/7-log-7.hrl',
-            'site-b/vm-b1/d0/7-log-7.hrl',
+            'site-a/vm-a1/d1/7-7aa8a253-2692-47f5-92bc-b9558d6f8907.hrl',
+            'site-b/vm-b1/d0/7-7aa8a253-2692-47f5-92bc-b9558d6f8907.hrl',
         ]) {
             const url = new URL(await grantUrl());
             url.pathname = `/${url.pathname.split('/')[1]}/${container}/${path}`;
@@ -87,7 +87,7 @@ describe('what an upload grant can and cannot do (SAS against Azurite)', () => {
 
     it('cannot touch another container, not even the same path (403)', async () => {
         const before = await inventory();
-        for (const path of [`${otherContainer}/vm-a1/d0.vhd`, `${otherContainer}/site-a/vm-a1/d0/7-log-7.hrl`]) {
+        for (const path of [`${otherContainer}/vm-a1/d0.vhd`, `${otherContainer}/site-a/vm-a1/d0/7-7aa8a253-2692-47f5-92bc-b9558d6f8907.hrl`]) {
             const url = new URL(await grantUrl());
             url.pathname = `/${url.pathname.split('/')[1]}/${path}`;
             const blob = new BlockBlobClient(url.toString());
@@ -107,7 +107,7 @@ describe('what an upload grant can and cannot do (SAS against Azurite)', () => {
 
     it('cannot write after it expired (403)', async () => {
         const [expired] = await grants.issue(
-            [{ ...target, sequence: 9, logId: 'late' }],
+            [{ ...target, sequence: 9, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8909' }],
             new Date(Date.now() - 2 * 3_600_000),
         );
         const before = await inventory();
@@ -139,7 +139,7 @@ describe('what an upload grant can and cannot do (SAS against Azurite)', () => {
         await blob.upload('log again', 9, bound());
         const props = await conn.blob
             .getContainerClient(container)
-            .getBlobClient('site-a/vm-a1/d0/7-log-7.hrl')
+            .getBlobClient('site-a/vm-a1/d0/7-7aa8a253-2692-47f5-92bc-b9558d6f8907.hrl')
             .getProperties(bound());
         expect(props.contentLength).toBe(9);
     });
