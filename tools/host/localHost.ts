@@ -231,9 +231,6 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         cleanups.push(resetStorageConnections);
         if (options.clock) cleanups.push(setPorts({ clock: options.clock }));
 
-        // Before any trigger or provider runs: a write-only upload grant cannot create its container.
-        const createdContainers = await ensureReplicaContainers(storageConnection('REPLICA_STORAGE', settings));
-        if (createdContainers.length > 0) log(`Created blob containers: ${createdContainers.join(', ')}.`);
 
         loadApp(registry, options.modules ?? appModules(appRoot));
         const all = [...registry.functions.values()];
@@ -242,6 +239,9 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
         await assertStorageReachable(host);
+        // Before any trigger or provider runs: a write-only upload grant cannot create its container.
+        const createdContainers = await ensureReplicaContainers(storageConnection('REPLICA_STORAGE', settings));
+        if (createdContainers.length > 0) log(`Created blob containers: ${createdContainers.join(', ')}.`);
         const busClients = new ServiceBusClients(settings);
         cleanups.push(() => busClients.close());
         // The host owns this publisher (not the process-wide default) so stop() closes its connection.
