@@ -2,7 +2,13 @@ import { BlockBlobClient, ContainerClient, RestError } from '@azure/storage-blob
 import { BlobUploadGrants, UploadTarget } from '../../shared/grants/uploadGrants';
 import { testStorage, uniqueName } from '../support/azurite';
 
-const target: UploadTarget = { siteId: 'site-a', vmId: 'vm-a1', diskId: 'd0', sequence: 7, logId: '7aa8a253-2692-47f5-92bc-b9558d6f8907' };
+const target: UploadTarget = {
+    siteId: 'site-a',
+    vmId: 'vm-a1',
+    diskId: 'd0',
+    sequence: 7,
+    logId: '7aa8a253-2692-47f5-92bc-b9558d6f8907',
+};
 const bound = () => ({ abortSignal: AbortSignal.timeout(10_000) });
 /** Azure answers a bad or expired signature AuthenticationFailed; Azurite says AuthorizationFailure. */
 const SIGNATURE_REFUSED = expect.stringMatching(/^(AuthenticationFailed|AuthorizationFailure)$/) as unknown;
@@ -87,7 +93,10 @@ describe('what an upload grant can and cannot do (SAS against Azurite)', () => {
 
     it('cannot touch another container, not even the same path (403)', async () => {
         const before = await inventory();
-        for (const path of [`${otherContainer}/vm-a1/d0.vhd`, `${otherContainer}/site-a/vm-a1/d0/7-7aa8a253-2692-47f5-92bc-b9558d6f8907.hrl`]) {
+        for (const path of [
+            `${otherContainer}/vm-a1/d0.vhd`,
+            `${otherContainer}/site-a/vm-a1/d0/7-7aa8a253-2692-47f5-92bc-b9558d6f8907.hrl`,
+        ]) {
             const url = new URL(await grantUrl());
             url.pathname = `/${url.pathname.split('/')[1]}/${path}`;
             const blob = new BlockBlobClient(url.toString());

@@ -37,6 +37,11 @@ export function publicWebhookText(text: string, face: WebhookFace): string {
                 'g',
             ),
             `$1code=${code}`,
+        )
+        .replace(
+            new RegExp(`${escapeRegExp(face.publicOrigin)}${escapeRegExp(DURABLE_WEBHOOK_PATH)}[^\\s"']*`, 'g'),
+            // The real engine builds its links with no key at all: add it.
+            (url) => (/[?&]code=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}code=${code}`),
         );
 }
 

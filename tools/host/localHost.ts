@@ -231,7 +231,6 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         cleanups.push(resetStorageConnections);
         if (options.clock) cleanups.push(setPorts({ clock: options.clock }));
 
-
         loadApp(registry, options.modules ?? appModules(appRoot));
         const all = [...registry.functions.values()];
         const ofType = (type: string): RegisteredFunction[] =>
