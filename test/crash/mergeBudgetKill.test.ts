@@ -55,7 +55,9 @@ describe('a merge of several budgets killed with SIGKILL at seeded random points
             const victim: MergeHostProcess = startMergeHost(h, azurite.connectionString, env);
             // Wait for this process to record one budget's progress, then kill it a random time later.
             await waitFor(
-                async () => (progressOf(victim.output).length > 0 ? true : undefined),
+                // A host that takes over late can finish the rest within one budget: then there is nothing to kill.
+                async () =>
+                    progressOf(victim.output).length > 0 || (await diskRow(h)).sequence === 1 ? true : undefined,
                 90_000,
                 () => `no progress line from the merge host (${victim.output.slice(-5).join(' | ')})`,
             );
