@@ -11,7 +11,7 @@ import { silentNotifier } from '../shared/replica/notifier';
 import { registerReplicaDisk } from '../shared/replica/replicaDisk';
 import { LogWrite, minimumPutPageCalls, resolveLastWriterWins } from '../shared/replica/writePlan';
 import { systemClock } from '../shared/ports';
-import { startAzurite } from '../tools/azurite';
+import { startAzurite } from '../packages/functions-local/src/azurite';
 
 /**
  * `merge` benchmark: a 2 GiB log of a realistic mix (sequential runs, random writes 512 B..4 MiB with overlaps,
