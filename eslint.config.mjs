@@ -29,6 +29,7 @@ export default tseslint.config(
             '.deploy/**',
             '.tools/**',
             'jest.config.js',
+            'packages/*/jest.config.js',
             'eslint.config.mjs',
         ],
     },
@@ -46,7 +47,7 @@ export default tseslint.config(
         },
     },
     {
-        files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],
+        files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts', 'packages/functions-local/**/*.ts'],
         rules: {
             '@typescript-eslint/no-unsafe-assignment': 'off',
             '@typescript-eslint/no-unsafe-member-access': 'off',

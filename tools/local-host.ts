@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { ensureErrorType, HvrError } from '../shared/errors';
-import { parseDurableEngine } from './durable/engineChoice';
-import { localSettingsValues } from './host/appSettings';
-import { LocalHost, LocalHostOptions, startLocalHost } from './host/localHost';
+import { parseDurableEngine } from '../packages/functions-local/src/durable/engineChoice';
+import { localSettingsValues } from '../packages/functions-local/src/host/appSettings';
+import { LocalHost, LocalHostOptions, startLocalHost } from '../packages/functions-local/src/host/localHost';
 
 const USAGE = `Usage: hvr start [options]   (npm start builds, then runs this)
 

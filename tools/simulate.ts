@@ -3,7 +3,7 @@ import { parseByteSize } from '../shared/byteSize';
 import { ensureErrorType } from '../shared/errors';
 import { FailoverMode } from './simulator/failoverRun';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
-import { parseDurableEngine, type DurableEngineName } from './durable/engineChoice';
+import { parseDurableEngine, type DurableEngineName } from '../packages/functions-local/src/durable/engineChoice';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
                     [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover]

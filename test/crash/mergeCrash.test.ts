@@ -1,8 +1,8 @@
 import { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { setPorts } from '../../shared/ports';
-import { RunningAzurite, startAzurite } from '../../tools/azurite';
-import { LocalHost, startLocalHost } from '../../tools/host/localHost';
-import { functionRegistry } from '../../tools/host/registry';
+import { RunningAzurite, startAzurite } from '../../packages/functions-local/src/azurite';
+import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 import { hasQemuImg, qemuCompare, ReplicaHarness, seededRandom } from '../integration/replica/harness';
 import { diskRow, protectedItemFor, startMergeHost, waitFor } from './support';
 import '../../functions/apiReplicationProtectedItems';

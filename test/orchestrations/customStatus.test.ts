@@ -3,9 +3,9 @@ import {
     customStatusProblem,
     fitCustomStatus,
 } from '../../shared/lifecycle/customStatus';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DurableRuntime } from '../../tools/durable/runtime';
-import { functionRegistry } from '../../tools/host/registry';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 import './fixtures/status';
 
 /** The extension measures the custom status as UTF-16: 16 KB is 8,192 code units of JSON. */

@@ -3,8 +3,8 @@ import { HvrError } from '../../shared/errors';
 import { isAlreadyExists, isInstanceMissing, startOnce } from '../../shared/lifecycle/durableClientErrors';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { REPLICATION_MONITOR } from '../../orchestrations/replicationMonitor';
-import { invokeFunction } from '../../tools/host/invoke';
-import { functionRegistry } from '../../tools/host/registry';
+import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 import { LifecycleHarness, START } from './lifecycle/harness';
 
 describe('"already exists" on start, whichever way the engine reports it', () => {

@@ -1,10 +1,10 @@
 import '../../functions/purgeDurableHistory';
 import { purgeFinishedInstances } from '../../functions/purgeDurableHistory';
 import { setPorts } from '../../shared/ports';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DurableRuntime } from '../../tools/durable/runtime';
-import { invokeFunction } from '../../tools/host/invoke';
-import { functionRegistry } from '../../tools/host/registry';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
+import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 import './fixtures/events';
 
 const DAY = 24 * 3600_000;

@@ -3,10 +3,10 @@ import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { createProtectedItem, getProtectedItem, PROTECTION_STATES } from '../../shared/state/protectedItems';
 import { MONITOR_INPUT_VERSION } from '../../orchestrations/monitor/facts';
 import { REPLICATION_MONITOR, healthFactsOf, type MonitorInput } from '../../orchestrations/replicationMonitor';
-import { HistoryEventType } from '../../tools/durable/history';
-import { DurableRuntime } from '../../tools/durable/runtime';
-import { MemoryInstanceStore } from '../../tools/durable/store';
-import { functionRegistry } from '../../tools/host/registry';
+import { HistoryEventType } from '../../packages/functions-local/src/durable/history';
+import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
+import { MemoryInstanceStore } from '../../packages/functions-local/src/durable/store';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 import { LifecycleHarness, sampleVm, START } from './lifecycle/harness';
 
 const MINUTE = 60_000;

@@ -12,8 +12,8 @@ import {
     updateProtectedItem,
 } from '../../shared/state/protectedItems';
 import { registerSite } from '../../shared/state/sites';
-import { invokeFunction } from '../../tools/host/invoke';
-import { functionRegistry } from '../../tools/host/registry';
+import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 import { LifecycleHarness, sampleVm } from './lifecycle/harness';
 
 const timer: Timer = {

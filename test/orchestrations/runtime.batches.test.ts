@@ -1,7 +1,7 @@
-import { functionRegistry } from '../../tools/host/registry';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DurableRuntime, type DeliveryMode } from '../../tools/durable/runtime';
-import { HistoryEventType } from '../../tools/durable/history';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DurableRuntime, type DeliveryMode } from '../../packages/functions-local/src/durable/runtime';
+import { HistoryEventType } from '../../packages/functions-local/src/durable/history';
 import './fixtures/batches';
 import './fixtures/events';
 import './fixtures/children';

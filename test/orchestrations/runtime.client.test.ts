@@ -1,9 +1,9 @@
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import * as df from 'durable-functions';
-import { functionRegistry } from '../../tools/host/registry';
-import { invokeFunction } from '../../tools/host/invoke';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DurableRuntime } from '../../tools/durable/runtime';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
 import './fixtures/client';
 import './fixtures/events';
 import './fixtures/chain';

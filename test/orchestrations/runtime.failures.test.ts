@@ -1,7 +1,7 @@
-import { functionRegistry } from '../../tools/host/registry';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DurableRuntime, retryDelayMs } from '../../tools/durable/runtime';
-import { eventTypeName, HistoryEventType } from '../../tools/durable/history';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DurableRuntime, retryDelayMs } from '../../packages/functions-local/src/durable/runtime';
+import { eventTypeName, HistoryEventType } from '../../packages/functions-local/src/durable/history';
 import { HvrError } from '../../shared/errors';
 import { flakyAttempts } from './fixtures/failures';
 import './fixtures/children';

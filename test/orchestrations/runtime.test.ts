@@ -1,7 +1,11 @@
-import { functionRegistry } from '../../tools/host/registry';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DurableRuntime } from '../../tools/durable/runtime';
-import { eventTypeName, HistoryEventType, type HistoryEventRecord } from '../../tools/durable/history';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
+import {
+    eventTypeName,
+    HistoryEventType,
+    type HistoryEventRecord,
+} from '../../packages/functions-local/src/durable/history';
 import { measureConcurrency } from './fixtures/chain';
 
 const START = new Date('2025-03-01T10:00:00.000Z');

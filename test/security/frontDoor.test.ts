@@ -3,9 +3,9 @@ import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readdirSync } from 'node:fs';
 import { TableClient } from '@azure/data-tables';
-import { HttpFrontDoor, httpRoutes } from '../../tools/host/httpFrontDoor';
-import { LocalHost, startLocalHost } from '../../tools/host/localHost';
-import { functionRegistry } from '../../tools/host/registry';
+import { HttpFrontDoor, httpRoutes } from '../../packages/functions-local/src/host/httpFrontDoor';
+import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 
 const ROOT = resolve(__dirname, '..', '..');
 /** The app as the worker loads it (TypeScript sources under jest), plus an orchestration that waits. */

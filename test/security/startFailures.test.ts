@@ -137,9 +137,9 @@ describe('the embedded Azurite dies with its host', () => {
     let dir: string;
     let host: ChildProcess | undefined;
     beforeAll(() => {
-        // tools/azurite.ts imports only Node's own modules: transpiled alone, it runs in a plain Node child.
+        // The package's azurite.ts imports only Node's own modules: transpiled alone, it runs in a plain Node child.
         dir = mkdtempSync(join(tmpdir(), 'hvr-azurite-parent-'));
-        const source = readFileSync(join(ROOT, 'tools', 'azurite.ts'), 'utf8').replace(
+        const source = readFileSync(join(ROOT, 'packages', 'functions-local', 'src', 'azurite.ts'), 'utf8').replace(
             "require.resolve('azurite/dist/src/azurite.js')",
             JSON.stringify(require.resolve('azurite/dist/src/azurite.js')),
         );

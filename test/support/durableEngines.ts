@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { VirtualClock } from '../../tools/durable/clock';
-import { DtfxEngine } from '../../tools/durable/dtfx';
-import { findDtfxPrerequisites, type DtfxPrerequisites } from '../../tools/durable/dtfxHost';
-import { DURABLE_ENGINES, parseDurableEngine, type DurableEngineName } from '../../tools/durable/engineChoice';
-import { DurableRuntime } from '../../tools/durable/runtime';
-import type { DurableClientSource } from '../../tools/host/invoke';
-import { functionRegistry } from '../../tools/host/registry';
+import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
+import { DtfxEngine } from '../../packages/functions-local/src/durable/dtfx';
+import { findDtfxPrerequisites, type DtfxPrerequisites } from '../../packages/functions-local/src/durable/dtfxHost';
+import {
+    DURABLE_ENGINES,
+    parseDurableEngine,
+    type DurableEngineName,
+} from '../../packages/functions-local/src/durable/engineChoice';
+import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
+import type { DurableClientSource } from '../../packages/functions-local/src/host/invoke';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 
 /**
  * Which engines the orchestration tests run on: HVR_TEST_DURABLE = embedded | dtfx | both (default both).

@@ -1,4 +1,4 @@
-import { functionRegistry } from '../../tools/host/registry';
+import { functionRegistry } from '../../packages/functions-local/src/host/registry';
 
 // Every test file gets a fresh registry standing in for the worker's `@azure/functions-core`, so importing
 // an app module registers its functions where tests can call them.

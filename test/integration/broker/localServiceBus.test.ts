@@ -1,7 +1,7 @@
 import { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
 import { busClientOptions } from '../../../shared/bus/busClient';
-import { LocalServiceBus } from '../../../tools/broker/localServiceBus';
-import { createProviderEntities, createSiteSubscription } from '../../../tools/broker/providerEntities';
+import { LocalServiceBus } from '../../../packages/functions-local/src/broker/localServiceBus';
+import { createProviderEntities, createSiteSubscription } from '../../../tools/platform/providerEntities';
 
 let broker: LocalServiceBus;
 let client: ServiceBusClient;

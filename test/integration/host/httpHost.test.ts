@@ -1,4 +1,4 @@
-import { startLocalHost, LocalHost } from '../../../tools/host/localHost';
+import { startLocalHost, LocalHost } from '../../../packages/functions-local/src/host/localHost';
 import { probe } from './fixtures/probe';
 
 const FIXTURES = [require.resolve('./fixtures/httpApp')];

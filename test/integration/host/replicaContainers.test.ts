@@ -4,8 +4,8 @@ import { BlockBlobClient } from '@azure/storage-blob';
 import { REPLICA_LOGS_CONTAINER } from '../../../shared/contracts/blobNames';
 import { BlobUploadGrants } from '../../../shared/grants/uploadGrants';
 import { connectionFromString } from '../../../shared/storage/connections';
-import { LocalHost, startLocalHost } from '../../../tools/host/localHost';
-import { LOCAL_REPLICA_CONTAINERS } from '../../../tools/host/replicaContainers';
+import { LocalHost, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { LOCAL_REPLICA_CONTAINERS } from '../../../tools/platform/replicaContainers';
 
 /** The names infra/main.bicep gives `replicaContainers`, resolving the `var` names it uses in the list. */
 function infraReplicaContainers(): string[] {

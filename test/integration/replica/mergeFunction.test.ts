@@ -9,9 +9,9 @@ import {
     REPLICA_LOG_EVENTS_QUEUE,
 } from '../../../shared/replica/logEvents';
 import { getReplicaDisk } from '../../../shared/state/disks';
-import { LocalHost, startLocalHost } from '../../../tools/host/localHost';
-import { functionRegistry } from '../../../tools/host/registry';
-import { RunningAzurite, startAzurite } from '../../../tools/azurite';
+import { LocalHost, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
+import { RunningAzurite, startAzurite } from '../../../packages/functions-local/src/azurite';
 import { ReplicaHarness, seededRandom } from './harness';
 
 jest.setTimeout(180_000);

@@ -10,10 +10,10 @@ import { putPolicy } from '../../../shared/state/policies';
 import { StateScope } from '../../../shared/state/protectedItems';
 import { registerSite } from '../../../shared/state/sites';
 import { VmDescription } from '../../../shared/supportMatrix';
-import { VirtualClock } from '../../../tools/durable/clock';
-import { DurableRuntime } from '../../../tools/durable/runtime';
-import { invokeFunction } from '../../../tools/host/invoke';
-import { functionRegistry } from '../../../tools/host/registry';
+import { VirtualClock } from '../../../packages/functions-local/src/durable/clock';
+import { DurableRuntime } from '../../../packages/functions-local/src/durable/runtime';
+import { invokeFunction } from '../../../packages/functions-local/src/host/invoke';
+import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
 import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
 import { testStorage, uniqueName } from '../../support/azurite';
 

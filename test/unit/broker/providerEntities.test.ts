@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REJECTED_COMMANDS_QUEUE, SITE_FILTER_PROPERTY, siteSubscriptionName } from '../../../shared/bus/entities';
 import { PROVIDER_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC } from '../../../shared/contracts/messages';
-import { LOCAL_ENTITY_DEFAULTS } from '../../../tools/broker/providerEntities';
+import { LOCAL_ENTITY_DEFAULTS } from '../../../tools/platform/providerEntities';
 
 const infra = (file: string) => readFileSync(join(__dirname, '../../../infra/modules', file), 'utf8');
 

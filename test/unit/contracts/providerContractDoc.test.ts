@@ -19,7 +19,7 @@ import {
     DEPRECATED_CONSISTENCY_SPELLINGS,
     LOG_METADATA_KEYS,
 } from '../../../shared/contracts/uploadMetadata';
-import { LOCAL_REPLICA_CONTAINERS } from '../../../tools/host/replicaContainers';
+import { LOCAL_REPLICA_CONTAINERS } from '../../../tools/platform/replicaContainers';
 
 /**
  * docs/provider-contract.md is what a provider in another language is written from: every name, pattern and

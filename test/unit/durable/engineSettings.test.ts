@@ -1,7 +1,7 @@
 import { durableTimeScale, scaledMs } from '../../../shared/durableTime';
 import { retryDelay } from '../../../shared/retry';
-import { findDtfxPrerequisites } from '../../../tools/durable/dtfxHost';
-import { durableEngineOf } from '../../../tools/durable/engineChoice';
+import { findDtfxPrerequisites } from '../../../packages/functions-local/src/durable/dtfxHost';
+import { durableEngineOf } from '../../../packages/functions-local/src/durable/engineChoice';
 import { parseStartArgs } from '../../../tools/local-host';
 import { parseSimulateArgs } from '../../../tools/simulate';
 

@@ -1,0 +1,53 @@
+import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
+import { RestError } from '@azure/core-rest-pipeline';
+import { connectionFromString, StorageConnection } from '../../../../shared/storage/connections';
+import { deadline } from '../../../../shared/storage/deadline';
+import { azuriteConnectionString } from '../azurite';
+
+/** `UseDevelopmentStorage=true` means Azurite on its standard ports, as the Storage SDKs and Core Tools read it. */
+export function expandDevelopmentStorage(connectionString: string): string {
+    if (connectionString.trim().toLowerCase() !== 'usedevelopmentstorage=true') return connectionString;
+    return azuriteConnectionString(
+        'http://127.0.0.1:10000/devstoreaccount1',
+        'http://127.0.0.1:10001/devstoreaccount1',
+        'http://127.0.0.1:10002/devstoreaccount1',
+    );
+}
+
+/** The host's own storage (AzureWebJobsStorage): receipts, poison messages, timer status, the local queue. */
+export interface HostStorage {
+    connectionString: string;
+    connection: StorageConnection;
+    queues: QueueServiceClient;
+    /** A queue client, creating the queue once per host. */
+    queue(name: string): Promise<QueueClient>;
+}
+
+export function hostStorage(connectionString: string): HostStorage {
+    const cs = expandDevelopmentStorage(connectionString);
+    const queues = QueueServiceClient.fromConnectionString(cs, {
+        retryOptions: { maxTries: 4, tryTimeoutInMs: 30_000 },
+        keepAliveOptions: { enable: true },
+    });
+    const created = new Map<string, Promise<QueueClient>>();
+    return {
+        connectionString: cs,
+        connection: connectionFromString(cs),
+        queues,
+        queue(name) {
+            let client = created.get(name);
+            if (!client) {
+                const q = queues.getQueueClient(name);
+                client = q.createIfNotExists({ abortSignal: deadline() }).then(() => q);
+                client.catch(() => created.delete(name));
+                created.set(name, client);
+            }
+            return client;
+        },
+    };
+}
+
+/** The HTTP status of a storage error, if it is one. */
+export function statusOf(err: unknown): number | undefined {
+    return err instanceof RestError ? err.statusCode : undefined;
+}
