@@ -110,6 +110,7 @@ export const commandRoutes = {
     resyncDigestRequest: instanceIds.resync,
     providerError: instanceIds.replicationMonitor,
     failoverShutdownCompleted: instanceIds.failover,
+    failback: instanceIds.failback,
 } as const;
 
 class Rejection extends Error {
@@ -457,6 +458,15 @@ async function dispatch(
                 lifecycleEvents.failoverShutdownCompleted,
                 event,
             );
+            break;
+        }
+        case 'FailbackManifestUploaded':
+        case 'FailbackLogApplied':
+        case 'FailbackCompleted':
+        case 'FailbackFailed': {
+            // The event name is the command's type (lifecycleEvents.failback*); the payload its fields.
+            const { type, version: _version, ...fields } = command;
+            await raise(commandRoutes.failback(command.vmId), type, { ...fields, at });
             break;
         }
         case 'ProviderError': {

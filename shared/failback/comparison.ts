@@ -60,7 +60,7 @@ export async function digestNodes(
                 const span = nodeBytes(g, level, first + i);
                 const bytes = data.subarray(span.offset - start, span.offset - start + span.length);
                 const leafCount = Math.ceil(bytes.length / g.leafSize);
-                let digests = new Uint8Array(leafCount * DIGEST_BYTES);
+                let digests: Uint8Array = new Uint8Array(leafCount * DIGEST_BYTES);
                 for (let l = 0; l < leafCount; l++) {
                     digester.leafInto(bytes.subarray(l * g.leafSize, (l + 1) * g.leafSize), digests, l * DIGEST_BYTES);
                 }
