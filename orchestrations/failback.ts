@@ -167,6 +167,8 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
     let stage = 'Prerequisites';
     const setStatus = (extra: Record<string, unknown> = {}): void =>
         context.df.setCustomStatus(fitCustomStatus({ stage, jobId, failbackId, transfer, ...extra }));
+    // Set once the prerequisites pass; the failure path reads it before that too, so it cannot be const.
+    // eslint-disable-next-line prefer-const
     let plan: FailbackPlan | undefined;
     /** Whether this failback deallocated the VM in Azure (then a failure starts it again). */
     let shutDownHere = false;
