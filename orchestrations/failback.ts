@@ -135,6 +135,7 @@ export const releaseFailbackPhaseActivity = df.app.activity('failbackReleasePhas
 // ---- orchestrator -----------------------------------------------------------------------------------------
 
 interface ProviderFailbackEvent {
+    type?: string;
     failbackId?: string;
     phase?: FailbackPhase;
     diskId?: string;
@@ -146,13 +147,14 @@ interface ProviderFailbackEvent {
     startedAt?: string;
 }
 
-const AWAITED = [
-    lifecycleEvents.failbackManifestUploaded,
-    lifecycleEvents.failbackLogApplied,
-    lifecycleEvents.failbackCompleted,
-    lifecycleEvents.failbackFailed,
-    lifecycleEvents.cancel,
-] as const;
+/** One name for every provider message of a failback (see lifecycleEvents.failbackMessage), and Cancel. */
+const AWAITED = [lifecycleEvents.failbackMessage, lifecycleEvents.cancel] as const;
+
+/** The provider's failback commands, by `type` (the payload of lifecycleEvents.failbackMessage). */
+const MANIFEST_UPLOADED = 'FailbackManifestUploaded';
+const LOG_APPLIED = 'FailbackLogApplied';
+const COMPLETED = 'FailbackCompleted';
+const PROVIDER_FAILED = 'FailbackFailed';
 
 type PhaseOutcome = { ok: true } | { ok: false; failure: Failure; disksTouched: boolean };
 
@@ -168,7 +170,6 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
     const setStatus = (extra: Record<string, unknown> = {}): void =>
         context.df.setCustomStatus(fitCustomStatus({ stage, jobId, failbackId, transfer, ...extra }));
     // Set once the prerequisites pass; the failure path reads it before that too, so it cannot be const.
-    // eslint-disable-next-line prefer-const
     let plan: FailbackPlan | undefined;
     /** Whether this failback deallocated the VM in Azure (then a failure starts it again). */
     let shutDownHere = false;
@@ -200,6 +201,7 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
         drillId: input.drillId,
     });
     if (!planned.ok) return yield* fail(prerequisites, planned);
+    // eslint-disable-next-line prefer-const -- the closures above read it before this point
     plan = planned.value;
     yield* succeeded(
         prerequisites,
@@ -278,14 +280,14 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
                 };
             }
             timer.cancel();
-            const name = waiters.find((w) => w.task === winner)!.name;
-            if (name === lifecycleEvents.cancel) {
+            if (waiters.find((w) => w.task === winner)!.name === lifecycleEvents.cancel) {
                 return { failure: failure('CONFLICT', 'The failback was cancelled by the operator.') };
             }
             const event = (winner.result ?? {}) as ProviderFailbackEvent;
             // A message of an earlier failback of this VM must not move this one.
             if (event.failbackId !== failbackId) continue;
-            if (name === lifecycleEvents.failbackFailed) {
+            const name = event.type ?? '';
+            if (name === PROVIDER_FAILED) {
                 if (event.disksUntouched === false) disksTouched = true;
                 const code = (event.code ?? 'FAILBACK_APPLY_FAILED') as ErrorCode;
                 return {
@@ -318,7 +320,7 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
         while (outstanding.size > 0) {
             const next = yield* nextEvent(`the manifests of ${[...outstanding.keys()].join(', ')} (${phase})`);
             if ('failure' in next) return { ok: false, failure: next.failure, disksTouched };
-            if (next.name !== lifecycleEvents.failbackManifestUploaded || next.event.phase !== phase) continue;
+            if (next.name !== MANIFEST_UPLOADED || next.event.phase !== phase) continue;
             const round = outstanding.get(next.event.diskId ?? '');
             if (!round || round.round !== next.event.round) continue;
             const compared = yield* callWithRetrySchedule<CompareRoundResult>(context, compareRoundActivity, {
@@ -397,7 +399,7 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
         for (;;) {
             const next = yield* nextEvent(`FailbackLogApplied (${phase})`);
             if ('failure' in next) return { ok: false, failure: next.failure, disksTouched };
-            if (next.name !== lifecycleEvents.failbackLogApplied || next.event.phase !== phase) continue;
+            if (next.name !== LOG_APPLIED || next.event.phase !== phase) continue;
             const roots = Object.fromEntries((next.event.disks ?? []).map((d) => [d.diskId, d.rootDigest]));
             setStatus({ phase, applied: true });
             return { ok: true, roots };
@@ -433,7 +435,7 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
         for (;;) {
             const next = yield* nextEvent('FailbackCompleted');
             if ('failure' in next) return yield* fail(task, next.failure);
-            if (next.name !== lifecycleEvents.failbackCompleted) continue;
+            if (next.name !== COMPLETED) continue;
             yield* succeeded(task, `Started on premises at ${next.event.startedAt ?? now()}`);
             break;
         }

@@ -464,9 +464,8 @@ async function dispatch(
         case 'FailbackLogApplied':
         case 'FailbackCompleted':
         case 'FailbackFailed': {
-            // The event name is the command's type (lifecycleEvents.failback*); the payload its fields.
-            const { type, version: _version, ...fields } = command;
-            await raise(commandRoutes.failback(command.vmId), type, { ...fields, at });
+            const { version: _version, ...fields } = command;
+            await raise(commandRoutes.failback(command.vmId), lifecycleEvents.failbackMessage, { ...fields, at });
             break;
         }
         case 'ProviderError': {

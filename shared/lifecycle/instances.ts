@@ -53,12 +53,11 @@ export const lifecycleEvents = {
     failoverShutdownCompleted: 'FailoverShutdownCompleted',
     /**
      * Failback, from the provider: a round's manifest uploaded, a log applied, the VM started on premises, or the
-     * failback given up. Payload: the command's fields and `at` (FailbackProviderEvent).
+     * failback given up. One event name for the four commands (payload: the command's fields with its `type`, and
+     * `at`), so the orchestration waits on one name at a time: durable-functions hands an event to the newest
+     * waiter of its name, and a waiter left open from an earlier round would swallow it.
      */
-    failbackManifestUploaded: 'FailbackManifestUploaded',
-    failbackLogApplied: 'FailbackLogApplied',
-    failbackCompleted: 'FailbackCompleted',
-    failbackFailed: 'FailbackFailed',
+    failbackMessage: 'FailbackMessage',
     /** A provider-side error, classified. Payload: ProviderErrorEvent. */
     providerError: 'ProviderError',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */
