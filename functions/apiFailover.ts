@@ -43,6 +43,7 @@ import {
     TestFailoverInput,
 } from '../orchestrations/testFailover';
 import { accepted, isActive, jsonResponse, readJsonBody, responseForError, routeParam, withErrors } from './apiHttp';
+import { isFailbackRequest, startFailback, startReprotect } from './apiFailback';
 
 /**
  * Failover API: test failover and its cleanup, planned / unplanned failover and commit of a protected VM (202 with
@@ -222,6 +223,8 @@ async function startFailover(
 ): Promise<HttpResponseInit> {
     const vmId = idParam(request, 'vmId');
     const body = await optionalBody(request);
+    // ASR's failback is a planned failover in the other direction (apiFailback.ts).
+    if (kind === 'PlannedFailover' && isFailbackRequest(body)) return startFailback(request, context, vmId, body);
     const recoveryPoint = parseRecoveryPointChoice(body.recoveryPoint);
     if (kind === 'PlannedFailover' && recoveryPoint.type !== 'Latest') {
         throw new HvrError(
@@ -383,6 +386,8 @@ export const FAILOVER_ACTIONS = [
     'unplannedFailover',
     'applyRecoveryPoint',
     'failoverCommit',
+    /** Re-protect after failback (reverse replication; apiFailback.ts). */
+    'reProtect',
 ] as const;
 
 export async function failoverAction(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -400,6 +405,8 @@ export async function failoverAction(request: HttpRequest, context: InvocationCo
             return startChangeRecoveryPoint(request, context);
         case 'failoverCommit':
             return startCommit(request, context);
+        case 'reProtect':
+            return startReprotect(request, context, idParam(request, 'vmId'));
         default:
             throw new HvrError('NOT_FOUND', `Unknown action "${action}".`);
     }

@@ -62,6 +62,10 @@ export type ErrorCode =
     | 'MESSAGE_VM_UNKNOWN'
     | 'MESSAGE_OTHER_SITE'
     | 'UPLOAD_DISK_UNKNOWN'
+    // failback: what the provider reports in FailbackFailed, and the cloud's own check of its result
+    | 'GRANT_EXPIRED'
+    | 'FAILBACK_APPLY_FAILED'
+    | 'FAILBACK_VERIFY_FAILED'
     | 'INTERNAL';
 
 const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -110,6 +114,9 @@ const NON_RECOVERABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
     'MESSAGE_VM_UNKNOWN',
     'MESSAGE_OTHER_SITE',
     'UPLOAD_DISK_UNKNOWN',
+    'GRANT_EXPIRED',
+    'FAILBACK_APPLY_FAILED',
+    'FAILBACK_VERIFY_FAILED',
 ]);
 
 /** Whether an error with this code may succeed if tried again later. */

@@ -7,7 +7,8 @@ import { parseDurableEngine, type DurableEngineName } from '../packages/function
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
                     [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover]
-                    [--failover planned|unplanned] [--change-point] [--timeout SECONDS] [--json]
+                    [--failover planned|unplanned] [--change-point] [--failback [--full-download]]
+                    [--reprotect] [--timeout SECONDS] [--json]
 
 Runs a simulated Hyper-V site against the pipeline: registers a site and a 30-second policy, enables protection
 of every VM through the HTTP API, ships initial replication and --cycles delta cycles as MS-HRL logs through
@@ -30,6 +31,13 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --change-point     with a failover (unplanned if --failover is not given): before commit, change to the
                      point of the second-to-last cycle and check its disks (<diskId>.changed.vhd) against the
                      sources as they were then; commit must leave only that point (needs --cycles 2 or more)
+  --failback         with --failover: after commit the VM in Azure writes --churn bytes per disk to its disks
+                     (and a quarter more while the first difference goes down), then it is failed back (planned
+                     failover from Azure, ForDownTime): every on-premises disk must equal its disk in Azure
+                     (in-process and qemu-img); the bytes on the wire are reported against the bytes it changed
+  --full-download    with --failback: ForSynchronization (shut down first, every written block downloaded)
+  --reprotect        with --failback: then re-protect (the replica levelled by a resync, compared with the
+                     on-premises disks), and more delta cycles, checked as usual
   --timeout SECONDS  longest wait for any one step (default 60)
   --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
                      (built from engines/dtfx; fails at once if dotnet or the host is missing)
@@ -91,6 +99,9 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             durable: { type: 'string' },
             failover: { type: 'string' },
             'change-point': { type: 'boolean' },
+            failback: { type: 'boolean' },
+            'full-download': { type: 'boolean' },
+            reprotect: { type: 'boolean' },
             json: { type: 'boolean' },
         },
     });
@@ -129,6 +140,11 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             '--change-point needs --cycles 2 or more and no drop fault (the second-to-last cycle must be a point)',
         );
     }
+    const failback = values.failback ?? false;
+    if (failback && !failover) throw new UsageError('--failback needs --failover: only a failed-over VM fails back');
+    if ((values.reprotect || values['full-download']) && !failback) {
+        throw new UsageError('--reprotect and --full-download need --failback');
+    }
     return {
         outDir: values.out,
         seed: count(values.seed, 'seed', 1, 0, 2 ** 32 - 1),
@@ -140,6 +156,14 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
         faults,
         testFailover: values['test-failover'] ?? false,
         ...(failover ? { failover, changePoint } : {}),
+        ...(failback
+            ? {
+                  failback: {
+                      dataSyncOption: values['full-download'] ? 'ForSynchronization' : 'ForDownTime',
+                      reprotect: values.reprotect ?? false,
+                  } as const,
+              }
+            : {}),
         stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
         json: values.json ?? false,
         ...(values.durable !== undefined ? { durable: durableEngine(values.durable) } : {}),
@@ -186,6 +210,11 @@ export async function main(argv: string[]): Promise<number> {
     for (const r of result.replicas.filter((c) => !c.equal)) {
         process.stderr.write(`hvr simulate: replica ${r.vmId}/${r.diskId} differs from its source: ${r.problem}\n`);
     }
+    for (const f of result.failbacks) {
+        for (const d of f.disks.filter((c) => !c.equal)) {
+            process.stderr.write(`hvr simulate: ${f.vmId}/${d.diskId} after ${d.stage} differs: ${d.problem ?? ''}\n`);
+        }
+    }
     for (const d of result.failoverDisks.filter((c) => !c.equal)) {
         process.stderr.write(
             `hvr simulate: failover disk ${d.vmId}/${d.diskId} (${d.recoveryPointId}) differs from its source: ${d.problem}\n`,
@@ -205,7 +234,10 @@ export async function main(argv: string[]): Promise<number> {
                   })),
               }
             : {};
-        process.stdout.write(JSON.stringify({ vms: result.vms, totals: result.totals, ...failovers }) + '\n');
+        const failbacks = options.failback ? { failbacks: result.failbacks } : {};
+        process.stdout.write(
+            JSON.stringify({ vms: result.vms, totals: result.totals, ...failovers, ...failbacks }) + '\n',
+        );
     }
     return result.ok ? 0 : 1;
 }

@@ -110,6 +110,7 @@ export const commandRoutes = {
     resyncDigestRequest: instanceIds.resync,
     providerError: instanceIds.replicationMonitor,
     failoverShutdownCompleted: instanceIds.failover,
+    failback: instanceIds.failback,
 } as const;
 
 class Rejection extends Error {
@@ -457,6 +458,14 @@ async function dispatch(
                 lifecycleEvents.failoverShutdownCompleted,
                 event,
             );
+            break;
+        }
+        case 'FailbackManifestUploaded':
+        case 'FailbackLogApplied':
+        case 'FailbackCompleted':
+        case 'FailbackFailed': {
+            const { version: _version, ...fields } = command;
+            await raise(commandRoutes.failback(command.vmId), lifecycleEvents.failbackMessage, { ...fields, at });
             break;
         }
         case 'ProviderError': {

@@ -165,6 +165,62 @@ export interface FailoverShutdownCompletedCommand {
     logs: CycleLog[];
 }
 
+// ---- failback (planned failover from Azure to on-premises) ----
+
+/**
+ * A failback's phases: `Synchronize` while the VM in Azure still runs (most of the difference goes down), `Final`
+ * after it is shut down (what it wrote meanwhile). A full download has only `Final`.
+ */
+export const FAILBACK_PHASES = ['Synchronize', 'Final'] as const;
+export type FailbackPhase = (typeof FAILBACK_PHASES)[number];
+
+/** Why a provider gives a failback up (FailbackFailed.code). */
+export const FAILBACK_FAILURE_CODES = ['GRANT_EXPIRED', 'FAILBACK_APPLY_FAILED', 'VALIDATION_FAILED'] as const;
+
+/** The provider uploaded the manifest a StartFailback disk entry asked for (to its `manifestUrl`). */
+export interface FailbackManifestUploadedCommand {
+    type: 'FailbackManifestUploaded';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    phase: FailbackPhase;
+    diskId: string;
+    round: number;
+}
+
+/** The provider applied every log of a FailbackLogReady to the on-premises disks; each disk's digest after. */
+export interface FailbackLogAppliedCommand {
+    type: 'FailbackLogApplied';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    phase: FailbackPhase;
+    /** Per disk: XXH3-128 (hex) of the level-0 digests of the whole disk after applying, with the failback's seed. */
+    disks: { diskId: string; rootDigest: string }[];
+}
+
+/** The VM runs on premises again (answers CompleteFailback). */
+export interface FailbackCompletedCommand {
+    type: 'FailbackCompleted';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    startedAt: string;
+}
+
+/** The provider cannot go on with a failback (a link expired, a disk does not match, a write failed). */
+export interface FailbackFailedCommand {
+    type: 'FailbackFailed';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    phase: FailbackPhase;
+    code: (typeof FAILBACK_FAILURE_CODES)[number];
+    message: string;
+    /** Whether the on-premises disks are as before this failback began (nothing of a log was applied). */
+    disksUntouched: boolean;
+}
+
 export type ProviderCommand =
     | RegisterCommand
     | HeartbeatCommand
@@ -175,6 +231,10 @@ export type ProviderCommand =
     | ResyncCompletedCommand
     | ResyncDigestRequestCommand
     | FailoverShutdownCompletedCommand
+    | FailbackManifestUploadedCommand
+    | FailbackLogAppliedCommand
+    | FailbackCompletedCommand
+    | FailbackFailedCommand
     | ProviderErrorCommand;
 
 export type ProviderCommandType = ProviderCommand['type'];
@@ -272,6 +332,65 @@ export interface CancelFailoverShutdownEvent {
     reason: string;
 }
 
+/** One disk of a failback round: the nodes to describe and where to upload their manifest. */
+export interface StartFailbackDisk {
+    diskId: string;
+    sizeBytes: number;
+    round: number;
+    /** Level of the nodes to describe: 0 (every coarse block) in round 1. */
+    level: number;
+    /** Rounds after the first: the nodes, as a digest request (base64, docs/resync.md). */
+    request?: string;
+    /** Write-only SAS URL (create + write) for exactly this round's manifest blob. */
+    manifestUrl: string;
+    manifestExpiresOn: string;
+}
+
+/**
+ * Failback, one round of the comparison: for each disk, the provider digests the named nodes of its on-premises
+ * disk with `seed` and the geometry, and uploads the manifest (docs/resync.md) to `manifestUrl`.
+ */
+export interface StartFailbackEvent {
+    type: 'StartFailback';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    phase: FailbackPhase;
+    /** The failback's digest seed, 16 hex digits. */
+    seed: string;
+    leafSizeBytes: number;
+    fanout: number;
+    levels: number;
+    disks: StartFailbackDisk[];
+}
+
+/** A difference log per disk, to download (read-only, expires) and apply to the on-premises disk. */
+export interface FailbackLogReadyEvent {
+    type: 'FailbackLogReady';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    phase: FailbackPhase;
+    disks: { diskId: string; logId: string; bytes: number; logUrl: string; logExpiresOn: string }[];
+}
+
+/** The on-premises disks are level with the VM in Azure, which is shut down: start the VM on premises. */
+export interface CompleteFailbackEvent {
+    type: 'CompleteFailback';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+}
+
+/** The failback will not go on: keep the VM off on premises; the VM in Azure keeps running. */
+export interface CancelFailbackEvent {
+    type: 'CancelFailback';
+    version: 1;
+    vmId: string;
+    failbackId: string;
+    reason: string;
+}
+
 export type Weekday = 'Mon' | 'Tue' | 'Wed' | 'Thu' | 'Fri' | 'Sat' | 'Sun';
 
 /**
@@ -307,7 +426,11 @@ export type ProviderEvent =
     | StopReplicationEvent
     | PolicyChangedEvent
     | ShutdownForFailoverEvent
-    | CancelFailoverShutdownEvent;
+    | CancelFailoverShutdownEvent
+    | StartFailbackEvent
+    | FailbackLogReadyEvent
+    | CompleteFailbackEvent
+    | CancelFailbackEvent;
 
 /** Commands that name one VM travel in that VM's session; the others in the site's session. */
 export function isVmScoped(command: ProviderCommand): command is Extract<ProviderCommand, { vmId: string }> {

@@ -9,7 +9,11 @@ export type ProviderEventType =
     | 'StopReplication'
     | 'PolicyChanged'
     | 'ShutdownForFailover'
-    | 'CancelFailoverShutdown';
+    | 'CancelFailoverShutdown'
+    | 'StartFailback'
+    | 'FailbackLogReady'
+    | 'CompleteFailback'
+    | 'CancelFailback';
 
 export interface OutgoingProviderEvent {
     type: ProviderEventType;

@@ -1,5 +1,11 @@
 import { ID_PATTERN, INSTANT_PATTERN, LOG_ID_PATTERN } from './ids';
-import { MAX_DIGEST_REQUEST_BASE64, ProviderCommandType, ProviderEvent } from './messages';
+import {
+    FAILBACK_FAILURE_CODES,
+    FAILBACK_PHASES,
+    MAX_DIGEST_REQUEST_BASE64,
+    ProviderCommandType,
+    ProviderEvent,
+} from './messages';
 import { CONSISTENCIES } from './uploadMetadata';
 
 /**
@@ -73,6 +79,12 @@ function message(
 const VM = '6d3b6c8e-2f4a-4b7e-9a51-0c6f1e2d3a4b';
 const DISK0 = 'c0a8f3e2-7b1d-4e5f-8a9b-1c2d3e4f5a6b';
 const DISK1 = 'a1b2c3d4-e5f6-4789-8abc-def012345678';
+const FAILBACK = 'fb-3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b';
+const failbackPhase = {
+    enum: [...FAILBACK_PHASES],
+    description: 'Synchronize: the VM in Azure runs; Final: it is shut down.',
+};
+const failbackRound = { type: 'integer', minimum: 1, maximum: 64 };
 
 /** Schemas of the commands providers send, by `type`. */
 export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
@@ -270,6 +282,82 @@ export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
             logs: [{ diskId: DISK0, sequence: 125, logId: '2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a', bytes: 65536 }],
         },
     ),
+    FailbackManifestUploaded: message(
+        'command',
+        'FailbackManifestUploaded',
+        'Failback: the manifest a StartFailback disk entry asked for is uploaded to its manifestUrl. Session: the VM id.',
+        { vmId: id, failbackId: id, phase: failbackPhase, diskId: id, round: failbackRound },
+        ['vmId', 'failbackId', 'phase', 'diskId', 'round'],
+        { vmId: VM, failbackId: FAILBACK, phase: 'Synchronize', diskId: DISK0, round: 1 },
+    ),
+    FailbackLogApplied: message(
+        'command',
+        'FailbackLogApplied',
+        'Failback: every log of a FailbackLogReady is applied to the on-premises disks; the root digest of each ' +
+            'disk after. Session: the VM id.',
+        {
+            vmId: id,
+            failbackId: id,
+            phase: failbackPhase,
+            disks: {
+                type: 'array',
+                minItems: 1,
+                maxItems: MAX_DISKS,
+                items: {
+                    type: 'object',
+                    properties: {
+                        diskId: id,
+                        rootDigest: {
+                            type: 'string',
+                            pattern: '^[0-9a-f]{32}$',
+                            description:
+                                'XXH3-128 (lower-case hex) of the level-0 digests of the whole disk, with the failback seed.',
+                        },
+                    },
+                    required: ['diskId', 'rootDigest'],
+                    additionalProperties: false,
+                },
+            },
+        },
+        ['vmId', 'failbackId', 'phase', 'disks'],
+        {
+            vmId: VM,
+            failbackId: FAILBACK,
+            phase: 'Final',
+            disks: [{ diskId: DISK0, rootDigest: '5f0c3a1e9b7d4c2a8e6f1b3d5a7c9e0f' }],
+        },
+    ),
+    FailbackCompleted: message(
+        'command',
+        'FailbackCompleted',
+        'Failback: the VM runs on premises again (answers CompleteFailback). Session: the VM id.',
+        { vmId: id, failbackId: id, startedAt: instant },
+        ['vmId', 'failbackId', 'startedAt'],
+        { vmId: VM, failbackId: FAILBACK, startedAt: '2025-01-15T11:02:40Z' },
+    ),
+    FailbackFailed: message(
+        'command',
+        'FailbackFailed',
+        'Failback: the provider cannot go on (a link expired, a disk does not match, a write failed); whether the ' +
+            'on-premises disks are as before the failback. Session: the VM id.',
+        {
+            vmId: id,
+            failbackId: id,
+            phase: failbackPhase,
+            code: { enum: [...FAILBACK_FAILURE_CODES] },
+            message: text(1024),
+            disksUntouched: { type: 'boolean' },
+        },
+        ['vmId', 'failbackId', 'phase', 'code', 'message', 'disksUntouched'],
+        {
+            vmId: VM,
+            failbackId: FAILBACK,
+            phase: 'Synchronize',
+            code: 'GRANT_EXPIRED',
+            message: 'GET logUrl answered 403 AuthenticationFailed: the link expired at 2025-01-15T11:00:00Z.',
+            disksUntouched: true,
+        },
+    ),
     ProviderError: message(
         'command',
         'ProviderError',
@@ -440,6 +528,130 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
             failoverId: 'fo-3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b',
             reason: 'No FailoverShutdownCompleted within 900 s.',
         },
+    ),
+    StartFailback: message(
+        'event',
+        'StartFailback',
+        'Failback, one round of the comparison: per disk, digest the named nodes of the on-premises disk with seed ' +
+            'and the geometry, upload that manifest to manifestUrl, answer FailbackManifestUploaded.',
+        {
+            vmId: id,
+            failbackId: id,
+            phase: failbackPhase,
+            seed: {
+                type: 'string',
+                pattern: '^[0-9a-f]{16}$',
+                description: 'The digest seed, 16 lower-case hex digits.',
+            },
+            leafSizeBytes: { type: 'integer', minimum: 512, maximum: 1048576 },
+            fanout: { type: 'integer', minimum: 2, maximum: 1024 },
+            levels: { type: 'integer', minimum: 1, maximum: 6 },
+            disks: {
+                type: 'array',
+                minItems: 1,
+                maxItems: MAX_DISKS,
+                items: {
+                    type: 'object',
+                    properties: {
+                        diskId: id,
+                        sizeBytes: bytes,
+                        round: failbackRound,
+                        level: { type: 'integer', minimum: 0, maximum: 5 },
+                        request: {
+                            type: 'string',
+                            minLength: 4,
+                            maxLength: MAX_DIGEST_REQUEST_BASE64,
+                            pattern: BASE64_PATTERN,
+                            description: 'Rounds after the first: the nodes to describe, a digest request in base64.',
+                        },
+                        manifestUrl: { type: 'string', minLength: 1, maxLength: 4096 },
+                        manifestExpiresOn: instant,
+                    },
+                    required: ['diskId', 'sizeBytes', 'round', 'level', 'manifestUrl', 'manifestExpiresOn'],
+                    additionalProperties: false,
+                },
+            },
+        },
+        ['vmId', 'failbackId', 'phase', 'seed', 'leafSizeBytes', 'fanout', 'levels', 'disks'],
+        {
+            vmId: VM,
+            failbackId: FAILBACK,
+            phase: 'Synchronize',
+            seed: '9e3779b97f4a7c15',
+            leafSizeBytes: 4096,
+            fanout: 16,
+            levels: 3,
+            disks: [
+                {
+                    diskId: DISK0,
+                    sizeBytes: 136365211648,
+                    round: 1,
+                    level: 0,
+                    manifestUrl: 'https://st.blob.core.windows.net/failover/vm/fb/Synchronize/disk/1.manifest?sv=…',
+                    manifestExpiresOn: '2025-01-15T11:30:00Z',
+                },
+            ],
+        },
+    ),
+    FailbackLogReady: message(
+        'event',
+        'FailbackLogReady',
+        'Failback: the difference of each disk as one MS-HRL log; download it with its read-only link, apply it, ' +
+            'answer FailbackLogApplied.',
+        {
+            vmId: id,
+            failbackId: id,
+            phase: failbackPhase,
+            disks: {
+                type: 'array',
+                minItems: 1,
+                maxItems: MAX_DISKS,
+                items: {
+                    type: 'object',
+                    properties: {
+                        diskId: id,
+                        logId,
+                        bytes,
+                        logUrl: { type: 'string', minLength: 1, maxLength: 4096 },
+                        logExpiresOn: instant,
+                    },
+                    required: ['diskId', 'logId', 'bytes', 'logUrl', 'logExpiresOn'],
+                    additionalProperties: false,
+                },
+            },
+        },
+        ['vmId', 'failbackId', 'phase', 'disks'],
+        {
+            vmId: VM,
+            failbackId: FAILBACK,
+            phase: 'Synchronize',
+            disks: [
+                {
+                    diskId: DISK0,
+                    logId: '4e5f6a7b-8c9d-4e0f-8a1b-2c3d4e5f6a7b',
+                    bytes: 1052672,
+                    logUrl: 'https://st.blob.core.windows.net/failover/vm/fb/Synchronize/disk.hrl?sv=…',
+                    logExpiresOn: '2025-01-15T11:40:00Z',
+                },
+            ],
+        },
+    ),
+    CompleteFailback: message(
+        'event',
+        'CompleteFailback',
+        'Failback: the on-premises disks are level with the VM in Azure, which is shut down: start the VM on ' +
+            'premises and answer FailbackCompleted.',
+        { vmId: id, failbackId: id },
+        ['vmId', 'failbackId'],
+        { vmId: VM, failbackId: FAILBACK },
+    ),
+    CancelFailback: message(
+        'event',
+        'CancelFailback',
+        'Failback: it will not go on. Keep the VM off on premises; the VM in Azure keeps running.',
+        { vmId: id, failbackId: id, reason: text(256) },
+        ['vmId', 'failbackId', 'reason'],
+        { vmId: VM, failbackId: FAILBACK, reason: 'No message from the provider for 60 minutes.' },
     ),
     PolicyChanged: message(
         'event',

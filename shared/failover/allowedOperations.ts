@@ -17,6 +17,10 @@ export const PROTECTED_ITEM_OPERATIONS = [
     /** Resynchronize (ASR's "repair replication"). */
     'RepairReplication',
     'DisableProtection',
+    /** Planned failover from Azure to on-premises. */
+    'Failback',
+    /** Re-protect after failback (ASR's "reverse replicate"). */
+    'ReverseReplicate',
 ] as const;
 
 export type ProtectedItemOperation = (typeof PROTECTED_ITEM_OPERATIONS)[number];
@@ -47,6 +51,9 @@ export function allowedOperations(
             // Replication may already be stopped: only an unplanned failover (no provider needed) can follow.
             return ['UnplannedFailover', 'DisableProtection'];
         case 'FailoverCommitted':
+            return ['Failback', 'DisableProtection'];
+        case 'FailedBack':
+            return ['ReverseReplicate', 'DisableProtection'];
         case 'EnablingFailed':
         case 'InitialReplicationFailed':
         case 'DisablingFailed':

@@ -22,6 +22,10 @@ export const instanceIds = {
     changeRecoveryPoint: (vmId: string): string => `changerecoverypoint:${vmId}`,
     /** Commit of a VM's failover. */
     commitFailover: (vmId: string): string => `commitfailover:${vmId}`,
+    /** Failback of a failed-over VM to its on-premises host (ASR's planned failover from Azure). */
+    failback: (vmId: string): string => `failback:${vmId}`,
+    /** Re-protect after failback (ASR's reverse replication): the replica levelled, then delta cycles. */
+    reprotect: (vmId: string): string => `reprotect:${vmId}`,
 };
 
 /** External events raised to orchestrations. */
@@ -47,6 +51,13 @@ export const lifecycleEvents = {
     resyncDigestRequest: 'ResyncDigestRequest',
     /** The provider shut the VM down for a planned failover and shipped its final cycle. Payload: FailoverShutdownEvent. */
     failoverShutdownCompleted: 'FailoverShutdownCompleted',
+    /**
+     * Failback, from the provider: a round's manifest uploaded, a log applied, the VM started on premises, or the
+     * failback given up. One event name for the four commands (payload: the command's fields with its `type`, and
+     * `at`), so the orchestration waits on one name at a time: durable-functions hands an event to the newest
+     * waiter of its name, and a waiter left open from an earlier round would swallow it.
+     */
+    failbackMessage: 'FailbackMessage',
     /** A provider-side error, classified. Payload: ProviderErrorEvent. */
     providerError: 'ProviderError',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */

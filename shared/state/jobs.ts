@@ -25,7 +25,9 @@ export type JobKind =
     | 'PlannedFailover'
     | 'UnplannedFailover'
     | 'ApplyRecoveryPoint'
-    | 'CommitFailover';
+    | 'CommitFailover'
+    | 'Failback'
+    | 'ReverseReplicate';
 
 export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
     EnableProtection: 'Enable protection',
@@ -38,6 +40,8 @@ export const JOB_DISPLAY_NAMES: Record<JobKind, string> = {
     UnplannedFailover: 'Unplanned failover',
     ApplyRecoveryPoint: 'Change recovery point',
     CommitFailover: 'Commit',
+    Failback: 'Planned failover from Azure to on-premises',
+    ReverseReplicate: 'Re-protect',
 };
 
 export interface JobError {

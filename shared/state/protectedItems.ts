@@ -51,6 +51,12 @@ export const PROTECTION_STATES = {
     ChangeRecoveryPointInProgress: 'Change recovery point in progress',
     CommittingFailover: 'Committing failover',
     FailoverCommitted: 'Failover committed',
+    // Failback and re-protect (orchestrations/failback.ts, orchestrations/reprotect.ts)
+    /** ASR's planned failover from Azure to on-premises. */
+    FailbackInProgress: 'Planned failover from Azure in progress',
+    FailedBack: 'Failed back to on-premises',
+    /** ASR's reverse replication ("Re-protect"). */
+    ReprotectInProgress: 'Re-protect in progress',
 } as const;
 
 export type ProtectionState = keyof typeof PROTECTION_STATES;
@@ -98,6 +104,8 @@ export interface ProtectedItem {
     /** The recovery point a failover used, and when it completed. */
     failoverRecoveryPointId?: string;
     lastSuccessfulFailoverTime?: string;
+    /** When the VM last failed back to premises (a failback succeeded). */
+    lastSuccessfulFailbackTime?: string;
     createdAt: string;
     updatedAt: string;
 }

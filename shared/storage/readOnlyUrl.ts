@@ -9,11 +9,36 @@ import { StorageConnection } from './connections';
 import { deadline } from './deadline';
 
 /** A read-only SAS URL for one blob (or one snapshot), valid in the storage service's time, not a test clock's. */
-export async function readOnlyUrl(
+export function readOnlyUrl(
     conn: StorageConnection,
     containerName: string,
     blobName: string,
     minutes: number,
+    snapshot?: string,
+): Promise<{ url: string; expiresOn: string }> {
+    return blobSasUrl(conn, containerName, blobName, minutes, 'r', snapshot);
+}
+
+/**
+ * A write-only SAS URL (create + write) for one blob that does not need to be read back by its holder: a
+ * provider's failback manifest upload.
+ */
+export function writeOnlyUrl(
+    conn: StorageConnection,
+    containerName: string,
+    blobName: string,
+    minutes: number,
+): Promise<{ url: string; expiresOn: string }> {
+    return blobSasUrl(conn, containerName, blobName, minutes, 'cw');
+}
+
+/** A SAS URL scoped to exactly one blob (`sr=b`) with `permissions`, short-lived. */
+async function blobSasUrl(
+    conn: StorageConnection,
+    containerName: string,
+    blobName: string,
+    minutes: number,
+    permissions: 'r' | 'cw',
     snapshot?: string,
 ): Promise<{ url: string; expiresOn: string }> {
     const now = systemClock.now().getTime();
@@ -23,7 +48,7 @@ export async function readOnlyUrl(
     const values = {
         containerName,
         blobName,
-        permissions: BlobSASPermissions.parse('r'),
+        permissions: BlobSASPermissions.parse(permissions),
         startsOn,
         expiresOn,
         protocol: container.url.startsWith('https:') ? SASProtocol.Https : SASProtocol.HttpsAndHttp,

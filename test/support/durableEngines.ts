@@ -125,6 +125,7 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/customStatus.test.ts',
     'test/orchestrations/disableProtection.test.ts',
     'test/orchestrations/enableProtection.test.ts',
+    'test/orchestrations/failback.test.ts',
     'test/orchestrations/failover.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/plannedFailover.test.ts',

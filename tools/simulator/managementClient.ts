@@ -185,6 +185,20 @@ export class ManagementClient {
         return (await this.call<FailoverAccepted>('POST', path, { recoveryPointId })).body;
     }
 
+    /** Failback: ASR's planned failover from Azure to on-premises (direction RecoveryToPrimary). */
+    async failback(vmId: string, dataSyncOption: 'ForDownTime' | 'ForSynchronization'): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/plannedFailover`;
+        return (
+            await this.call<FailoverAccepted>('POST', path, { failoverDirection: 'RecoveryToPrimary', dataSyncOption })
+        ).body;
+    }
+
+    /** Re-protect after failback (reverse replication). */
+    async reprotect(vmId: string): Promise<FailoverAccepted> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/reProtect`;
+        return (await this.call<FailoverAccepted>('POST', path, {})).body;
+    }
+
     async failoverCommit(vmId: string): Promise<FailoverAccepted> {
         const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/failoverCommit`;
         return (await this.call<FailoverAccepted>('POST', path)).body;

@@ -29,6 +29,8 @@ import { SeededRandom } from './random';
 import { compareReplica, downloadReplica, ReplicaComparison } from './replicaCheck';
 import { FailoverMode, FailoverReport, PlannedFailoverGuest, runFailover } from './failoverRun';
 import { FailoverDiskComparison, runTestFailoverDrill } from './testFailoverDrill';
+import { FailbackReport, runFailbackAndReprotect } from './failbackRun';
+import { DataSyncOption } from '../../shared/failback/names';
 import { GuestWrite } from './workload';
 import { BuiltLog, SimulatedDisk } from './simulatedDisk';
 import { SourceDisk } from './sourceDisk';
@@ -77,6 +79,11 @@ export interface SimulationOptions {
     failover?: FailoverMode;
     /** With a failover: before commit, change to the point of the second-to-last cycle and check its disks. */
     changePoint?: boolean;
+    /**
+     * With a failover: the VM in Azure writes to its disks, then it is failed back (failbackRun.ts); with
+     * `reprotect` also re-protected, and the cycles run again after it, checked as usual.
+     */
+    failback?: { dataSyncOption: DataSyncOption; reprotect: boolean };
     /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
     stepTimeoutMs?: number;
     /** The Durable engine of the local host (ignored with `pipeline`); default HVR_DURABLE, else embedded. */
@@ -101,6 +108,8 @@ export interface SimulationResult {
     failoverDisks: FailoverDiskComparison[];
     /** With `failover`: each VM's failover (point, RPO, change of point, commit). */
     failovers: FailoverReport[];
+    /** With `failback`: each VM's failback and re-protect (bytes on the wire, disks at each stage). */
+    failbacks: FailbackReport[];
     /** Set when a step did not complete: which, and why. */
     failure?: { step: string; message: string };
     /** Things the pipeline did not do itself that the simulator stood in for (named, never silent). */
@@ -163,6 +172,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     let replicas: ReplicaComparison[] = [];
     let failoverDisks: FailoverDiskComparison[] = [];
     const failovers: FailoverReport[] = [];
+    const failbacks: FailbackReport[] = [];
     let storageCs = '';
     let busCs = '';
 
@@ -317,6 +327,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
             failoverDisks = failovers.flatMap((f) => f.disks);
             const failedRun = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
             if (failedRun) throw failedRun.reason;
+            if (options.failback) failbacks.push(...(await failBackAll(vms, failovers, ctx, blob, outDir, random)));
         }
 
         // ---- the replicas ----
@@ -385,13 +396,16 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
             (failovers.length === vms.length &&
                 failoverDisks.length > 0 &&
                 failoverDisks.every((d) => d.equal) &&
-                failovers.every((f) => f.kind === 'UnplannedFailover' || f.rpoSeconds === 0)));
+                failovers.every((f) => f.kind === 'UnplannedFailover' || f.rpoSeconds === 0))) &&
+        (!options.failback ||
+            (failbacks.length === vms.length && failbacks.every((f) => f.disks.every((d) => d.equal))));
     return {
         vms: summaries,
         totals: { logs: totals.logs, bytes: totals.bytes, seconds },
         replicas,
         failoverDisks,
         failovers,
+        failbacks,
         ...(failure ? { failure } : {}),
         warnings,
         ok,
@@ -929,7 +943,12 @@ async function downloadManifest(url: string, step: string): Promise<Buffer> {
  * ResyncDigestRequest until the differing 4 KiB blocks are known, then upload them as one resync log at the
  * position the event names, and report completion.
  */
-async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunContext): Promise<void> {
+async function answerStartResync(
+    vm: SimVm,
+    event: StartResyncEvent,
+    ctx: VmRunContext,
+): Promise<{ manifestBytes: number; requestBytes: number; logBytes: number }> {
+    const moved = { manifestBytes: 0, requestBytes: 0, logBytes: 0 };
     const step = `StartResync for ${vm.vmId}`;
     const disks = (event.disks ?? []).filter((d) => d.round === 1);
     if (disks.length === 0) {
@@ -988,6 +1007,8 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
             const next = (await answer).disks!.find((d) => d.diskId === disk.diskId && d.round === round)!;
             await comparison.compare(await downloadManifest(next.manifestUrl, step));
         }
+        moved.manifestBytes += comparison.stats.manifestBytes;
+        moved.requestBytes += comparison.stats.requestBytes;
         const entries: HrlWriteEntry[] = [];
         for (const range of comparison.differingRanges()) {
             entries.push({ diskOffset: range.offset, data: await disk.source.read(range.offset, range.length) });
@@ -1010,6 +1031,7 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
     for (const log of logs) {
         const grant = grants.find((g) => g.diskId === log.diskId && g.sequence === log.sequence)!;
         await upload(ctx, vm, log, grant, metadataFor(undefined, capturedAt, true));
+        moved.logBytes += log.log.length;
         percent[log.diskId] = 100;
     }
     if (ctx.host) {
@@ -1030,6 +1052,70 @@ async function answerStartResync(vm: SimVm, event: StartResyncEvent, ctx: VmRunC
         resyncId: event.resyncId,
         diskIds: logs.map((l) => l.diskId),
     });
+    return moved;
+}
+
+/**
+ * After the committed failovers: each VM in Azure writes, is failed back and (with `reprotect`) re-protected; then
+ * the simulation's cycles run again on the levelled disks, and the replica check at the end judges them.
+ */
+async function failBackAll(
+    vms: SimVm[],
+    failovers: FailoverReport[],
+    ctx: VmRunContext,
+    blob: ReturnType<typeof connectionFromString>['blob'],
+    outDir: string,
+    random: SeededRandom,
+): Promise<FailbackReport[]> {
+    const options = ctx.options.failback!;
+    const runs = await Promise.allSettled(
+        vms.map(async (vm) => {
+            const failover = failovers.find((f) => f.vmId === vm.vmId)!;
+            const report = await runFailbackAndReprotect(
+                {
+                    api: ctx.api,
+                    blob,
+                    provider: ctx.provider,
+                    outDir,
+                    stepTimeoutMs: ctx.stepTimeoutMs,
+                    random: random.fork(`failback-${vm.vmId}`),
+                    say: ctx.say,
+                    describe: (vmId) => describeVm(ctx.api, vmId),
+                    answerStartResync: (event) => answerStartResync(vm, event, ctx),
+                    settle: async () => {
+                        if (ctx.host) await ctx.host.drainStorageQueues();
+                    },
+                },
+                {
+                    vmId: vm.vmId,
+                    drillId: failover.drillId,
+                    disks: vm.disks.map((d) => ({
+                        diskId: d.diskId,
+                        source: d.source,
+                        rawPath: join(outDir, vm.vmId, `${d.diskId}.raw`),
+                    })),
+                    churn: ctx.options.churn,
+                },
+                options.dataSyncOption,
+                options.reprotect,
+            );
+            if (options.reprotect) {
+                for (let n = 1; n <= Math.max(1, Math.min(ctx.options.cycles, 2)); n++) {
+                    const cycle = ctx.options.cycles + 100 + n;
+                    await runCycle(vm, cycle, ctx);
+                    await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${cycle} applied after re-protect`, () =>
+                        hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(cycle)),
+                    );
+                    vm.lastCycleId = cycleIdOf(cycle);
+                }
+                ctx.say(`${vm.vmId}: delta cycles resumed after re-protect`);
+            }
+            return report;
+        }),
+    );
+    const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return runs.map((r) => (r as PromiseFulfilledResult<FailbackReport>).value);
 }
 
 async function compareAll(vms: SimVm[], outDir: string, storageCs: string): Promise<ReplicaComparison[]> {

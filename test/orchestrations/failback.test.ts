@@ -1,0 +1,298 @@
+import '../../functions/apiFailover';
+import '../../functions/apiReplicationProtectedItems';
+import { StartFailbackEvent, FailbackLogReadyEvent } from '../../shared/contracts/messages';
+import { DryRunFailoverInfrastructure } from '../../shared/failover/dryRunInfrastructure';
+import { failoverPageBlob } from '../../shared/failover/failoverDisks';
+import { setFailoverInfrastructure } from '../../shared/failover/settings';
+import { DRY_RUN_POWER_STATE_KEY, DryRunAzureVmControl } from '../../shared/failback/azureVm';
+import { manifestOfDisk, rootDigestOfDisk, roundOneRanges } from '../../shared/failback/comparison';
+import { setAzureVmControl } from '../../shared/failback/settings';
+import { bufferSource, readHrlData, validateHrl } from '../../shared/hrl';
+import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
+import { Digester, seedFromHex } from '../../shared/resync/digest';
+import { decodeDigestRequest } from '../../shared/resync/manifest';
+import { getDrill } from '../../shared/state/drills';
+import { getJob } from '../../shared/state/jobs';
+import { getProtectedItem } from '../../shared/state/protectedItems';
+import { FAILBACK_TASKS } from '../../orchestrations/failback';
+import { action, mapCorp, seedFailoverVm, waitForInstance } from './lifecycle/failoverSeed';
+import { LifecycleHarness } from './lifecycle/harness';
+
+/**
+ * Failback on the embedded runtime (virtual clock, Azurite, dry-run infrastructure): the provider's side is played
+ * here over the real grants (manifests PUT to the write-only links, logs fetched with the read-only ones).
+ */
+describe('failback: planned failover from Azure to on-premises (durable runtime, virtual clock, Azurite)', () => {
+    let h: LifecycleHarness;
+    let restore: (() => void)[];
+
+    beforeEach(() => {
+        h = new LifecycleHarness();
+        restore = [
+            setFailoverInfrastructure(new DryRunFailoverInfrastructure()),
+            setAzureVmControl(new DryRunAzureVmControl(h.scope.conn)),
+        ];
+        process.env.FAILBACK_PROVIDER_TIMEOUT_MINUTES = '30';
+    });
+    afterEach(async () => {
+        delete process.env.FAILBACK_PROVIDER_TIMEOUT_MINUTES;
+        for (const r of restore.reverse()) r();
+        await h.close();
+    });
+
+    const sent = <T>(type: string) =>
+        h.published.filter((p) => p.input.type === type).map((p) => p.input.payload as unknown as T);
+
+    /** A VM failed over (unplanned, dry run) and committed; its failover blobs per disk. */
+    async function failedOverAndCommitted(vmId: string): Promise<{ drillId: string; blobs: Record<string, string> }> {
+        await seedFailoverVm(h, vmId, [['c1', 0x11]]);
+        await mapCorp(h);
+        const fo = await action(h, vmId, 'unplannedFailover', { networkAdapters: [{ sourceNetwork: 'Corp' }] });
+        expect(fo.status).toBe(202);
+        await waitForInstance(h, instanceIds.failover(vmId));
+        const commit = await action(h, vmId, 'failoverCommit');
+        expect(commit.status).toBe(202);
+        await waitForInstance(h, instanceIds.commitFailover(vmId));
+        expect((await getProtectedItem(h.scope, vmId))?.protectionState).toBe('FailoverCommitted');
+        const drillId = fo.jsonBody!.drillId as string;
+        const drill = await getDrill(h.scope, vmId, drillId);
+        const blobs = Object.fromEntries(
+            ['os', 'data'].map((d) => [d, drill!.failoverBlobs.find((b) => b.endsWith(`/${d}.vhd`))!]),
+        );
+        return { drillId, blobs };
+    }
+
+    /** The on-premises disks: what the replica held at the failover (each disk's first 4 KiB 0x11). */
+    function onPremDisks(): Record<string, Buffer> {
+        const disks: Record<string, Buffer> = { os: Buffer.alloc(2 * 1024 * 1024), data: Buffer.alloc(1024 * 1024) };
+        for (const d of Object.values(disks)) d.fill(0x11, 0, 4096);
+        return disks;
+    }
+
+    async function azureWrite(blobName: string, offset: number, data: Buffer): Promise<void> {
+        await failoverPageBlob(h.scope.conn.blob, blobName).uploadPages(data, offset, data.length);
+    }
+
+    /** Answers every StartFailback not answered yet: manifests of `disks` to the write-only links. */
+    async function answerRounds(vmId: string, disks: Record<string, Buffer>, answered: Set<string>): Promise<number> {
+        let total = 0;
+        // Each answer lets the orchestration run (and ask the next round) before virtual time moves on.
+        for (let n = await answerOnce(vmId, disks, answered); n > 0; n = await answerOnce(vmId, disks, answered)) {
+            total += n;
+            await h.runtime.advance(0);
+        }
+        return total;
+    }
+
+    async function answerOnce(vmId: string, disks: Record<string, Buffer>, answered: Set<string>): Promise<number> {
+        let n = 0;
+        for (const e of sent<StartFailbackEvent>('StartFailback')) {
+            for (const d of e.disks) {
+                const key = `${e.phase}/${d.diskId}/${d.round}`;
+                if (answered.has(key)) continue;
+                answered.add(key);
+                const g = { diskSize: d.sizeBytes, leafSize: e.leafSizeBytes, fanout: e.fanout, levels: e.levels };
+                const digester = await Digester.create(seedFromHex(e.seed), g);
+                const ranges = d.request
+                    ? decodeDigestRequest(Buffer.from(d.request, 'base64'), g).ranges
+                    : roundOneRanges(g);
+                const src = bufferSource(disks[d.diskId]!);
+                const manifest = await manifestOfDisk(src, digester, d.level, d.round, ranges);
+                const put = await fetch(d.manifestUrl, {
+                    method: 'PUT',
+                    headers: { 'x-ms-blob-type': 'BlockBlob' },
+                    body: manifest,
+                });
+                expect(put.status).toBe(201);
+                await h.runtime.raiseEvent(instanceIds.failback(vmId), lifecycleEvents.failbackMessage, {
+                    type: 'FailbackManifestUploaded',
+                    vmId,
+                    failbackId: e.failbackId,
+                    phase: e.phase,
+                    diskId: d.diskId,
+                    round: d.round,
+                    at: h.clock.now().toISOString(),
+                });
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Downloads a FailbackLogReady's logs with their read-only links and applies them; the roots after. */
+    async function applyLogs(
+        e: FailbackLogReadyEvent,
+        disks: Record<string, Buffer>,
+        seedEvent: StartFailbackEvent,
+    ): Promise<{ diskId: string; rootDigest: string }[]> {
+        const out = [];
+        for (const d of e.disks) {
+            const log = Buffer.from(await (await fetch(d.logUrl)).arrayBuffer());
+            const src = bufferSource(log);
+            const index = await validateHrl(src, { diskSize: disks[d.diskId]!.length });
+            for await (const piece of readHrlData(src, index)) piece.data.copy(disks[d.diskId]!, piece.diskOffset);
+            const g = {
+                diskSize: disks[d.diskId]!.length,
+                leafSize: seedEvent.leafSizeBytes,
+                fanout: seedEvent.fanout,
+                levels: seedEvent.levels,
+            };
+            out.push({
+                diskId: d.diskId,
+                rootDigest: await rootDigestOfDisk(
+                    bufferSource(disks[d.diskId]!),
+                    await Digester.create(seedFromHex(seedEvent.seed), g),
+                ),
+            });
+        }
+        return out;
+    }
+
+    async function playPhase(
+        vmId: string,
+        phase: 'Synchronize' | 'Final',
+        disks: Record<string, Buffer>,
+        answered: Set<string>,
+        beforeApplied?: () => Promise<void>,
+    ): Promise<FailbackLogReadyEvent> {
+        const ready = () => sent<FailbackLogReadyEvent>('FailbackLogReady').find((e) => e.phase === phase);
+        await h.runtime.advanceUntil(async () => {
+            await answerRounds(vmId, disks, answered);
+            return ready() !== undefined;
+        });
+        const e = ready()!;
+        const seedEvent = sent<StartFailbackEvent>('StartFailback')[0]!;
+        const roots = await applyLogs(e, disks, seedEvent);
+        await beforeApplied?.();
+        await h.runtime.raiseEvent(instanceIds.failback(vmId), lifecycleEvents.failbackMessage, {
+            type: 'FailbackLogApplied',
+            vmId,
+            failbackId: e.failbackId,
+            phase,
+            disks: roots,
+            at: h.clock.now().toISOString(),
+        });
+        return e;
+    }
+
+    it('sends only the blocks the VM in Azure changed, shuts it down, sends the last ones, starts the VM on premises', async () => {
+        const { blobs } = await failedOverAndCommitted('vm1');
+        // The VM in Azure writes 8 KiB to os and 4 KiB to data.
+        await azureWrite(blobs.os!, 64 * 1024, Buffer.alloc(8192, 0xa1));
+        await azureWrite(blobs.data!, 512 * 1024, Buffer.alloc(4096, 0xa2));
+        const started = await action(h, 'vm1', 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+        expect(started.status).toBe(202);
+        const { jobId, failbackId } = started.jsonBody! as { jobId: string; failbackId: string };
+        expect((await getProtectedItem(h.scope, 'vm1'))?.protectionStateDescription).toBe(
+            'Planned failover from Azure in progress',
+        );
+
+        const disks = onPremDisks();
+        const answered = new Set<string>();
+        const first = await playPhase('vm1', 'Synchronize', disks, answered, async () => {
+            // Still running in Azure: a write after the first difference comes in the last one.
+            await azureWrite(blobs.os!, 1024 * 1024, Buffer.alloc(4096, 0xa3));
+        });
+        // 12 KiB of data, and each MS-HRL log's header and metadata blocks (12 KiB).
+        expect(first.disks.map((d) => d.bytes).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(12 * 1024 + 2 * 12288);
+        const last = await playPhase('vm1', 'Final', disks, answered);
+        expect(last.disks.find((d) => d.diskId === 'os')!.bytes).toBeLessThanOrEqual(4096 + 12288);
+        // The VM in Azure was deallocated before the last difference was taken.
+        const os = await failoverPageBlob(h.scope.conn.blob, blobs.os!).getProperties();
+        expect(os.metadata?.[DRY_RUN_POWER_STATE_KEY]).toBe('deallocated');
+        await h.runtime.advanceUntil(() => sent('CompleteFailback').length > 0);
+        await h.runtime.raiseEvent(instanceIds.failback('vm1'), lifecycleEvents.failbackMessage, {
+            type: 'FailbackCompleted',
+            vmId: 'vm1',
+            failbackId,
+            startedAt: h.clock.now().toISOString(),
+            at: h.clock.now().toISOString(),
+        });
+        await waitForInstance(h, instanceIds.failback('vm1'));
+
+        // The on-premises disks are the Azure disks, byte for byte.
+        for (const d of ['os', 'data']) {
+            const azure = await failoverPageBlob(h.scope.conn.blob, blobs[d]!).downloadToBuffer();
+            expect(disks[d]!.equals(azure.subarray(0, disks[d]!.length))).toBe(true);
+        }
+        const job = await getJob(h.scope, jobId);
+        expect(job).toMatchObject({ state: 'Succeeded', displayName: 'Planned failover from Azure to on-premises' });
+        expect(job!.tasks.map((t) => t.name)).toEqual([...FAILBACK_TASKS.ForDownTime]);
+        const item = await getProtectedItem(h.scope, 'vm1');
+        expect(item).toMatchObject({
+            protectionState: 'FailedBack',
+            protectionStateDescription: 'Failed back to on-premises',
+        });
+    });
+
+    it('fails with the reason when the provider is gone: the VM in Azure keeps running, nothing on premises changed', async () => {
+        await failedOverAndCommitted('vm2');
+        const started = await action(h, 'vm2', 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+        const { jobId } = started.jsonBody! as { jobId: string };
+        await waitForInstance(h, instanceIds.failback('vm2'));
+        const job = await getJob(h.scope, jobId);
+        expect(job?.state).toBe('Failed');
+        expect(job?.errors[0]).toMatchObject({ code: 'TIMEOUT' });
+        expect(job?.errors[0]?.message).toContain('No message from the provider for 30 minutes');
+        expect(job?.errors[0]?.message).toContain('was not shut down and keeps running');
+        expect(job?.errors[0]?.message).toContain('The on-premises disks were not changed.');
+        expect(sent('CancelFailback')).toHaveLength(1);
+        expect((await getProtectedItem(h.scope, 'vm2'))?.protectionState).toBe('FailoverCommitted');
+    });
+
+    it('fails when the provider reports its read grant expired, starts the VM in Azure again after the shutdown, and can be run again', async () => {
+        const { blobs } = await failedOverAndCommitted('vm3');
+        await azureWrite(blobs.os!, 0, Buffer.alloc(4096, 0xb1));
+        const started = await action(h, 'vm3', 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+        const { jobId, failbackId } = started.jsonBody! as { jobId: string; failbackId: string };
+        const disks = onPremDisks();
+        const answered = new Set<string>();
+        await playPhase('vm3', 'Synchronize', disks, answered);
+        await h.runtime.advanceUntil(async () => {
+            const job = await getJob(h.scope, jobId);
+            if (job?.state === 'Failed') throw new Error(JSON.stringify(job.errors));
+            await answerRounds('vm3', disks, answered);
+            return sent<FailbackLogReadyEvent>('FailbackLogReady').some((e) => e.phase === 'Final');
+        });
+        await h.runtime.raiseEvent(instanceIds.failback('vm3'), lifecycleEvents.failbackMessage, {
+            type: 'FailbackFailed',
+            vmId: 'vm3',
+            failbackId,
+            phase: 'Final',
+            code: 'GRANT_EXPIRED',
+            message: 'GET logUrl answered 403: the link expired.',
+            disksUntouched: true,
+            at: h.clock.now().toISOString(),
+        });
+        await waitForInstance(h, instanceIds.failback('vm3'));
+        const job = await getJob(h.scope, jobId);
+        expect(job?.errors[0]).toMatchObject({ code: 'GRANT_EXPIRED', task: 'Synchronizing the last changes' });
+        expect(job?.errors[0]?.message).toContain('The virtual machine in Azure was started again.');
+        const os = await failoverPageBlob(h.scope.conn.blob, blobs.os!).getProperties();
+        expect(os.metadata?.[DRY_RUN_POWER_STATE_KEY]).toBe('running');
+        expect((await getProtectedItem(h.scope, 'vm3'))?.protectionState).toBe('FailoverCommitted');
+        const again = await action(h, 'vm3', 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+        expect(again.status).toBe(202);
+    });
+
+    it('fails at the prerequisites when the VM in Azure is missing, naming it, and asks nothing of the provider', async () => {
+        const { blobs } = await failedOverAndCommitted('vm4');
+        await failoverPageBlob(h.scope.conn.blob, blobs.os!).deleteIfExists({ deleteSnapshots: 'include' });
+        const started = await action(h, 'vm4', 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+        await waitForInstance(h, instanceIds.failback('vm4'));
+        const job = await getJob(h.scope, started.jsonBody!.jobId as string);
+        expect(job?.errors[0]).toMatchObject({ code: 'VM_NOT_FOUND', task: 'Prerequisites check for failback' });
+        expect(job?.errors[0]?.message).toContain('is missing');
+        expect(sent('StartFailback')).toEqual([]);
+        expect((await getProtectedItem(h.scope, 'vm4'))?.protectionState).toBe('FailoverCommitted');
+    });
+
+    it('refuses a failback of a VM whose failover is not committed, listing what is allowed', async () => {
+        await seedFailoverVm(h, 'vm5', [['c1', 0x11]]);
+        const refused = await action(h, 'vm5', 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+        expect(refused.status).toBe(409);
+        expect(refused.jsonBody!.error.allowedOperations).toContain('PlannedFailover');
+        const bad = await action(h, 'vm5', 'plannedFailover', { failoverDirection: 'Sideways' });
+        expect(bad.status).toBe(400);
+    });
+});
