@@ -22,6 +22,8 @@ export const instanceIds = {
     changeRecoveryPoint: (vmId: string): string => `changerecoverypoint:${vmId}`,
     /** Commit of a VM's failover. */
     commitFailover: (vmId: string): string => `commitfailover:${vmId}`,
+    /** The running operation of a recovery plan (one at a time per plan). */
+    recoveryPlan: (planName: string): string => `recoveryplan:${planName}`,
 };
 
 /** External events raised to orchestrations. */
@@ -49,6 +51,8 @@ export const lifecycleEvents = {
     failoverShutdownCompleted: 'FailoverShutdownCompleted',
     /** A provider-side error, classified. Payload: ProviderErrorEvent. */
     providerError: 'ProviderError',
+    /** An operator resumes a recovery plan held by a manual action. Payload: RecoveryPlanResumeEvent (orchestrations/recoveryPlan). */
+    recoveryPlanResume: 'RecoveryPlanResume',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */
     cancel: 'Cancel',
 } as const;
