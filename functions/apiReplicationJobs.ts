@@ -4,7 +4,7 @@ import { getJob, JobState, listJobs } from '../shared/state/jobs';
 import { stateScope } from '../shared/state/protectedItems';
 import { jsonResponse, routeParam, withErrors } from './apiHttp';
 
-/** `/api/replicationJobs`: what enable, finalize, disable and resync did, task by task. */
+/** `/api/replicationJobs`: what enable, finalize, disable, resync, failovers and recovery plans did, task by task. */
 
 const JOB_STATES: readonly JobState[] = ['NotStarted', 'InProgress', 'Succeeded', 'Failed', 'Cancelled', 'Suspended'];
 
@@ -19,8 +19,10 @@ export async function replicationJobs(request: HttpRequest): Promise<HttpRespons
     if (!Number.isInteger(top) || top < 1 || top > 1000) {
         throw new HvrError('VALIDATION_FAILED', `top must be a whole number from 1 to 1000; got "${topRaw}".`);
     }
-    const filter: { vmId?: string; state?: JobState; top: number } = { top };
+    const recoveryPlanName = request.query.get('recoveryPlanName') ?? undefined;
+    const filter: { vmId?: string; recoveryPlanName?: string; state?: JobState; top: number } = { top };
     if (vmId !== undefined) filter.vmId = vmId;
+    if (recoveryPlanName !== undefined) filter.recoveryPlanName = recoveryPlanName;
     if (state !== undefined) filter.state = state as JobState;
     return jsonResponse(200, { value: await listJobs(stateScope(), filter) });
 }

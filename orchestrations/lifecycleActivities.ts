@@ -35,13 +35,17 @@ export async function recordLifecycle(record: LifecycleRecord, context: Invocati
     if (record.createJob) await createJob(scope, record.createJob);
     if (record.jobId !== undefined && record.jobChanges && record.jobChanges.length > 0) {
         const job = await updateJob(scope, record.jobId, record.jobChanges);
-        if (job.state === 'Failed' && record.jobChanges.some((c) => c.type === 'taskFailed')) {
+        if (
+            job.state === 'Failed' &&
+            record.jobChanges.some((c) => c.type === 'taskFailed' || c.type === 'jobFailed')
+        ) {
             // The "Job failed" alert reads this line (docs/deploy.md).
             const error = job.errors[job.errors.length - 1];
             lifecycleDependencies().metrics.emit(context, JOB_FAILED_METRIC, 1, {
                 jobId: job.jobId,
                 jobType: job.kind,
                 vmId: job.vmId,
+                ...(job.recoveryPlanName !== undefined ? { recoveryPlanName: job.recoveryPlanName } : {}),
                 errorCode: error?.code ?? 'Unknown',
             });
         }

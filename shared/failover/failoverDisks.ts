@@ -7,6 +7,7 @@ import { StorageConnection } from '../storage/connections';
 import { deadline } from '../storage/deadline';
 import { readOnlyUrl } from '../storage/readOnlyUrl';
 import { decodeVhdFooter, VHD_FOOTER_SIZE } from '../vhd/footer';
+import { blobSnapshotId } from '../storage/snapshotId';
 
 /**
  * The disks a failover boots from: each disk snapshot of the recovery point copied, server side, into its own page
@@ -73,7 +74,7 @@ async function snapshotReadUrl(conn: StorageConnection, copy: FailoverDiskCopy):
         source.containerName,
         copy.sourceBlobName,
         SNAPSHOT_SAS_HOURS * 60,
-        copy.sourceSnapshot,
+        blobSnapshotId(copy.sourceSnapshot),
     );
     return url;
 }
@@ -83,7 +84,7 @@ function copySourceMatches(copySource: string | undefined, copy: FailoverDiskCop
     const url = new URL(copySource);
     return (
         decodeURIComponent(url.pathname).endsWith(`/${copy.sourceBlobName}`) &&
-        url.searchParams.get('snapshot') === copy.sourceSnapshot
+        url.searchParams.get('snapshot') === blobSnapshotId(copy.sourceSnapshot)
     );
 }
 
@@ -107,7 +108,9 @@ export async function startFailoverDiskCopies(
             if (existing.copyStatus !== 'aborted') continue;
         }
         if (existing) await target.deleteIfExists({ abortSignal: deadline() });
-        const source = replicaPageBlob(conn.blob, copy.sourceBlobName).withSnapshot(copy.sourceSnapshot);
+        const source = replicaPageBlob(conn.blob, copy.sourceBlobName).withSnapshot(
+            blobSnapshotId(copy.sourceSnapshot),
+        );
         const exists = await source.exists({ abortSignal: deadline() });
         if (!exists) {
             throw new HvrError(
@@ -171,7 +174,7 @@ async function verifyFailoverDisk(
     target: PageBlobClient,
     length: number | undefined,
 ): Promise<{ state: CopyState; detail?: string }> {
-    const source = replicaPageBlob(conn.blob, copy.sourceBlobName).withSnapshot(copy.sourceSnapshot);
+    const source = replicaPageBlob(conn.blob, copy.sourceBlobName).withSnapshot(blobSnapshotId(copy.sourceSnapshot));
     const sourceProps = await source.getProperties({ abortSignal: deadline() });
     if (length === undefined || length !== sourceProps.contentLength || length < VHD_FOOTER_SIZE) {
         return {

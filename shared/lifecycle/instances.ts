@@ -26,6 +26,8 @@ export const instanceIds = {
     failback: (vmId: string): string => `failback:${vmId}`,
     /** Re-protect after failback (ASR's reverse replication): the replica levelled, then delta cycles. */
     reprotect: (vmId: string): string => `reprotect:${vmId}`,
+    /** The running operation of a recovery plan (one at a time per plan). */
+    recoveryPlan: (planName: string): string => `recoveryplan:${planName}`,
 };
 
 /** External events raised to orchestrations. */
@@ -60,6 +62,8 @@ export const lifecycleEvents = {
     failbackMessage: 'FailbackMessage',
     /** A provider-side error, classified. Payload: ProviderErrorEvent. */
     providerError: 'ProviderError',
+    /** An operator resumes a recovery plan held by a manual action. Payload: RecoveryPlanResumeEvent (orchestrations/recoveryPlan). */
+    recoveryPlanResume: 'RecoveryPlanResume',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */
     cancel: 'Cancel',
 } as const;

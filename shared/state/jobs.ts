@@ -74,6 +74,8 @@ export interface Job {
     endTime?: string;
     /** The orchestration instance that runs the job. */
     instanceId?: string;
+    /** A recovery plan's job (shared/plans): the plan it runs; `vmId` is then empty. */
+    recoveryPlanName?: string;
 }
 
 /** A new job in NotStarted with its tasks listed, as ASR shows them before they run. */
@@ -105,8 +107,13 @@ export type JobChange =
     | { type: 'taskDetail'; task: string; detail: string }
     /** `detail`, when given, stays as the task's result line (e.g. the recovery point a failover used). */
     | { type: 'taskSucceeded'; task: string; at: string; detail?: string }
-    | { type: 'taskFailed'; task: string; at: string; error: Omit<JobError, 'at' | 'task'> }
+    /**
+     * `jobContinues`: the task failed but the job goes on until its other running tasks end (a recovery plan's
+     * VMs of one group); `jobFailed` then ends it.
+     */
+    | { type: 'taskFailed'; task: string; at: string; error: Omit<JobError, 'at' | 'task'>; jobContinues?: boolean }
     | { type: 'jobSucceeded'; at: string }
+    | { type: 'jobFailed'; at: string }
     | { type: 'jobCancelled'; at: string; reason: string };
 
 function mapTask(job: Job, name: string, f: (task: JobTask) => JobTask): JobTask[] {
@@ -154,6 +161,9 @@ export function applyJobChange(job: Job, change: JobChange): Job {
                 endTime: change.at,
             }));
             const error: JobError = { ...change.error, at: change.at, task: change.task };
+            if (change.jobContinues) {
+                return { ...job, startTime: job.startTime ?? change.at, tasks, errors: [...job.errors, error] };
+            }
             return {
                 ...job,
                 state: 'Failed',
@@ -165,6 +175,8 @@ export function applyJobChange(job: Job, change: JobChange): Job {
         }
         case 'jobSucceeded':
             return { ...job, state: 'Succeeded', startTime: job.startTime ?? change.at, endTime: change.at };
+        case 'jobFailed':
+            return { ...job, state: 'Failed', startTime: job.startTime ?? change.at, endTime: change.at };
         case 'jobCancelled':
             return {
                 ...job,
@@ -202,6 +214,7 @@ function toEntity(job: Job): TableEntity<Record<string, unknown>> {
     if (job.startTime !== undefined) entity.startTime = job.startTime;
     if (job.endTime !== undefined) entity.endTime = job.endTime;
     if (job.instanceId !== undefined) entity.instanceId = job.instanceId;
+    if (job.recoveryPlanName !== undefined) entity.recoveryPlanName = job.recoveryPlanName;
     assertEntityWithinLimits(entity);
     return entity;
 }
@@ -220,6 +233,7 @@ function fromEntity(e: Record<string, unknown>): Job {
     if (typeof e.startTime === 'string') job.startTime = e.startTime;
     if (typeof e.endTime === 'string') job.endTime = e.endTime;
     if (typeof e.instanceId === 'string') job.instanceId = e.instanceId;
+    if (typeof e.recoveryPlanName === 'string') job.recoveryPlanName = e.recoveryPlanName;
     return job;
 }
 
@@ -241,11 +255,14 @@ export async function getJob(scope: StateScope, jobId: string): Promise<Job | un
 /** Jobs, newest first, optionally for one VM and/or in one state. */
 export async function listJobs(
     scope: StateScope,
-    filter: { vmId?: string; state?: JobState; top?: number } = {},
+    filter: { vmId?: string; recoveryPlanName?: string; state?: JobState; top?: number } = {},
 ): Promise<Job[]> {
     const table = await stateTable(scope, JOBS_TABLE);
     const clauses: string[] = [];
     if (filter.vmId !== undefined) clauses.push(`vmId eq '${filter.vmId.replace(/'/g, "''")}'`);
+    if (filter.recoveryPlanName !== undefined) {
+        clauses.push(`recoveryPlanName eq '${filter.recoveryPlanName.replace(/'/g, "''")}'`);
+    }
     if (filter.state !== undefined) clauses.push(`state eq '${filter.state}'`);
     const jobs: Job[] = [];
     const query = clauses.length > 0 ? { filter: clauses.join(' and ') } : undefined;

@@ -130,6 +130,7 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/plannedFailover.test.ts',
     'test/orchestrations/purgeDurableHistory.test.ts',
+    'test/orchestrations/recoveryPlan.test.ts',
     'test/orchestrations/replicationMonitor.burst.test.ts',
     'test/orchestrations/replicationMonitor.test.ts',
     'test/orchestrations/replicationMonitor.upgrade.test.ts',
