@@ -68,10 +68,16 @@ export function unwrapFilterValue(value: unknown): unknown {
     return value;
 }
 
-/** The entity path a link names, with any `amqps://host/` or `sb://host/` prefix removed. */
+/**
+ * The entity path a link names, with any `amqps://host/` or `sb://host/` prefix removed, and the leading `/` the
+ * .NET client puts before it (it sends the path of the endpoint URI: `/provider-commands`).
+ */
 export function addressOf(terminus: unknown): string {
     const address = (terminus as { address?: string } | undefined)?.address ?? '';
-    return address.replace(/^amqps?:\/\/[^/]+\//i, '').replace(/^sb:\/\/[^/]+\//i, '');
+    return address
+        .replace(/^amqps?:\/\/[^/]+\//i, '')
+        .replace(/^sb:\/\/[^/]+\//i, '')
+        .replace(/^\/+/, '');
 }
 
 /** The messages inside one batch message (raw data sections, each an encoded message). */
@@ -80,6 +86,17 @@ export function unbatch(buffer: Buffer): AmqpMessage[] {
     const content = outer.body?.content;
     const sections = outer.body?.multiple ? (content as Buffer[]) : [content as Buffer];
     return sections.map((section) => amqpMessage.decode(section) as unknown as AmqpMessage);
+}
+
+/**
+ * A copy of a message for each subscription that takes it, made through the wire encoding so that every section and
+ * typed value stays what the sender sent (a structured clone turns a data section into a map, which the .NET
+ * client cannot read as a body).
+ */
+export function copyMessage(message: AmqpMessage): AmqpMessage {
+    const copy = amqpMessage.decode(amqpMessage.encode(message)) as unknown as AmqpMessage;
+    if (message.delivery_count !== undefined) copy.delivery_count = message.delivery_count;
+    return copy;
 }
 
 /** A lock token: 16 random bytes, sent as the delivery tag. */

@@ -7,6 +7,7 @@ import {
     AmqpMessage,
     BATCH_FORMAT,
     CONDITIONS,
+    copyMessage,
     DEAD_LETTER_SUFFIX,
     frames,
     LOCKED_UNTIL_PROPERTY,
@@ -321,7 +322,7 @@ export class LocalServiceBus {
             if (!this.firstTime(topic.path, message, topic.duplicateDetection, topic.duplicateDetectionWindowMs))
                 return;
             for (const sub of topic.subscriptions.values()) {
-                if (filterAccepts(sub.filter, message)) sub.entity.accept(structuredClone(message));
+                if (filterAccepts(sub.filter, message)) sub.entity.accept(copyMessage(message));
             }
             return this.deliveries.pumpAll();
         }
@@ -354,7 +355,8 @@ export class LocalServiceBus {
         if (props.operation === 'put-token') this.tokenAudiences.push(String(props.name));
         this.reply(context, {
             body: undefined,
-            application_properties: { 'status-code': 202, 'status-description': 'Accepted' },
+            // An AMQP int, as Service Bus sends it: the .NET client casts it to Int32 (a bare number goes out as a uint).
+            application_properties: { 'status-code': amqpTypes.wrap_int(202), 'status-description': 'Accepted' },
         });
     }
 }
