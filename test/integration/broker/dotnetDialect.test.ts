@@ -100,6 +100,24 @@ describe('the local broker speaks the dialect the .NET Service Bus client reads'
         expect(broker.messages('q').map((m) => m.message.message_id)).toEqual(['m1']);
     });
 
+    it('refuses a link with a null terminus, then the error (a refused session receiver gets the timeout)', async () => {
+        broker.createQueue('s', { sessions: true });
+        for (const [address, filter, condition] of [
+            ['nowhere', undefined, 'amqp:not-found'],
+            ['s', { 'com.microsoft:session-filter': null }, 'com.microsoft:timeout'],
+        ] as const) {
+            const link = connection.open_receiver({ source: { address, filter } });
+            const error = await new Promise<{ condition?: string }>((resolve) =>
+                link.once('receiver_close', (context) => resolve(context.receiver!.error as { condition?: string })),
+            );
+            expect(error.condition).toBe(condition);
+            // rhea hands a null terminus over as a typed null: whatever its shape, it names no address.
+            const source = (link as unknown as { remote: { attach: { source?: { address?: string } | null } } }).remote
+                .attach.source;
+            expect(source?.address).toBeUndefined();
+        }
+    });
+
     it('copies a topic message to each subscription with its data section intact', async () => {
         broker.createTopic('t');
         broker.createSubscription('t', 'a');

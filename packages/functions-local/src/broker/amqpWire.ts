@@ -1,7 +1,7 @@
 // rhea is the AMQP 1.0 library @azure/service-bus itself is built on. Named imports: its module object is a
 // container instance whose methods live on the prototype.
 import { message as amqpMessage } from 'rhea';
-import type { Message } from 'rhea';
+import type { Message, Receiver, Sender } from 'rhea';
 
 /**
  * The parts of Service Bus's AMQP dialect the local broker speaks: link filter and annotation names, the batch
@@ -34,9 +34,29 @@ interface LinkFrames {
     remote: {
         attach?: { source?: { address?: string; filter?: Record<string, unknown> }; target?: { address?: string } };
     };
-    local: { attach: { properties?: Record<string, unknown>; max_message_size?: unknown } };
+    local: {
+        attach: {
+            properties?: Record<string, unknown>;
+            max_message_size?: unknown;
+            source?: unknown;
+            target?: unknown;
+        };
+    };
 }
 export const frames = (link: unknown) => link as LinkFrames;
+
+/**
+ * Refuses a link as AMQP says (1.0, 2.6.3): the answering attach carries a null terminus (the source when we would
+ * have sent, the target when we would have received), then the detach carries the error. A client that sees a
+ * terminus takes the link as open first: the .NET client then reads the session filter of a refused session
+ * receiver and fails with a NullReferenceException instead of the error.
+ */
+export function refuseLink(link: Sender | Receiver, error: { condition: string; description: string }): void {
+    const attach = frames(link).local.attach;
+    if (link.is_sender()) attach.source = null;
+    else attach.target = null;
+    link.close(error);
+}
 
 // rhea builds outcome states but does not declare these constructors in its typings.
 type Outcome = { described(): unknown };

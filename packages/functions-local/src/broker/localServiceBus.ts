@@ -10,6 +10,7 @@ import {
     copyMessage,
     DEAD_LETTER_SUFFIX,
     frames,
+    refuseLink,
     LOCKED_UNTIL_PROPERTY,
     SESSION_FILTER,
     ticks,
@@ -232,7 +233,7 @@ export class LocalServiceBus {
         if (address === '$cbs' || address.toLowerCase().endsWith('$management')) return;
         const entity = this.entity(address);
         if (!entity) {
-            sender.close({
+            refuseLink(sender, {
                 condition: CONDITIONS.notFound,
                 description: `The messaging entity '${address}' could not be found.`,
             });
@@ -241,7 +242,7 @@ export class LocalServiceBus {
         const filter = remoteSource?.filter;
         const sessionful = filter !== undefined && filter !== null && SESSION_FILTER in filter;
         if (sessionful !== (entity.options.sessions ?? false)) {
-            sender.close({
+            refuseLink(sender, {
                 condition: CONDITIONS.notAllowed,
                 description: sessionful
                     ? `'${address}' does not require sessions; receive from it without a session.`
@@ -256,7 +257,8 @@ export class LocalServiceBus {
         const requested = unwrapFilterValue(filter?.[SESSION_FILTER]);
         const sessionId = typeof requested === 'string' ? requested : entity.nextFreeSession();
         if (sessionId === undefined || entity.sessions.has(sessionId)) {
-            sender.close(
+            refuseLink(
+                sender,
                 sessionId === undefined
                     ? { condition: CONDITIONS.timeout, description: 'No unlocked session is available.' }
                     : {
@@ -282,7 +284,7 @@ export class LocalServiceBus {
         frames(receiver).local.attach.max_message_size = this.maxMessageSize;
         if (address === '$cbs' || address.toLowerCase().endsWith('$management')) return;
         if (!this.entity(address) && !this.topics.has(address.toLowerCase())) {
-            receiver.close({
+            refuseLink(receiver, {
                 condition: CONDITIONS.notFound,
                 description: `The messaging entity '${address}' could not be found.`,
             });
