@@ -1,7 +1,7 @@
 // rhea is the AMQP 1.0 library @azure/service-bus itself is built on. Named imports: its module object is a
 // container instance whose methods live on the prototype.
 import { message as amqpMessage } from 'rhea';
-import type { Message } from 'rhea';
+import type { Message, Receiver, Sender } from 'rhea';
 
 /**
  * The parts of Service Bus's AMQP dialect the local broker speaks: link filter and annotation names, the batch
@@ -34,9 +34,29 @@ interface LinkFrames {
     remote: {
         attach?: { source?: { address?: string; filter?: Record<string, unknown> }; target?: { address?: string } };
     };
-    local: { attach: { properties?: Record<string, unknown>; max_message_size?: unknown } };
+    local: {
+        attach: {
+            properties?: Record<string, unknown>;
+            max_message_size?: unknown;
+            source?: unknown;
+            target?: unknown;
+        };
+    };
 }
 export const frames = (link: unknown) => link as LinkFrames;
+
+/**
+ * Refuses a link as AMQP says (1.0, 2.6.3): the answering attach carries a null terminus (the source when we would
+ * have sent, the target when we would have received), then the detach carries the error. A client that sees a
+ * terminus takes the link as open first: the .NET client then reads the session filter of a refused session
+ * receiver and fails with a NullReferenceException instead of the error.
+ */
+export function refuseLink(link: Sender | Receiver, error: { condition: string; description: string }): void {
+    const attach = frames(link).local.attach;
+    if (link.is_sender()) attach.source = null;
+    else attach.target = null;
+    link.close(error);
+}
 
 // rhea builds outcome states but does not declare these constructors in its typings.
 type Outcome = { described(): unknown };
@@ -68,10 +88,16 @@ export function unwrapFilterValue(value: unknown): unknown {
     return value;
 }
 
-/** The entity path a link names, with any `amqps://host/` or `sb://host/` prefix removed. */
+/**
+ * The entity path a link names, with any `amqps://host/` or `sb://host/` prefix removed, and the leading `/` the
+ * .NET client puts before it (it sends the path of the endpoint URI: `/provider-commands`).
+ */
 export function addressOf(terminus: unknown): string {
     const address = (terminus as { address?: string } | undefined)?.address ?? '';
-    return address.replace(/^amqps?:\/\/[^/]+\//i, '').replace(/^sb:\/\/[^/]+\//i, '');
+    return address
+        .replace(/^amqps?:\/\/[^/]+\//i, '')
+        .replace(/^sb:\/\/[^/]+\//i, '')
+        .replace(/^\/+/, '');
 }
 
 /** The messages inside one batch message (raw data sections, each an encoded message). */
@@ -80,6 +106,17 @@ export function unbatch(buffer: Buffer): AmqpMessage[] {
     const content = outer.body?.content;
     const sections = outer.body?.multiple ? (content as Buffer[]) : [content as Buffer];
     return sections.map((section) => amqpMessage.decode(section) as unknown as AmqpMessage);
+}
+
+/**
+ * A copy of a message for each subscription that takes it, made through the wire encoding so that every section and
+ * typed value stays what the sender sent (a structured clone turns a data section into a map, which the .NET
+ * client cannot read as a body).
+ */
+export function copyMessage(message: AmqpMessage): AmqpMessage {
+    const copy = amqpMessage.decode(amqpMessage.encode(message)) as unknown as AmqpMessage;
+    if (message.delivery_count !== undefined) copy.delivery_count = message.delivery_count;
+    return copy;
 }
 
 /** A lock token: 16 random bytes, sent as the delivery tag. */

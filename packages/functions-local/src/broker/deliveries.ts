@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { types as amqpTypes } from 'rhea';
+import { message as amqpMessage, types as amqpTypes } from 'rhea';
 import type { Connection, Delivery, EventContext, Sender } from 'rhea';
 import { AmqpMessage, CONDITIONS, DEAD_LETTER_CONDITION, lockTokenOfTag, lockTokenTag, OUTCOMES } from './amqpWire';
 import { Entity, LockedMessage, StoredMessage } from './entities';
@@ -43,17 +43,7 @@ export class Deliveries implements ManagementTarget {
                 link.sessionId !== undefined
                     ? entity.sessions.get(link.sessionId)!.lockedUntil
                     : new Date(Date.now() + entity.lockDurationMs);
-            const outgoing: AmqpMessage = {
-                ...stored.message,
-                delivery_count: stored.deliveryCount,
-                message_annotations: {
-                    ...(stored.message.message_annotations ?? {}),
-                    'x-opt-sequence-number': amqpTypes.wrap_long(stored.sequenceNumber),
-                    'x-opt-enqueued-time': stored.enqueuedAt,
-                    'x-opt-locked-until': lockedUntil,
-                    ...(entity.deadLetter ? {} : { 'x-opt-deadletter-source': entity.path.split('/$')[0] }),
-                },
-            };
+            const outgoing = this.asDelivered(entity, stored, lockedUntil);
             const delivery = sender.send(outgoing, tag);
             const deliveryKey = this.deliveryKey(sender, delivery);
             this.locked.set(deliveryKey, {
@@ -66,6 +56,32 @@ export class Deliveries implements ManagementTarget {
                 settle: (state) => delivery.update(true, state),
             });
         }
+    }
+
+    /** A stored message with what the broker adds when it hands it out: sequence number, enqueued time, lock. */
+    private asDelivered(entity: Entity, stored: StoredMessage, lockedUntil: Date | undefined): AmqpMessage {
+        return {
+            ...stored.message,
+            delivery_count: stored.deliveryCount,
+            message_annotations: {
+                ...(stored.message.message_annotations ?? {}),
+                'x-opt-sequence-number': amqpTypes.wrap_long(stored.sequenceNumber),
+                'x-opt-enqueued-time': stored.enqueuedAt,
+                ...(lockedUntil ? { 'x-opt-locked-until': lockedUntil } : {}),
+                ...(entity.deadLetter ? {} : { 'x-opt-deadletter-source': entity.path.split('/$')[0] }),
+            },
+        };
+    }
+
+    peek(entityPath: string, fromSequence: number, count: number, sessionId?: string): Buffer[] {
+        const entity = this.entityAt(entityPath);
+        if (!entity) return [];
+        const locked = [...this.locked.values()].filter((l) => l.entity === entity).map((l) => l.stored);
+        return [...entity.available, ...locked]
+            .filter((m) => m.sequenceNumber >= fromSequence && (sessionId === undefined || m.sessionId === sessionId))
+            .sort((a, b) => a.sequenceNumber - b.sequenceNumber)
+            .slice(0, Math.max(0, count))
+            .map((m) => amqpMessage.encode(this.asDelivered(entity, m, undefined)));
     }
 
     private deliveryKey(sender: Sender, delivery: Delivery): string {

@@ -7,8 +7,10 @@ import {
     AmqpMessage,
     BATCH_FORMAT,
     CONDITIONS,
+    copyMessage,
     DEAD_LETTER_SUFFIX,
     frames,
+    refuseLink,
     LOCKED_UNTIL_PROPERTY,
     SESSION_FILTER,
     ticks,
@@ -231,7 +233,7 @@ export class LocalServiceBus {
         if (address === '$cbs' || address.toLowerCase().endsWith('$management')) return;
         const entity = this.entity(address);
         if (!entity) {
-            sender.close({
+            refuseLink(sender, {
                 condition: CONDITIONS.notFound,
                 description: `The messaging entity '${address}' could not be found.`,
             });
@@ -240,7 +242,7 @@ export class LocalServiceBus {
         const filter = remoteSource?.filter;
         const sessionful = filter !== undefined && filter !== null && SESSION_FILTER in filter;
         if (sessionful !== (entity.options.sessions ?? false)) {
-            sender.close({
+            refuseLink(sender, {
                 condition: CONDITIONS.notAllowed,
                 description: sessionful
                     ? `'${address}' does not require sessions; receive from it without a session.`
@@ -255,7 +257,8 @@ export class LocalServiceBus {
         const requested = unwrapFilterValue(filter?.[SESSION_FILTER]);
         const sessionId = typeof requested === 'string' ? requested : entity.nextFreeSession();
         if (sessionId === undefined || entity.sessions.has(sessionId)) {
-            sender.close(
+            refuseLink(
+                sender,
                 sessionId === undefined
                     ? { condition: CONDITIONS.timeout, description: 'No unlocked session is available.' }
                     : {
@@ -281,7 +284,7 @@ export class LocalServiceBus {
         frames(receiver).local.attach.max_message_size = this.maxMessageSize;
         if (address === '$cbs' || address.toLowerCase().endsWith('$management')) return;
         if (!this.entity(address) && !this.topics.has(address.toLowerCase())) {
-            receiver.close({
+            refuseLink(receiver, {
                 condition: CONDITIONS.notFound,
                 description: `The messaging entity '${address}' could not be found.`,
             });
@@ -321,7 +324,7 @@ export class LocalServiceBus {
             if (!this.firstTime(topic.path, message, topic.duplicateDetection, topic.duplicateDetectionWindowMs))
                 return;
             for (const sub of topic.subscriptions.values()) {
-                if (filterAccepts(sub.filter, message)) sub.entity.accept(structuredClone(message));
+                if (filterAccepts(sub.filter, message)) sub.entity.accept(copyMessage(message));
             }
             return this.deliveries.pumpAll();
         }
@@ -354,7 +357,8 @@ export class LocalServiceBus {
         if (props.operation === 'put-token') this.tokenAudiences.push(String(props.name));
         this.reply(context, {
             body: undefined,
-            application_properties: { 'status-code': 202, 'status-description': 'Accepted' },
+            // An AMQP int, as Service Bus sends it: the .NET client casts it to Int32 (a bare number goes out as a uint).
+            application_properties: { 'status-code': amqpTypes.wrap_int(202), 'status-description': 'Accepted' },
         });
     }
 }

@@ -3,9 +3,11 @@ import type { Message } from 'rhea';
 
 /**
  * The `$management` operations of an entity that the SDK's receivers use: renew a message lock, renew a
- * session lock, and settle by lock token (`update-disposition`, used when a message is settled after its
- * receiver link was replaced). Each answer carries `statusCode` the way Service Bus does; anything else is
- * 501 with the operation named.
+ * session lock, settle by lock token (`update-disposition`, used when a message is settled after its receiver
+ * link was replaced) and peek (`peek-message`: browse without locking, from a sequence number on). Each answer
+ * carries `statusCode` the way Service Bus does; anything else is 501 with the operation named.
+ * Types as Service Bus sends them, since the .NET client casts what it reads: status codes are ints, error
+ * conditions symbols, lock expiries an array of timestamps.
  */
 
 export interface ManagementTarget {
@@ -18,6 +20,8 @@ export interface ManagementTarget {
         outcome: 'complete' | 'abandon' | 'deadLetter',
         deadLetter: { reason?: string; description?: string },
     ): boolean;
+    /** Up to `count` messages from `fromSequence` on, in sequence order, locked ones included; encoded as delivered. */
+    peek(entityPath: string, fromSequence: number, count: number, sessionId?: string): Buffer[];
 }
 
 export interface ManagementAnswer {
@@ -28,8 +32,11 @@ export interface ManagementAnswer {
 /** Status codes are AMQP ints: the .NET client will not read them as the unsigned type a bare number becomes. */
 const code = (value: number): unknown => amqpTypes.wrap_int(value);
 
-const LOCK_LOST = { statusCode: code(410), errorCondition: 'com.microsoft:message-lock-lost' };
-const SESSION_LOCK_LOST = { statusCode: code(410), errorCondition: 'com.microsoft:session-lock-lost' };
+const condition = (value: string): unknown => amqpTypes.wrap_symbol(value);
+const TIMESTAMP_TYPECODE = 0x83;
+
+const LOCK_LOST = { statusCode: code(410), errorCondition: condition('com.microsoft:message-lock-lost') };
+const SESSION_LOCK_LOST = { statusCode: code(410), errorCondition: condition('com.microsoft:session-lock-lost') };
 
 /** A lock token as the SDK sends it: a uuid (16 bytes) or its string form. Returned as 32 hex digits. */
 export function lockTokenHex(token: unknown): string {
@@ -65,7 +72,11 @@ export function answerManagement(target: ManagementTarget, entityPath: string, r
                     },
                 };
             }
-            return { application_properties: { statusCode: code(200) }, body: { expirations } };
+            const times = (expirations as Date[]).map((e) => e.getTime());
+            return {
+                application_properties: { statusCode: code(200) },
+                body: { expirations: amqpTypes.wrap_array(times, TIMESTAMP_TYPECODE, undefined) },
+            };
         }
         case 'com.microsoft:renew-session-lock': {
             const sessionId = text(bodyOf(request)['session-id']);
@@ -79,6 +90,22 @@ export function answerManagement(target: ManagementTarget, entityPath: string, r
                 };
             }
             return { application_properties: { statusCode: code(200) }, body: { expiration } };
+        }
+        case 'com.microsoft:peek-message': {
+            const body = bodyOf(request);
+            const sessionId = typeof body['session-id'] === 'string' ? body['session-id'] : undefined;
+            const messages = target.peek(
+                entityPath,
+                Number(body['from-sequence-number'] ?? 0),
+                Number(body['message-count'] ?? 1),
+                sessionId,
+            );
+            // 204: nothing at or after that sequence number, as Service Bus answers an empty peek.
+            if (messages.length === 0) return { application_properties: { statusCode: code(204) } };
+            return {
+                application_properties: { statusCode: code(200) },
+                body: { messages: messages.map((message) => ({ message })) },
+            };
         }
         case 'com.microsoft:update-disposition': {
             const body = bodyOf(request);
@@ -112,7 +139,7 @@ export function answerManagement(target: ManagementTarget, entityPath: string, r
         application_properties: {
             statusCode: code(501),
             statusDescription: `${operation} is not implemented by the local broker (${entityPath}).`,
-            errorCondition: 'amqp:not-implemented',
+            errorCondition: condition('amqp:not-implemented'),
         },
     };
 }
