@@ -47,6 +47,13 @@ export default tseslint.config(
         },
     },
     {
+        // The operator console runs in the browser: its own TypeScript project (DOM, Preact's JSX).
+        files: ['console/**/*.ts', 'console/**/*.tsx'],
+        languageOptions: {
+            parserOptions: { project: './console/tsconfig.json', tsconfigRootDir: import.meta.dirname },
+        },
+    },
+    {
         files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts', 'packages/functions-local/**/*.ts'],
         rules: {
             '@typescript-eslint/no-unsafe-assignment': 'off',

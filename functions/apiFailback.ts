@@ -20,6 +20,7 @@ import {
 import { FAILBACK, FAILBACK_TASKS, FailbackInput } from '../orchestrations/failback';
 import { REPROTECT, REPROTECT_TASKS, ReprotectInput } from '../orchestrations/reprotect';
 import { accepted, isActive } from './apiHttp';
+import { requesterOf } from './apiCaller';
 
 /**
  * Failback and re-protect, as ASR calls them: `plannedFailover` with `failoverDirection: "RecoveryToPrimary"` on
@@ -104,7 +105,10 @@ export async function startFailback(
         currentJobId: jobId,
     });
     const at = ports().clock.now().toISOString();
-    await createJob(stateScope(), newJob(jobId, 'Failback', vmId, FAILBACK_TASKS[dataSyncOption], at, instanceId));
+    await createJob(
+        stateScope(),
+        newJob(jobId, 'Failback', vmId, FAILBACK_TASKS[dataSyncOption], at, instanceId, requesterOf(request)),
+    );
     const input: FailbackInput = {
         vmId,
         siteId: item.siteId,
@@ -143,7 +147,10 @@ export async function startReprotect(
         currentJobId: jobId,
     });
     const at = ports().clock.now().toISOString();
-    await createJob(stateScope(), newJob(jobId, 'ReverseReplicate', vmId, REPROTECT_TASKS, at, instanceId));
+    await createJob(
+        stateScope(),
+        newJob(jobId, 'ReverseReplicate', vmId, REPROTECT_TASKS, at, instanceId, requesterOf(request)),
+    );
     const input: ReprotectInput = {
         vmId,
         siteId: item.siteId,

@@ -44,6 +44,7 @@ import {
 } from '../orchestrations/testFailover';
 import { accepted, isActive, jsonResponse, readJsonBody, responseForError, routeParam, withErrors } from './apiHttp';
 import { isFailbackRequest, startFailback, startReprotect } from './apiFailback';
+import { apiAuthLevel, requesterOf } from './apiCaller';
 
 /**
  * Failover API: test failover and its cleanup, planned / unplanned failover and commit of a protected VM (202 with
@@ -177,7 +178,10 @@ async function startTestFailover(request: HttpRequest, context: InvocationContex
         },
     );
     const at = ports().clock.now().toISOString();
-    await createJob(stateScope(), newJob(jobId, 'TestFailover', vmId, TEST_FAILOVER_TASKS, at, instanceId));
+    await createJob(
+        stateScope(),
+        newJob(jobId, 'TestFailover', vmId, TEST_FAILOVER_TASKS, at, instanceId, requesterOf(request)),
+    );
     const input: TestFailoverInput = { vmId, drillId, jobId, recoveryPoint, settings };
     await client.startNew(TEST_FAILOVER, { instanceId, input });
     return accepted(request, jobId, instanceId, { drillId });
@@ -203,7 +207,7 @@ async function startTestFailoverCleanup(request: HttpRequest, context: Invocatio
     const at = ports().clock.now().toISOString();
     await createJob(
         stateScope(),
-        newJob(jobId, 'TestFailoverCleanup', vmId, TEST_FAILOVER_CLEANUP_TASKS, at, instanceId),
+        newJob(jobId, 'TestFailoverCleanup', vmId, TEST_FAILOVER_CLEANUP_TASKS, at, instanceId, requesterOf(request)),
     );
     const input: TestFailoverCleanupInput = {
         vmId,
@@ -256,7 +260,7 @@ async function startFailover(
         },
     );
     const at = ports().clock.now().toISOString();
-    await createJob(stateScope(), newJob(jobId, kind, vmId, failoverTasks(kind), at, instanceId));
+    await createJob(stateScope(), newJob(jobId, kind, vmId, failoverTasks(kind), at, instanceId, requesterOf(request)));
     const input: FailoverInput = {
         vmId,
         drillId,
@@ -284,7 +288,10 @@ async function startCommit(request: HttpRequest, context: InvocationContext): Pr
         throw conflict(item, 'only a failed-over VM can be committed');
     const jobId = randomUUID();
     const at = ports().clock.now().toISOString();
-    await createJob(stateScope(), newJob(jobId, 'CommitFailover', vmId, COMMIT_TASKS, at, instanceId));
+    await createJob(
+        stateScope(),
+        newJob(jobId, 'CommitFailover', vmId, COMMIT_TASKS, at, instanceId, requesterOf(request)),
+    );
     await client.startNew(COMMIT_FAILOVER, { instanceId, input: { vmId, drillId, jobId, recoveryPointId } });
     return accepted(request, jobId, instanceId, { drillId });
 }
@@ -351,7 +358,7 @@ async function startChangeRecoveryPoint(request: HttpRequest, context: Invocatio
     const at = ports().clock.now().toISOString();
     await createJob(
         stateScope(),
-        newJob(jobId, 'ApplyRecoveryPoint', vmId, CHANGE_RECOVERY_POINT_TASKS, at, instanceId),
+        newJob(jobId, 'ApplyRecoveryPoint', vmId, CHANGE_RECOVERY_POINT_TASKS, at, instanceId, requesterOf(request)),
     );
     const input: ChangeRecoveryPointInput = { vmId, drillId, jobId, recoveryPointId };
     await client.startNew(CHANGE_RECOVERY_POINT, { instanceId, input });
@@ -412,9 +419,12 @@ export async function failoverAction(request: HttpRequest, context: InvocationCo
     }
 }
 
+/** Function keys, or none behind App Service authentication (apiCaller.ts). */
+const API_AUTH_LEVEL = apiAuthLevel();
+
 app.http('apiFailoverAction', {
     methods: ['POST'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: `replicationProtectedItems/{vmId}/{action:regex(^(${FAILOVER_ACTIONS.join('|')})$)}`,
     extraInputs: [df.input.durableClient()],
     handler: withErrors(withAllowedOperations(failoverAction)),
@@ -429,7 +439,7 @@ export async function listVmDrills(request: HttpRequest): Promise<HttpResponseIn
 
 app.http('apiFailoverDrills', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationProtectedItems/{vmId}/drills',
     handler: withErrors(listVmDrills),
 });
@@ -476,7 +486,7 @@ export async function networkMappings(request: HttpRequest): Promise<HttpRespons
 
 app.http('apiNetworkMappings', {
     methods: ['GET', 'PUT', 'DELETE'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'sites/{siteId}/networkMappings/{sourceNetwork?}',
     handler: withErrors(networkMappings),
 });

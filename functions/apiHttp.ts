@@ -3,6 +3,7 @@ import * as df from 'durable-functions';
 import { DEFAULT_PROVIDER_SITES_TABLES, ProviderSitesTable } from '../shared/contracts/providerSites';
 import { ErrorCode, HvrError } from '../shared/errors';
 import { StateScope } from '../shared/state/protectedItems';
+import { authorize } from './apiCaller';
 
 /**
  * What every management API handler shares: JSON bodies, and errors as `{ error: { code, message } }` with the
@@ -43,12 +44,17 @@ export function responseForError(err: unknown, context: InvocationContext): Http
     return errorResponse(500, 'INTERNAL', `Internal error (invocation ${context.invocationId}); see the logs.`);
 }
 
-/** Wraps a handler so that every failure becomes a JSON error. */
+/**
+ * Wraps a management handler: the caller must be allowed to do what the request asks (apiCaller.ts: nothing to
+ * check with function keys, the Entra app role behind App Service authentication), and every failure becomes a
+ * JSON error.
+ */
 export function withErrors(
     handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>,
 ): (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit> {
     return async (request, context) => {
         try {
+            authorize(request);
             return await handler(request, context);
         } catch (err) {
             return responseForError(err, context);

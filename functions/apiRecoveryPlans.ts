@@ -34,6 +34,7 @@ import {
 } from '../orchestrations/recoveryPlan';
 import { parseRecoverySettings } from './apiFailover';
 import { accepted, isActive, jsonResponse, readJsonBody, responseForError, routeParam, withErrors } from './apiHttp';
+import { apiAuthLevel, requesterOf } from './apiCaller';
 
 /**
  * `/api/recoveryPlans`: recovery plans (ASR's replicationRecoveryPlans) — define, read, delete — and their
@@ -249,7 +250,7 @@ async function startOperation(
     }
     const tasks = planTaskNames(planSteps(plan, operation));
     await createJob(stateScope(), {
-        ...newJob(jobId, PLAN_JOB_KINDS[vmOperation], '', tasks, at, instanceId),
+        ...newJob(jobId, PLAN_JOB_KINDS[vmOperation], '', tasks, at, instanceId, requesterOf(request)),
         recoveryPlanName: name,
     });
     const { createdAt: _c, updatedAt: _u, run: _r, etag: _e, ...definition } = plan;
@@ -341,16 +342,19 @@ export async function planJob(request: HttpRequest): Promise<HttpResponseInit> {
     return jsonResponse(200, job);
 }
 
+/** Function keys, or none behind App Service authentication (apiCaller.ts). */
+const API_AUTH_LEVEL = apiAuthLevel();
+
 app.http('apiRecoveryPlans', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'recoveryPlans',
     handler: withErrors(listPlans),
 });
 
 app.http('apiRecoveryPlan', {
     methods: ['GET', 'PUT', 'DELETE'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'recoveryPlans/{name}',
     extraInputs: [df.input.durableClient()],
     handler: withErrors(withRule(recoveryPlan)),
@@ -358,7 +362,7 @@ app.http('apiRecoveryPlan', {
 
 app.http('apiRecoveryPlanAction', {
     methods: ['POST'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: `recoveryPlans/{name}/{action:regex(^(${[...Object.keys(PLAN_ACTIONS), RESUME_ACTION].join('|')})$)}`,
     extraInputs: [df.input.durableClient()],
     handler: withErrors(withRule(recoveryPlanAction)),
@@ -366,7 +370,7 @@ app.http('apiRecoveryPlanAction', {
 
 app.http('apiRecoveryPlanJob', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'recoveryPlans/{name}/currentJob',
     handler: withErrors(planJob),
 });

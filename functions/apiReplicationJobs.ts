@@ -3,6 +3,7 @@ import { HvrError } from '../shared/errors';
 import { getJob, JobState, listJobs } from '../shared/state/jobs';
 import { stateScope } from '../shared/state/protectedItems';
 import { jsonResponse, routeParam, withErrors } from './apiHttp';
+import { apiAuthLevel } from './apiCaller';
 
 /** `/api/replicationJobs`: what enable, finalize, disable, resync, failovers and recovery plans did, task by task. */
 
@@ -34,15 +35,18 @@ export async function replicationJob(request: HttpRequest): Promise<HttpResponse
     return jsonResponse(200, job);
 }
 
+/** Function keys, or none behind App Service authentication (apiCaller.ts). */
+const API_AUTH_LEVEL = apiAuthLevel();
+
 app.http('apiReplicationJobs', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationJobs',
     handler: withErrors(replicationJobs),
 });
 app.http('apiReplicationJob', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationJobs/{jobId}',
     handler: withErrors(replicationJob),
 });

@@ -5,6 +5,7 @@ import { validatePolicyName, validateReplicationPolicy } from '../shared/policy/
 import { deletePolicy, getPolicy, listPolicies, putPolicy, StoredReplicationPolicy } from '../shared/state/policies';
 import { listProtectedItems, stateScope } from '../shared/state/protectedItems';
 import { jsonResponse, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { apiAuthLevel } from './apiCaller';
 
 /** `/api/replicationPolicies`: the replication policies VMs are protected with. */
 
@@ -57,16 +58,19 @@ export async function replicationPolicy(request: HttpRequest, _context: Invocati
     }
 }
 
+/** Function keys, or none behind App Service authentication (apiCaller.ts). */
+const API_AUTH_LEVEL = apiAuthLevel();
+
 app.http('apiListReplicationPolicies', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationPolicies',
     handler: withErrors(listReplicationPolicies),
 });
 
 app.http('apiReplicationPolicy', {
     methods: ['GET', 'PUT', 'DELETE'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationPolicies/{name}',
     handler: withErrors(replicationPolicy),
 });

@@ -22,6 +22,9 @@ import {
 } from '../shared/state/protectedItems';
 import { createJob, newJob } from '../shared/state/jobs';
 import { listRecoveryPoints } from '../shared/state/recoveryPoints';
+import { listEvents } from '../shared/state/events';
+import { listRpoSamples } from '../shared/state/rpoHistory';
+import { listReplicaDisks } from '../shared/state/disks';
 import { getSite } from '../shared/state/sites';
 import { VmDescription, VmDiskDescription } from '../shared/supportMatrix';
 import { ENABLE_PROTECTION, ENABLE_PROTECTION_TASKS, EnableProtectionInput } from '../orchestrations/enableProtection';
@@ -31,6 +34,7 @@ import {
     DisableProtectionInput,
 } from '../orchestrations/disableProtection';
 import { accepted, isActive, jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { apiAuthLevel, requesterOf } from './apiCaller';
 
 /**
  * `/api/replicationProtectedItems`: enable, list, inspect, disable and resynchronize protected VMs. Long
@@ -209,7 +213,10 @@ async function enableProtection(
             throw err;
         }
     }
-    await createJob(scope, newJob(jobId, 'EnableProtection', vmId, ENABLE_PROTECTION_TASKS, at, instanceId));
+    await createJob(
+        scope,
+        newJob(jobId, 'EnableProtection', vmId, ENABLE_PROTECTION_TASKS, at, instanceId, requesterOf(request)),
+    );
     const input: EnableProtectionInput = {
         vmId,
         siteId: parsed.siteId,
@@ -245,7 +252,15 @@ async function disableProtection(
     const keepReplica = keep === 'true';
     await createJob(
         scope,
-        newJob(jobId, 'DisableProtection', vmId, disableProtectionTasks(keepReplica), at, instanceId),
+        newJob(
+            jobId,
+            'DisableProtection',
+            vmId,
+            disableProtectionTasks(keepReplica),
+            at,
+            instanceId,
+            requesterOf(request),
+        ),
     );
     const input: DisableProtectionInput = {
         vmId,
@@ -310,7 +325,13 @@ export async function resyncProtectedItem(request: HttpRequest, context: Invocat
         if (await isActive(client, instanceId)) {
             return jsonResponse(202, { instanceId, alreadyRunning: true });
         }
-        const input = { vmId, siteId: item.siteId, reason: 'OperatorRequested', requestedAt: at };
+        const input = {
+            vmId,
+            siteId: item.siteId,
+            reason: 'OperatorRequested',
+            requestedAt: at,
+            requestedBy: requesterOf(request),
+        };
         if ((await startOnce(client, RESYNC_ORCHESTRATION, instanceId, input)) === 'alreadyRunning') {
             return jsonResponse(202, { instanceId, alreadyRunning: true });
         }
@@ -346,6 +367,73 @@ export async function protectedItemRecoveryPoints(request: HttpRequest): Promise
     });
 }
 
+/** A whole-number query parameter within bounds (VALIDATION_FAILED naming it otherwise). */
+function boundedQuery(request: HttpRequest, name: string, fallback: number, min: number, max: number): number {
+    const raw = request.query.get(name);
+    if (raw === null) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+        throw new HvrError('VALIDATION_FAILED', `${name} must be a whole number from ${min} to ${max}; got "${raw}".`);
+    }
+    return value;
+}
+
+/**
+ * RPO over the last `hours` (1–24, default 24): the samples the monitor recorded at each wake, oldest first, and
+ * the RPO now (the chart's last point; null when it is unknown).
+ */
+export async function protectedItemRpoHistory(request: HttpRequest): Promise<HttpResponseInit> {
+    const vmId = vmIdParam(request);
+    const hours = boundedQuery(request, 'hours', 24, 1, 24);
+    const scope = stateScope();
+    const item = await getProtectedItem(scope, vmId);
+    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    const now = ports().clock.now();
+    const since = new Date(now.getTime() - hours * 3600_000);
+    return jsonResponse(200, {
+        since: since.toISOString(),
+        until: now.toISOString(),
+        rpoSecondsNow: currentRpoSeconds(item, now),
+        value: await listRpoSamples(scope, vmId, since),
+    });
+}
+
+/**
+ * The VM's replica disks as the merge keeps them: size, state, logs and bytes applied, the newest data's capture
+ * time (the description the VM was enabled with is the item's `disks`).
+ */
+export async function protectedItemReplicaDisks(request: HttpRequest): Promise<HttpResponseInit> {
+    const vmId = vmIdParam(request);
+    const scope = stateScope();
+    if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    const rows = await listReplicaDisks(scope, vmId);
+    return jsonResponse(200, {
+        value: rows.map(({ disk }) => ({
+            name: disk.diskId,
+            properties: {
+                virtualSize: disk.virtualSize,
+                state: disk.state,
+                logsApplied: disk.sequence,
+                appliedBytes: disk.appliedBytes,
+                repairing: disk.applyingSequence !== undefined && disk.applyingSequence > disk.sequence,
+                ...(disk.lastAppliedAt !== undefined ? { lastAppliedAt: disk.lastAppliedAt } : {}),
+                ...(disk.lastCapturedAt !== undefined ? { lastCapturedAt: disk.lastCapturedAt } : {}),
+                ...(disk.resyncReason !== undefined ? { resyncReason: disk.resyncReason } : {}),
+            },
+        })),
+    });
+}
+
+/** The VM's events, newest first (`top` 1–1000, default 100), kept 72 hours. */
+export async function protectedItemEvents(request: HttpRequest): Promise<HttpResponseInit> {
+    const vmId = vmIdParam(request);
+    const top = boundedQuery(request, 'top', 100, 1, 1000);
+    const scope = stateScope();
+    if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    const events = await listEvents(scope, { vmId, top });
+    return jsonResponse(200, { value: events.map(({ vmId: _vmId, ...event }) => event) });
+}
+
 /** Counts per health, and the items that need attention with their reasons. */
 export async function replicationHealthSummary(_request: HttpRequest): Promise<HttpResponseInit> {
     const scope = stateScope();
@@ -369,35 +457,56 @@ export async function replicationHealthSummary(_request: HttpRequest): Promise<H
 
 const durableClient = df.input.durableClient();
 
+/** Function keys, or none behind App Service authentication (apiCaller.ts). */
+const API_AUTH_LEVEL = apiAuthLevel();
+
 app.http('apiReplicationProtectedItems', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationProtectedItems',
     handler: withErrors(listReplicationProtectedItems),
 });
 app.http('apiReplicationProtectedItem', {
     methods: ['GET', 'PUT', 'DELETE'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationProtectedItems/{vmId}',
     extraInputs: [durableClient],
     handler: withErrors(replicationProtectedItem),
 });
 app.http('apiResyncProtectedItem', {
     methods: ['POST'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationProtectedItems/{vmId}/resync',
     extraInputs: [durableClient],
     handler: withErrors(resyncProtectedItem),
 });
 app.http('apiProtectedItemRecoveryPoints', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationProtectedItems/{vmId}/recoveryPoints',
     handler: withErrors(protectedItemRecoveryPoints),
 });
+app.http('apiProtectedItemRpoHistory', {
+    methods: ['GET'],
+    authLevel: API_AUTH_LEVEL,
+    route: 'replicationProtectedItems/{vmId}/rpoHistory',
+    handler: withErrors(protectedItemRpoHistory),
+});
+app.http('apiProtectedItemReplicaDisks', {
+    methods: ['GET'],
+    authLevel: API_AUTH_LEVEL,
+    route: 'replicationProtectedItems/{vmId}/replicaDisks',
+    handler: withErrors(protectedItemReplicaDisks),
+});
+app.http('apiProtectedItemEvents', {
+    methods: ['GET'],
+    authLevel: API_AUTH_LEVEL,
+    route: 'replicationProtectedItems/{vmId}/events',
+    handler: withErrors(protectedItemEvents),
+});
 app.http('apiReplicationHealth', {
     methods: ['GET'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'replicationHealth',
     handler: withErrors(replicationHealthSummary),
 });

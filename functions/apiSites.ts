@@ -5,6 +5,7 @@ import { ports } from '../shared/ports';
 import { StateScope, stateScope } from '../shared/state/protectedItems';
 import { getSite, listSites, registerSite, validateSiteRegistration } from '../shared/state/sites';
 import { jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { apiAuthLevel } from './apiCaller';
 
 /** `/api/sites`: Hyper-V sites and VMM servers whose providers replicate to us. */
 
@@ -49,10 +50,32 @@ export async function site(request: HttpRequest): Promise<HttpResponseInit> {
     return jsonResponse(created ? 201 : 200, siteKey ? { ...stored, siteKey } : stored);
 }
 
-app.http('apiSites', { methods: ['GET', 'POST'], authLevel: 'function', route: 'sites', handler: withErrors(sites) });
+/** The site's providers: kind, host, version, when each registered and last sent a heartbeat. */
+export async function siteProviders(request: HttpRequest): Promise<HttpResponseInit> {
+    const siteId = routeParam(request, 'siteId');
+    const scope = stateScope();
+    if (!(await getSite(scope, siteId))) throw new HvrError('NOT_FOUND', `Site ${siteId} is not registered.`);
+    return jsonResponse(200, { value: await providerSites(scope).listProviders(siteId) });
+}
+
+/** Function keys, or none behind App Service authentication (apiCaller.ts). */
+const API_AUTH_LEVEL = apiAuthLevel();
+
+app.http('apiSites', {
+    methods: ['GET', 'POST'],
+    authLevel: API_AUTH_LEVEL,
+    route: 'sites',
+    handler: withErrors(sites),
+});
 app.http('apiSite', {
     methods: ['GET', 'PUT'],
-    authLevel: 'function',
+    authLevel: API_AUTH_LEVEL,
     route: 'sites/{siteId}',
     handler: withErrors(site),
+});
+app.http('apiSiteProviders', {
+    methods: ['GET'],
+    authLevel: API_AUTH_LEVEL,
+    route: 'sites/{siteId}/providers',
+    handler: withErrors(siteProviders),
 });

@@ -128,6 +128,9 @@ param failoverDiskSku string = 'Standard_LRS'
 @description('Bound on each ARM operation of a failover, with its long-running completion.')
 param failoverOperationTimeoutMs int = 1200000
 
+@description('Client id of the Entra app registration operators sign in with (docs/console.md). Empty: no App Service authentication; the API and the console use function keys.')
+param operatorAppClientId string = ''
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -313,6 +316,19 @@ module privateEndpoints 'modules/private-endpoint.bicep' = [
 // Every setting the app reads (local.settings.sample.json), in identity form. Connection names match the
 // bindings: AzureWebJobsStorage (host, Durable Functions), REPLICA_STORAGE (queue trigger on replica-log-events,
 // uploaded logs, replica disks, state tables), PROVIDER_BUS (Service Bus trigger on provider-commands, sends to provider-events).
+// What App Service authentication must let through without a sign-in, or the pipeline stops: the extension
+// webhooks the platform and the Durable client call (they check their own system keys), Event Grid's webhook
+// delivery, the liveness probe, and the console's static files (no data; the console then signs in).
+var authExcludedPaths = [
+  '/runtime/webhooks/durabletask/*'
+  '/runtime/webhooks/eventgrid'
+  '/runtime/webhooks/blobs'
+  '/runtime/webhooks/servicebus'
+  '/admin/host/status'
+  '/api/health'
+  '/api/console/*'
+]
+
 var functionAppSettings = {
   AzureWebJobsStorage__accountName: appStorage.outputs.name
   AzureWebJobsStorage__blobServiceUri: appStorage.outputs.blobEndpoint
@@ -351,6 +367,9 @@ var functionAppSettings = {
   FAILOVER_IDENTITY_CLIENT_ID: appIdentity.outputs.clientId
   // How long a planned failover waits for the provider to shut the VM down and ship its final cycle.
   PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS: '900'
+  // Who may call the API (functions/apiCaller.ts): Entra ID app roles behind App Service authentication when an
+  // operator app registration is given, the function key otherwise.
+  API_AUTHENTICATION: empty(operatorAppClientId) ? 'FunctionKey' : 'EntraId'
   // Local auth is off on Application Insights: this string only locates the resource; ingestion is
   // authorized by the identity named in the authentication string (Monitoring Metrics Publisher).
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
@@ -379,6 +398,8 @@ module functionApp 'modules/function-app.bicep' = {
     alwaysReady: alwaysReady
     virtualNetworkSubnetId: useVnet ? network!.outputs.appSubnetId : ''
     appSettings: functionAppSettings
+    authClientId: operatorAppClientId
+    authExcludedPaths: authExcludedPaths
   }
 }
 

@@ -276,7 +276,7 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
     const [taskProtect, taskDigests, taskStart, taskTransfer, taskVerify] = RESYNC_TASKS;
     setStatus({});
     yield record({
-        createJob: newJob(jobId, 'Resynchronize', vmId, RESYNC_TASKS, now(), context.df.instanceId),
+        createJob: newJob(jobId, 'Resynchronize', vmId, RESYNC_TASKS, now(), context.df.instanceId, input.requestedBy),
         item: { resynchronizationState: 'ResynchronizationInitiated', resyncReason: input.reason, currentJobId: jobId },
     });
     yield notifyMonitor(lifecycleEvents.resyncProgress, { vmId, resyncId, disks: {}, at: now() });

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { consoleLine } from '../shared/consoleRoute';
 import { ensureErrorType, HvrError } from '../shared/errors';
 import { parseDurableEngine } from '../packages/functions-local/src/durable/engineChoice';
 import { localSettingsValues } from '../packages/functions-local/src/host/appSettings';
@@ -142,6 +143,7 @@ export function startBanner(host: LocalHost): string {
         'Hyper-V Replica to Azure: local Functions host',
         '',
         `  API base URL    ${host.apiUrl}`,
+        consoleLine(host.apiUrl, host.functionKey),
         `  Function key    ${host.functionKey}`,
         `  Master key      ${host.masterKey}`,
         `  Durable key     ${host.durableExtensionKey}   (durabletask_extension: /runtime/webhooks/durabletask/*)`,

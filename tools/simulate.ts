@@ -4,11 +4,13 @@ import { ensureErrorType } from '../shared/errors';
 import { FailoverMode } from './simulator/failoverRun';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
 import { parseDurableEngine, type DurableEngineName } from '../packages/functions-local/src/durable/engineChoice';
+import type { LocalHost } from '../packages/functions-local/src/host/localHost';
+import { consoleLine } from '../shared/consoleRoute';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
                     [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover]
                     [--failover planned|unplanned] [--change-point] [--failback [--full-download]]
-                    [--reprotect] [--timeout SECONDS] [--json]
+                    [--reprotect] [--timeout SECONDS] [--json] [--serve]
 
 Runs a simulated Hyper-V site against the pipeline: registers a site and a 30-second policy, enables protection
 of every VM through the HTTP API, ships initial replication and --cycles delta cycles as MS-HRL logs through
@@ -42,6 +44,8 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
                      (built from engines/dtfx; fails at once if dotnet or the host is missing)
   --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover) as the last line
+  --serve            after the run, keep the local host up until Ctrl-C and print its console URL (a line
+                     "  Console         <url>", signed in with the function key); not with HVR_API_URL
 
 Without HVR_API_URL it starts Azurite and the local host itself. With HVR_API_URL, HVR_FUNCTION_KEY,
 AZURE_STORAGE_CONNECTION_STRING (the app's storage) and HVR_PROVIDER_BUS (the provider bus connection string
@@ -80,7 +84,7 @@ function durableEngine(value: string): DurableEngineName {
     }
 }
 
-export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: boolean } {
+export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: boolean; serve: boolean } {
     const { values, positionals } = parseArgs({
         args: argv,
         allowPositionals: true,
@@ -103,6 +107,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             'full-download': { type: 'boolean' },
             reprotect: { type: 'boolean' },
             json: { type: 'boolean' },
+            serve: { type: 'boolean' },
         },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -166,6 +171,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             : {}),
         stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
         json: values.json ?? false,
+        serve: values.serve ?? false,
         ...(values.durable !== undefined ? { durable: durableEngine(values.durable) } : {}),
     };
 }
@@ -186,16 +192,28 @@ export function pipelineFromEnv(env: NodeJS.ProcessEnv = process.env): ExternalP
     return { apiUrl, functionKey, storageConnectionString, providerBusConnectionString };
 }
 
+/** `--serve`: the console URL on stdout, then wait for Ctrl-C (or SIGTERM) before the host stops. */
+async function serveUntilInterrupted(host: LocalHost): Promise<void> {
+    process.stdout.write(`\n${consoleLine(host.apiUrl, host.functionKey)}\n  API base URL    ${host.apiUrl}\n`);
+    process.stdout.write('Serving the simulated site; press Ctrl-C to stop.\n');
+    await new Promise<void>((done) => {
+        process.once('SIGINT', () => done());
+        process.once('SIGTERM', () => done());
+    });
+}
+
 export async function main(argv: string[]): Promise<number> {
     if (argv.includes('--help') || argv.includes('-h')) {
         process.stdout.write(USAGE + '\n');
         return 0;
     }
-    let options: SimulationOptions & { json: boolean };
+    let options: SimulationOptions & { json: boolean; serve: boolean };
     let pipeline: ExternalPipeline | undefined;
     try {
         options = parseSimulateArgs(argv);
         pipeline = pipelineFromEnv();
+        if (options.serve && pipeline)
+            throw new UsageError('--serve keeps the local host up; it cannot serve HVR_API_URL');
     } catch (err) {
         const message = err instanceof UsageError || err instanceof TypeError ? err.message : String(err);
         process.stderr.write(`hvr simulate: ${message}\n(see hvr simulate --help)\n`);
@@ -205,6 +223,7 @@ export async function main(argv: string[]): Promise<number> {
         ...options,
         pipeline,
         progress: (line) => process.stderr.write(line + '\n'),
+        ...(options.serve ? { beforeStop: serveUntilInterrupted } : {}),
     });
     if (result.failure) process.stderr.write(`hvr simulate: step not completed: ${result.failure.message}\n`);
     for (const r of result.replicas.filter((c) => !c.equal)) {

@@ -34,6 +34,15 @@ param virtualNetworkSubnetId string = ''
 @description('All app settings, as name/value pairs. Connections are identity-based: no secrets belong here.')
 param appSettings object
 
+@description('Client id of the Entra app registration that signs operators in (App Service authentication). Empty: no App Service authentication; the API takes function keys.')
+param authClientId string = ''
+
+@description('Tenant of that app registration.')
+param authTenantId string = tenant().tenantId
+
+@description('Paths App Service authentication lets through unauthenticated: what the platform itself calls, and the console\'s static files.')
+param authExcludedPaths array = []
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -98,6 +107,48 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: appSettings
+}
+
+// App Service authentication in front of the app: operators sign in with Entra ID (the console's session cookie,
+// or a bearer token for the API's audience); unauthenticated requests get 401 and the console offers the sign-in.
+// No client secret: the sign-in uses the ID token flow, and the API only validates tokens. The app roles
+// (Replication.Reader, Replication.Operator) are checked by the app (functions/apiCaller.ts).
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: authExcludedPaths
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: authClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${authClientId}'
+            authClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
 }
 
 // Publishing with a user name and password would bypass Entra ID; azd deploys with a token instead.

@@ -3,6 +3,7 @@
 # prepackage hook): exactly what the Functions host runs and nothing else.
 #   - dist/functions, dist/orchestrations, dist/shared: the compiled app (no TypeScript sources, no source maps,
 #     no tools/, test/, bench/, docs/, infra/);
+#   - dist/console: the operator console's bundle, which the app's console function serves;
 #   - host.json, package.json (without scripts, so nothing rebuilds it), package-lock.json;
 #   - node_modules with the production dependencies only (`npm ci --omit=dev`, from the lockfile).
 # Usage: infra/tools/package.sh [--no-install] [--no-build]
@@ -26,7 +27,8 @@ cd "$repo"
 [ -d dist/functions ] || { echo "package: dist/ is not built (npm run build)" >&2; exit 1; }
 rm -rf "$out"
 mkdir -p "$out/dist"
-for part in functions orchestrations shared; do
+[ -f dist/console/index.html ] || { echo "package: the console bundle dist/console is not built (npm run build)" >&2; exit 1; }
+for part in functions orchestrations shared console; do
     cp -R "dist/$part" "$out/dist/$part"
 done
 find "$out/dist" -name '*.map' -type f -delete

@@ -13,6 +13,7 @@ import {
     updateProtectedItem,
 } from '../../shared/state/protectedItems';
 import { getLatestRecoveryPoint } from '../../shared/state/recoveryPoints';
+import { appendRpoSample } from '../../shared/state/rpoHistory';
 import { lifecycleDependencies } from '../lifecycle/dependencies';
 import { healthFactsOf, mergeTableFacts, MONITOR_INPUT_VERSION, type MonitorInput, type TableFacts } from './facts';
 
@@ -33,7 +34,7 @@ export interface ReplicationStatusRecord {
 }
 
 /**
- * Emits the RPO metric every wake-up; when something the operator sees changed, writes the protected item,
+ * Emits the RPO metric and records an RPO sample every wake-up; when something the operator sees changed, writes the protected item,
  * and on a health change emits ReplicationHealthChanged and an event.
  */
 export async function recordReplicationStatus(
@@ -71,6 +72,8 @@ export async function recordReplicationStatus(
             },
             record.at,
         );
+        // The console's RPO chart: one sample per wake, kept a day (only while the item exists).
+        if (rpoSeconds !== null) await appendRpoSample(scope, record.vmId, { at: record.at, rpoSeconds });
     } catch (err) {
         if (!(err instanceof HvrError && err.code === 'NOT_FOUND')) throw err;
         context.warn(`Protected item ${record.vmId} is gone; the monitor records nothing.`);

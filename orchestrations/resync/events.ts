@@ -1,3 +1,4 @@
+import type { JobRequester } from '../../shared/state/jobs';
 import { lifecycleEvents, ResyncReason } from '../../shared/lifecycle/instances';
 
 /** The orchestration name the API and the scheduler start, on instance `instanceIds.resync(vmId)`. */
@@ -16,6 +17,8 @@ export interface ResyncInput {
     reason: ResyncReason;
     /** ISO 8601: when the resync was asked for (operator) or chosen (scheduler). */
     requestedAt: string;
+    /** The operator who asked for it (absent: the scheduler); recorded in the job. */
+    requestedBy?: JobRequester;
     /** Minutes without any provider message before the resync is abandoned and rolled back (default 360). */
     providerTimeoutMinutes?: number;
     /** Minutes the merge may take to apply the resync logs after ResyncCompleted (default 120). */

@@ -61,6 +61,18 @@ export interface ProviderPresence {
     ): Promise<void>;
 }
 
+/** A provider as the site's presence rows record it (registration, then each heartbeat). */
+export interface ProviderStatus {
+    providerId: string;
+    kind?: string;
+    hostName?: string;
+    providerVersion?: string;
+    registeredAt?: string;
+    lastHeartbeatAt?: string;
+    vmCount?: number;
+    pendingLogBytes?: number;
+}
+
 export interface SiteRecord {
     siteId: string;
     name: string;
@@ -327,25 +339,23 @@ export class ProviderSitesTable implements VmOwnership, SiteKeyStore, ReplayWind
         );
     }
 
-    /** The providers of a site and when each last spoke. */
-    async listProviders(
-        siteId: string,
-    ): Promise<{ providerId: string; lastHeartbeatAt?: string; registeredAt?: string }[]> {
+    /** The providers of a site: what each registered as and when it last spoke. */
+    async listProviders(siteId: string): Promise<ProviderStatus[]> {
         const table = await this.sites();
-        const out: { providerId: string; lastHeartbeatAt?: string; registeredAt?: string }[] = [];
+        const out: ProviderStatus[] = [];
         const filter = `PartitionKey eq '${providerPartition(siteId).replace(/'/g, "''")}'`;
-        for await (const row of table.listEntities<{
-            providerId: string;
-            lastHeartbeatAt?: string;
-            registeredAt?: string;
-        }>({
+        for await (const row of table.listEntities<Record<string, unknown>>({
             queryOptions: { filter },
+            abortSignal: deadline(),
         })) {
-            out.push({
-                providerId: row.providerId,
-                lastHeartbeatAt: row.lastHeartbeatAt,
-                registeredAt: row.registeredAt,
-            });
+            const provider: ProviderStatus = { providerId: row.providerId as string };
+            for (const key of ['kind', 'hostName', 'providerVersion', 'registeredAt', 'lastHeartbeatAt'] as const) {
+                if (typeof row[key] === 'string') provider[key] = row[key];
+            }
+            for (const key of ['vmCount', 'pendingLogBytes'] as const) {
+                if (typeof row[key] === 'number') provider[key] = row[key];
+            }
+            out.push(provider);
         }
         return out;
     }

@@ -61,6 +61,15 @@ export interface JobTask {
     detail?: string;
 }
 
+/** Who started a job from the management API (absent: the service itself, e.g. the scheduler or the monitor). */
+export interface JobRequester {
+    /** The signed-in name (Entra ID), or "function key". */
+    name: string;
+    via: 'FunctionKey' | 'EntraId';
+    /** The Entra object id, when signed in. */
+    objectId?: string;
+}
+
 export interface Job {
     jobId: string;
     kind: JobKind;
@@ -76,6 +85,7 @@ export interface Job {
     instanceId?: string;
     /** A recovery plan's job (shared/plans): the plan it runs; `vmId` is then empty. */
     recoveryPlanName?: string;
+    requestedBy?: JobRequester;
 }
 
 /** A new job in NotStarted with its tasks listed, as ASR shows them before they run. */
@@ -86,6 +96,7 @@ export function newJob(
     taskNames: readonly string[],
     createdAt: string,
     instanceId?: string,
+    requestedBy?: JobRequester,
 ): Job {
     const job: Job = {
         jobId,
@@ -98,6 +109,7 @@ export function newJob(
         createdAt,
     };
     if (instanceId !== undefined) job.instanceId = instanceId;
+    if (requestedBy !== undefined) job.requestedBy = requestedBy;
     return job;
 }
 
@@ -215,6 +227,7 @@ function toEntity(job: Job): TableEntity<Record<string, unknown>> {
     if (job.endTime !== undefined) entity.endTime = job.endTime;
     if (job.instanceId !== undefined) entity.instanceId = job.instanceId;
     if (job.recoveryPlanName !== undefined) entity.recoveryPlanName = job.recoveryPlanName;
+    if (job.requestedBy !== undefined) entity.requestedBy = JSON.stringify(job.requestedBy);
     assertEntityWithinLimits(entity);
     return entity;
 }
@@ -234,6 +247,7 @@ function fromEntity(e: Record<string, unknown>): Job {
     if (typeof e.endTime === 'string') job.endTime = e.endTime;
     if (typeof e.instanceId === 'string') job.instanceId = e.instanceId;
     if (typeof e.recoveryPlanName === 'string') job.recoveryPlanName = e.recoveryPlanName;
+    if (typeof e.requestedBy === 'string') job.requestedBy = JSON.parse(e.requestedBy) as JobRequester;
     return job;
 }
 

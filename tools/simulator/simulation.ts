@@ -90,6 +90,8 @@ export interface SimulationOptions {
     durable?: DurableEngineName;
     /** Progress lines (stderr for the CLI). */
     progress?: (line: string) => void;
+    /** Called with the local host after the run, before it stops (`--serve` waits there until Ctrl-C). */
+    beforeStop?: (host: LocalHost) => Promise<void>;
 }
 
 export interface VmSummary {
@@ -376,6 +378,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     }
 
     const summaries = api ? await summarize(api, vms, say) : [];
+    if (host && options.beforeStop) {
+        await options.beforeStop(host).catch((err: unknown) => say(`before stop: ${ensureErrorType(err).message}`));
+    }
     await channel?.stop().catch(() => undefined);
     if (host) {
         say('stopping the local host');

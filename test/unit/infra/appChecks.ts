@@ -287,7 +287,9 @@ export function mergeTriggerProblems(model: InfraModel): string[] {
     const yaml = loadYaml(model.text('azure.yaml')) as { hooks?: Record<string, unknown> };
     if (yaml.hooks && 'postdeploy' in yaml.hooks)
         problems.push('azure.yaml: a postdeploy hook remains; the subscription is in main.bicep');
-    if (/WebHook/i.test(JSON.stringify(model.main.template)))
+    // (An Event Grid destination of type WebHook; App Service authentication's excluded /runtime/webhooks/
+    // paths are not one.)
+    if (/"endpointType":"WebHook"/i.test(JSON.stringify(model.main.template)))
         problems.push('the deployment still has a webhook destination');
     return problems;
 }
@@ -376,5 +378,65 @@ export function alertProblems(model: InfraModel): string[] {
         if (!docs.includes(name))
             problems.push(`docs/deploy.md does not document the telemetry name ${name} that an alert queries`);
     }
+    return problems;
+}
+
+/**
+ * What App Service authentication must let through unauthenticated, or the pipeline (and the console's sign-in
+ * page) stops: the Durable extension's webhooks, Event Grid's webhook delivery, the liveness probe, the console.
+ */
+export const AUTH_EXCLUDED_PATHS = [
+    '/runtime/webhooks/durabletask/*',
+    '/runtime/webhooks/eventgrid',
+    '/api/health',
+    '/api/console/*',
+];
+
+/**
+ * Operators sign in with Entra ID when an operator app registration is given: App Service authentication on
+ * the app (401 for the unauthenticated, the platform's webhook paths excluded, no client secret) and the app in
+ * its EntraId mode; without one, neither, and the API keeps function keys.
+ */
+export function operatorAuthProblems(model: InfraModel): string[] {
+    const problems: string[] = [];
+    const clientId = '11111111-2222-3333-4444-555555555555';
+    const signedIn = model.withParameters({ operatorAppClientId: clientId });
+    const authOf = (m: InfraModel) =>
+        m
+            .module('functionApp')
+            .resourcesOfType('Microsoft.Web/sites/config')
+            .find((r) => nameText(r.get('name')).endsWith('/authsettingsV2'));
+    const auth = authOf(signedIn);
+    if (!auth) return ['function-app.bicep: no authsettingsV2 resource (App Service authentication)'];
+    // Deployed only with an operator app registration (a Bicep `if`: the resource's condition).
+    if (auth.get('condition') !== true)
+        problems.push(`authsettingsV2 with an operator app: condition is ${text(auth.get('condition'))}`);
+    if (authOf(model)?.get('condition') !== false)
+        problems.push('authsettingsV2 must not be deployed when operatorAppClientId is empty');
+    const expect = (path: string, value: ArmValue) => {
+        const got = auth.get(path);
+        if (JSON.stringify(got) !== JSON.stringify(value))
+            problems.push(`authsettingsV2 ${path} is ${text(got)}, expected ${JSON.stringify(value)}`);
+    };
+    expect('properties.platform.enabled', true);
+    expect('properties.globalValidation.requireAuthentication', true);
+    expect('properties.globalValidation.unauthenticatedClientAction', 'Return401');
+    expect('properties.identityProviders.azureActiveDirectory.registration.clientId', clientId);
+    if (
+        auth.get('properties.identityProviders.azureActiveDirectory.registration.clientSecretSettingName') !== undefined
+    )
+        problems.push('App Service authentication must not need a client secret');
+    const excluded = auth.get('properties.globalValidation.excludedPaths');
+    for (const path of AUTH_EXCLUDED_PATHS) {
+        if (!Array.isArray(excluded) || !excluded.includes(path))
+            problems.push(`App Service authentication does not exclude ${path}: ${text(excluded)}`);
+    }
+    const audiences = auth.get('properties.identityProviders.azureActiveDirectory.validation.allowedAudiences');
+    if (!Array.isArray(audiences) || !audiences.includes(`api://${clientId}`))
+        problems.push(`the API's audience api://<client id> is not allowed: ${text(audiences)}`);
+    if (appSettings(signedIn).API_AUTHENTICATION !== 'EntraId')
+        problems.push(`with an operator app, API_AUTHENTICATION is ${text(appSettings(signedIn).API_AUTHENTICATION)}`);
+    if (appSettings(model).API_AUTHENTICATION !== 'FunctionKey')
+        problems.push(`without one, API_AUTHENTICATION is ${text(appSettings(model).API_AUTHENTICATION)}`);
     return problems;
 }

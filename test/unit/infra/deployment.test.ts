@@ -13,6 +13,7 @@ import {
     failoverAccessProblems,
     MERGE_TRIGGER,
     mergeTriggerProblems,
+    operatorAuthProblems,
     secretSettingProblems,
 } from './appChecks';
 import {
@@ -141,6 +142,8 @@ describeCompiled('the azd deployment (compiled ARM JSON, azure.yaml)', () => {
         'Event Grid queues BlobCreated of .hrl logs for the merge, with identities only': mergeTriggerProblems,
         'azure.yaml deploys the function app from the package of what runs': azureYamlProblems,
         'alerts cover Critical items, RPO and failed jobs, and docs name what they query': alertProblems,
+        'operators sign in with Entra ID when an operator app is given, the platform webhooks excluded':
+            operatorAuthProblems,
     };
     it.each(Object.entries(checks))('%s', (_name, check) => {
         expect(check(model)).toEqual([]);

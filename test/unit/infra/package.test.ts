@@ -30,14 +30,17 @@ describe('the deployment package', () => {
 
     beforeAll(() => {
         // The package is made from dist/: build it when it is missing or older than a source it compiles.
-        const stale = ['functions', 'orchestrations', 'shared'].some((dir) =>
-            readdirSync(join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })
-                .filter((f) => f.endsWith('.ts'))
-                .some((f) => {
-                    const built = join(REPO_ROOT, 'dist', dir, f.replace(/\.ts$/, '.js'));
-                    return !existsSync(built) || statSync(built).mtimeMs < statSync(join(REPO_ROOT, dir, f)).mtimeMs;
-                }),
-        );
+        const stale =
+            ['functions', 'orchestrations', 'shared'].some((dir) =>
+                readdirSync(join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })
+                    .filter((f) => f.endsWith('.ts'))
+                    .some((f) => {
+                        const built = join(REPO_ROOT, 'dist', dir, f.replace(/\.ts$/, '.js'));
+                        return (
+                            !existsSync(built) || statSync(built).mtimeMs < statSync(join(REPO_ROOT, dir, f)).mtimeMs
+                        );
+                    }),
+            ) || !existsSync(join(REPO_ROOT, 'dist', 'console', 'index.html'));
         if (stale) {
             const build = spawnSync('npm', ['run', 'build'], { cwd: REPO_ROOT, encoding: 'utf8' });
             if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
@@ -56,16 +59,18 @@ describe('the deployment package', () => {
 
     it('holds the compiled app, host.json and the package files', () => {
         expect(files).toEqual(expect.arrayContaining(['host.json', 'package.json', 'package-lock.json']));
-        for (const part of ['functions', 'orchestrations', 'shared']) {
+        for (const part of ['functions', 'orchestrations', 'shared', 'console']) {
             expect(files.some((f) => f.startsWith(`dist/${part}/`) && f.endsWith('.js'))).toBe(true);
         }
+        // The console the app serves: its page and what the page loads.
+        expect(files).toContain('dist/console/index.html');
         // Every function file the app registers (package.json main) is there.
         const registered = readdirSync(join(REPO_ROOT, 'functions')).filter((f) => f.endsWith('.ts'));
         for (const source of registered) expect(files).toContain(`dist/functions/${source.replace(/\.ts$/, '.js')}`);
     });
 
     it('keeps out tests, benchmarks, docs, infra, local tools, TypeScript sources and source maps', () => {
-        const outside = files.filter((f) => !/^dist\/(functions|orchestrations|shared)\//.test(f));
+        const outside = files.filter((f) => !/^dist\/(functions|orchestrations|shared|console)\//.test(f));
         expect(outside.sort()).toEqual(['host.json', 'package-lock.json', 'package.json']);
         expect(files.filter((f) => /\.(ts|map)$/.test(f))).toEqual([]);
         for (const dir of [
