@@ -20,6 +20,21 @@ const nodeBuiltins = [
     'stream',
 ];
 
+// The local platform (packages/functions-local) is a package of its own: the app reaches it only through its
+// entry (src/index.ts), and it reaches nothing of the app.
+const platformInternals = {
+    regex: 'functions-local/(?!src$)',
+    message: 'Import the local platform through its entry (packages/functions-local/src), not its internals.',
+};
+const platformOutsideSrc = {
+    regex: '^(\\.\\./){3,}',
+    message: 'The local platform imports nothing from the app: keep it self-contained (packages/functions-local).',
+};
+const platformOutsideTop = {
+    regex: '^(\\.\\./){2,}',
+    message: platformOutsideSrc.message,
+};
+
 export default tseslint.config(
     {
         ignores: [
@@ -88,6 +103,10 @@ export default tseslint.config(
                             message:
                                 'Orchestrations do no I/O: SDK calls belong in shared/ adapters reached through ports.',
                         },
+                        {
+                            regex: 'functions-local',
+                            message: 'Orchestrations run on any Durable engine: they never import the local platform.',
+                        },
                     ],
                 },
             ],
@@ -107,6 +126,33 @@ export default tseslint.config(
                 },
             ],
         },
+    },
+    {
+        // The app's tools, tests and benchmarks reach the local platform through its entry only.
+        files: ['tools/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+        rules: { 'no-restricted-imports': ['error', { patterns: [platformInternals] }] },
+    },
+    {
+        // What deploys to Azure never depends on the local platform.
+        files: ['functions/**/*.ts', 'shared/**/*.ts', 'index.ts'],
+        rules: {
+            'no-restricted-imports': [
+                'error',
+                {
+                    patterns: [
+                        { regex: 'functions-local', message: 'Deployed code never imports the local platform.' },
+                    ],
+                },
+            ],
+        },
+    },
+    {
+        files: ['packages/functions-local/src/*/**/*.ts'],
+        rules: { 'no-restricted-imports': ['error', { patterns: [platformOutsideSrc] }] },
+    },
+    {
+        files: ['packages/functions-local/src/*.ts', 'packages/functions-local/test/*.ts'],
+        rules: { 'no-restricted-imports': ['error', { patterns: [platformOutsideTop] }] },
     },
     {
         // The one CommonJS file: the crash suite's child processes load the TypeScript sources through it.

@@ -22,7 +22,7 @@ import { planApplySteps } from '../shared/replica/applyLog';
 import { entryDataIsZero, readHrlIndex } from '../shared/hrl/reader';
 import { openFileSource } from '../shared/hrl/source';
 import { systemClock } from '../shared/ports';
-import { startAzurite } from '../packages/functions-local/src/azurite';
+import { startAzurite } from '../packages/functions-local/src';
 
 /**
  * `merge` benchmark: a 2 GiB log of a realistic mix (sequential runs, random writes 512 B..4 MiB with overlaps,

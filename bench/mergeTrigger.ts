@@ -6,7 +6,7 @@ import { logBlobName } from '../shared/replica/logBlob';
 import { registerReplicaDisk } from '../shared/replica/replicaDisk';
 import { getReplicaDisk } from '../shared/state/disks';
 import { connectionFromString } from '../shared/storage/connections';
-import { startAzurite } from '../packages/functions-local/src/azurite';
+import { startAzurite } from '../packages/functions-local/src';
 import { DISK_BYTES, uploadLog, writeWorkload } from './merge';
 
 /**

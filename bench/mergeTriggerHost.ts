@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { startLocalHost } from '../packages/functions-local/src/host/localHost';
+import { startLocalHost } from '../tools/platform';
 
 /**
  * The merge host of the `mergeTrigger` benchmark, in a process of its own so its peak RSS is the merge's:

@@ -11,7 +11,7 @@ import { connectionFromString } from '../shared/storage/connections';
 import { ByteRange, defaultGeometry, Digester, nodeCountAt } from '../shared/resync/digest';
 import { DigestIndex, DiskBlobs, markDirty, refreshDigestIndex, replicaBlobNameOf } from '../shared/resync/digestIndex';
 import { ProviderComparison, writeDifferingBlocks } from '../shared/resync/provider';
-import { startAzurite } from '../packages/functions-local/src/azurite';
+import { startAzurite } from '../packages/functions-local/src';
 
 /**
  * `npm run bench -- resync`: a 1 GiB disk (70 % written) whose source drifted 1 % from its replica, once in

@@ -1,9 +1,8 @@
 import { resolve } from 'node:path';
 import { consoleLine } from '../shared/consoleRoute';
 import { ensureErrorType, HvrError } from '../shared/errors';
-import { parseDurableEngine } from '../packages/functions-local/src/durable/engineChoice';
-import { localSettingsValues } from '../packages/functions-local/src/host/appSettings';
-import { LocalHost, LocalHostOptions, startLocalHost } from '../packages/functions-local/src/host/localHost';
+import { parseDurableEngine, localSettingsValues } from '../packages/functions-local/src';
+import { LocalHost, LocalHostOptions, startLocalHost } from './platform';
 
 const USAGE = `Usage: hvr start [options]   (npm start builds, then runs this)
 

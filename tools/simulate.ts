@@ -3,8 +3,8 @@ import { parseByteSize } from '../shared/byteSize';
 import { ensureErrorType } from '../shared/errors';
 import { FailoverMode } from './simulator/failoverRun';
 import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
-import { parseDurableEngine, type DurableEngineName } from '../packages/functions-local/src/durable/engineChoice';
-import type { LocalHost } from '../packages/functions-local/src/host/localHost';
+import { parseDurableEngine, type DurableEngineName } from '../packages/functions-local/src';
+import type { LocalHost } from './platform';
 import { consoleLine } from '../shared/consoleRoute';
 
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]

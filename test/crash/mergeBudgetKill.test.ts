@@ -1,4 +1,4 @@
-import { RunningAzurite, startAzurite } from '../../packages/functions-local/src/azurite';
+import { RunningAzurite, startAzurite } from '../../packages/functions-local/src';
 import { hasQemuImg, qemuCompare, ReplicaHarness, seededRandom } from '../integration/replica/harness';
 import { diskRow, MergeHostProcess, startMergeHost, waitFor } from './support';
 

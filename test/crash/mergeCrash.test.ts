@@ -1,8 +1,7 @@
 import { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { setPorts } from '../../shared/ports';
-import { RunningAzurite, startAzurite } from '../../packages/functions-local/src/azurite';
-import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { RunningAzurite, startAzurite, functionRegistry } from '../../packages/functions-local/src';
+import { LocalHost, startLocalHost } from '../../tools/platform';
 import { hasQemuImg, qemuCompare, ReplicaHarness, seededRandom } from '../integration/replica/harness';
 import { diskRow, protectedItemFor, startMergeHost, waitFor } from './support';
 import '../../functions/apiReplicationProtectedItems';

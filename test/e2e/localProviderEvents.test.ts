@@ -5,7 +5,7 @@ import { REJECTED_COMMANDS_QUEUE, siteSubscriptionName } from '../../shared/bus/
 import { PROVIDER_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC } from '../../shared/contracts/messages';
 import { HvrError } from '../../shared/errors';
 import { ports } from '../../shared/ports';
-import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
+import { LocalHost, startLocalHost } from '../../tools/platform';
 import { uniqueName } from '../support/azurite';
 
 const grant = (vmId: string, requestId: string) => ({

@@ -3,9 +3,7 @@ import {
     customStatusProblem,
     fitCustomStatus,
 } from '../../shared/lifecycle/customStatus';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { VirtualClock, DurableRuntime, functionRegistry } from '../../packages/functions-local/src';
 import './fixtures/status';
 
 /** The extension measures the custom status as UTF-16: 16 KB is 8,192 code units of JSON. */

@@ -3,8 +3,7 @@ import { HvrError } from '../../shared/errors';
 import { isAlreadyExists, isInstanceMissing, startOnce } from '../../shared/lifecycle/durableClientErrors';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { REPLICATION_MONITOR } from '../../orchestrations/replicationMonitor';
-import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { durableClientBindings, functionRegistry, invokeFunction } from '../../packages/functions-local/src';
 import { LifecycleHarness, START } from './lifecycle/harness';
 
 describe('"already exists" on start, whichever way the engine reports it', () => {
@@ -68,7 +67,7 @@ describe('events to a lifecycle instance are raised whatever its transient statu
                 invokeFunction(
                     functionRegistry().get('resyncNotifyMonitor'),
                     { vmId, name: lifecycleEvents.resyncProgress, payload: { vmId, at: START.toISOString() } },
-                    { runtime: h.runtime },
+                    { bindings: [durableClientBindings(h.runtime)] },
                 );
             expect((await notify('nobody')).result).toBe('instanceMissing');
             const id = instanceIds.replicationMonitor('vmP');

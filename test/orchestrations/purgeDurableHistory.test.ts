@@ -1,10 +1,13 @@
 import '../../functions/purgeDurableHistory';
 import { purgeFinishedInstances } from '../../functions/purgeDurableHistory';
 import { setPorts } from '../../shared/ports';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
-import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import {
+    durableClientBindings,
+    DurableRuntime,
+    functionRegistry,
+    invokeFunction,
+    VirtualClock,
+} from '../../packages/functions-local/src';
 import './fixtures/events';
 
 const DAY = 24 * 3600_000;
@@ -35,7 +38,11 @@ describe('purgeDurableHistory: finished instances older than the retention leave
         await runtime.startNew('fixtureCollect', { instanceId: 'recent-completed', input: 0 });
         await runtime.runUntilIdle();
 
-        await invokeFunction(functionRegistry().get('purgeDurableHistory'), { isPastDue: false }, { runtime });
+        await invokeFunction(
+            functionRegistry().get('purgeDurableHistory'),
+            { isPastDue: false },
+            { bindings: [durableClientBindings(runtime)] },
+        );
 
         const left = (await runtime.listInstances()).map((s) => `${s.instanceId}:${s.runtimeStatus}`);
         expect(left.sort()).toEqual(['old-running:Running', 'recent-completed:Completed']);
@@ -46,10 +53,18 @@ describe('purgeDurableHistory: finished instances older than the retention leave
         await runtime.runUntilIdle();
         await runtime.advance(2 * DAY);
         process.env.DURABLE_HISTORY_RETENTION_DAYS = '3';
-        await invokeFunction(functionRegistry().get('purgeDurableHistory'), { isPastDue: false }, { runtime });
+        await invokeFunction(
+            functionRegistry().get('purgeDurableHistory'),
+            { isPastDue: false },
+            { bindings: [durableClientBindings(runtime)] },
+        );
         expect(await runtime.getStatus('two-days-old')).toBeDefined();
         process.env.DURABLE_HISTORY_RETENTION_DAYS = '1';
-        await invokeFunction(functionRegistry().get('purgeDurableHistory'), { isPastDue: false }, { runtime });
+        await invokeFunction(
+            functionRegistry().get('purgeDurableHistory'),
+            { isPastDue: false },
+            { bindings: [durableClientBindings(runtime)] },
+        );
         expect(await runtime.getStatus('two-days-old')).toBeUndefined();
         const client = { purgeInstanceHistoryBy: () => Promise.resolve({ instancesDeleted: 0 }) };
         await expect(purgeFinishedInstances(client, clock.now(), 0)).rejects.toMatchObject({ code: 'CONFIG_MISSING' });

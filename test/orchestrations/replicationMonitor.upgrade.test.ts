@@ -3,10 +3,12 @@ import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { createProtectedItem, getProtectedItem, PROTECTION_STATES } from '../../shared/state/protectedItems';
 import { MONITOR_INPUT_VERSION } from '../../orchestrations/monitor/facts';
 import { REPLICATION_MONITOR, healthFactsOf, type MonitorInput } from '../../orchestrations/replicationMonitor';
-import { HistoryEventType } from '../../packages/functions-local/src/durable/history';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
-import { MemoryInstanceStore } from '../../packages/functions-local/src/durable/store';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import {
+    HistoryEventType,
+    DurableRuntime,
+    MemoryInstanceStore,
+    functionRegistry,
+} from '../../packages/functions-local/src';
 import { LifecycleHarness, sampleVm, START } from './lifecycle/harness';
 
 const MINUTE = 60_000;

@@ -12,8 +12,7 @@ import {
     updateProtectedItem,
 } from '../../shared/state/protectedItems';
 import { registerSite } from '../../shared/state/sites';
-import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { durableClientBindings, functionRegistry, invokeFunction } from '../../packages/functions-local/src';
 import { LifecycleHarness, sampleVm } from './lifecycle/harness';
 
 const timer: Timer = {
@@ -76,7 +75,7 @@ describe('resync scheduler (timer)', () => {
     async function fire(at: string): Promise<SchedulerRun> {
         h.clock.advanceTo(new Date(at));
         const { result } = await invokeFunction(functionRegistry().get('resyncScheduler'), timer, {
-            runtime: h.runtime,
+            bindings: [durableClientBindings(h.runtime)],
         });
         return result as SchedulerRun;
     }

@@ -1,7 +1,10 @@
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime, type DeliveryMode } from '../../packages/functions-local/src/durable/runtime';
-import { HistoryEventType } from '../../packages/functions-local/src/durable/history';
+import {
+    functionRegistry,
+    VirtualClock,
+    DurableRuntime,
+    type DeliveryMode,
+    HistoryEventType,
+} from '../../packages/functions-local/src';
 import './fixtures/batches';
 import './fixtures/events';
 import './fixtures/children';

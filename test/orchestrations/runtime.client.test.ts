@@ -1,9 +1,12 @@
 import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import * as df from 'durable-functions';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
-import { invokeFunction } from '../../packages/functions-local/src/host/invoke';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
+import {
+    durableClientBindings,
+    DurableRuntime,
+    functionRegistry,
+    invokeFunction,
+    VirtualClock,
+} from '../../packages/functions-local/src';
 import './fixtures/client';
 import './fixtures/events';
 import './fixtures/chain';
@@ -23,9 +26,7 @@ async function call(runtime: DurableRuntime, method: string, action: string, ins
     const { result } = await invokeFunction(
         functionRegistry().get('fixtureStarter'),
         request(method, action, instanceId, body),
-        {
-            runtime,
-        },
+        { bindings: [durableClientBindings(runtime)] },
     );
     return result as HttpResponseInit;
 }

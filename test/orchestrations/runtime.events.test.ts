@@ -1,8 +1,11 @@
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
-import { eventTypeName, HistoryEventType } from '../../packages/functions-local/src/durable/history';
-import { HvrError } from '../../shared/errors';
+import {
+    DurableRuntime,
+    eventTypeName,
+    functionRegistry,
+    HistoryEventType,
+    LocalPlatformError,
+    VirtualClock,
+} from '../../packages/functions-local/src';
 import './fixtures/events';
 import './fixtures/chain';
 
@@ -80,7 +83,7 @@ describe('DurableRuntime: external events, timers, status and lifecycle', () => 
         const conflict = await runtime
             .startNew('fixtureCollect', { instanceId: 'same', input: 1 })
             .catch((e: unknown) => e);
-        expect(conflict).toBeInstanceOf(HvrError);
+        expect(conflict).toBeInstanceOf(LocalPlatformError);
         expect(conflict).toMatchObject({ code: 'CONFLICT' });
         expect((conflict as Error).message).toContain('Running');
 

@@ -1,8 +1,12 @@
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime, retryDelayMs } from '../../packages/functions-local/src/durable/runtime';
-import { eventTypeName, HistoryEventType } from '../../packages/functions-local/src/durable/history';
-import { HvrError } from '../../shared/errors';
+import {
+    DurableRuntime,
+    eventTypeName,
+    functionRegistry,
+    HistoryEventType,
+    LocalPlatformError,
+    retryDelayMs,
+    VirtualClock,
+} from '../../packages/functions-local/src';
 import { flakyAttempts } from './fixtures/failures';
 import './fixtures/children';
 
@@ -125,7 +129,7 @@ describe('DurableRuntime: retries, failures and hangs', () => {
         const id = await runtime.startNew('fixtureRetryTimeout', { instanceId: 'stuck-1' });
         await runtime.runUntilIdle();
         const error = await runtime.advance(MINUTE).catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(HvrError);
+        expect(error).toBeInstanceOf(LocalPlatformError);
         expect(error).toMatchObject({ code: 'INTERNAL' });
         expect((error as Error).message).toMatch(
             /'fixtureRetryTimeout' \(stuck-1\) waits for task id\(s\) 3 that were never scheduled/,

@@ -1,11 +1,11 @@
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
 import {
+    functionRegistry,
+    VirtualClock,
+    DurableRuntime,
     eventTypeName,
     HistoryEventType,
     type HistoryEventRecord,
-} from '../../packages/functions-local/src/durable/history';
+} from '../../packages/functions-local/src';
 import { measureConcurrency } from './fixtures/chain';
 
 const START = new Date('2025-03-01T10:00:00.000Z');

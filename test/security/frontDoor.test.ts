@@ -3,9 +3,8 @@ import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readdirSync } from 'node:fs';
 import { TableClient } from '@azure/data-tables';
-import { HttpFrontDoor, httpRoutes } from '../../packages/functions-local/src/host/httpFrontDoor';
-import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { HttpFrontDoor, httpRoutes, functionRegistry } from '../../packages/functions-local/src';
+import { LocalHost, startLocalHost } from '../../tools/platform';
 
 const ROOT = resolve(__dirname, '..', '..');
 /** The app as the worker loads it (TypeScript sources under jest), plus an orchestration that waits. */

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { VirtualClock } from '../../packages/functions-local/src/durable/clock';
-import { DtfxEngine } from '../../packages/functions-local/src/durable/dtfx';
-import { findDtfxPrerequisites, type DtfxPrerequisites } from '../../packages/functions-local/src/durable/dtfxHost';
 import {
+    VirtualClock,
+    DtfxEngine,
+    findDtfxPrerequisites,
+    type DtfxPrerequisites,
     DURABLE_ENGINES,
     parseDurableEngine,
     type DurableEngineName,
-} from '../../packages/functions-local/src/durable/engineChoice';
-import { DurableRuntime } from '../../packages/functions-local/src/durable/runtime';
-import type { DurableClientSource } from '../../packages/functions-local/src/host/invoke';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+    DurableRuntime,
+    type DurableClientSource,
+    functionRegistry,
+} from '../../packages/functions-local/src';
 
 /**
  * Which engines the orchestration tests run on: HVR_TEST_DURABLE = embedded | dtfx | both (default both).

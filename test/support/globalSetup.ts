@@ -1,4 +1,4 @@
-import { startAzurite } from '../../packages/functions-local/src/azurite';
+import { startAzurite } from '../../packages/functions-local/src';
 
 /**
  * Starts one in-memory Azurite for the whole run. Workers inherit the environment set here,

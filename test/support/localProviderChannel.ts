@@ -4,7 +4,7 @@ import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
 import { ProviderSitesTable } from '../../shared/contracts/providerSites';
 import { signCommand } from '../../shared/contracts/signature';
 import { connectionFromString } from '../../shared/storage/connections';
-import { LocalHost, LocalHostOptions, startLocalHost } from '../../packages/functions-local/src/host/localHost';
+import { LocalHost, LocalHostOptions, startLocalHost } from '../../tools/platform';
 import { uniqueName } from './azurite';
 
 /** A signer as a provider holds it: the site id, the key id and the key bytes registration handed out. */

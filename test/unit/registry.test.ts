@@ -1,5 +1,5 @@
 import { HttpRequest, InvocationContext, HttpResponseInit } from '@azure/functions';
-import { functionRegistry } from '../../packages/functions-local/src/host/registry';
+import { functionRegistry } from '../../packages/functions-local/src';
 import '../../functions/health';
 
 describe('capturing the app registrations', () => {

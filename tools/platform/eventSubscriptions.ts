@@ -1,5 +1,4 @@
-import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
-import { HvrError } from '../../shared/errors';
+import { QueueClient } from '@azure/storage-queue';
 import { REPLICA_LOGS_CONTAINER } from '../../shared/replica/logBlob';
 import {
     blobCreatedEvent,
@@ -8,30 +7,11 @@ import {
     REPLICA_STORAGE_SETTING,
 } from '../../shared/replica/logEvents';
 import { deadline } from '../../shared/storage/deadline';
-import { LocalEventSubscription } from '../../packages/functions-local/src/host/blobTriggers';
-import { expandDevelopmentStorage } from '../../packages/functions-local/src/host/hostStorage';
-import { RegisteredFunction } from '../../packages/functions-local/src/host/registry';
-
-/** A queue on the account a connection setting names; locally that setting must hold a connection string. */
-export function localQueueClient(
-    settings: Record<string, string | undefined>,
-    connection: string,
-    queueName: string,
-): QueueClient {
-    const cs = settings[connection || 'AzureWebJobsStorage'];
-    if (!cs) {
-        throw new HvrError(
-            'CONFIG_MISSING',
-            `The queue ${queueName} is on the account of setting ${connection}, which is not set; locally it must ` +
-                'hold a connection string (Azurite).',
-            { setting: connection },
-        );
-    }
-    return QueueServiceClient.fromConnectionString(expandDevelopmentStorage(cs), {
-        retryOptions: { maxTries: 4, tryTimeoutInMs: 30_000 },
-        keepAliveOptions: { enable: true },
-    }).getQueueClient(queueName);
-}
+import {
+    localQueueClient,
+    type LocalEventSubscription,
+    type RegisteredFunction,
+} from '../../packages/functions-local/src';
 
 /**
  * The Event Grid subscriptions infra creates in Azure, for the local host to emulate: BlobCreated of container

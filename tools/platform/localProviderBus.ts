@@ -4,7 +4,7 @@ import { OutgoingProviderEvent, ProviderEventPublisher } from '../../shared/cont
 import { ensureErrorType } from '../../shared/errors';
 import { stateScope } from '../../shared/state/protectedItems';
 import { listSites } from '../../shared/state/sites';
-import { LocalServiceBus } from '../../packages/functions-local/src/broker/localServiceBus';
+import { LocalServiceBus } from '../../packages/functions-local/src';
 import { createProviderEntities, createSiteSubscription, ProviderEntityOptions } from './providerEntities';
 
 export interface LocalProviderBusOptions extends ProviderEntityOptions {

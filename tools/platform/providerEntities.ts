@@ -1,6 +1,6 @@
 import { REJECTED_COMMANDS_QUEUE, SITE_FILTER_PROPERTY, siteSubscriptionName } from '../../shared/bus/entities';
 import { PROVIDER_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC } from '../../shared/contracts/messages';
-import { LocalServiceBus } from '../../packages/functions-local/src/broker/localServiceBus';
+import { LocalServiceBus } from '../../packages/functions-local/src';
 
 /**
  * The provider channel as infra creates it in Azure (infra/modules/service-bus.bicep, provider-site.bicep):

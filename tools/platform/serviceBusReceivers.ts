@@ -6,9 +6,11 @@ import { ServiceBusCommandReceiver } from '../../shared/bus/commandReceiver';
 import { ChannelLog, handleProviderCommand } from '../../shared/contracts/commandHandler';
 import { providerCommandPorts } from '../../shared/contracts/channel';
 import { PROVIDER_COMMANDS_QUEUE } from '../../shared/contracts/messages';
-import type { DurableClientSource } from '../../packages/functions-local/src/host/invoke';
-import { RegisteredFunction } from '../../packages/functions-local/src/host/registry';
-import { ServiceBusHostSettings } from '../../packages/functions-local/src/host/serviceBusSettings';
+import type {
+    DurableClientSource,
+    RegisteredFunction,
+    ServiceBusHostSettings,
+} from '../../packages/functions-local/src';
 
 /** Whether a Service Bus connection setting names a real namespace (connection string or managed identity). */
 export function serviceBusConfigured(settings: Record<string, string>, connection: string): boolean {

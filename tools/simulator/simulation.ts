@@ -21,8 +21,8 @@ import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/
 import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
 import { formatByteSize } from '../../shared/byteSize';
-import type { DurableEngineName } from '../../packages/functions-local/src/durable/engineChoice';
-import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
+import { type DurableEngineName } from '../../packages/functions-local/src';
+import { LocalHost, startLocalHost } from '../platform';
 import { ManagementClient, ProtectedItemView } from './managementClient';
 import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
 import { SeededRandom } from './random';

@@ -1,4 +1,4 @@
-import { HvrError } from '../../../shared/errors';
+import { LocalPlatformError } from '../src';
 import { parseNcrontab } from '../src/host/ncrontab';
 
 const at = (iso: string): Date => new Date(iso);
@@ -121,8 +121,8 @@ describe('NCRONTAB schedules (six fields, seconds first, UTC)', () => {
         } catch (err) {
             caught = err;
         }
-        expect(caught).toBeInstanceOf(HvrError);
-        expect((caught as HvrError).code).toBe('VALIDATION_FAILED');
-        expect((caught as HvrError).message).toMatch(message);
+        expect(caught).toBeInstanceOf(LocalPlatformError);
+        expect((caught as LocalPlatformError).code).toBe('VALIDATION_FAILED');
+        expect((caught as LocalPlatformError).message).toMatch(message);
     });
 });

@@ -1,4 +1,4 @@
-import { HvrError } from '../../../shared/errors';
+import { LocalPlatformError } from '../src';
 import { compareRoutePrecedence, parseRouteTemplate } from '../src/host/routeTemplate';
 
 describe('route templates (the Functions HTTP trigger route syntax)', () => {
@@ -65,7 +65,7 @@ describe('route templates (the Functions HTTP trigger route syntax)', () => {
         } catch (err) {
             caught = err;
         }
-        expect(caught).toBeInstanceOf(HvrError);
-        expect((caught as HvrError).message).toMatch(message);
+        expect(caught).toBeInstanceOf(LocalPlatformError);
+        expect((caught as LocalPlatformError).message).toMatch(message);
     });
 });

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { startLocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { startLocalHost } from '../../../tools/platform';
 
 // The merge's host in a process of its own, so a test can kill it with SIGKILL: the local host with the
 // merge function, on the storage of CRASH_STORAGE, scanning for uploads and polling the event queue.

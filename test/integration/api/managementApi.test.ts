@@ -5,7 +5,7 @@ import { resyncOrchestrationAvailable } from '../../../functions/apiReplicationP
 // The worker loads every file; here the resync orchestration must be registered for the API to start it.
 import '../../../orchestrations/resync';
 import { LifecycleHarness } from '../../orchestrations/lifecycle/harness';
-import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
+import { functionRegistry } from '../../../packages/functions-local/src';
 import { providerSites } from '../../../functions/apiHttp';
 import { ID_RULE } from '../../../shared/contracts/ids';
 import { updateProtectedItem } from '../../../shared/state/protectedItems';

@@ -1,7 +1,7 @@
 import { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { setPorts } from '../../../shared/ports';
 import { getReplicaDisk, replaceReplicaDisk } from '../../../shared/state/disks';
-import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
+import { functionRegistry } from '../../../packages/functions-local/src';
 import { protectedItemFor } from '../../crash/support';
 import { ReplicaHarness } from '../replica/harness';
 import '../../../functions/apiReplicationProtectedItems';

@@ -1,6 +1,6 @@
 import { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver } from '@azure/service-bus';
 import { busClientOptions } from '../../../shared/bus/busClient';
-import { LocalServiceBus } from '../../../packages/functions-local/src/broker/localServiceBus';
+import { LocalServiceBus } from '../../../packages/functions-local/src';
 import { createProviderEntities, createSiteSubscription } from '../../../tools/platform/providerEntities';
 
 let broker: LocalServiceBus;

@@ -4,7 +4,7 @@ import { ServiceBusCommandReceiver } from '../../../shared/bus/commandReceiver';
 import { ServiceBusEventPublisher } from '../../../shared/bus/eventPublisher';
 import { handleProviderCommand, ProviderCommandDelivery } from '../../../shared/contracts/commandHandler';
 import { signCommand } from '../../../shared/contracts/signature';
-import { LocalServiceBus } from '../../../packages/functions-local/src/broker/localServiceBus';
+import { LocalServiceBus } from '../../../packages/functions-local/src';
 import { commands, FakeChannel, fakeChannel, SITE_A } from '../../unit/contracts/fakeChannel';
 
 const QUEUE = 'provider-commands';

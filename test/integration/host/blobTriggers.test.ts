@@ -1,8 +1,8 @@
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { connectionFromString } from '../../../shared/storage/connections';
-import { BLOB_POISON_QUEUE, parseBlobPath } from '../../../packages/functions-local/src/host/blobTriggers';
-import { LocalHost, LocalHostOptions, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { BLOB_POISON_QUEUE, parseBlobPath } from '../../../packages/functions-local/src';
+import { LocalHost, LocalHostOptions, startLocalHost } from '../../../tools/platform';
 import { uniqueName } from '../../support/azurite';
 import { probe } from './fixtures/probe';
 

@@ -1,7 +1,7 @@
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { enginesUnderTest, uniqueTaskHub } from '../../support/durableEngines';
-import { startLocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { startLocalHost } from '../../../tools/platform';
 
 describe('orchestrations through the local host', () => {
     it('starts an orchestration from an HTTP function and serves its status URL through the host', async () => {

@@ -1,4 +1,4 @@
-import { startLocalHost, LocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { startLocalHost, LocalHost } from '../../../tools/platform';
 import { probe } from './fixtures/probe';
 
 const FIXTURES = [require.resolve('./fixtures/httpApp')];

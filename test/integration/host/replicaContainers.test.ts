@@ -4,7 +4,7 @@ import { BlockBlobClient } from '@azure/storage-blob';
 import { REPLICA_LOGS_CONTAINER } from '../../../shared/contracts/blobNames';
 import { BlobUploadGrants } from '../../../shared/grants/uploadGrants';
 import { connectionFromString } from '../../../shared/storage/connections';
-import { LocalHost, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
+import { LocalHost, startLocalHost } from '../../../tools/platform';
 import { LOCAL_REPLICA_CONTAINERS } from '../../../tools/platform/replicaContainers';
 
 /** The names infra/main.bicep gives `replicaContainers`, resolving the `var` names it uses in the list. */

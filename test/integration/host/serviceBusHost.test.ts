@@ -5,8 +5,8 @@ import { ProviderSitesTable } from '../../../shared/contracts/providerSites';
 import { signCommand } from '../../../shared/contracts/signature';
 import { ports } from '../../../shared/ports';
 import { connectionFromString } from '../../../shared/storage/connections';
-import { LocalHost, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
-import { LocalServiceBus } from '../../../packages/functions-local/src/broker/localServiceBus';
+import { LocalHost, startLocalHost } from '../../../tools/platform';
+import { LocalServiceBus } from '../../../packages/functions-local/src';
 import { uniqueName } from '../../support/azurite';
 import { commands } from '../../unit/contracts/fakeChannel';
 

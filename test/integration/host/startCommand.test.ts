@@ -1,10 +1,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { appModules, expandBraces } from '../../../packages/functions-local/src/host/appModules';
-import { resolveSettings } from '../../../packages/functions-local/src/host/localHost';
+import { appModules, expandBraces } from '../../../packages/functions-local/src';
+import { resolveSettings, startLocalHost } from '../../../tools/platform';
 import { parseStartArgs, startBanner } from '../../../tools/local-host';
-import { startLocalHost } from '../../../packages/functions-local/src/host/localHost';
 
 describe('hvr start arguments', () => {
     it('defaults to port 7071 and an in-memory Azurite', () => {

@@ -1,8 +1,8 @@
 import { Timer } from '@azure/functions';
 import { connectionFromString } from '../../../shared/storage/connections';
 import { encodeKey, tableFor } from '../../../shared/state/tables';
-import { LocalHostOptions, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
-import { TIMER_STATUS_TABLE } from '../../../packages/functions-local/src/host/timerTriggers';
+import { LocalHostOptions, startLocalHost } from '../../../tools/platform';
+import { TIMER_STATUS_TABLE } from '../../../packages/functions-local/src';
 import { probe } from './fixtures/probe';
 
 function options(extra: Partial<LocalHostOptions> = {}): LocalHostOptions {

@@ -9,9 +9,8 @@ import {
     REPLICA_LOG_EVENTS_QUEUE,
 } from '../../../shared/replica/logEvents';
 import { getReplicaDisk } from '../../../shared/state/disks';
-import { LocalHost, startLocalHost } from '../../../packages/functions-local/src/host/localHost';
-import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
-import { RunningAzurite, startAzurite } from '../../../packages/functions-local/src/azurite';
+import { LocalHost, startLocalHost } from '../../../tools/platform';
+import { functionRegistry, RunningAzurite, startAzurite } from '../../../packages/functions-local/src';
 import { ReplicaHarness, seededRandom } from './harness';
 
 jest.setTimeout(180_000);

@@ -10,10 +10,13 @@ import { putPolicy } from '../../../shared/state/policies';
 import { StateScope } from '../../../shared/state/protectedItems';
 import { registerSite } from '../../../shared/state/sites';
 import { VmDescription } from '../../../shared/supportMatrix';
-import { VirtualClock } from '../../../packages/functions-local/src/durable/clock';
-import { DurableRuntime } from '../../../packages/functions-local/src/durable/runtime';
-import { invokeFunction } from '../../../packages/functions-local/src/host/invoke';
-import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
+import {
+    durableClientBindings,
+    DurableRuntime,
+    functionRegistry,
+    invokeFunction,
+    VirtualClock,
+} from '../../../packages/functions-local/src';
 import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
 import { testStorage, uniqueName } from '../../support/azurite';
 
@@ -149,7 +152,7 @@ export class LifecycleHarness {
             ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
         });
         const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
-            runtime: this.runtime,
+            bindings: [durableClientBindings(this.runtime)],
         });
         return result as HttpResponseInit;
     }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REJECTED_COMMANDS_QUEUE, siteSubscriptionName } from '../../../shared/bus/entities';
 import { PROVIDER_COMMANDS_QUEUE, PROVIDER_EVENTS_TOPIC } from '../../../shared/contracts/messages';
-import { serviceBusHostSettings } from '../../../packages/functions-local/src/host/serviceBusSettings';
+import { serviceBusHostSettings } from '../../../packages/functions-local/src';
 
 const root = join(__dirname, '../../..');
 const read = (file: string) => readFileSync(join(root, file), 'utf8');

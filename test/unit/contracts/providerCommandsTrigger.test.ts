@@ -1,6 +1,6 @@
 import { InvocationContext } from '@azure/functions';
 import { durableLifecycleRaiser, setProviderChannel } from '../../../shared/contracts/channel';
-import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
+import { functionRegistry } from '../../../packages/functions-local/src';
 import '../../../functions/providerCommands';
 import { commands, fakeChannel, FakeChannel, signedDelivery } from './fakeChannel';
 

@@ -1,7 +1,6 @@
 import { durableTimeScale, scaledMs } from '../../../shared/durableTime';
 import { retryDelay } from '../../../shared/retry';
-import { findDtfxPrerequisites } from '../../../packages/functions-local/src/durable/dtfxHost';
-import { durableEngineOf } from '../../../packages/functions-local/src/durable/engineChoice';
+import { findDtfxPrerequisites, durableEngineOf } from '../../../packages/functions-local/src';
 import { parseStartArgs } from '../../../tools/local-host';
 import { parseSimulateArgs } from '../../../tools/simulate';
 

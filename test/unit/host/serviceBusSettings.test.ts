@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serviceBusHostSettings, timeSpanMs } from '../../../packages/functions-local/src/host/serviceBusSettings';
+import { serviceBusHostSettings, timeSpanMs } from '../../../packages/functions-local/src';
 
 function appWith(serviceBus: unknown): string {
     const dir = mkdtempSync(join(tmpdir(), 'hvr-hostjson-'));

@@ -1,7 +1,7 @@
-import { invokeFunction } from '../host/invoke';
+import type { FunctionInvoker } from '../host/invoke';
 import type { RegisteredFunction } from '../host/registry';
+import { durableClientBindings, type DurableClientSource } from './clientBinding';
 import type { ActivityWork } from './historyRules';
-import type { DurableRuntime } from './runtime';
 import type { InstanceMessage } from './store';
 
 /** The message and stack of anything thrown, as the host reports a failed function. */
@@ -26,7 +26,7 @@ function formatDuration(ms: number): string {
 export async function runActivityWork(
     fn: RegisteredFunction | undefined,
     work: ActivityWork,
-    options: { runtime: DurableRuntime; timeoutMs: number; log: (line: string) => void },
+    options: { client: DurableClientSource; invoke: FunctionInvoker; timeoutMs: number; log: (line: string) => void },
 ): Promise<InstanceMessage> {
     const base = { executionId: work.executionId, taskScheduledId: work.taskScheduledId };
     if (!fn || fn.trigger.type !== 'activityTrigger') {
@@ -40,9 +40,9 @@ export async function runActivityWork(
     let timer: NodeJS.Timeout | undefined;
     try {
         const input = work.input === undefined ? undefined : JSON.parse(work.input);
-        const invocation = invokeFunction(fn, input, {
+        const invocation = options.invoke(fn, input, {
             // Activities may declare a durable client (start or stop other instances), as on the real host.
-            runtime: options.runtime,
+            bindings: [durableClientBindings(options.client)],
             triggerMetadata: { instanceId: work.instanceId },
             log: (level, line) =>
                 options.log(`[${work.name} ${work.instanceId}#${work.taskScheduledId}] ${level}: ${line}`),

@@ -1,6 +1,6 @@
 import { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 import type { FunctionRegistry } from '../host/registry';
 import { DtfxBridge } from './dtfxBridge';
 import {
@@ -51,7 +51,7 @@ export class DtfxEngine {
     static async start(options: DtfxEngineOptions): Promise<DtfxEngine> {
         const prerequisites = options.prerequisites ?? requireDtfxPrerequisites();
         if (!/^[A-Za-z][A-Za-z0-9]{2,44}$/.test(options.taskHub)) {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'VALIDATION_FAILED',
                 `Task hub name "${options.taskHub}" is not valid for Azure Storage: 3-45 letters and digits, starting with a letter`,
             );
@@ -149,7 +149,7 @@ export class DtfxEngine {
             last = await this.getStatus(instanceId);
             if (last && done(last)) return last;
             if (Date.now() > deadline) {
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'TIMEOUT',
                     `Instance ${instanceId} did not reach the awaited status within ${options.timeoutMs ?? 60_000} ms (last: ${last?.runtimeStatus ?? 'not found'})`,
                 );
@@ -165,7 +165,7 @@ export class DtfxEngine {
     }
 
     private running(): RunningDtfxProcess {
-        if (!this.process) throw new HvrError('INTERNAL', 'The Durable engine host is not running');
+        if (!this.process) throw new LocalPlatformError('INTERNAL', 'The Durable engine host is not running');
         return this.process;
     }
 }

@@ -1,7 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { invokeFunction, type DurableClientSource } from '../host/invoke';
+import { invokeFunction } from '../host/invoke';
+import { durableClientBindings, type DurableClientSource } from './clientBinding';
 import type { FunctionRegistry, RegisteredFunction } from '../host/registry';
 
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -108,7 +109,7 @@ export class DtfxBridge {
             this.inFlight[kind]++;
             try {
                 const { result } = await invokeFunction(fn, input, {
-                    runtime: this.client,
+                    bindings: [durableClientBindings(this.client)],
                     log: (level, message) => this.log(`[${fn.name}] ${level}: ${message}`),
                 });
                 if (process.env.HVR_DTFX_TRACE && kind === 'orchestrator')

@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 
 /** Where the built .NET host lives, relative to the repository root (`dotnet build engines/dtfx -c Release`). */
 export const DTFX_HOST_DLL = path.join('engines', 'dtfx', 'bin', 'Release', 'net10.0', 'hvr-dtfx.dll');
@@ -17,7 +17,7 @@ function repositoryRoot(): string {
     let dir = __dirname;
     while (!existsSync(path.join(dir, 'engines', 'dtfx'))) {
         const parent = path.dirname(dir);
-        if (parent === dir) throw new HvrError('INTERNAL', `No engines/dtfx above ${__dirname}`);
+        if (parent === dir) throw new LocalPlatformError('INTERNAL', `No engines/dtfx above ${__dirname}`);
         dir = parent;
     }
     return dir;
@@ -50,7 +50,7 @@ export function findDtfxPrerequisites(env: NodeJS.ProcessEnv = process.env): Dtf
 /** Same as findDtfxPrerequisites, but throws CONFIG_MISSING naming what is missing. */
 export function requireDtfxPrerequisites(env: NodeJS.ProcessEnv = process.env): DtfxPrerequisites {
     const found = findDtfxPrerequisites(env);
-    if ('missing' in found) throw new HvrError('CONFIG_MISSING', `--durable dtfx needs ${found.missing}`);
+    if ('missing' in found) throw new LocalPlatformError('CONFIG_MISSING', `--durable dtfx needs ${found.missing}`);
     return found;
 }
 
@@ -158,5 +158,8 @@ export async function startDtfxProcess(options: DtfxProcessOptions): Promise<Run
     if ('clientJson' in outcome) return { clientJson: outcome.clientJson, child, stop };
     await stop();
     const why = 'exit' in outcome ? `exited with code ${outcome.exit}` : `did not start within ${timeoutMs} ms`;
-    throw new HvrError('INTERNAL', `The Durable engine host ${hostDll} ${why}. Its last lines:\n${recent.join('\n')}`);
+    throw new LocalPlatformError(
+        'INTERNAL',
+        `The Durable engine host ${hostDll} ${why}. Its last lines:\n${recent.join('\n')}`,
+    );
 }

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
+import { invokeFunction, type FunctionInvoker } from '../host/invoke';
 import type { FunctionRegistry } from '../host/registry';
 import { describeError, runActivityWork } from './activities';
 import { isVirtualClock, realClock, type Clock, type VirtualClock } from './clock';
@@ -15,13 +16,14 @@ import {
     type Effect,
 } from './historyRules';
 import { runOrchestratorEpisode } from './replayEngine';
-import type { DurableRuntime } from './runtime';
 import { MemoryInstanceStore, newInstance, TERMINAL_STATUSES, type InstanceMessage, type InstanceStore } from './store';
 import { fireTimer, isLiveTimer, TimerIndex } from './timers';
 
 export interface DurableRuntimeOptions {
     /** The app's registrations: orchestrators and activities are looked up here by name. */
     registry: FunctionRegistry;
+    /** How activities are called; default `invokeFunction`, as the Functions worker calls them. */
+    invoke?: FunctionInvoker;
     /** A VirtualClock makes time move only through advance/advanceUntil; default the wall clock. */
     clock?: Clock | VirtualClock;
     taskHub?: string;
@@ -55,6 +57,7 @@ const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 export abstract class DurableEngine {
     readonly taskHub: string;
     protected readonly registry: FunctionRegistry;
+    protected readonly invoke: FunctionInvoker;
     protected readonly clock: Clock;
     protected readonly store: InstanceStore;
     protected readonly log: (line: string) => void;
@@ -76,6 +79,7 @@ export abstract class DurableEngine {
 
     constructor(options: DurableRuntimeOptions) {
         this.registry = options.registry;
+        this.invoke = options.invoke ?? invokeFunction;
         this.clock = options.clock ?? realClock;
         this.taskHub = options.taskHub ?? 'TestHubName';
         this.store = options.store ?? new MemoryInstanceStore();
@@ -93,17 +97,18 @@ export abstract class DurableEngine {
     }
 
     /** The runtime activities get as their durable client. */
-    protected abstract asRuntime(): DurableRuntime;
+    /** The value of a durable client binding (activities may declare one). */
+    abstract clientBinding(): Promise<unknown>;
 
     // ---------------------------------------------------------------- scheduling internals
 
     protected assertOpen(): void {
-        if (this.closed) throw new HvrError('VALIDATION_FAILED', 'This DurableRuntime is closed');
+        if (this.closed) throw new LocalPlatformError('VALIDATION_FAILED', 'This DurableRuntime is closed');
     }
 
     protected virtualClock(operation: string): VirtualClock {
         if (!isVirtualClock(this.clock)) {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'VALIDATION_FAILED',
                 `${operation} needs a VirtualClock; this runtime uses the real clock`,
             );
@@ -252,7 +257,8 @@ export abstract class DurableEngine {
 
     protected async runActivity(work: ActivityWork): Promise<void> {
         const message = await runActivityWork(this.registry.functions.get(work.name), work, {
-            runtime: this.asRuntime(),
+            client: this,
+            invoke: this.invoke,
             timeoutMs: this.activityTimeoutMs,
             log: this.log,
         });
@@ -306,7 +312,7 @@ export abstract class DurableEngine {
     protected throwProblems(): void {
         if (this.problems.length === 0) return;
         const all = this.problems.splice(0);
-        throw new HvrError('INTERNAL', all.join('\n'), { problems: all });
+        throw new LocalPlatformError('INTERNAL', all.join('\n'), { problems: all });
     }
 
     protected async describeWaiting(): Promise<string> {

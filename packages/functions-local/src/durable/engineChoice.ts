@@ -1,4 +1,4 @@
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 
 /**
  * The Durable engines the local host, the simulator and the orchestration tests can run on:
@@ -24,9 +24,13 @@ export interface DurableEngineHandle {
 export function parseDurableEngine(value: string, from: string): DurableEngineName {
     const name = value.trim().toLowerCase();
     if ((DURABLE_ENGINES as readonly string[]).includes(name)) return name as DurableEngineName;
-    throw new HvrError('VALIDATION_FAILED', `${from} must be one of ${DURABLE_ENGINES.join(', ')}; got "${value}"`, {
-        setting: from,
-    });
+    throw new LocalPlatformError(
+        'VALIDATION_FAILED',
+        `${from} must be one of ${DURABLE_ENGINES.join(', ')}; got "${value}"`,
+        {
+            setting: from,
+        },
+    );
 }
 
 /** The engine an explicit choice or else HVR_DURABLE names; `embedded` when neither is given. */

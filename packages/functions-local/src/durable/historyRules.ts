@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { customStatusProblem } from '../../../../shared/lifecycle/customStatus';
+import { customStatusProblem } from './customStatusLimit';
 import { historyEvent, type HistoryEventRecord } from './history';
 import { ActionType, type OrchestratorAction, type RetryOptionsLike } from './replayEngine';
 import {

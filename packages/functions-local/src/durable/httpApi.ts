@@ -1,7 +1,19 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HvrError } from '../../../../shared/errors';
-import type { DurableRuntime, InstanceStatus, RuntimeStatus } from './runtime';
+import { LocalPlatformError } from '../errors';
+import type { HistoryEventRecord } from './history';
+import type { InstanceStatus, RuntimeStatus } from './store';
+
+/** What the durable HTTP API asks of the engine behind it (the embedded runtime implements it). */
+export interface DurableHttpBackend {
+    startNew(orchestrationName: string, options: { instanceId?: string; input?: unknown }): Promise<string>;
+    raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void>;
+    getStatus(instanceId: string): Promise<InstanceStatus | undefined>;
+    getHistory(instanceId: string): Promise<HistoryEventRecord[]>;
+    listInstances(filter: { runtimeStatus?: RuntimeStatus[]; prefix?: string }): Promise<InstanceStatus[]>;
+    terminate(instanceId: string, reason: string): Promise<void>;
+    purge(instanceId: string): Promise<void>;
+}
 
 const RPC_PREFIX = '/durabletask/';
 const WEBHOOK_PREFIX = '/runtime/webhooks/durabletask/';
@@ -22,7 +34,7 @@ interface Reply {
 }
 
 function statusCodeFor(err: unknown): number {
-    if (!(err instanceof HvrError)) return 500;
+    if (!(err instanceof LocalPlatformError)) return 500;
     switch (err.code) {
         case 'NOT_FOUND':
             return 404;
@@ -40,14 +52,14 @@ function parseBody(text: string, what: string): unknown {
     try {
         return JSON.parse(text);
     } catch (err) {
-        throw new HvrError('VALIDATION_FAILED', `${what} is not JSON: ${(err as Error).message}`);
+        throw new LocalPlatformError('VALIDATION_FAILED', `${what} is not JSON: ${(err as Error).message}`);
     }
 }
 
 /**
  * The part of the Durable Functions extension's HTTP API that durable-functions' DurableClient calls — the
  * RPC routes under `/durabletask/` and the public webhook routes under `/runtime/webhooks/durabletask/` —
- * served on a loopback port and answered by a DurableRuntime.
+ * served on a loopback port and answered by a `DurableHttpBackend`.
  */
 export class DurableHttpApi {
     private server: http.Server | undefined;
@@ -55,7 +67,7 @@ export class DurableHttpApi {
     origin: string | undefined;
 
     constructor(
-        private readonly runtime: DurableRuntime,
+        private readonly runtime: DurableHttpBackend,
         private readonly taskHub: string,
         private readonly log: (line: string) => void,
     ) {}
@@ -135,7 +147,7 @@ export class DurableHttpApi {
         for await (const chunk of req as AsyncIterable<Buffer>) {
             size += chunk.length;
             if (size > MAX_BODY_BYTES) {
-                throw new HvrError('VALIDATION_FAILED', `Request body is over ${MAX_BODY_BYTES} bytes`);
+                throw new LocalPlatformError('VALIDATION_FAILED', `Request body is over ${MAX_BODY_BYTES} bytes`);
             }
             chunks.push(chunk);
         }
@@ -206,7 +218,7 @@ export class DurableHttpApi {
             });
         } catch (err) {
             // The extension answers 400 for an unknown orchestrator rather than 404.
-            if (err instanceof HvrError && err.code === 'NOT_FOUND') {
+            if (err instanceof LocalPlatformError && err.code === 'NOT_FOUND') {
                 return { status: 400, body: { message: err.message } };
             }
             throw err;
@@ -268,7 +280,7 @@ export class DurableHttpApi {
             ? statuses.split(',').map((s) => {
                   const value = s.trim();
                   if (!RUNTIME_STATUSES.has(value)) {
-                      throw new HvrError('VALIDATION_FAILED', `Unknown runtimeStatus "${value}"`);
+                      throw new LocalPlatformError('VALIDATION_FAILED', `Unknown runtimeStatus "${value}"`);
                   }
                   return value as RuntimeStatus;
               })
@@ -277,7 +289,7 @@ export class DurableHttpApi {
             const text = url.searchParams.get(name);
             if (!text) return undefined;
             const ms = Date.parse(text);
-            if (Number.isNaN(ms)) throw new HvrError('VALIDATION_FAILED', `${name} "${text}" is not a date`);
+            if (Number.isNaN(ms)) throw new LocalPlatformError('VALIDATION_FAILED', `${name} "${text}" is not a date`);
             return ms;
         };
         return {

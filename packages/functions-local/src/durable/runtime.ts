@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 import { DurableEngine } from './engine';
 import type { HistoryEventRecord } from './history';
-import { DurableHttpApi } from './httpApi';
+import { DurableHttpApi, type DurableHttpBackend } from './httpApi';
 import {
     newInstance,
     TERMINAL_STATUSES,
@@ -26,12 +26,8 @@ const DEFAULT_WAIT_MS = 30_000;
  * Task Framework builds them, activities are called for real, timers run against a clock (virtual in tests),
  * and the durable client's HTTP API is served on loopback so `df.getClient(context)` works unchanged.
  */
-export class DurableRuntime extends DurableEngine {
+export class DurableRuntime extends DurableEngine implements DurableHttpBackend {
     private httpApi: DurableHttpApi | undefined;
-
-    protected asRuntime(): DurableRuntime {
-        return this;
-    }
 
     // ---------------------------------------------------------------- client operations
 
@@ -43,7 +39,7 @@ export class DurableRuntime extends DurableEngine {
         this.assertOpen();
         const fn = this.registry.functions.get(orchestrationName);
         if (!fn || fn.trigger.type !== 'orchestrationTrigger') {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'NOT_FOUND',
                 `The function '${orchestrationName}' doesn't exist, is disabled, or is not an orchestrator function`,
             );
@@ -54,7 +50,7 @@ export class DurableRuntime extends DurableEngine {
         await this.withInstance(instanceId, async () => {
             const existing = await this.store.get(instanceId);
             if (existing && !TERMINAL_STATUSES.has(existing.runtimeStatus) && !this.replaceRunning) {
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'CONFLICT',
                     `An orchestration instance with the status ${existing.runtimeStatus} already exists: ${instanceId}`,
                     { instanceId, runtimeStatus: existing.runtimeStatus },
@@ -73,13 +69,17 @@ export class DurableRuntime extends DurableEngine {
      */
     async raiseEvent(instanceId: string, eventName: string, data?: unknown): Promise<void> {
         this.assertOpen();
-        if (!eventName) throw new HvrError('VALIDATION_FAILED', 'eventName must be a non-empty string');
+        if (!eventName) throw new LocalPlatformError('VALIDATION_FAILED', 'eventName must be a non-empty string');
         const input = data === undefined ? undefined : JSON.stringify(data);
         const delivered = await this.deliver(instanceId, { kind: 'EventRaised', name: eventName, input }, false, true);
         if (delivered === 'missing') {
-            throw new HvrError('NOT_FOUND', `No orchestration instance '${instanceId}' to raise '${eventName}' to`, {
-                instanceId,
-            });
+            throw new LocalPlatformError(
+                'NOT_FOUND',
+                `No orchestration instance '${instanceId}' to raise '${eventName}' to`,
+                {
+                    instanceId,
+                },
+            );
         }
         if (delivered === 'finished') this.log(`event ${eventName} to finished instance ${instanceId} dropped`);
     }
@@ -92,7 +92,8 @@ export class DurableRuntime extends DurableEngine {
     /** The current execution's history, as the extension would hand it to the orchestrator. */
     async getHistory(instanceId: string): Promise<HistoryEventRecord[]> {
         const state = await this.store.get(instanceId);
-        if (!state) throw new HvrError('NOT_FOUND', `No orchestration instance '${instanceId}'`, { instanceId });
+        if (!state)
+            throw new LocalPlatformError('NOT_FOUND', `No orchestration instance '${instanceId}'`, { instanceId });
         return state.history;
     }
 
@@ -110,7 +111,9 @@ export class DurableRuntime extends DurableEngine {
         this.assertOpen();
         const delivered = await this.deliver(instanceId, { kind: 'Terminate', reason }, true, false);
         if (delivered === 'missing') {
-            throw new HvrError('NOT_FOUND', `No orchestration instance '${instanceId}' to terminate`, { instanceId });
+            throw new LocalPlatformError('NOT_FOUND', `No orchestration instance '${instanceId}' to terminate`, {
+                instanceId,
+            });
         }
     }
 
@@ -121,9 +124,9 @@ export class DurableRuntime extends DurableEngine {
     async purge(instanceId: string): Promise<void> {
         await this.withInstance(instanceId, async () => {
             const state = await this.store.get(instanceId);
-            if (!state) throw new HvrError('NOT_FOUND', `No orchestration instance '${instanceId}' to purge`);
+            if (!state) throw new LocalPlatformError('NOT_FOUND', `No orchestration instance '${instanceId}' to purge`);
             if (!TERMINAL_STATUSES.has(state.runtimeStatus)) {
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'CONFLICT',
                     `Instance '${instanceId}' is ${state.runtimeStatus}; terminate it before purging`,
                     { instanceId, runtimeStatus: state.runtimeStatus },
@@ -152,7 +155,7 @@ export class DurableRuntime extends DurableEngine {
     async advance(ms: number): Promise<void> {
         const clock = this.virtualClock('advance');
         if (!Number.isFinite(ms) || ms < 0)
-            throw new HvrError('VALIDATION_FAILED', `advance(ms) needs ms >= 0, got ${ms}`);
+            throw new LocalPlatformError('VALIDATION_FAILED', `advance(ms) needs ms >= 0, got ${ms}`);
         const target = clock.now().getTime() + ms;
         await this.runUntilIdle();
         for (;;) {
@@ -178,13 +181,13 @@ export class DurableRuntime extends DurableEngine {
         while (!(await predicate())) {
             const next = await this.nextTimer();
             if (!next) {
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'TIMEOUT',
                     `advanceUntil: the condition does not hold and nothing is left to run (no timers pending). ${await this.describeWaiting()}`,
                 );
             }
             if (next.fireAtMs > limit) {
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'TIMEOUT',
                     `advanceUntil: the condition did not hold within ${options.maxMs ?? DEFAULT_ADVANCE_UNTIL_MS} ms of virtual time; next timer at ${new Date(next.fireAtMs).toISOString()}. ${await this.describeWaiting()}`,
                 );
@@ -221,7 +224,7 @@ export class DurableRuntime extends DurableEngine {
             const left = deadline - Date.now();
             if (left <= 0) {
                 const last = await this.getStatus(instanceId);
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'TIMEOUT',
                     `Instance '${instanceId}' did not reach the expected status within ${timeoutMs} ms (it is ${last?.runtimeStatus ?? 'missing'})`,
                     { instanceId, runtimeStatus: last?.runtimeStatus },
@@ -243,7 +246,7 @@ export class DurableRuntime extends DurableEngine {
      * The value of a `durableClient` input binding: `df.getClient(context)` builds the real DurableClient from
      * it, and that client calls the HTTP API this runtime serves on a loopback port.
      */
-    async clientBinding(): Promise<unknown> {
+    override async clientBinding(): Promise<unknown> {
         this.assertOpen();
         if (!this.httpApi) this.httpApi = new DurableHttpApi(this, this.taskHub, this.log);
         return this.httpApi.clientBinding();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 import type { HistoryEventRecord } from './history';
 import type { RetryOptionsLike } from './replayEngine';
 
@@ -121,7 +121,7 @@ const MAX_INSTANCE_ID_CHARS = 256;
  */
 export function validateInstanceId(instanceId: string): void {
     if (instanceId.length === 0 || instanceId.length > MAX_INSTANCE_ID_CHARS) {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'VALIDATION_FAILED',
             `Instance id must have 1 to ${MAX_INSTANCE_ID_CHARS} characters, got ${instanceId.length}`,
         );
@@ -129,7 +129,7 @@ export function validateInstanceId(instanceId: string): void {
     // eslint-disable-next-line no-control-regex
     const bad = /[/\\#?\u0000-\u001f\u007f]/.exec(instanceId);
     if (bad) {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'VALIDATION_FAILED',
             `Instance id "${instanceId}" contains ${JSON.stringify(bad[0])} at offset ${bad.index}; / \\ # ? and control characters are not allowed`,
         );

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 
 /** Expands `{a,b}` alternatives (not nested), as in package.json `main` globs. */
 export function expandBraces(pattern: string): string[] {
@@ -52,18 +52,21 @@ export function globFiles(root: string, pattern: string): string[] {
 export function appModules(appRoot: string): string[] {
     const packagePath = resolve(appRoot, 'package.json');
     if (!existsSync(packagePath)) {
-        throw new HvrError('CONFIG_MISSING', `No package.json in ${resolve(appRoot)}: pass --app <folder of the app>.`);
+        throw new LocalPlatformError(
+            'CONFIG_MISSING',
+            `No package.json in ${resolve(appRoot)}: pass --app <folder of the app>.`,
+        );
     }
     const pkg = JSON.parse(readFileSync(packagePath, 'utf8')) as { main?: unknown };
     if (typeof pkg.main !== 'string' || pkg.main === '') {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'CONFIG_MISSING',
             `${packagePath} has no "main": the Functions worker loads the app from it.`,
         );
     }
     const files = globFiles(resolve(appRoot), pkg.main);
     if (files.length === 0) {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'CONFIG_MISSING',
             `package.json "main" (${pkg.main}) matches no file under ${resolve(appRoot)}: run \`npm run build\` first.`,
         );

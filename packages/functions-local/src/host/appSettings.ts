@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
+import { connectionFromString, type StorageConnection } from '../storage';
 
 /** The `Values` of local.settings.json, as `func start` reads them (empty when the file is absent). */
 export function localSettingsValues(appRoot: string): Record<string, string> {
@@ -10,18 +11,21 @@ export function localSettingsValues(appRoot: string): Record<string, string> {
     try {
         parsed = JSON.parse(readFileSync(path, 'utf8'));
     } catch (err) {
-        throw new HvrError('CONFIG_MISSING', `${path} is not valid JSON: ${(err as Error).message}`);
+        throw new LocalPlatformError('CONFIG_MISSING', `${path} is not valid JSON: ${(err as Error).message}`);
     }
     const values = (parsed as { Values?: unknown }).Values;
     if (values === undefined) return {};
     if (typeof values !== 'object' || values === null || Array.isArray(values)) {
-        throw new HvrError('CONFIG_MISSING', `${path}: "Values" must be an object of setting names to strings.`);
+        throw new LocalPlatformError(
+            'CONFIG_MISSING',
+            `${path}: "Values" must be an object of setting names to strings.`,
+        );
     }
     const out: Record<string, string> = {};
     for (const [name, value] of Object.entries(values)) {
         if (typeof value === 'string') out[name] = value;
         else if (typeof value === 'number' || typeof value === 'boolean') out[name] = String(value);
-        else throw new HvrError('CONFIG_MISSING', `${path}: Values.${name} must be a string.`);
+        else throw new LocalPlatformError('CONFIG_MISSING', `${path}: Values.${name} must be a string.`);
     }
     return out;
 }
@@ -37,7 +41,7 @@ export function routePrefixOf(appRoot: string): string {
         const prefix = hostJson.extensions?.http?.routePrefix;
         return typeof prefix === 'string' ? prefix : 'api';
     } catch (err) {
-        throw new HvrError('CONFIG_MISSING', `${path} is not valid JSON: ${(err as Error).message}`);
+        throw new LocalPlatformError('CONFIG_MISSING', `${path} is not valid JSON: ${(err as Error).message}`);
     }
 }
 
@@ -67,7 +71,7 @@ export function resolveSettingReferences(value: string, settings: Record<string,
     return value.replace(/%([^%]+)%/g, (_match, name: string) => {
         const resolved = settings[name];
         if (resolved === undefined || resolved === '') {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'CONFIG_MISSING',
                 `A binding refers to app setting ${name} (in "${value}"), which is not set.`,
                 {
@@ -77,4 +81,56 @@ export function resolveSettingReferences(value: string, settings: Record<string,
         }
         return resolved;
     });
+}
+
+/**
+ * The app settings, as `func start` assembles them: local.settings.json `Values`, overridden by the
+ * environment, then by explicit settings. With the embedded Azurite, every `UseDevelopmentStorage=true`
+ * points at it, and AzureWebJobsStorage defaults to it. Plugins may add settings before `applyDefaults`.
+ */
+export function resolveSettings(
+    appRoot: string,
+    storageConnectionString: string,
+    embeddedAzurite: boolean,
+    explicit: Record<string, string> = {},
+): Record<string, string> {
+    const fromFile = localSettingsValues(appRoot);
+    const settings: Record<string, string> = { ...fromFile };
+    for (const name of Object.keys(fromFile)) {
+        const env = process.env[name];
+        if (env !== undefined) settings[name] = env;
+    }
+    Object.assign(settings, explicit);
+    if (embeddedAzurite) {
+        for (const [name, value] of Object.entries(settings)) {
+            if (value.trim().toLowerCase() === 'usedevelopmentstorage=true') settings[name] = storageConnectionString;
+        }
+    }
+    if (embeddedAzurite || !explicit.AzureWebJobsStorage) settings.AzureWebJobsStorage = storageConnectionString;
+    // Validate early: a bad connection string should fail at start, not on the first blob.
+    connectionFromString(storageConnectionString);
+    return settings;
+}
+
+/** The task hub when DURABLE_TASK_HUB is not set. */
+export const DEFAULT_TASK_HUB = 'localtaskhub';
+
+/** The settings the host needs that nothing set: the task hub and the worker runtime. */
+export function applyDefaults(settings: Record<string, string>): void {
+    settings.DURABLE_TASK_HUB ||= DEFAULT_TASK_HUB;
+    settings.FUNCTIONS_WORKER_RUNTIME ||= 'node';
+}
+
+/** The storage account a connection setting names; locally it must hold a connection string (Azurite). */
+export function storageSetting(setting: string, settings: Record<string, string | undefined>): StorageConnection {
+    const cs = settings[setting];
+    if (!cs) {
+        throw new LocalPlatformError(
+            'CONFIG_MISSING',
+            `No storage connection "${setting}": locally it must hold a connection string (Azurite); ` +
+                'identity-based connections work only in Azure.',
+            { setting },
+        );
+    }
+    return connectionFromString(cs);
 }

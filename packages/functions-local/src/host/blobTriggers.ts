@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import { TableClient, TableEntity } from '@azure/data-tables';
 import { BlobItem } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
-import { ensureErrorType, HvrError } from '../../../../shared/errors';
-import { Clock } from '../../../../shared/ports';
-import { encodeKey, tableFor } from '../../../../shared/state/tables';
-import { StorageConnection } from '../../../../shared/storage/connections';
-import { deadline } from '../../../../shared/storage/deadline';
+import { ensureErrorType, LocalPlatformError } from '../errors';
+import type { Clock } from '../durable/clock';
+import { encodeKey, tableFor, StorageConnection, deadline } from '../storage';
 import { resolveSettingReferences } from './appSettings';
 import { HostStorage, statusOf } from './hostStorage';
 import { RegisteredFunction } from './registry';
@@ -33,7 +31,7 @@ export function parseBlobPath(path: string): BlobPathPattern {
     const container = slash < 0 ? path : path.slice(0, slash);
     const rest = slash < 0 ? '' : path.slice(slash + 1);
     if (!/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/.test(container)) {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'VALIDATION_FAILED',
             `Blob trigger path "${path}" does not start with a valid container name.`,
             {
@@ -54,7 +52,7 @@ export function parseBlobPath(path: string): BlobPathPattern {
             source += '(.+?)';
             literal = false;
         } else if (part.includes('{') || part.includes('}')) {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'VALIDATION_FAILED',
                 `Blob trigger path "${path}" has a malformed parameter "${part}".`,
                 {

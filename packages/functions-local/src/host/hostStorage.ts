@@ -1,8 +1,8 @@
 import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { RestError } from '@azure/core-rest-pipeline';
-import { connectionFromString, StorageConnection } from '../../../../shared/storage/connections';
-import { deadline } from '../../../../shared/storage/deadline';
+import { connectionFromString, StorageConnection, deadline } from '../storage';
 import { azuriteConnectionString } from '../azurite';
+import { LocalPlatformError } from '../errors';
 
 /** `UseDevelopmentStorage=true` means Azurite on its standard ports, as the Storage SDKs and Core Tools read it. */
 export function expandDevelopmentStorage(connectionString: string): string {
@@ -50,4 +50,28 @@ export function hostStorage(connectionString: string): HostStorage {
 /** The HTTP status of a storage error, if it is one. */
 export function statusOf(err: unknown): number | undefined {
     return err instanceof RestError ? err.statusCode : undefined;
+}
+
+/**
+ * A queue client on the account of a connection setting (empty: AzureWebJobsStorage). Locally the setting must
+ * hold a connection string (Azurite); identity-based connections exist only in Azure.
+ */
+export function localQueueClient(
+    settings: Record<string, string | undefined>,
+    connection: string,
+    queueName: string,
+): QueueClient {
+    const cs = settings[connection || 'AzureWebJobsStorage'];
+    if (!cs) {
+        throw new LocalPlatformError(
+            'CONFIG_MISSING',
+            `The queue ${queueName} is on the account of setting ${connection}, which is not set; locally it must ` +
+                'hold a connection string (Azurite).',
+            { setting: connection },
+        );
+    }
+    return QueueServiceClient.fromConnectionString(expandDevelopmentStorage(cs), {
+        retryOptions: { maxTries: 4, tryTimeoutInMs: 30_000 },
+        keepAliveOptions: { enable: true },
+    }).getQueueClient(queueName);
 }

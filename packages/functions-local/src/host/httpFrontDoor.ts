@@ -2,7 +2,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { HttpRequest, HttpResponse } from '@azure/functions';
-import { ensureErrorType } from '../../../../shared/errors';
+import { ensureErrorType } from '../errors';
 import { DURABLE_WEBHOOK_PATH, publicWebhookText } from './durableWebhooks';
 import { RegisteredFunction } from './registry';
 import { compareRoutePrecedence, parseRouteTemplate, RouteTemplate } from './routeTemplate';

@@ -1,18 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { format } from 'node:util';
 import { InvocationContext, type FunctionInput, type FunctionOutput, type LogLevel } from '@azure/functions';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 import type { CoreBinding, RegisteredFunction } from './registry';
 
-/** What serves `durableClient` input bindings: the embedded runtime or the real engine. */
-export interface DurableClientSource {
-    clientBinding(): Promise<unknown>;
+/**
+ * Serves the extra input bindings of some types (for example the durable client): the invoker asks the first
+ * provider that names the binding's type for its value.
+ */
+export interface InputBindingProvider {
+    /** Binding types served, compared without case (`durableClient`, ...). */
+    readonly types: readonly string[];
+    value(binding: FunctionInput, fn: RegisteredFunction): Promise<unknown>;
 }
 
 /** How to call a registered function. */
 export interface InvokeFunctionOptions {
-    /** Serves `durableClient` input bindings, so `df.getClient(context)` drives this engine. */
-    runtime?: DurableClientSource;
+    /** Serve extra input bindings by type (the durable client: `df.getClient(context)` drives that engine). */
+    bindings?: readonly InputBindingProvider[];
     triggerMetadata?: Record<string, unknown>;
     invocationId?: string;
     /** Receives every `context.log/info/warn/error` line of the invocation. */
@@ -21,13 +26,18 @@ export interface InvokeFunctionOptions {
     extraInputs?: Record<string, unknown>;
 }
 
+/** How the durable runtime and the host call a function (`invokeFunction`, or a test's stand-in). */
+export type FunctionInvoker = (
+    fn: RegisteredFunction,
+    triggerInput: unknown,
+    options?: InvokeFunctionOptions,
+) => Promise<InvokeFunctionResult>;
+
 /** What a function returned and what it wrote to its extra output bindings (by binding name). */
 export interface InvokeFunctionResult {
     result: unknown;
     extraOutputs: Map<string, unknown>;
 }
-
-const DURABLE_CLIENT_TYPES = new Set(['durableclient', 'orchestrationclient']);
 
 /** A binding of the metadata turned back into the option object the app declared (name, type, its options). */
 function declaredBinding(name: string, binding: CoreBinding): FunctionInput & FunctionOutput {
@@ -37,7 +47,7 @@ function declaredBinding(name: string, binding: CoreBinding): FunctionInput & Fu
 
 /**
  * Calls a registered function as the Functions worker would: builds its InvocationContext from the binding
- * metadata (trigger, extra inputs and outputs), fills the extra inputs (the durable client from `runtime`),
+ * metadata (trigger, extra inputs and outputs), fills the extra inputs (from `bindings` or `extraInputs`),
  * awaits the handler and collects the extra outputs it set.
  */
 export async function invokeFunction(
@@ -68,17 +78,21 @@ export async function invokeFunction(
     });
 
     for (const input of extraInputs) {
-        if (DURABLE_CLIENT_TYPES.has(input.type.toLowerCase())) {
-            if (!options.runtime) {
-                throw new HvrError(
-                    'CONFIG_MISSING',
-                    `Function "${fn.name}" has a ${input.type} input binding: pass a durable engine to invokeFunction`,
-                );
-            }
-            context.extraInputs.set(input, await options.runtime.clientBinding());
-        } else if (options.extraInputs && input.name in options.extraInputs) {
+        if (options.extraInputs && input.name in options.extraInputs) {
             context.extraInputs.set(input, options.extraInputs[input.name]);
+            continue;
         }
+        const type = input.type.toLowerCase();
+        const provider = options.bindings?.find((p) => p.types.some((t) => t.toLowerCase() === type));
+        if (!provider) {
+            throw new LocalPlatformError(
+                'CONFIG_MISSING',
+                `Function "${fn.name}" has a ${input.type} input binding "${input.name}" that nothing serves: ` +
+                    'pass a binding provider for it (for a durable client: the durable engine) to invokeFunction',
+                { function: fn.name, binding: input.name, type: input.type },
+            );
+        }
+        context.extraInputs.set(input, await provider.value(input, fn));
     }
 
     const result = await fn.handler(triggerInput, context);

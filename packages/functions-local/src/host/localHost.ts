@@ -1,43 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { HttpRequest, LogLevel, Timer } from '@azure/functions';
-import { ensureErrorType, HvrError } from '../../../../shared/errors';
-import { ServiceBusCommandReceiver } from '../../../../shared/bus/commandReceiver';
-import { ServiceBusEventPublisher } from '../../../../shared/bus/eventPublisher';
-import { PROVIDER_BUS_SETTING } from '../../../../shared/bus/providerEventsFromSetting';
-import { PROVIDER_COMMANDS_QUEUE } from '../../../../shared/contracts/messages';
-import { Clock, setPorts, systemClock } from '../../../../shared/ports';
-import {
-    connectionFromString,
-    resetStorageConnections,
-    storageConnection,
-} from '../../../../shared/storage/connections';
+import { ensureErrorType, LocalPlatformError } from '../errors';
+import { realClock, type Clock } from '../durable/clock';
 import { RunningAzurite, startAzurite, StartAzuriteOptions } from '../azurite';
 import { DtfxEngine } from '../durable/dtfx';
 import { requireDtfxPrerequisites } from '../durable/dtfxHost';
+import { durableClientBindings } from '../durable/clientBinding';
 import { durableEngineOf, type DurableEngineHandle, type DurableEngineName } from '../durable/engineChoice';
 import { DurableRuntime } from '../durable/runtime';
 import { appModules } from './appModules';
-import { applySettings, localSettingsValues, resolveSettingReferences, routePrefixOf } from './appSettings';
+import { applyDefaults, applySettings, resolveSettings, routePrefixOf, storageSetting } from './appSettings';
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
 import { publicClientBinding } from './durableWebhooks';
+import { describeFunctions, type FunctionSummary } from './functionList';
 import { HostKeys, HttpFrontDoor } from './httpFrontDoor';
 import { assertLoopback, assertStorageReachable, listenFailure } from './startChecks';
 import { InFlightInvocations } from './inFlight';
 import { invokeFunction } from './invoke';
-import { ensureReplicaContainers } from '../../../../tools/platform/replicaContainers';
-import { hostStorage } from './hostStorage';
-import { LocalProviderBus } from '../../../../tools/platform/localProviderBus';
+import { hostStorage, localQueueClient } from './hostStorage';
+import type { HostedTrigger, HostPlugin } from './plugins';
 import { FunctionRegistry, functionRegistry, installFunctionsCore, RegisteredFunction } from './registry';
-import {
-    durableClientOf,
-    providerCommandReceiver,
-    serviceBusConfigured,
-    ServiceBusClients,
-} from '../../../../tools/platform/serviceBusReceivers';
-import { serviceBusHostSettings } from './serviceBusSettings';
 import { TimerScheduler } from './timerTriggers';
-import { localEventSubscriptions, localQueueClient } from '../../../../tools/platform/eventSubscriptions';
 import { QueueDrainReport, QueueTriggerPump, queueTriggerSettings, triggerQueueName } from './queueTriggers';
 
 export interface LocalHostOptions {
@@ -80,42 +64,19 @@ export interface LocalHostOptions {
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
     timers?: boolean;
     /**
-     * Poll storage queue triggers and receive provider commands (default true); false leaves both on their
-     * queues (storage queues then run only through `drainStorageQueues`).
+     * Poll storage queue triggers and start the plugins' triggers (default true); false leaves their messages
+     * on their queues (storage queues then run only through `drainStorageQueues`).
      */
     queuePolling?: boolean;
     blobTrigger?: { maxTries?: number; contentLimitBytes?: number; leaseMs?: number };
     /** Storage queue triggers: how long a running message stays invisible (renewed), shortest poll wait. */
     queueTrigger?: { leaseSeconds?: number; minPollingIntervalMs?: number };
-    serviceBus?: {
-        /** The local broker's provider-commands `maxDeliveryCount` (infra: 10). */
-        maxDeliveryCount?: number;
-        /** The local broker's lock duration (infra: 60 s). */
-        lockSeconds?: number;
-        /** Pause after a receive failure before accepting sessions again. Default 2 s. */
-        pollIntervalMs?: number;
-        /** How long a receive waits for a session and for more of its messages. Default 5 s. */
-        receiveWaitMs?: number;
-        /** The local broker's port when PROVIDER_BUS is empty; 0 (default) for any free one. */
-        brokerPort?: number;
-        /** How often the local broker looks for newly registered sites. Default 1 s. */
-        siteScanIntervalMs?: number;
-        /** The local broker's duplicate-detection window (infra: 30 min). */
-        duplicateDetectionWindowSeconds?: number;
-        /** The largest message the local broker accepts (default 256 KiB, the Standard tier's limit). */
-        maxMessageSizeBytes?: number;
-    };
+    /** The app-specific parts (its buses, containers, event subscriptions, triggers the host does not serve). */
+    plugins?: HostPlugin[];
     /** How long `stop()` waits for invocations in flight. Default 30 s. */
     drainTimeoutMs?: number;
     /** Receives every host and function log line. Default: stdout. */
     log?: (line: string) => void;
-}
-
-/** One function as listed at start. */
-export interface FunctionSummary {
-    name: string;
-    trigger: string;
-    detail: string;
 }
 
 export interface LocalHost {
@@ -145,16 +106,9 @@ export interface LocalHost {
     fireTimer(name: string): Promise<void>;
     /** Runs the storage queue triggers on what their queues hold now, until empty, and waits. */
     drainStorageQueues(): Promise<QueueDrainReport>;
-    /**
-     * The local Service Bus serving the provider channel, started when PROVIDER_BUS is empty; absent when it
-     * names a namespace. Either way the app's PROVIDER_BUS setting is the connection string providers use.
-     */
-    providerBus?: LocalProviderBus;
     /** Stops taking work, drains invocations (bounded), stops Azurite if it started one. */
     stop(): Promise<{ abandonedInvocations: number }>;
 }
-
-const DURABLE_TRIGGERS = new Set(['orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
 
 function newKey(): string {
     return randomBytes(24).toString('base64url');
@@ -171,7 +125,7 @@ function loadApp(registry: FunctionRegistry, modules: string[]): void {
             // eslint-disable-next-line @typescript-eslint/no-require-imports
             require(file);
         } catch (err) {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'INTERNAL',
                 `Loading ${file} failed: ${ensureErrorType(err).message}`,
                 { file },
@@ -183,13 +137,14 @@ function loadApp(registry: FunctionRegistry, modules: string[]): void {
 
 /**
  * Starts the local Functions host: loads the app's registrations as the worker does, serves HTTP functions,
- * fires blob, Storage queue and timer triggers (emulating the Event Grid subscription that feeds the merge queue), delivers provider messages from a local queue and hands durable client
- * bindings from `runtime`. Everything it starts, `stop()` stops.
+ * fires blob, Storage queue and timer triggers (and the Event Grid subscriptions the plugins declare), hands
+ * durable client bindings from the durable engine, and lets the plugins host the rest. Everything it starts,
+ * `stop()` stops.
  */
 export async function startLocalHost(options: LocalHostOptions = {}): Promise<LocalHost> {
     const appRoot = resolve(options.appRoot ?? process.cwd());
     const log = options.log ?? consoleLog;
-    const clock = options.clock ?? systemClock;
+    const clock = options.clock ?? realClock;
     const registry = options.registry ?? functionRegistry();
     const cleanups: (() => unknown)[] = [];
     const runCleanups = async (): Promise<void> => {
@@ -210,30 +165,21 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             cleanups.push(() => azurite?.stop());
             storageCs = azurite.connectionString;
         }
+        const plugins = options.plugins ?? [];
         const settings = resolveSettings(appRoot, storageCs, azurite !== undefined, options.settings);
-        let providerBus: LocalProviderBus | undefined;
-        if (!serviceBusConfigured(settings, PROVIDER_BUS_SETTING)) {
-            // As a namespace would: the app and providers reach it through PROVIDER_BUS, like any other.
-            const started = await LocalProviderBus.start({
-                port: options.serviceBus?.brokerPort,
-                maxMessageSizeBytes: options.serviceBus?.maxMessageSizeBytes,
-                lockDurationMs: options.serviceBus?.lockSeconds ? options.serviceBus.lockSeconds * 1000 : undefined,
-                commandMaxDeliveryCount: options.serviceBus?.maxDeliveryCount,
-                duplicateDetectionWindowMs:
-                    options.serviceBus?.duplicateDetectionWindowSeconds === undefined
-                        ? undefined
-                        : options.serviceBus.duplicateDetectionWindowSeconds * 1000,
-                siteScanIntervalMs: options.serviceBus?.siteScanIntervalMs,
+        for (const plugin of plugins) {
+            // Registered first, so a plugin's stop runs after everything started later has stopped.
+            cleanups.push(() => plugin.stop?.());
+            await plugin.prepare?.({
+                appRoot,
+                settings,
+                storageConnectionString: storageCs,
+                clock: options.clock,
                 log,
             });
-            cleanups.push(() => started.stop());
-            providerBus = started;
-            settings[PROVIDER_BUS_SETTING] = started.connectionString;
         }
+        applyDefaults(settings);
         cleanups.push(applySettings(settings));
-        resetStorageConnections();
-        cleanups.push(resetStorageConnections);
-        if (options.clock) cleanups.push(setPorts({ clock: options.clock }));
 
         loadApp(registry, options.modules ?? appModules(appRoot));
         const all = [...registry.functions.values()];
@@ -242,26 +188,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
 
         const host = hostStorage(settings.AzureWebJobsStorage!);
         await assertStorageReachable(host);
-        // Before any trigger or provider runs: a write-only upload grant cannot create its container.
-        const createdContainers = await ensureReplicaContainers(storageConnection('REPLICA_STORAGE', settings));
-        if (createdContainers.length > 0) log(`Created blob containers: ${createdContainers.join(', ')}.`);
-        const busClients = new ServiceBusClients(settings);
-        cleanups.push(() => busClients.close());
-        // The host owns this publisher (not the process-wide default) so stop() closes its connection.
-        const busPublisher = new ServiceBusEventPublisher(busClients.get(PROVIDER_BUS_SETTING));
-        const publisher = providerBus ? providerBus.publisher(busPublisher) : busPublisher;
-        cleanups.push(setPorts({ providerEvents: () => publisher }));
-        if (providerBus) {
-            await providerBus.watchSites();
-            for (const line of providerBus.describe()) log(line);
-        }
-        const busSettings = serviceBusHostSettings(appRoot);
-        if (busSettings.ignored.length > 0) {
-            log(
-                `host.json: extensions.serviceBus.${busSettings.ignored.join(', ')} ignored (not read by the ` +
-                    `Service Bus extension 5.x, which the bundle loads)`,
-            );
-        }
+        for (const plugin of plugins) await plugin.start?.({ appRoot, settings, functions: all, log });
         const inFlight = new InFlightInvocations();
         const engineName: DurableEngineName = options.runtime ? 'embedded' : durableEngineOf(options.durable);
         // Asked for the real engine: fail now, naming what is missing, before anything else starts.
@@ -270,7 +197,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         let dtfx: DtfxEngine | undefined;
         let durable: DurableEngineHandle | undefined;
         const engine = (): DurableEngineHandle => {
-            if (!durable) throw new HvrError('INTERNAL', 'The durable engine is not started yet');
+            if (!durable) throw new LocalPlatformError('INTERNAL', 'The durable engine is not started yet');
             return durable;
         };
         const keys: HostKeys = {
@@ -297,7 +224,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         const invoke = (fn: RegisteredFunction, input: unknown, triggerMetadata?: Record<string, unknown>) =>
             inFlight.track(async () => {
                 const outcome = await invokeFunction(fn, input, {
-                    runtime: appDurable,
+                    bindings: [durableClientBindings(appDurable)],
                     triggerMetadata,
                     log: (level: LogLevel, message: string) => {
                         if (level !== 'trace' && level !== 'debug') log(`[${fn.name}] ${message}`);
@@ -364,14 +291,14 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
 
         // Blobs, and the Event Grid subscriptions the scan emulates
         const blobFunctions = ofType('blobTrigger');
-        const eventSubscriptions = localEventSubscriptions(all, settings);
+        const eventSubscriptions = plugins.flatMap((p) => p.eventSubscriptions?.(all, settings) ?? []);
         const scanner = new BlobTriggerScanner({
             functions: blobFunctions,
             eventSubscriptions,
             host,
             settings,
             connectionFor: (setting) =>
-                setting === 'AzureWebJobsStorage' ? host.connection : storageConnection(setting, settings),
+                setting === 'AzureWebJobsStorage' ? host.connection : storageSetting(setting, settings),
             invoke: (call) => invoke(call.fn, call.input, call.triggerMetadata),
             clock,
             log,
@@ -411,39 +338,29 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         cleanups.push(() => timers.stop());
         if (options.timers !== false) await timers.start();
 
-        // Provider messages: provider-commands from the namespace PROVIDER_BUS names (the local broker or Azure)
-        const receivers: ServiceBusCommandReceiver[] = [];
-        for (const fn of ofType('serviceBusTrigger')) {
-            const queueName =
-                typeof fn.trigger.queueName === 'string'
-                    ? resolveSettingReferences(fn.trigger.queueName, settings)
-                    : undefined;
-            const connection = typeof fn.trigger.connection === 'string' ? fn.trigger.connection : '';
-            if (queueName !== PROVIDER_COMMANDS_QUEUE || !serviceBusConfigured(settings, connection)) {
-                throw new HvrError(
-                    'CONFIG_MISSING',
-                    `${fn.name} reads ${queueName === undefined ? 'a topic' : `queue ${queueName}`} through ` +
-                        `${connection || 'no connection'}; this host receives only ${PROVIDER_COMMANDS_QUEUE}, ` +
-                        `through ${PROVIDER_BUS_SETTING} (see docs/local-host.md).`,
-                    { setting: connection },
-                );
+        // Triggers the plugins host (the host serves HTTP, blob, queue, timer and durable triggers itself)
+        const polling = options.queuePolling !== false;
+        const hosted: HostedTrigger[] = [];
+        // A failure after this point must still stop them before the plugins release their clients.
+        cleanups.push(() => Promise.all(hosted.map((t) => t.stop())));
+        for (const plugin of plugins) {
+            for (const [type, hostTrigger] of Object.entries(plugin.triggers ?? {})) {
+                for (const fn of ofType(type)) {
+                    const trigger = await hostTrigger(fn, {
+                        appRoot,
+                        settings,
+                        functions: all,
+                        log,
+                        durable: engine(),
+                        polling,
+                    });
+                    hosted.push(trigger);
+                    if (polling) trigger.start();
+                }
             }
-            const receiver = providerCommandReceiver({
-                fn,
-                client: busClients.get(connection),
-                durableClient: await durableClientOf(engine()),
-                log,
-                settings: busSettings,
-                receiveWaitMs: options.serviceBus?.receiveWaitMs,
-                backoffMs: options.serviceBus?.pollIntervalMs,
-            });
-            receivers.push(receiver);
-            if (options.queuePolling !== false) receiver.start();
         }
 
-        const functions = describeFunctions(all, frontDoor, apiUrl, timers, settings, providerBus !== undefined);
-        // A failure after this point must still stop the receivers before the clients close.
-        cleanups.push(() => Promise.all(receivers.map((r) => r.stop())));
+        const functions = describeFunctions(all, { frontDoor, apiUrl, timers, settings, plugins });
         let stopping: Promise<{ abandonedInvocations: number }> | undefined;
         const stop = (): Promise<{ abandonedInvocations: number }> => {
             stopping ??= (async () => {
@@ -453,7 +370,8 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                 await scanner.stop();
                 await timers.stop();
                 await Promise.all(queuePumps.map((p) => p.stop()));
-                await stopReceivers(receivers, busClients, Math.max(0, drainBound - (Date.now() - drainStarted)));
+                for (const plugin of plugins)
+                    await plugin.drain?.(Math.max(0, drainBound - (Date.now() - drainStarted)));
                 const abandoned = await inFlight.drain(Math.max(0, drainBound - (Date.now() - drainStarted)));
                 if (abandoned > 0) log(`Stopped with ${abandoned} invocation(s) still running.`);
                 // Responses of finished invocations are still being written: give them a moment.
@@ -478,7 +396,6 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
             storageConnectionString: settings.AzureWebJobsStorage!,
             settings,
             functions,
-            providerBus,
             scanNow: () => scanner.scanNow(),
             fireTimer: (name) => timers.fireTimer(name),
             drainStorageQueues: async () => {
@@ -495,125 +412,4 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         await runCleanups();
         throw err;
     }
-}
-
-/**
- * Stops the Service Bus receivers: each finishes and settles the message it holds, bounded by `boundMs`; past
- * it the clients are closed, which ends a receive still waiting for a session (a lock not settled then
- * expires and the broker redelivers).
- */
-async function stopReceivers(
-    receivers: ServiceBusCommandReceiver[],
-    clients: ServiceBusClients,
-    boundMs: number,
-): Promise<void> {
-    if (receivers.length === 0) return;
-    const stopped = Promise.all(receivers.map((r) => r.stop()));
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), boundMs)));
-    const outcome = await Promise.race([stopped.then(() => 'stopped' as const), bound]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') await clients.close();
-    await stopped;
-}
-
-/**
- * The app settings, as `func start` assembles them: local.settings.json `Values`, overridden by the
- * environment, then by explicit settings. With the embedded Azurite, every `UseDevelopmentStorage=true`
- * points at it, and AzureWebJobsStorage and REPLICA_STORAGE default to it.
- */
-export function resolveSettings(
-    appRoot: string,
-    storageConnectionString: string,
-    embeddedAzurite: boolean,
-    explicit: Record<string, string> = {},
-): Record<string, string> {
-    const fromFile = localSettingsValues(appRoot);
-    const settings: Record<string, string> = { ...fromFile };
-    for (const name of Object.keys(fromFile)) {
-        const env = process.env[name];
-        if (env !== undefined) settings[name] = env;
-    }
-    Object.assign(settings, explicit);
-    if (embeddedAzurite) {
-        for (const [name, value] of Object.entries(settings)) {
-            if (value.trim().toLowerCase() === 'usedevelopmentstorage=true') settings[name] = storageConnectionString;
-        }
-    }
-    if (embeddedAzurite || !explicit.AzureWebJobsStorage) settings.AzureWebJobsStorage = storageConnectionString;
-    settings.REPLICA_STORAGE ||= storageConnectionString;
-    settings.DURABLE_TASK_HUB ||= 'hvrlocal';
-    settings.FUNCTIONS_WORKER_RUNTIME ||= 'node';
-    // Validate early: a bad connection string should fail at start, not on the first blob.
-    connectionFromString(storageConnectionString);
-    return settings;
-}
-
-function describeFunctions(
-    all: RegisteredFunction[],
-    frontDoor: HttpFrontDoor,
-    apiUrl: string,
-    timers: TimerScheduler,
-    settings: Record<string, string>,
-    localBroker: boolean,
-): FunctionSummary[] {
-    const base = apiUrl.replace(/\/[^/]*$/, '');
-    const nextTimers = timers.nextOccurrences();
-    return all
-        .map((fn): FunctionSummary => {
-            const t = fn.trigger;
-            const type = t.type;
-            switch (type.toLowerCase()) {
-                case 'httptrigger': {
-                    const route = frontDoor.routes.find((r) => r.fn === fn)!;
-                    const auth = route.authLevel === 'anonymous' ? '' : ` (key: ${route.authLevel})`;
-                    return {
-                        name: fn.name,
-                        trigger: 'http',
-                        detail: `${route.methods.join(',')} ${base}${route.displayPath}${auth}`,
-                    };
-                }
-                case 'blobtrigger':
-                    return {
-                        name: fn.name,
-                        trigger: 'blob',
-                        detail: `${String(t.path)} via ${String(t.connection)} (${t.source === 'EventGrid' ? 'Event Grid semantics' : 'polling semantics'}, container scan)`,
-                    };
-                case 'queuetrigger':
-                    return {
-                        name: fn.name,
-                        trigger: 'queue',
-                        detail: `${String(t.queueName)} via ${String(t.connection)} (Storage queue; poison: ${String(t.queueName)}-poison)`,
-                    };
-                case 'timertrigger': {
-                    const next = nextTimers.get(fn.name);
-                    return {
-                        name: fn.name,
-                        trigger: 'timer',
-                        detail: `${String(t.schedule)} (UTC), next ${next ? next.toISOString() : 'never'}${t.runOnStartup ? ', runOnStartup' : ''}`,
-                    };
-                }
-                case 'servicebustrigger':
-                    return {
-                        name: fn.name,
-                        trigger: 'serviceBus',
-                        detail: `queue ${String(t.queueName)}${t.isSessionsEnabled ? ' (sessions)' : ''} ${
-                            serviceBusConfigured(settings, String(t.connection))
-                                ? `from Service Bus via ${String(t.connection)}${
-                                      localBroker && t.connection === PROVIDER_BUS_SETTING ? ' (the local broker)' : ''
-                                  } (shared command handler)`
-                                : `not hosted: ${String(t.connection)} is not set`
-                        }`,
-                    };
-                default:
-                    return {
-                        name: fn.name,
-                        trigger: type.replace(/Trigger$/i, ''),
-                        detail: DURABLE_TRIGGERS.has(type.toLowerCase())
-                            ? `durable task hub ${settings.DURABLE_TASK_HUB}`
-                            : 'not hosted locally',
-                    };
-            }
-        })
-        .sort((a, b) => a.trigger.localeCompare(b.trigger) || a.name.localeCompare(b.name));
 }

@@ -1,4 +1,4 @@
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 
 /**
  * One field of a schedule: the set of values it allows.
@@ -52,8 +52,8 @@ export interface CronSchedule {
     matches(at: Date): boolean;
 }
 
-function invalid(expression: string, message: string, details: Record<string, unknown> = {}): HvrError {
-    return new HvrError('VALIDATION_FAILED', `Invalid NCRONTAB schedule "${expression}": ${message}`, {
+function invalid(expression: string, message: string, details: Record<string, unknown> = {}): LocalPlatformError {
+    return new LocalPlatformError('VALIDATION_FAILED', `Invalid NCRONTAB schedule "${expression}": ${message}`, {
         expression,
         ...details,
     });
@@ -147,7 +147,7 @@ export function parseNcrontab(expression: string, settings: Record<string, strin
     if (settingRef) {
         const resolved = settings[settingRef[1]!];
         if (resolved === undefined || resolved === '') {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'CONFIG_MISSING',
                 `The timer schedule names app setting ${settingRef[1]}, which is not set.`,
                 {

@@ -1,8 +1,8 @@
 import { QueueClient, DequeuedMessageItem } from '@azure/storage-queue';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureErrorType, HvrError } from '../../../../shared/errors';
-import { deadline } from '../../../../shared/storage/deadline';
+import { ensureErrorType, LocalPlatformError } from '../errors';
+import { deadline } from '../storage';
 import { resolveSettingReferences } from './appSettings';
 import { RegisteredFunction } from './registry';
 
@@ -29,7 +29,7 @@ function timeSpanSeconds(value: unknown, name: string): number | undefined {
     if (value === undefined) return undefined;
     const m = typeof value === 'string' ? /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?$/.exec(value) : null;
     if (!m)
-        throw new HvrError(
+        throw new LocalPlatformError(
             'CONFIG_MISSING',
             `host.json extensions.queues.${name} ${JSON.stringify(value)} is not hh:mm:ss.`,
         );
@@ -52,14 +52,20 @@ export function queueTriggerSettings(appRoot: string): QueueTriggerSettings {
         const v = section[name];
         if (v === undefined) return fallback;
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-            throw new HvrError('CONFIG_MISSING', `host.json extensions.queues.${name} must be a whole number.`);
+            throw new LocalPlatformError(
+                'CONFIG_MISSING',
+                `host.json extensions.queues.${name} must be a whole number.`,
+            );
         }
         return v;
     };
     const batchSize = Math.min(32, Math.max(1, num('batchSize', 16)));
     const encoding = section.messageEncoding ?? 'base64';
     if (encoding !== 'base64' && encoding !== 'none') {
-        throw new HvrError('CONFIG_MISSING', `host.json extensions.queues.messageEncoding must be base64 or none.`);
+        throw new LocalPlatformError(
+            'CONFIG_MISSING',
+            `host.json extensions.queues.messageEncoding must be base64 or none.`,
+        );
     }
     return {
         visibilityTimeoutSeconds: timeSpanSeconds(section.visibilityTimeout, 'visibilityTimeout') ?? 0,
@@ -196,7 +202,7 @@ export class QueueTriggerPump {
         let body = text;
         if (this.options.settings.messageEncoding === 'base64') {
             if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
-                throw new HvrError(
+                throw new LocalPlatformError(
                     'VALIDATION_FAILED',
                     'The message is not valid base64 (host.json messageEncoding is base64).',
                 );

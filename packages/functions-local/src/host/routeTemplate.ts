@@ -1,4 +1,4 @@
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 
 /** A route constraint as the Functions (ASP.NET Core) route template syntax writes it after `:`. */
 type Constraint = (value: string) => boolean;
@@ -30,8 +30,10 @@ export interface RouteTemplate {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function invalid(template: string, message: string): HvrError {
-    return new HvrError('VALIDATION_FAILED', `Invalid route template "${template}": ${message}`, { template });
+function invalid(template: string, message: string): LocalPlatformError {
+    return new LocalPlatformError('VALIDATION_FAILED', `Invalid route template "${template}": ${message}`, {
+        template,
+    });
 }
 
 function numberArgs(template: string, name: string, args: string | undefined, count: number[]): number[] {

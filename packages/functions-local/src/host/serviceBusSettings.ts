@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 
 /**
  * host.json's `extensions.serviceBus` as the Service Bus extension 5.x reads it (bundle [4.*, 5.0.0)): flat
@@ -56,7 +56,7 @@ function read(path: string): Record<string, unknown> {
     try {
         parsed = JSON.parse(readFileSync(path, 'utf8'));
     } catch (err) {
-        throw new HvrError('CONFIG_MISSING', `${path} is not valid JSON: ${(err as Error).message}`);
+        throw new LocalPlatformError('CONFIG_MISSING', `${path} is not valid JSON: ${(err as Error).message}`);
     }
     const section = (parsed as { extensions?: { serviceBus?: unknown } } | null)?.extensions?.serviceBus;
     return section && typeof section === 'object' && !Array.isArray(section)
@@ -68,7 +68,7 @@ export function serviceBusHostSettings(appRoot: string): ServiceBusHostSettings 
     const path = join(appRoot, 'host.json');
     const section = read(path);
     const wrong = (name: string, expected: string): never => {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'CONFIG_MISSING',
             `${path}: extensions.serviceBus.${name} must be ${expected} (got ${JSON.stringify(section[name])}).`,
         );

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { HvrError } from '../../../../shared/errors';
+import { LocalPlatformError } from '../errors';
 import { HostStorage } from './hostStorage';
 
 /**
@@ -17,7 +17,7 @@ export function assertLoopback(origin: string | undefined, what: string): void {
     if (origin === undefined) return;
     const host = new URL(origin).hostname;
     if (host !== '127.0.0.1' && host !== '[::1]' && host !== 'localhost') {
-        throw new HvrError(
+        throw new LocalPlatformError(
             'CONFIG_MISSING',
             `${what} listens on ${origin}; it checks no key and must listen on 127.0.0.1 only.`,
             { origin },
@@ -62,7 +62,7 @@ export async function assertStorageReachable(host: HostStorage, timeoutMs = PROB
         try {
             await answers(url, timeoutMs);
         } catch (err) {
-            throw new HvrError(
+            throw new LocalPlatformError(
                 'PREREQUISITE_FAILED',
                 `AzureWebJobsStorage's ${service} service at ${url} does not answer (${causeOf(err)}): start that ` +
                     'storage, or run without --no-azurite to use the embedded Azurite.',
@@ -76,14 +76,14 @@ export async function assertStorageReachable(host: HostStorage, timeoutMs = PROB
 export function listenFailure(err: unknown, port: number, hostname: string): Error {
     const code = (err as { code?: string }).code;
     if (code === 'EADDRINUSE') {
-        return new HvrError(
+        return new LocalPlatformError(
             'PREREQUISITE_FAILED',
             `Port ${port} on ${hostname} is already in use (another hvr start or func start?): stop it or pass --port.`,
             { port, hostname },
         );
     }
     if (code === 'EADDRNOTAVAIL' || code === 'EACCES') {
-        return new HvrError(
+        return new LocalPlatformError(
             'PREREQUISITE_FAILED',
             `Cannot listen on ${hostname}:${port} (${code}): pass an address of this machine with --host, or another --port.`,
             { port, hostname },

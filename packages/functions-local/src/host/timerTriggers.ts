@@ -1,9 +1,8 @@
 import { TableClient } from '@azure/data-tables';
 import { Timer } from '@azure/functions';
-import { ensureErrorType } from '../../../../shared/errors';
-import { Clock } from '../../../../shared/ports';
-import { encodeKey, getEntityOrUndefined, tableFor } from '../../../../shared/state/tables';
-import { deadline } from '../../../../shared/storage/deadline';
+import { ensureErrorType } from '../errors';
+import type { Clock } from '../durable/clock';
+import { encodeKey, getEntityOrUndefined, tableFor, deadline } from '../storage';
 import { HostStorage } from './hostStorage';
 import { CronSchedule, parseNcrontab } from './ncrontab';
 import { RegisteredFunction } from './registry';
