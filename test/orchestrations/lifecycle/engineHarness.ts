@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
 import { setPorts } from '../../../shared/ports';
 import { validateReplicationPolicy } from '../../../shared/policy/replicationPolicy';
@@ -6,7 +7,11 @@ import { putPolicy } from '../../../shared/state/policies';
 import { StateScope } from '../../../shared/state/protectedItems';
 import { registerSite } from '../../../shared/state/sites';
 import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
+import { invokeFunction } from '../../../tools/host/invoke';
+import { functionRegistry } from '../../../tools/host/registry';
+import { VmDescription } from '../../../shared/supportMatrix';
 import { testStorage, uniqueName } from '../../support/azurite';
+import { sampleVm } from './harness';
 import type { EngineStatus, EngineUnderTest } from '../../support/durableEngines';
 
 /**
@@ -86,6 +91,33 @@ export class EngineHarness {
             validateReplicationPolicy({ name: 'gold', copyFrequencySeconds: 300, ...policy }),
             at,
         );
+    }
+
+    /** Calls a registered HTTP function as the worker would, with the engine as its durable client. */
+    async http(
+        functionName: string,
+        init: { method: string; path: string; params?: Record<string, string>; body?: unknown },
+    ): Promise<HttpResponseInit & { jsonBody?: Record<string, unknown> }> {
+        const request = new HttpRequest({
+            method: init.method,
+            url: `http://localhost:7071/api/${init.path}`,
+            params: init.params ?? {},
+            ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
+        });
+        const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
+            runtime: this.engine,
+        });
+        return result as HttpResponseInit & { jsonBody?: Record<string, unknown> };
+    }
+
+    /** PUT replicationProtectedItems/{vmId}: enable protection through the API (site1, policy gold). */
+    enable(vmId: string, vm: VmDescription = sampleVm(vmId)) {
+        return this.http('apiReplicationProtectedItem', {
+            method: 'PUT',
+            path: `replicationProtectedItems/${vmId}`,
+            params: { vmId },
+            body: { siteId: 'site1', policyName: 'gold', vm },
+        });
     }
 
     /**
