@@ -298,7 +298,7 @@ async function childMain(name: string): Promise<void> {
             clock: systemClock,
             settings: {
                 concurrency: CONCURRENCY,
-                gapTimeoutSeconds: 3600,
+                gapMinSeconds: 3600,
                 callTimeoutMs: 120_000,
                 readBytes: READ_BYTES,
                 timeBudgetSeconds: 1500,

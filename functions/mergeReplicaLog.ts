@@ -20,7 +20,8 @@ import {
     timeBudget,
 } from '../shared/replica/mergeLog';
 import { MergeNotifier } from '../shared/replica/notifier';
-import { stateScope } from '../shared/state/protectedItems';
+import { getPolicy } from '../shared/state/policies';
+import { getProtectedItem, StateScope, stateScope } from '../shared/state/protectedItems';
 
 /**
  * Raises the merge's events to the VM's orchestrations through the durable client. An instance that does not
@@ -47,15 +48,24 @@ export function durableMergeNotifier(context: InvocationContext): MergeNotifier 
     };
 }
 
+/** The copy frequency of the VM's policy (the chain-gap wait follows it); undefined when either is gone. */
+async function copyFrequencyOf(scope: StateScope, vmId: string): Promise<number | undefined> {
+    const item = await getProtectedItem(scope, vmId);
+    if (!item) return undefined;
+    return (await getPolicy(scope, item.policyName))?.copyFrequencySeconds;
+}
+
 function mergeDeps(context: InvocationContext): MergeDeps {
     const settings = mergeSettingsFromEnv();
+    const scope = stateScope();
     return {
-        scope: stateScope(),
+        scope,
         notifier: durableMergeNotifier(context),
         clock: ports().clock,
         settings,
         // The budget starts with the invocation: it ends well before the function timeout.
         budget: timeBudget(settings.timeBudgetSeconds),
+        copyFrequencyFor: (vmId) => copyFrequencyOf(scope, vmId),
         log: (message, data) => context.log(message, ...(data ? [JSON.stringify(data)] : [])),
     };
 }
@@ -134,11 +144,17 @@ export async function mergeReplicaLog(message: unknown, context: InvocationConte
     }
 }
 
-/** Every 5 minutes: logs waiting for a predecessor that never came break the chain after the gap timeout. */
+/**
+ * Every 30 seconds: re-decides the logs waiting for a predecessor, so a gap is judged even when no later upload
+ * comes (shared/replica/chainGap.ts: the missing log breaks the chain once it is known lost).
+ */
 export async function mergeGapSweep(_timer: Timer, context: InvocationContext): Promise<void> {
     const outcomes = await sweepChainGaps(mergeDeps(context));
     for (const o of outcomes) context.log(`merge sweep: ${describeOutcome(o)}`);
 }
+
+/** The sweep's NCRONTAB schedule: a fraction of the shortest copy frequency (30 s). */
+export const MERGE_GAP_SWEEP_SCHEDULE = '*/30 * * * * *';
 
 // No trigger binds the log's content: the message carries the event, the merge reads the log with ranged reads.
 app.storageQueue('mergeReplicaLog', {
@@ -149,7 +165,7 @@ app.storageQueue('mergeReplicaLog', {
 });
 
 app.timer('mergeGapSweep', {
-    schedule: '0 */5 * * * *',
+    schedule: MERGE_GAP_SWEEP_SCHEDULE,
     extraInputs: [df.input.durableClient()],
     handler: mergeGapSweep,
 });

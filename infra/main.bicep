@@ -85,7 +85,7 @@ param durableTaskHubName string = 'hvr'
 param mergeConcurrency int = 8
 
 @minValue(1)
-param mergeGapTimeoutSeconds int = 3600
+param mergeGapMinSeconds int = 120
 
 @minValue(1000)
 param storageCallTimeoutMs int = 60000
@@ -347,7 +347,7 @@ var functionAppSettings = {
   PROVIDER_BUS__credential: 'managedidentity'
   PROVIDER_BUS__clientId: appIdentity.outputs.clientId
   MERGE_CONCURRENCY: string(mergeConcurrency)
-  MERGE_GAP_TIMEOUT_SECONDS: string(mergeGapTimeoutSeconds)
+  MERGE_GAP_MIN_SECONDS: string(mergeGapMinSeconds)
   STORAGE_CALL_TIMEOUT_MS: string(storageCallTimeoutMs)
   MERGE_READ_BYTES: string(mergeReadBytes)
   MERGE_TIME_BUDGET_SECONDS: string(mergeTimeBudgetSeconds)

@@ -333,6 +333,7 @@ export function* enableProtectionOrchestrator(
         },
     });
 
+    type IrError = { code: Failure['code']; message: string };
     /** Initial replication cannot finish: the item goes Critical with the reason, the instance ends Failed. */
     function* failInitialReplication(failure: Failure, eventId: string, message: string) {
         yield record({
@@ -343,7 +344,7 @@ export function* enableProtectionOrchestrator(
             },
             event: { eventId, kind: 'InitialReplicationFailed', severity: 'Critical', message },
         });
-        const error = { code: failure.code, message: failure.message };
+        const error: IrError = { code: failure.code, message: failure.message };
         setStatus({ stage: 'Failed', error });
         return { result: 'Failed' as const, jobId, error };
     }
@@ -365,25 +366,14 @@ export function* enableProtectionOrchestrator(
     ];
     let lastCapturedAt: string | undefined;
     let lastRecoveryPoint: { id: string; at: string } | undefined;
-    for (;;) {
-        // Fresh tasks every round: the SDK hands an event to the newest waiter of its name, and a timer yielded
-        // again in a second Task.any would be scheduled a second time.
-        const timeout = context.df.createTimer(timeoutAt);
-        const waiters = awaited.map((name) => ({ name, task: context.df.waitForExternalEvent(name) }));
-        const winner = (yield context.df.Task.any([...waiters.map((w) => w.task), timeout])) as df.Task;
-        if (winner === timeout) {
-            const failure: Failure = {
-                ok: false,
-                code: 'TIMEOUT',
-                recoverable: false,
-                message: `Initial replication did not finish within ${timeoutHours} h (progress ${JSON.stringify(progress)}).`,
-            };
-            return yield* failInitialReplication(failure, `${jobId}:ir-timeout`, failure.message);
-        }
-        timeout.cancel();
-        const name = waiters.find((w) => w.task === winner)?.name;
+
+    /** Handles one event: 'complete' once initial replication completed, a result to return when it failed. */
+    function* handle(
+        name: string,
+        result: unknown,
+    ): Generator<df.Task, 'complete' | { result: 'Failed'; jobId: string; error: IrError } | undefined, unknown> {
         if (name === lifecycleEvents.initialReplicationProgress) {
-            const event = winner.result as InitialReplicationProgressEvent;
+            const event = result as InitialReplicationProgressEvent;
             for (const [diskId, percent] of Object.entries(event.disks ?? {})) {
                 const value = clampPercent(percent);
                 if (diskId in progress && value !== undefined)
@@ -392,7 +382,7 @@ export function* enableProtectionOrchestrator(
             setStatus({ initialReplication });
             yield record({ item: { initialReplicationProgress: { ...progress } } });
         } else if (name === lifecycleEvents.providerError) {
-            const event = winner.result as ProviderErrorEvent;
+            const event = result as ProviderErrorEvent;
             const failure: Failure = {
                 ok: false,
                 code: event.code as Failure['code'],
@@ -412,18 +402,18 @@ export function* enableProtectionOrchestrator(
                 },
             });
         } else if (name === lifecycleEvents.cycleComplete) {
-            const event = winner.result as CycleCompleteEvent;
+            const event = result as CycleCompleteEvent;
             lastRecoveryPoint = { id: event.recoveryPointId, at: event.capturedAt };
             if (lastCapturedAt === undefined || event.capturedAt > lastCapturedAt) lastCapturedAt = event.capturedAt;
             if (event.cycleId === INITIAL_REPLICATION_CYCLE_ID) {
                 // Every disk merged its initial logs: whatever the provider last said, each disk is complete.
                 for (const d of diskIds) progress[d] = 100;
-                break;
+                return 'complete';
             }
         } else if (name === lifecycleEvents.resyncRequired) {
             // The merge refused an initial log (quarantined) or found a gap: the VM stays out of Protected, and the
             // item says why, until a later initial point completes or the timeout fails initial replication.
-            const event = winner.result as ResyncRequiredEvent;
+            const event = result as ResyncRequiredEvent;
             const reason: HealthReason = {
                 code: 'ResyncRequired',
                 severity: 'Critical',
@@ -441,6 +431,47 @@ export function* enableProtectionOrchestrator(
             });
         }
         // LogApplied during initial replication needs nothing here: the merge keeps the disk rows.
+        return undefined;
+    }
+
+    // Every waiter ever yielded: the engine delivers queued events in batches, and the SDK hands an event to the
+    // newest open waiter of its name or to an older one still open (a waiter of an earlier round), so several
+    // can resolve at once. Each is read exactly once; fresh tasks every round (a timer yielded again in a second
+    // Task.any would be scheduled a second time).
+    const waiters: { name: string; task: df.Task; read: boolean }[] = [];
+    let complete = false;
+    while (!complete) {
+        let handledOne = false;
+        for (const waiter of waiters) {
+            if (waiter.read || !waiter.task.isCompleted) continue;
+            waiter.read = true;
+            handledOne = true;
+            const outcome = yield* handle(waiter.name, waiter.task.result);
+            if (outcome === 'complete') {
+                complete = true;
+                break;
+            }
+            if (outcome !== undefined) return outcome;
+        }
+        if (complete) break;
+        // A handler's activity let more events in: read them before waiting again.
+        if (handledOne) continue;
+        const timeout = context.df.createTimer(timeoutAt);
+        const fresh = awaited.map((name) => ({ name, task: context.df.waitForExternalEvent(name), read: false }));
+        waiters.push(...fresh);
+        yield context.df.Task.any([...fresh.map((w) => w.task), timeout]);
+        if (!timeout.isCompleted) {
+            timeout.cancel();
+            continue;
+        }
+        if (waiters.some((w) => !w.read && w.task.isCompleted)) continue;
+        const failure: Failure = {
+            ok: false,
+            code: 'TIMEOUT',
+            recoverable: false,
+            message: `Initial replication did not finish within ${timeoutHours} h (progress ${JSON.stringify(progress)}).`,
+        };
+        return yield* failInitialReplication(failure, `${jobId}:ir-timeout`, failure.message);
     }
 
     // Finalize protection: its own job, as in ASR.

@@ -156,6 +156,17 @@ export function* replicationMonitorOrchestrator(
     // Events that arrived with the last completion are in the waiters: carry them, the next wake records them.
     const last = drain();
     if (last.stop !== undefined) return { stopped: last.stop };
+    // More events of one name than open waiters of it (four LogApplied in one batch) are held by the SDK until a
+    // waiter of that name is yielded; continueAsNew would drop them. Yield fresh waiters with an immediate timer
+    // until a round brings nothing but the timer; what they bring is carried to the next generation.
+    for (;;) {
+        const flush = context.df.createTimer(context.df.currentUtcDateTime);
+        yield context.df.Task.any([...freshWaiters(), flush]);
+        const more = drain();
+        if (more.stop !== undefined) return { stopped: more.stop };
+        if (!flush.isCompleted) flush.cancel();
+        if (more.applied === 0) break;
+    }
     context.df.continueAsNew({ ...state, version: MONITOR_INPUT_VERSION, generation: state.generation + 1 });
     return undefined;
 }

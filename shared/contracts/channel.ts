@@ -1,8 +1,10 @@
 import { DurableClient } from 'durable-functions';
 import { integerSetting } from '../config';
 import { BlobUploadGrants } from '../grants/uploadGrants';
+import { LedgeredUploadGrants } from '../grants/ledgeredGrants';
 import { DiskCheckedUploadGrants, protectedItemDisks } from '../grants/vmDisks';
 import { stateScope } from '../state/protectedItems';
+import { recordCycleReported } from '../state/uploadLedger';
 import { LifecycleEventName } from '../lifecycle/instances';
 import { ports } from '../ports';
 import { ChannelLog, LifecycleRaiser, ProviderCommandPorts } from './commandHandler';
@@ -43,7 +45,8 @@ export function setProviderChannel(parts: Partial<ChannelParts>): () => void {
 
 /**
  * The ports the command handler runs with in the app: the site registry and replay window in the
- * `providerSites` / `providerMessageIds` tables and upload grants over the REPLICA_STORAGE account,
+ * `providerSites` / `providerMessageIds` tables, upload grants over the REPLICA_STORAGE account (recorded with
+ * the cycle reports in the upload ledger),
  * events through `ports().providerEvents()`, lifecycle events through the given durable client.
  */
 export function providerCommandPorts(
@@ -62,9 +65,17 @@ export function providerCommandPorts(
         grants:
             overrides.grants ??
             new DiskCheckedUploadGrants(
-                new BlobUploadGrants(ports().storage(), { ttlMinutes: integerSetting('UPLOAD_GRANT_TTL_MINUTES', 30) }),
+                new LedgeredUploadGrants(
+                    new BlobUploadGrants(ports().storage(), {
+                        ttlMinutes: integerSetting('UPLOAD_GRANT_TTL_MINUTES', 30),
+                    }),
+                    stateScope(),
+                ),
                 protectedItemDisks(stateScope()),
             ),
+        uploads: overrides.uploads ?? {
+            cycleReported: (vmId, cycleId, logs, at) => recordCycleReported(stateScope(), vmId, cycleId, logs, at),
+        },
         events: overrides.events ?? ports().providerEvents(),
         lifecycle: overrides.lifecycle ?? durableLifecycleRaiser(durableClient()),
         log,

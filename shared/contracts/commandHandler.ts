@@ -64,6 +64,14 @@ export interface FreshnessWindow {
 /** Providers retry for a while; a message signed 15 minutes ago is no longer news. */
 export const DEFAULT_FRESHNESS: FreshnessWindow = { maxAgeMs: 15 * 60_000, maxFutureMs: 5 * 60_000 };
 
+/**
+ * Records what a cycle report says was uploaded (the upload ledger the merge's chain-gap rule reads,
+ * shared/replica/chainGap.ts).
+ */
+export interface UploadReports {
+    cycleReported(vmId: string, cycleId: string, logs: CycleLog[], at: string): Promise<void>;
+}
+
 /** Everything the command handler touches. Each is a port so tests pass fakes and assert nothing changed. */
 export interface ProviderCommandPorts {
     clock: Clock;
@@ -73,6 +81,8 @@ export interface ProviderCommandPorts {
     presence: ProviderPresence;
     lifecycle: LifecycleRaiser;
     grants: UploadGrantIssuer;
+    /** Absent: cycle reports are only raised to the monitor, not recorded. */
+    uploads?: UploadReports;
     events: ProviderEventPublisher;
     log: ChannelLog;
     freshness?: FreshnessWindow;
@@ -392,6 +402,8 @@ async function dispatch(
                 logs: command.logs,
                 at,
             };
+            // Recorded first: a lost log is judged from it even if the monitor is not running.
+            await ports.uploads?.cycleReported(command.vmId, command.cycleId, command.logs, at);
             await raise(commandRoutes.cycleUploaded(command.vmId), lifecycleEvents.cycleUploaded, event);
             break;
         }

@@ -8,10 +8,12 @@ import {
     ReplicaDiskRow,
     updateReplicaDisk,
 } from '../state/disks';
+import { getUploadFacts } from '../state/uploadLedger';
 import { deadline } from '../storage/deadline';
 import { LogBlobName, logBlobPrefix, LogMetadata, parseLogBlobName, parseLogMetadata } from './logBlob';
 import { afterApplied, applyLog, finishAfterCrash } from './mergeApply';
 import { decideMerge, MergeAction } from './mergeDecision';
+import { ChainGapVerdict, judgeChainGap } from './chainGap';
 import { listLogNames, logsContainer, refuse, refuseStray } from './mergeRefusal';
 import { LogContext, MergeDeps, MergeOutcome } from './mergeTypes';
 import { replicaPageBlob } from './replicaDisk';
@@ -220,20 +222,13 @@ async function waitForPredecessor(ctx: LogContext, row: ReplicaDiskRow): Promise
     const applied = row.disk.sequence;
     const since = row.disk.waitingSince ? new Date(row.disk.waitingSince) : now;
     const waitedSeconds = (now.getTime() - since.getTime()) / 1000;
-    if (row.disk.waitingSince && waitedSeconds > deps.settings.gapTimeoutSeconds) {
-        const missing = await listLogNames(deps, logBlobPrefix(log.siteId, log.vmId, log.diskId, applied + 1));
-        if (missing.length === 0) {
-            return refuse(
-                ctx,
-                row,
-                'ChainGap',
-                new HvrError(
-                    'CHAIN_GAP',
-                    `Log ${applied + 1} of disk ${log.diskId} did not arrive within ${deps.settings.gapTimeoutSeconds} s ` +
-                        `(log ${log.sequence} waited since ${row.disk.waitingSince}).`,
-                ),
-            );
+    // Below the wait's lower bound nothing is read: the common gap (a reordered upload) closes by itself.
+    if (row.disk.waitingSince && waitedSeconds >= deps.settings.gapMinSeconds) {
+        const verdict = await judgeGap(deps, log, row.disk.waitingSince, applied + 1, now);
+        if (verdict.lost) {
+            return refuse(ctx, row, 'ChainGap', new HvrError('CHAIN_GAP', `${verdict.detail}.`));
         }
+        deps.log?.(`merge: ${name} keeps waiting: ${verdict.why}`);
     }
     if (!row.disk.waitingSince || (row.disk.waitingSequence ?? Infinity) > log.sequence) {
         await replaceReplicaDisk(
@@ -250,9 +245,52 @@ async function waitForPredecessor(ctx: LogContext, row: ReplicaDiskRow): Promise
     return { status: 'waiting', name, sequence: log.sequence, appliedSequence: applied };
 }
 
+/** Gathers the chain-gap facts of a missing log (the ledger, uploads under way, the policy) and judges them. */
+async function judgeGap(
+    deps: MergeDeps,
+    log: LogBlobName,
+    waitingSince: string,
+    missingSequence: number,
+    now: Date,
+): Promise<ChainGapVerdict> {
+    const prefix = logBlobPrefix(log.siteId, log.vmId, log.diskId, missingSequence);
+    const [present, inProgress, uploads, copyFrequencySeconds] = await Promise.all([
+        listLogNames(deps, prefix),
+        hasUncommittedUpload(deps, prefix),
+        getUploadFacts(deps.scope, log.vmId, log.diskId),
+        deps.copyFrequencyFor?.(log.vmId),
+    ]);
+    if (present.length > 0) return { lost: false, why: `log ${missingSequence} has arrived (${present[0]})` };
+    return judgeChainGap({
+        diskId: log.diskId,
+        missingSequence,
+        waitingSince,
+        now,
+        copyFrequencySeconds,
+        minSeconds: deps.settings.gapMinSeconds,
+        uploads,
+        uploadInProgress: inProgress,
+    });
+}
+
+/** Whether a blob under `prefix` has blocks staged but not committed: an upload of it is under way. */
+async function hasUncommittedUpload(deps: MergeDeps, prefix: string): Promise<boolean> {
+    for await (const item of logsContainer(deps).listBlobsFlat({
+        prefix,
+        includeUncommitedBlobs: true,
+        abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal),
+    })) {
+        // Called when no committed blob is there: anything listed now has staged blocks (or was just committed).
+        void item;
+        return true;
+    }
+    return false;
+}
+
 /**
  * Visits every disk with a log waiting for a missing predecessor and re-decides its lowest waiting log: merges it
- * if the predecessor has arrived since, or breaks the chain once MERGE_GAP_TIMEOUT_SECONDS has passed.
+ * if the predecessor has arrived since, or breaks the chain once the missing log is known lost
+ * (shared/replica/chainGap.ts).
  * Event Grid fires once per upload, so without this sweep a gap that never closes would go unnoticed.
  */
 export async function sweepChainGaps(deps: MergeDeps): Promise<MergeOutcome[]> {

@@ -1,6 +1,7 @@
 import { errorCodeOf, ErrorCode, HvrError } from '../errors';
 import { ResyncReason } from '../lifecycle/instances';
 import { ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
+import { forgetReportedLogs } from '../state/uploadLedger';
 import { deadline } from '../storage/deadline';
 import { LogBlobName, logBlobPrefix, parseLogBlobName, REPLICA_LOGS_CONTAINER } from './logBlob';
 import { LogContext, MergeDeps, MergeOutcome } from './mergeTypes';
@@ -72,6 +73,8 @@ export async function refuse(
     await quarantineLog(deps.scope.conn.blob, name, { reason, code, detail, at });
     if (markDisk) {
         await quarantineBacklog(ctx, row.disk.sequence, `log ${log.sequence} broke the chain: ${reason}`, at);
+        // The reports named positions of the broken chain; a resync may reuse them.
+        await forgetReportedLogs(deps.scope, log.vmId, log.diskId);
         await deps.notifier.resyncRequired({ vmId: log.vmId, diskId: log.diskId, reason, detail, at });
     }
     deps.log?.(`merge: ${name} quarantined (${reason}, ${code}): ${detail}`);

@@ -4,6 +4,7 @@ import { ErrorCode, HvrError } from '../errors';
 import { Clock } from '../ports';
 import { StateScope } from '../state/protectedItems';
 import { callTimeoutMs } from '../storage/deadline';
+import { chainGapMinSecondsFromEnv } from './chainGap';
 import { LogBlobName, LogMetadata } from './logBlob';
 import { MergeNotifier } from './notifier';
 import { RetentionPolicy } from './recoveryPoints';
@@ -12,8 +13,11 @@ import { RetentionPolicy } from './recoveryPoints';
 export interface MergeSettings {
     /** Page writes in flight per merge (MERGE_CONCURRENCY, default 8). */
     concurrency: number;
-    /** How long a log may wait for a missing predecessor before the chain counts as broken (MERGE_GAP_TIMEOUT_SECONDS). */
-    gapTimeoutSeconds: number;
+    /**
+     * The lower bound of a chain gap's wait (MERGE_GAP_MIN_SECONDS, default 120); the wait itself follows the VM's
+     * copy frequency and a missing log must be known lost (shared/replica/chainGap.ts).
+     */
+    gapMinSeconds: number;
     /** Bound on every storage call (STORAGE_CALL_TIMEOUT_MS). */
     callTimeoutMs: number;
     /** Smallest ranged read of log data (MERGE_READ_BYTES, default 8 MiB). */
@@ -40,7 +44,7 @@ export function mergeSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Merg
     }
     return {
         concurrency: Math.max(1, integerSetting('MERGE_CONCURRENCY', 8, env)),
-        gapTimeoutSeconds: integerSetting('MERGE_GAP_TIMEOUT_SECONDS', 3600, env),
+        gapMinSeconds: chainGapMinSecondsFromEnv(env),
         callTimeoutMs: callTimeoutMs(),
         readBytes: Math.max(1024 * 1024, integerSetting('MERGE_READ_BYTES', 8 * 1024 * 1024, env)),
         timeBudgetSeconds,
@@ -66,6 +70,8 @@ export interface MergeDeps {
     settings: MergeSettings;
     /** The VM's recovery point retention; absent means the policy default (24 h, no app-consistent frequency). */
     retentionFor?: (vmId: string) => Promise<RetentionPolicy | undefined>;
+    /** The VM's policy copy frequency in seconds (the chain-gap wait follows it); absent: the policy default. */
+    copyFrequencyFor?: (vmId: string) => Promise<number | undefined>;
     log?: (message: string, data?: Record<string, unknown>) => void;
     signal?: AbortSignal;
     /** This invocation's budget; default: settings.timeBudgetSeconds from the first call that needs it. */

@@ -3,9 +3,6 @@ import { ProviderHeartbeatEvent, ResyncReason } from '../lifecycle/instances';
 /** Delta replication gives way to resync once the .hrl bytes waiting on the host reach this share of the disk. */
 export const PENDING_LOG_RESYNC_FRACTION = 0.5;
 
-/** How long a gap in a disk's log chain may stay open (waiting for the missing log) before it needs a resync. */
-export const DEFAULT_CHAIN_GAP_TIMEOUT_MS = 30 * 60_000;
-
 /** Why one disk (or, for an operator's request, a whole VM) must be resynchronized. */
 export interface ResyncDecision {
     reason: ResyncReason;
@@ -53,26 +50,19 @@ export interface MergeFailure {
 }
 
 /**
- * Whether a merge failure calls for a resync, and why. A chain gap first waits for the missing log; only once it
- * stays open past `chainGapTimeoutMs` is the chain given up. Failures that a retry may cure, or that are the
- * replica's own fault rather than the log's, are not resync triggers (undefined).
+ * Whether a merge failure calls for a resync, and why. The merge reports CHAIN_GAP only once the missing log is
+ * known lost (shared/replica/chainGap.ts owns that rule and its wait), so a chain gap always calls for one.
+ * Failures that a retry may cure, or that are the replica's own fault rather than the log's, are not resync
+ * triggers (undefined).
  */
-export function resyncForMergeFailure(
-    failure: MergeFailure,
-    now: Date,
-    chainGapTimeoutMs: number = DEFAULT_CHAIN_GAP_TIMEOUT_MS,
-): ResyncDecision | undefined {
+export function resyncForMergeFailure(failure: MergeFailure): ResyncDecision | undefined {
     const base = { diskId: failure.diskId, immediate: false };
     const code = failure.code;
     if (code === 'CHAIN_GAP') {
-        const since = failure.waitingSince ? Date.parse(failure.waitingSince) : NaN;
-        if (!Number.isFinite(since)) return undefined;
-        const waitedMs = now.getTime() - since;
-        if (waitedMs < chainGapTimeoutMs) return undefined;
         return {
             ...base,
             reason: 'ChainGap',
-            detail: `the log chain of disk ${failure.diskId} has had a gap for ${Math.round(waitedMs / 60_000)} min (limit ${Math.round(chainGapTimeoutMs / 60_000)} min): ${failure.message}`,
+            detail: `the log chain of disk ${failure.diskId} has a lost log${failure.waitingSince ? ` (waiting since ${failure.waitingSince})` : ''}: ${failure.message}`,
         };
     }
     if (code === 'CHAIN_BROKEN') {

@@ -1,8 +1,10 @@
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { createProtectedItem, getProtectedItem, PROTECTION_STATES } from '../../shared/state/protectedItems';
 import { REPLICATION_MONITOR, type MonitorInput } from '../../orchestrations/replicationMonitor';
+import { describeOnEngines } from '../support/durableEngines';
 import { holdNextActivityCall } from './fixtures/holdActivity';
-import { LifecycleHarness, sampleVm, START } from './lifecycle/harness';
+import { EngineHarness } from './lifecycle/engineHarness';
+import { sampleVm } from './lifecycle/harness';
 
 const MINUTE = 60_000;
 
@@ -10,18 +12,19 @@ const MINUTE = 60_000;
  * Ten events reach the monitor in one batch: they are raised while its record activity is held, so they queue
  * behind it and arrive with its completion, as the Azure Storage backend delivers them. Every one of them must
  * show on the protected item afterwards. Only client operations and the app's own activity are used, so the
- * test runs on either engine.
+ * test runs on both engines (times are relative to the engine's clock: virtual on embedded, wall on dtfx).
  */
-describe('replication monitor: a burst of events in one batch', () => {
-    let h: LifecycleHarness;
+describeOnEngines('replication monitor: a burst of events in one batch', (engine) => {
+    let h: EngineHarness;
     beforeEach(() => {
-        h = new LifecycleHarness();
+        h = new EngineHarness(engine());
     });
     afterEach(() => h.close());
 
     it('reflects all ten events (LogApplied ×4, CycleComplete, heartbeat, ProviderError, MergeFailed, ResyncRequired, ResyncProgress)', async () => {
-        const vmId = 'vmBurst';
-        const at = START.toISOString();
+        const vmId = `vmBurst${engine().name}`;
+        // 40 minutes of silence before the burst: RPO and heartbeat both past their warning thresholds.
+        const at = new Date(h.now().getTime() - 40 * MINUTE).toISOString();
         const vm = sampleVm(vmId);
         await createProtectedItem(h.scope, {
             vmId,
@@ -49,11 +52,9 @@ describe('replication monitor: a burst of events in one batch', () => {
             generation: 0,
         };
         const instanceId = instanceIds.replicationMonitor(vmId);
-        await h.runtime.startNew(REPLICATION_MONITOR, { instanceId, input });
-        await h.runtime.runUntilIdle();
-        // 40 minutes of silence: RPO and heartbeat both past their warning thresholds.
-        await h.runtime.advance(40 * MINUTE);
-        const now = h.clock.now().getTime();
+        await engine().startNew(REPLICATION_MONITOR, { instanceId, input });
+        await engine().waitFor(instanceId, (s) => s.customStatus !== null && s.customStatus !== undefined);
+        const now = h.now().getTime();
         const iso = (offsetMs: number) => new Date(now + offsetMs).toISOString();
         const logApplied = (diskId: string, sequence: number, capturedAt: string) => ({
             vmId,
@@ -93,30 +94,32 @@ describe('replication monitor: a burst of events in one batch', () => {
         const held = holdNextActivityCall('recordReplicationStatus');
         try {
             const [first, ...rest] = burst;
-            await h.runtime.raiseEvent(instanceId, first![0], first![1]);
-            const running = h.runtime.runUntilIdle();
+            await engine().raiseEvent(instanceId, first![0], first![1]);
+            const running = engine().progress();
             await held.entered;
-            for (const [name, payload] of rest) await h.runtime.raiseEvent(instanceId, name, payload);
+            for (const [name, payload] of rest) await engine().raiseEvent(instanceId, name, payload);
             held.release();
             await running;
-            await h.runtime.runUntilIdle();
         } finally {
             held.restore();
         }
 
-        const item = (await getProtectedItem(h.scope, vmId))!;
-        const codes = item.healthReasons.map((r) => r.code);
-        expect({
-            lastCapturedAt: item.lastCapturedAt,
-            lastRecoveryPointId: item.lastRecoveryPointId,
-            resynchronizationState: item.resynchronizationState,
-            resyncReason: item.resyncReason,
-            heartbeatMissing: codes.includes('ProviderHeartbeatMissing'),
-            nonRecoverable: item.healthReasons.find((r) => r.code === 'NonRecoverableError')?.errorCode,
-            mergeFailing: codes.includes('MergeFailing'),
-            resyncRequired: codes.includes('ResyncRequired'),
-            health: item.replicationHealth,
-        }).toEqual({
+        const reflected = async () => {
+            const item = (await getProtectedItem(h.scope, vmId))!;
+            const codes = item.healthReasons.map((r) => r.code);
+            return {
+                lastCapturedAt: item.lastCapturedAt,
+                lastRecoveryPointId: item.lastRecoveryPointId,
+                resynchronizationState: item.resynchronizationState,
+                resyncReason: item.resyncReason,
+                heartbeatMissing: codes.includes('ProviderHeartbeatMissing'),
+                nonRecoverable: item.healthReasons.find((r) => r.code === 'NonRecoverableError')?.errorCode,
+                mergeFailing: codes.includes('MergeFailing'),
+                resyncRequired: codes.includes('ResyncRequired'),
+                health: item.replicationHealth,
+            };
+        };
+        await h.until(reflected, {
             // min over the disks of their newest capture: os −18 min, data −17 min.
             lastCapturedAt: iso(-18 * MINUTE),
             lastRecoveryPointId: `${vmId}:c1`,
@@ -128,12 +131,13 @@ describe('replication monitor: a burst of events in one batch', () => {
             resyncRequired: true,
             health: 'Critical',
         });
-        expect((await h.runtime.getStatus(instanceId))?.runtimeStatus).not.toBe('Failed');
+        expect((await engine().status(instanceId))?.runtimeStatus).not.toBe('Failed');
+        await engine().terminate(instanceId, 'test over');
     });
 
     it('an event that lands while a wake runs is reflected without waiting for another event', async () => {
-        const vmId = 'vmLate';
-        const at = START.toISOString();
+        const vmId = `vmLate${engine().name}`;
+        const at = new Date(h.now().getTime() - MINUTE).toISOString();
         const vm = sampleVm(vmId);
         await createProtectedItem(h.scope, {
             vmId,
@@ -151,7 +155,7 @@ describe('replication monitor: a burst of events in one batch', () => {
             updatedAt: at,
         });
         const instanceId = instanceIds.replicationMonitor(vmId);
-        await h.runtime.startNew(REPLICATION_MONITOR, {
+        await engine().startNew(REPLICATION_MONITOR, {
             instanceId,
             input: {
                 vmId,
@@ -164,21 +168,20 @@ describe('replication monitor: a burst of events in one batch', () => {
                 generation: 0,
             } satisfies MonitorInput,
         });
-        await h.runtime.runUntilIdle();
-        await h.runtime.advance(MINUTE);
+        await engine().waitFor(instanceId, (s) => s.customStatus !== null && s.customStatus !== undefined);
         const held = holdNextActivityCall('recordReplicationStatus');
         try {
-            const now = h.clock.now().toISOString();
-            await h.runtime.raiseEvent(instanceId, lifecycleEvents.heartbeat, {
+            const now = h.now().toISOString();
+            await engine().raiseEvent(instanceId, lifecycleEvents.heartbeat, {
                 vmId,
                 siteId: 'site1',
                 at: now,
                 pendingLogBytes: {},
             });
-            const running = h.runtime.runUntilIdle();
+            const running = engine().progress();
             await held.entered;
             // The only event of its name: it resolves a waiter of the round that is no longer awaited.
-            await h.runtime.raiseEvent(instanceId, lifecycleEvents.resyncRequired, {
+            await engine().raiseEvent(instanceId, lifecycleEvents.resyncRequired, {
                 vmId,
                 diskId: 'data',
                 reason: 'ChainGap',
@@ -187,14 +190,17 @@ describe('replication monitor: a burst of events in one batch', () => {
             });
             held.release();
             await running;
-            await h.runtime.runUntilIdle();
         } finally {
             held.restore();
         }
-        // No further event and no timer: the monitor must already have recorded it.
-        expect(await getProtectedItem(h.scope, vmId)).toMatchObject({
-            resynchronizationState: 'ResynchronizationRequired',
-            resyncReason: 'ChainGap',
-        });
+        // No further event, and the monitor's timer is minutes away: it must already have recorded it.
+        await h.until(
+            async () => {
+                const item = await getProtectedItem(h.scope, vmId);
+                return { state: item?.resynchronizationState, reason: item?.resyncReason };
+            },
+            { state: 'ResynchronizationRequired', reason: 'ChainGap' },
+        );
+        await engine().terminate(instanceId, 'test over');
     });
 });

@@ -17,6 +17,7 @@ import { HrlWriteEntry } from '../../shared/hrl';
 import { encodeDigestRequest } from '../../shared/resync/manifest';
 import { ProviderComparison } from '../../shared/resync/provider';
 import { ensureErrorType, HvrError } from '../../shared/errors';
+import { CHAIN_GAP_MIN_SECONDS_SETTING, chainGapTimeoutSeconds } from '../../shared/replica/chainGap';
 import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/logBlob';
 import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
@@ -121,9 +122,15 @@ export interface SimulationResult {
 }
 
 const POLICY_NAME = 'simulated-30s';
+const SIMULATED_COPY_FREQUENCY_SECONDS = 30;
 const POLL_MS = 250;
-/** A dropped log's gap breaks the chain after this long (the merge's MERGE_GAP_TIMEOUT_SECONDS, local host). */
-const LOCAL_GAP_TIMEOUT_SECONDS = 3;
+/**
+ * The lower bound of a chain gap's wait on the simulator's host (the merge's MERGE_GAP_MIN_SECONDS): its cycles
+ * follow each other in seconds, so "a few cycles reported" comes long before the production bound of 2 minutes.
+ */
+const LOCAL_GAP_MIN_SECONDS = 2;
+/** How often the merge's gap sweep runs (functions/mergeReplicaLog.ts, every 30 s). */
+const GAP_SWEEP_INTERVAL_SECONDS = 30;
 
 interface SimVm {
     vmId: string;
@@ -196,7 +203,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                 port: 0,
                 settings: {
                     PROVIDER_BUS: '',
-                    MERGE_GAP_TIMEOUT_SECONDS: String(LOCAL_GAP_TIMEOUT_SECONDS),
+                    [CHAIN_GAP_MIN_SECONDS_SETTING]: String(LOCAL_GAP_MIN_SECONDS),
                     // Drills record the Azure resources they would create; never ARM from the simulator's host.
                     FAILOVER_INFRASTRUCTURE: 'dryrun',
                 },
@@ -434,7 +441,7 @@ export function simulatedPolicy(now: Date): Record<string, unknown> {
     const minutes = (now.getUTCHours() * 60 + now.getUTCMinutes() + 24 * 60 - 120) % (24 * 60);
     const clock = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
     return {
-        copyFrequencySeconds: 30,
+        copyFrequencySeconds: SIMULATED_COPY_FREQUENCY_SECONDS,
         recoveryPointRetentionHours: 2,
         appConsistentSnapshotFrequencyHours: 0,
         initialReplicationStart: 'Immediately',
@@ -882,25 +889,36 @@ function hostHas(ctx: VmRunContext, name: string): boolean | undefined {
 }
 
 /**
- * After the `drop` fault: the pipeline must notice the gap (the merge's gap sweep), mark the disk for resync,
+ * After the `drop` fault: the pipeline must notice the gap by itself (the merge judges it lost once the provider
+ * reported a few cycles past it, on the next upload or the gap sweep's next pass), mark the disk for resync,
  * start a resync at once (the policy's window is open), and the provider answers StartResync with a resync
  * log. Each of those is a step that is reported if it does not happen.
  */
 async function resyncAfterDrop(vm: SimVm, ctx: VmRunContext): Promise<void> {
     const dropped = vm.droppedAt!;
     const detect = `the pipeline notices the lost log ${dropped.sequence} of ${vm.vmId}/${dropped.diskId}`;
-    if (ctx.host && hostHas(ctx, 'mergeGapSweep')) {
-        // The sweep runs every 5 minutes in Azure; the local host runs it as soon as the gap timeout has passed.
-        await new Promise((r) => setTimeout(r, (LOCAL_GAP_TIMEOUT_SECONDS + 1) * 1000));
-        await ctx.host.fireTimer('mergeGapSweep');
-    }
-    await waitForItem(ctx, vm.vmId, detect, (item) => {
-        const p = item.properties;
-        return (
-            (p.resynchronizationState !== undefined && p.resynchronizationState !== 'None') ||
-            (p.healthReasons ?? []).some((r) => r.code === 'ResyncRequired')
-        );
-    });
+    // The longest the rule may take with this run's policy (30 s cycles), plus one sweep interval and slack.
+    const detectionMs =
+        (chainGapTimeoutSeconds(SIMULATED_COPY_FREQUENCY_SECONDS, LOCAL_GAP_MIN_SECONDS) +
+            2 * GAP_SWEEP_INTERVAL_SECONDS) *
+        1000;
+    const noticedAfter = Date.now();
+    await waitForItem(
+        ctx,
+        vm.vmId,
+        detect,
+        (item) => {
+            const p = item.properties;
+            return (
+                (p.resynchronizationState !== undefined && p.resynchronizationState !== 'None') ||
+                (p.healthReasons ?? []).some((r) => r.code === 'ResyncRequired')
+            );
+        },
+        Math.max(ctx.stepTimeoutMs, detectionMs),
+    );
+    ctx.say(
+        `${vm.vmId}: noticed ${((Date.now() - noticedAfter) / 1000).toFixed(1)} s after the last cycle was shipped`,
+    );
     ctx.say(`${vm.vmId}: the pipeline marked ${dropped.diskId} for resynchronization`);
     const start = `StartResync for ${vm.vmId} after the lost log`;
     if (hostHas(ctx, 'resync') === false) {

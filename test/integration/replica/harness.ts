@@ -129,7 +129,7 @@ export class ReplicaHarness {
     readonly notifier = new RecordingNotifier();
     readonly settings: MergeSettings = {
         concurrency: 4,
-        gapTimeoutSeconds: 600,
+        gapMinSeconds: 600,
         callTimeoutMs: 30_000,
         readBytes: 1024 * 1024,
         timeBudgetSeconds: 600,

@@ -5,7 +5,9 @@ import { mergeUploadedLog, MergeOutcome, sweepChainGaps } from '../../../shared/
 import { QUARANTINE_METADATA_KEYS } from '../../../shared/replica/quarantine';
 import { replicaPageBlob } from '../../../shared/replica/replicaDisk';
 import { protectReplica } from '../../../shared/resync/replicaProtection';
+import { chainGapTimeoutSeconds } from '../../../shared/replica/chainGap';
 import { getReplicaDisk, replaceReplicaDisk } from '../../../shared/state/disks';
+import { recordCycleReported, recordGrantsIssued } from '../../../shared/state/uploadLedger';
 import { hasQemuImg, qemuCompare, ReplicaHarness, seededRandom, SourceDisk } from './harness';
 
 const MiB = 1024 * 1024;
@@ -279,16 +281,55 @@ describe('refusing logs that cannot be applied', () => {
         await expectQuarantined(h, await h.upload('disk0', cut), 'DiskChangedOffline', /DISK_CHANGED_OFFLINE/, before);
     });
 
-    it('breaks the chain when a gap does not close within the timeout, then a resync log starts a new chain', async () => {
+    it('never breaks the chain for a slow upload: staged blocks or a valid grant keep it waiting, then both apply', async () => {
+        const { h, disk } = await setup(28);
+        const slow = disk.cutLog();
+        disk.randomWrites(seededRandom(2), 5);
+        const next = disk.cutLog();
+        const deps = () => h.deps({ copyFrequencyFor: async () => 30 });
+        expect(statuses(await mergeUploadedLog(deps(), await h.upload('disk0', next)))).toEqual(['waiting']);
+        // Hours pass. A grant for the slow log is valid (it was asked for again): nothing says it is lost.
+        h.clock.advance(2 * 3600);
+        const grant = (offsetSeconds: number) => [
+            {
+                diskId: 'disk0',
+                sequence: slow.sequence,
+                expiresOn: new Date(h.clock.now().getTime() + offsetSeconds * 1000).toISOString(),
+            },
+        ];
+        await recordGrantsIssued(h.scope, h.vmId, grant(1800));
+        expect(statuses(await sweepChainGaps(deps()))).toEqual(['waiting']);
+        // Half of it is staged as blocks; then even a report past it and expired grants do not break the chain.
+        const blob = h.storage.blob
+            .getContainerClient(REPLICA_LOGS_CONTAINER)
+            .getBlockBlobClient(h.logName('disk0', slow.sequence, slow.logId));
+        const half = Math.floor(slow.log.length / 2);
+        await blob.stageBlock('YmxvY2sw', slow.log.subarray(0, half), half);
+        await recordCycleReported(h.scope, h.vmId, 'c3', [{ diskId: 'disk0', sequence: next.sequence }], 'x');
+        await recordGrantsIssued(h.scope, h.vmId, grant(-1));
+        expect(statuses(await sweepChainGaps(deps()))).toEqual(['waiting']);
+        expect((await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk.state).toBe('Replicating');
+        // The upload completes: both logs apply, in order, and no resync was asked for.
+        await blob.stageBlock('YmxvY2sx', slow.log.subarray(half), slow.log.length - half);
+        await blob.commitBlockList(['YmxvY2sw', 'YmxvY2sx']);
+        expect(statuses(await mergeUploadedLog(deps(), blob.name))).toEqual(['applied', 'applied']);
+        expect(h.notifier.named('resyncRequired')).toEqual([]);
+        await expectReplicaEqualsSource(h, disk);
+    });
+
+    it('breaks the chain once a missing log is known lost (the provider reported it), then a resync log starts a new chain', async () => {
         const { h, disk, before } = await setup(27);
         const missing = disk.cutLog();
         disk.randomWrites(seededRandom(1), 5);
         const third = await h.upload('disk0', disk.cutLog());
         expect(statuses(await mergeUploadedLog(h.deps(), third))).toEqual(['waiting']);
-        h.clock.advance(h.settings.gapTimeoutSeconds - 10);
-        expect(statuses(await sweepChainGaps(h.deps()))).toEqual(['waiting']);
+        // The wait: three cycles of the VM's policy (5 min), at least the lower bound (600 s here).
+        const timeout = chainGapTimeoutSeconds(300, h.settings.gapMinSeconds);
+        h.clock.advance(timeout - 10);
+        await recordCycleReported(h.scope, h.vmId, 'c2', [{ diskId: 'disk0', sequence: missing.sequence }], 'x');
+        expect(statuses(await sweepChainGaps(h.deps({ copyFrequencyFor: async () => 300 })))).toEqual(['waiting']);
         h.clock.advance(20);
-        const [outcome] = await sweepChainGaps(h.deps());
+        const [outcome] = await sweepChainGaps(h.deps({ copyFrequencyFor: async () => 300 }));
         expect(outcome).toMatchObject({ status: 'quarantined', reason: 'ChainGap', code: 'CHAIN_GAP' });
         expect((await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk).toMatchObject({ state: 'ResyncRequired' });
         expect((await h.replicaBytes('disk0')).equals(before)).toBe(true);

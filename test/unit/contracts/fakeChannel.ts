@@ -27,6 +27,8 @@ export interface FakeChannel {
     runningInstances: Set<string>;
     vmSites: Map<string, string>;
     keys: Map<string, SiteKey>;
+    /** What the upload ledger was told by cycle reports (kept apart from `writes`). */
+    reported: { vmId: string; cycleId: string; logs: { diskId: string; sequence: number }[] }[];
     /** Makes the next call of a port throw this error. */
     failNext: { port?: 'raise' | 'publish' | 'siteOf' | 'remember'; error?: unknown };
 }
@@ -53,6 +55,7 @@ export function fakeChannel(): FakeChannel {
             throw error;
         }
     };
+    const reported: FakeChannel['reported'] = [];
     const ports: ProviderCommandPorts = {
         clock: { now: () => new Date(NOW) },
         keys: { siteKey: async (siteId, keyId) => keys.get(`${siteId}/${keyId}`) },
@@ -98,6 +101,11 @@ export function fakeChannel(): FakeChannel {
                 }));
             },
         },
+        uploads: {
+            cycleReported: async (vmId, cycleId, logs) => {
+                reported.push({ vmId, cycleId, logs: logs.map((l) => ({ diskId: l.diskId, sequence: l.sequence })) });
+            },
+        },
         events: {
             publish: async (event) => {
                 maybeFail('publish');
@@ -109,7 +117,7 @@ export function fakeChannel(): FakeChannel {
             warn: (message, fields) => logs.push({ level: 'warn', message, fields }),
         },
     };
-    return { ports, writes, logs, seen, runningInstances, vmSites, keys, failNext };
+    return { ports, writes, logs, seen, runningInstances, vmSites, keys, reported, failNext };
 }
 
 let counter = 0;

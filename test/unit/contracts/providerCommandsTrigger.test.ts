@@ -23,8 +23,8 @@ describe('the providerCommands Service Bus trigger', () => {
 
     beforeEach(() => {
         channel = fakeChannel();
-        const { clock, keys, vms, replay, presence, grants, events, lifecycle } = channel.ports;
-        restore = setProviderChannel({ clock, keys, vms, replay, presence, grants, events, lifecycle });
+        const { clock, keys, vms, replay, presence, grants, uploads, events, lifecycle } = channel.ports;
+        restore = setProviderChannel({ clock, keys, vms, replay, presence, grants, uploads, events, lifecycle });
     });
     afterEach(() => restore());
 
@@ -53,6 +53,10 @@ describe('the providerCommands Service Bus trigger', () => {
             instanceId: 'monitor:vm-a1',
             eventName: 'CycleUploaded',
         });
+        // The cycle report is recorded for the merge's chain-gap rule before it is raised.
+        expect(channel.reported).toEqual([
+            { vmId: 'vm-a1', cycleId: expect.any(String), logs: expect.arrayContaining([]) },
+        ]);
     });
 
     it('forwards a rejected command with deadLetterReason and description to provider-commands-rejected, changing nothing', async () => {

@@ -1,5 +1,4 @@
 import {
-    DEFAULT_CHAIN_GAP_TIMEOUT_MS,
     resyncForHeartbeat,
     resyncForLogHeader,
     resyncForMergeFailure,
@@ -30,26 +29,21 @@ describe('resync triggers', () => {
     });
 
     describe('merge failures', () => {
-        it('waits on a chain gap until the timeout, then gives up the chain', () => {
+        it('gives the chain up on a chain gap: the merge reports one only once the log is known lost', () => {
             const gap = {
                 diskId: 'd1',
                 code: 'CHAIN_GAP',
-                message: 'log 7 missing',
+                message: 'log 7 is lost',
                 waitingSince: '2025-01-15T11:45:00Z',
             };
-            expect(resyncForMergeFailure(gap, now)).toBeUndefined();
-            const later = new Date(Date.parse(gap.waitingSince) + DEFAULT_CHAIN_GAP_TIMEOUT_MS);
-            expect(resyncForMergeFailure(gap, later)).toMatchObject({ reason: 'ChainGap', diskId: 'd1' });
-            expect(resyncForMergeFailure(gap, now, 10 * 60_000)?.detail).toContain('15 min');
-        });
-
-        it('does not decide on a chain gap whose start is unknown', () => {
-            expect(resyncForMergeFailure({ diskId: 'd1', code: 'CHAIN_GAP', message: 'x' }, now)).toBeUndefined();
+            expect(resyncForMergeFailure(gap)).toMatchObject({ reason: 'ChainGap', diskId: 'd1' });
+            expect(resyncForMergeFailure(gap)?.detail).toContain('waiting since 2025-01-15T11:45:00Z');
+            expect(resyncForMergeFailure({ diskId: 'd1', code: 'CHAIN_GAP', message: 'x' })?.reason).toBe('ChainGap');
         });
 
         it('maps a broken chain, an unclosed log, an offline change and invalid logs to their reasons', () => {
             const reason = (code: string): string | undefined =>
-                resyncForMergeFailure({ diskId: 'd', code, message: 'm' }, now)?.reason;
+                resyncForMergeFailure({ diskId: 'd', code, message: 'm' })?.reason;
             expect(reason('CHAIN_BROKEN')).toBe('ChainGap');
             expect(reason('HRL_NOT_CLOSED')).toBe('LogNotClosed');
             expect(reason('DISK_CHANGED_OFFLINE')).toBe('DiskChangedOffline');
@@ -65,7 +59,7 @@ describe('resync triggers', () => {
                 'REPLICA_STATE_INVALID',
                 'UNAUTHORIZED',
             ]) {
-                expect(resyncForMergeFailure({ diskId: 'd', code, message: 'm' }, now)).toBeUndefined();
+                expect(resyncForMergeFailure({ diskId: 'd', code, message: 'm' })).toBeUndefined();
             }
         });
     });

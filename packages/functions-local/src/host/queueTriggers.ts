@@ -187,12 +187,20 @@ export class QueueTriggerPump {
     private async fetchAndStart(): Promise<number> {
         const batch = await this.receive();
         for (const message of batch) {
-            const work = this.process(message).finally(() => {
-                this.running.delete(work);
-                // A slot is free: poll again now (the extension fetches as soon as it is below the threshold).
-                this.freed = true;
-                this.wake?.();
-            });
+            const work = this.process(message)
+                // Settling can fail once the lease is lost (a renewal late on a loaded machine: the pop receipt no
+                // longer matches); the message then comes back, as on the Functions host. Never crash the host.
+                .catch((err: unknown) =>
+                    this.options.log(
+                        `${this.options.fn.name}: message ${message.messageId} not settled (it will be delivered again): ${ensureErrorType(err).message}`,
+                    ),
+                )
+                .finally(() => {
+                    this.running.delete(work);
+                    // A slot is free: poll again now (the extension fetches as soon as it is below the threshold).
+                    this.freed = true;
+                    this.wake?.();
+                });
             this.running.add(work);
         }
         return batch.length;
