@@ -112,7 +112,12 @@ export async function bench(): Promise<Record<string, unknown>> {
                 }).observe(document, { childList: true, subtree: true });`,
             });
             await page.goto(url);
-            await page.waitForFunction('window.lastRowAt !== undefined', undefined, { timeout: 30_000 });
+            // A function, not a string: the console's CSP allows no eval in the page.
+            await page.waitForFunction(
+                () => (globalThis as unknown as { lastRowAt?: number }).lastRowAt !== undefined,
+                undefined,
+                { timeout: 30_000 },
+            );
             const ms = await page.evaluate<number>('window.lastRowAt');
             const api = await page.evaluate<number>(
                 `(performance.getEntriesByType('resource').find((r) => r.name.includes('/api/replicationProtectedItems')) ?? { duration: -1 }).duration`,

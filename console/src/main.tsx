@@ -4,6 +4,7 @@ import { adoptKeyFromFragment, ApiError, api, functionKey, signedInUser, signInU
 import { useRoute } from './router';
 import { ItemsView } from './views/items';
 import { JobsView, JobView } from './views/jobs';
+import { PlansView } from './views/plans';
 import { NetworksView, PoliciesView, SitesView } from './views/sites';
 import { VmView } from './views/vm';
 
@@ -13,6 +14,7 @@ const NAV = [
     { route: 'sites', label: 'Sites' },
     { route: 'policies', label: 'Policies' },
     { route: 'networks', label: 'Network mappings' },
+    { route: 'plans', label: 'Recovery plans' },
 ];
 
 type Session = { state: 'checking' } | { state: 'in'; who: string } | { state: 'out'; reason: string };
@@ -51,6 +53,8 @@ function View({ route }: { route: string[] }) {
             return <PoliciesView />;
         case 'networks':
             return <NetworksView />;
+        case 'plans':
+            return <PlansView />;
         default:
             return <ItemsView />;
     }
@@ -101,9 +105,7 @@ function App() {
                 </span>
             </header>
             <main id="main" tabIndex={-1}>
-                {session.state === 'checking' ? (
-                    <p class="loading">Signing in…</p>
-                ) : session.state === 'out' ? (
+                {session.state === 'out' ? (
                     <section class="signin">
                         <h1>Sign in</h1>
                         <p>{session.reason}</p>
@@ -113,6 +115,7 @@ function App() {
                         </p>
                     </section>
                 ) : (
+                    // The view loads while the sign-in is checked: no extra round trip before the first data.
                     <View route={route} />
                 )}
             </main>

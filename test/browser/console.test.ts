@@ -176,6 +176,11 @@ async function checkConsole(browser: Browser, host: LocalHost, vmIds: string[]):
     for (const p of policies.value) await page.locator(`#policies-table tr[data-policy="${p.name}"]`).waitFor();
     await page.getByRole('link', { name: 'Network mappings' }).click();
     await page.getByRole('heading', { name: 'Network mappings' }).waitFor();
+    await page.getByRole('link', { name: 'Recovery plans' }).click();
+    await page.getByRole('heading', { name: 'Recovery plans' }).waitFor();
+    const plans = await apiGet(host, '/recoveryPlans');
+    if (plans.value.length === 0) await page.getByText('No recovery plan.').waitFor();
+    for (const p of plans.value) await page.locator(`#plans-table tr[data-plan="${p.name}"]`).waitFor();
 
     // ---- keyboard: the nav links are reachable with Tab and open their view with Enter ----
     await page.goto(`${consoleUrl(host.apiUrl)}#/items`);
