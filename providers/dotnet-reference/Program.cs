@@ -91,7 +91,8 @@ sealed class Options
 
 sealed class Scenario(Options options, Action<string> log)
 {
-    private static readonly TimeSpan EventWait = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan EventWait = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan StateWait = TimeSpan.FromSeconds(240);
     private readonly string run = Guid.NewGuid().ToString("N")[..6];
     private readonly Random random = new(20250115);
 
@@ -289,7 +290,7 @@ sealed class Scenario(Options options, Action<string> log)
     private async Task WaitForAsync(ManagementApi api, string what, Func<Task<(bool Done, string State)>> check,
         string vmId, Channel channel, CancellationToken ct)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        var deadline = DateTime.UtcNow + StateWait;
         var state = "";
         while (DateTime.UtcNow < deadline)
         {
@@ -300,7 +301,7 @@ sealed class Scenario(Options options, Action<string> log)
         }
         var dead = await channel.DeadLettersAsync(ct);
         var jobs = await api.SendAsync(HttpMethod.Get, $"/replicationJobs?vmId={vmId}", null, ct);
-        throw new TimeoutException($"{what}: not reached within 120 s; last state: {state}; dead-lettered commands: " +
+        throw new TimeoutException($"{what}: not reached within {StateWait.TotalSeconds} s; last state: {state}; dead-lettered commands: " +
             $"{(dead.Count == 0 ? "none" : string.Join("; ", dead))}; jobs: {jobs.Body?.ToJsonString()}");
     }
 

@@ -141,7 +141,11 @@ describeWithDotnet('the C# reference provider against the local host', () => {
     it('registers a site, protects a VM, ships initial replication and 3 cycles; every replica equals its source', async () => {
         const h = host!;
         const args = [PROVIDER_DLL, 'run', '--api', h.api, '--key', h.key, '--bus', h.bus, '--storage', h.storage];
-        const result = await run('dotnet', [...args, '--out', outDir, '--cycle-seconds', '2'], 400_000);
+        const result = await run(
+            'dotnet',
+            [...args, '--out', outDir, '--cycle-seconds', '2', '--timeout-seconds', '560'],
+            600_000,
+        );
         if (result.code !== 0) {
             console.error(`provider:\n${result.stdout}\n${result.stderr}\nhost:\n${h.output.join('').slice(-20_000)}`);
         }
@@ -167,5 +171,5 @@ describeWithDotnet('the C# reference provider against the local host', () => {
         const last = points.value.find((p) => p.properties.cycleId === 'cycle-3');
         expect(last?.properties.recoveryPointType).toBe('AppConsistent');
         if (existsSync('/usr/bin/qemu-img')) expect(result.stdout).toMatch(/qemu-img compare .*Images are identical/);
-    }, 420_000);
+    }, 620_000);
 });
