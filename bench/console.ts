@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { consoleUrl } from '../shared/consoleRoute';
 import { connectionFromString } from '../shared/storage/connections';
 import { createProtectedItem, PROTECTION_STATES, ProtectedItem } from '../shared/state/protectedItems';
-import { startLocalHost } from '../packages/functions-local/src/host/localHost';
+import { startLocalHost } from '../tools/platform';
 
 /**
  * `npm run bench -- console`: the operator console's first view on the local host with ITEMS replicated items,

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { consoleUrl } from '../../shared/consoleRoute';
 import { buildConsole } from '../../tools/buildConsole';
-import type { LocalHost } from '../../packages/functions-local/src/host/localHost';
+import { type LocalHost } from '../../tools/platform';
 import { runSimulation } from '../../tools/simulator/simulation';
 import { browserSkipReason, launchChromium } from '../support/browser';
 

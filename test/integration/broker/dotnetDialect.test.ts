@@ -2,7 +2,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import { create_container } from 'rhea';
 import type { Connection, Message, Receiver, Sender } from 'rhea';
 import { busClientOptions } from '../../../shared/bus/busClient';
-import { LocalServiceBus } from '../../../packages/functions-local/src/broker/localServiceBus';
+import { LocalServiceBus } from '../../../packages/functions-local/src';
 
 /**
  * What the .NET client (Azure.Messaging.ServiceBus 7.21 over Microsoft.Azure.Amqp) needs from the broker beyond what
