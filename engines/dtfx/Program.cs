@@ -8,7 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 // The host of the real Durable Task engine for the Node app: WebJobs SDK + the Durable Functions extension on
-// its Azure Storage backend. Started by the Node process (tools/durable/dtfx.ts), which passes everything in
+// its Azure Storage backend. Started by the Node process (packages/functions-local/src/durable/dtfx.ts), which passes everything in
 // environment variables and serves the bridge; see README.md.
 static string Required(string name) =>
     Environment.GetEnvironmentVariable(name) is { Length: > 0 } value

@@ -20,7 +20,7 @@ export interface LocalProviderBusOptions extends ProviderEntityOptions {
 }
 
 /**
- * The provider channel of the local host: a Service Bus broker on loopback (tools/broker) holding what infra
+ * The provider channel of the local host: a Service Bus broker on loopback (the local platform's LocalServiceBus) holding what infra
  * creates in Azure, with a subscription `site-{siteId}` for every registered site (found at start, then every
  * `siteScanIntervalMs`, and at the latest when an event for the site is published). Providers connect with
  * `connectionString` and the real Service Bus SDK.

@@ -2,7 +2,7 @@ import { LocalPlatformError } from '../errors';
 
 /**
  * The Durable engines the local host, the simulator and the orchestration tests can run on:
- * `embedded` is tools/durable's runtime (in this process, virtual clock in tests); `dtfx` is the real Durable
+ * `embedded` is this package's runtime (in this process, virtual clock in tests); `dtfx` is the real Durable
  * Functions extension on its Azure Storage backend, in the .NET host of engines/dtfx.
  */
 export const DURABLE_ENGINES = ['embedded', 'dtfx'] as const;
