@@ -1,8 +1,8 @@
 /** @type {import('jest').Config} */
 module.exports = {
     testEnvironment: 'node',
-    // The local platform's own tests run here too, so `npm test` covers the whole repository.
-    roots: ['<rootDir>/test', '<rootDir>/packages/functions-local/test'],
+    // The workspace packages' own tests run here too, so `npm test` covers the whole repository.
+    roots: ['<rootDir>/test', '<rootDir>/packages/functions-local/test', '<rootDir>/packages/provider-kit/test'],
     testMatch: ['**/*.test.ts'],
     transform: {
         '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }],
