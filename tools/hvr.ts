@@ -10,6 +10,10 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
     hrl: { module: 'hrl-cli', summary: 'inspect, apply and make MS-HRL logs (hvr hrl --help)' },
+    provider: {
+        module: 'provider',
+        summary: 'protect a folder of raw disk images as a site, in real time (hvr provider --help)',
+    },
     simulate: {
         module: 'simulate',
         summary: 'run a simulated Hyper-V site against the pipeline (hvr simulate --help)',

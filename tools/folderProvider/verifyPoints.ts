@@ -1,0 +1,86 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { REPLICAS_CONTAINER } from '../../shared/contracts/blobNames';
+import { deadline } from '../../shared/storage/deadline';
+import { ManagementClient } from '../simulator/managementClient';
+import { qemuCompare, QemuVerdict } from '../simulator/qemuCompare';
+import { compareReplica } from '../simulator/replicaCheck';
+
+/** One disk of one recovery point against the barrier copy its cycle kept. */
+export interface PointCheck {
+    vmId: string;
+    cycleId: string;
+    diskId: string;
+    equal: boolean;
+    problem?: string;
+    qemuImg: QemuVerdict;
+}
+
+/** A recovery point disk as GET .../recoveryPoints lists it. */
+interface PointDisk {
+    blobName: string;
+    snapshot: string;
+}
+
+const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Checks every recovery point of `vmId` whose cycle has a barrier copy (`{barriers}/{vmId}/{cycleId}/`):
+ * downloads each disk's snapshot (the point's replica page blob, a fixed VHD) and compares it with the copy,
+ * in-process and with qemu-img. Cycles named in `expectCycles` without a point are reported as not equal.
+ */
+export async function verifyRecoveryPoints(
+    api: ManagementClient,
+    blob: BlobServiceClient,
+    barriersDir: string,
+    vmId: string,
+    diskIds: string[],
+    expectCycles: string[],
+    workDir: string,
+): Promise<PointCheck[]> {
+    const points = await api.recoveryPoints(vmId);
+    const checks: PointCheck[] = [];
+    await mkdir(workDir, { recursive: true });
+    for (const cycleId of expectCycles) {
+        const point = points.find((p) => p.properties.cycleId === cycleId);
+        const disks = (point?.properties as { disks?: Record<string, PointDisk> } | undefined)?.disks;
+        for (const diskId of diskIds) {
+            const snap = disks?.[diskId];
+            if (!snap) {
+                checks.push({
+                    vmId,
+                    cycleId,
+                    diskId,
+                    equal: false,
+                    problem: 'no recovery point',
+                    qemuImg: 'unavailable',
+                });
+                continue;
+            }
+            const vhdPath = join(workDir, `${vmId}.${cycleId}.${diskId}.vhd`);
+            await blob
+                .getContainerClient(REPLICAS_CONTAINER)
+                .getBlobClient(snap.blobName)
+                .withSnapshot(snap.snapshot)
+                .downloadToFile(vhdPath, 0, undefined, { abortSignal: deadline(DOWNLOAD_TIMEOUT_MS) });
+            const rawPath = join(barriersDir, vmId, cycleId, `${diskId}.raw`);
+            const ours = await compareReplica(rawPath, vhdPath);
+            const qemu = await qemuCompare(rawPath, vhdPath);
+            checks.push({
+                vmId,
+                cycleId,
+                diskId,
+                equal: ours.equal && qemu.verdict !== 'differs',
+                ...(ours.problem
+                    ? { problem: ours.problem }
+                    : qemu.verdict === 'differs'
+                      ? { problem: `qemu-img: ${qemu.detail}` }
+                      : {}),
+                qemuImg: qemu.verdict,
+            });
+            await rm(vhdPath, { force: true });
+        }
+    }
+    return checks;
+}
