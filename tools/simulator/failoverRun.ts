@@ -3,7 +3,7 @@ import { CycleLog, ShutdownForFailoverEvent } from '../../shared/contracts/messa
 import { FAILOVER_CONTAINER } from '../../shared/failover/failoverDisks';
 import { deadline } from '../../shared/storage/deadline';
 import { DrillView } from './managementClient';
-import { ProviderChannel, StepIncomplete } from './providerChannel';
+import { ProviderChannel, StepIncomplete } from '../../packages/provider-kit/src';
 import { qemuCompare, QemuVerdict } from './qemuCompare';
 import { compareReplica } from './replicaCheck';
 import { DrillContext, drillOf, FailoverDiskComparison, waitForJob } from './testFailoverDrill';

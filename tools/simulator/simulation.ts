@@ -18,14 +18,21 @@ import { encodeDigestRequest } from '../../shared/resync/manifest';
 import { ProviderComparison } from '../../shared/resync/provider';
 import { ensureErrorType, HvrError } from '../../shared/errors';
 import { CHAIN_GAP_MIN_SECONDS_SETTING, chainGapTimeoutSeconds } from '../../shared/replica/chainGap';
-import { LOG_METADATA_KEYS, REPLICA_LOGS_CONTAINER } from '../../shared/replica/logBlob';
+import { REPLICA_LOGS_CONTAINER } from '../../shared/replica/logBlob';
 import { deadline } from '../../shared/storage/deadline';
 import { connectionFromString } from '../../shared/storage/connections';
 import { formatByteSize } from '../../shared/byteSize';
 import { type DurableEngineName } from '../../packages/functions-local/src';
 import { LocalHost, startLocalHost } from '../platform';
 import { ManagementClient, ProtectedItemView } from './managementClient';
-import { ProviderChannel, SiteCredentials, StepIncomplete, uploadWithGrant } from './providerChannel';
+import {
+    logMetadata,
+    ProviderChannel,
+    shipInitialReplication,
+    SiteCredentials,
+    StepIncomplete,
+    uploadLog,
+} from '../../packages/provider-kit/src';
 import { SeededRandom } from './random';
 import { compareReplica, downloadReplica, ReplicaComparison } from './replicaCheck';
 import { FailoverMode, FailoverReport, PlannedFailoverGuest, runFailover } from './failoverRun';
@@ -233,7 +240,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         await step('create the replication policy', () => api!.putPolicy(POLICY_NAME, simulatedPolicy(new Date())));
         say(`site ${siteId} registered (key ${credentials.keyId}); policy ${POLICY_NAME}: copy frequency 30 s`);
 
-        channel = new ProviderChannel(credentials, busCs, undefined, (line) => hostLog?.write(`[provider] ${line}\n`));
+        channel = new ProviderChannel(credentials, busCs, { log: (line) => hostLog?.write(`[provider] ${line}\n`) });
         channel.start();
         const provider = channel;
         await provider.send({
@@ -608,12 +615,7 @@ async function hasRecoveryPoint(ctx: VmRunContext, vmId: string, cycleId: string
 }
 
 function metadataFor(cycleId: string | undefined, capturedAt: Date, resync = false): Record<string, string> {
-    return {
-        ...(cycleId ? { [LOG_METADATA_KEYS.cycleId]: cycleId } : {}),
-        [LOG_METADATA_KEYS.consistency]: 'CrashConsistent',
-        [LOG_METADATA_KEYS.capturedAt]: capturedAt.toISOString(),
-        [LOG_METADATA_KEYS.resync]: resync ? 'true' : 'false',
-    };
+    return logMetadata({ ...(cycleId ? { cycleId } : {}), consistency: 'CrashConsistent', capturedAt, resync });
 }
 
 async function upload(
@@ -624,7 +626,7 @@ async function upload(
     metadata: Record<string, string>,
     repeat = false,
 ): Promise<void> {
-    await step(`upload ${vm.vmId}/${log.diskId} log ${log.sequence}`, () => uploadWithGrant(grant, log.log, metadata));
+    await step(`upload ${vm.vmId}/${log.diskId} log ${log.sequence}`, () => uploadLog(grant, log.log, metadata));
     if (!repeat) ctx.totals.logs++;
     ctx.totals.bytes += log.log.length;
 }
@@ -671,38 +673,25 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
     );
     say(`${vm.vmId}: StartReplication received; initial replication of ${vm.disks.length} disk(s)`);
 
-    // Initial replication: each disk's data as logs, progress reported per disk.
-    const percent: Record<string, number> = Object.fromEntries(vm.disks.map((d) => [d.diskId, 0]));
-    const capturedAt = new Date();
-    for (const disk of vm.disks) {
-        const logs = disk.initialReplicationLogs(() => new Date());
-        let next = await logs.next();
-        while (!next.done) {
-            const current = next.value;
-            next = await logs.next();
-            const last = next.done === true;
-            const [grant] = await provider.requestGrants(
-                vm.vmId,
-                [{ diskId: disk.diskId, sequence: current.log.sequence, logId: current.log.logId }],
-                ctx.stepTimeoutMs,
-            );
-            // The last log of every disk carries the cycle id: once all are applied, the first recovery point.
-            await upload(
-                ctx,
-                vm,
-                current.log,
-                grant!,
-                metadataFor(last ? INITIAL_REPLICATION_CYCLE_ID : undefined, capturedAt),
-            );
-            percent[disk.diskId] =
-                last || current.total === 0 ? 100 : Math.min(99, Math.floor((current.shipped / current.total) * 100));
-            await provider.send({
-                type: 'InitialReplicationProgress',
-                version: 1,
+    // Initial replication with the provider kit: each disk's data as logs from sequence 1, the last of each
+    // disk closing cycle `initial`, progress per disk.
+    const ranges = await Promise.all(vm.disks.map((d) => d.source.dataRanges()));
+    await step(`initial replication of ${vm.vmId}`, () =>
+        shipInitialReplication(
+            {
+                channel: provider,
                 vmId: vm.vmId,
-                disks: { ...percent },
-            });
-        }
+                grantTimeoutMs: ctx.stepTimeoutMs,
+                capturedAt: new Date(),
+                onUploaded: (log) => {
+                    ctx.totals.logs++;
+                    ctx.totals.bytes += log.log.length;
+                },
+            },
+            vm.disks.map((d, i) => ({ chain: d.chain, source: d.source, ranges: ranges[i]! })),
+        ),
+    );
+    for (const disk of vm.disks) {
         say(`${vm.vmId}/${disk.diskId}: initial replication uploaded in ${disk.sequence} log(s)`);
     }
     await waitForItem(
@@ -1037,7 +1026,7 @@ async function answerStartResync(
             entries.push({ diskOffset: range.offset, data: await disk.source.read(range.offset, range.length) });
         }
         // The resync log takes the position the pipeline names and starts the chain the next cycles follow.
-        disk.sequence = target.resyncSequence - 1;
+        disk.chain.moveTo(target.resyncSequence);
         logs.push(disk.buildLog(entries, capturedAt));
         ctx.say(
             `${vm.vmId}/${disk.diskId}: resync compared in ${round} round(s); ` +

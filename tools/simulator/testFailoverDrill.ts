@@ -4,7 +4,7 @@ import { ensureErrorType } from '../../shared/errors';
 import { FAILOVER_CONTAINER } from '../../shared/failover/failoverDisks';
 import { deadline } from '../../shared/storage/deadline';
 import { DrillView, JobView, ManagementClient } from './managementClient';
-import { StepIncomplete } from './providerChannel';
+import { StepIncomplete } from '../../packages/provider-kit/src';
 import { compareReplica, ReplicaComparison } from './replicaCheck';
 
 /** A failover disk downloads whole, like a replica: bounded all the same. */
