@@ -176,7 +176,8 @@ export async function main(argv: string[]): Promise<number> {
         process.off('SIGTERM', stop);
     }
     const checks: PointCheck[] = [];
-    if (options.verify) {
+    if (options.verify && abort.signal.aborted) say('stopped before the last cycle: nothing verified');
+    if (options.verify && !abort.signal.aborted) {
         const api = new ManagementClient(env.HVR_API_URL!, env.HVR_FUNCTION_KEY!);
         const blob = connectionFromString(env.AZURE_STORAGE_CONNECTION_STRING!).blob;
         const stateDir = resolve(options.stateDir ?? join(options.folder, '.hvr-provider'));

@@ -251,6 +251,7 @@ async function waitForPoint(ctx: VmContext, vmId: string, cycleId: string): Prom
         if (points.some((p) => p.properties.cycleId === cycleId)) return;
         await sleep(250, ctx.signal);
     }
+    if (ctx.signal?.aborted) return;
     ctx.say(`${vmId}: ${cycleId} is not a recovery point after ${ctx.stepTimeoutMs / 1000} s; the next cycle goes on`);
 }
 
