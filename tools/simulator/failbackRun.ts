@@ -16,7 +16,7 @@ import { Digester, seedFromHex } from '../../shared/resync/digest';
 import { decodeDigestRequest } from '../../shared/resync/manifest';
 import { deadline } from '../../shared/storage/deadline';
 import { ManagementClient } from './managementClient';
-import { ProviderChannel, StepIncomplete } from './providerChannel';
+import { ProviderChannel, StepIncomplete } from '../../packages/provider-kit/src';
 import { qemuCompare, QemuVerdict } from './qemuCompare';
 import { SeededRandom } from './random';
 import { compareReplica, downloadReplica } from './replicaCheck';
