@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { connectionFromString } from '../../shared/storage/connections';
 import { runFolderProvider } from '../../tools/folderProvider/folderSite';
 import { verifyRecoveryPoints } from '../../tools/folderProvider/verifyPoints';
-import { LocalHost, startLocalHost } from '../../packages/functions-local/src/host/localHost';
+import { LocalHost, startLocalHost } from '../../tools/platform';
 import { ManagementClient } from '../../tools/simulator/managementClient';
 import { SeededRandom } from '../../tools/simulator/random';
 
