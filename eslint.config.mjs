@@ -39,6 +39,7 @@ export default tseslint.config(
     {
         ignores: [
             'dist/**',
+            'packages/*/dist/**',
             'node_modules/**',
             'coverage/**',
             '.deploy/**',

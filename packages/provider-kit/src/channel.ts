@@ -4,6 +4,7 @@ import {
     busClientOptions,
     deadline,
     ensureErrorType,
+    eventSchemas,
     expectedSessionId,
     HvrError,
     PROVIDER_COMMANDS_QUEUE,
@@ -37,16 +38,8 @@ export class StepIncomplete extends Error {
     }
 }
 
-/** The event types of contract version 1 (a provider ignores, and completes, any other). */
-const KNOWN_EVENTS: ReadonlySet<string> = new Set([
-    'StartReplication',
-    'UploadGrant',
-    'StartResync',
-    'StopReplication',
-    'PolicyChanged',
-    'ShutdownForFailover',
-    'CancelFailoverShutdown',
-]);
+/** The event types of contract version 1, from the core's schemas (a provider ignores, and completes, any other). */
+const KNOWN_EVENTS: ReadonlySet<string> = new Set(Object.keys(eventSchemas));
 
 /** Bounds each send; the SDK's own operation timeout is the same (shared/bus/busClient.ts). */
 const SEND_TIMEOUT_MS = 30_000;

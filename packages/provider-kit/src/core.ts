@@ -28,6 +28,7 @@ export type {
     UploadRequest,
 } from '../../../shared/contracts/messages';
 export { validateCommand, validateEvent } from '../../../shared/contracts/validate';
+export { commandSchemas, eventSchemas } from '../../../shared/contracts/schemas';
 export { signCommand, canonicalJson } from '../../../shared/contracts/signature';
 export type { SignedCommand } from '../../../shared/contracts/signature';
 export {
