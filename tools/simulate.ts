@@ -47,7 +47,8 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --timeout SECONDS  longest wait for any one step (default 60)
   --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
                      (built from engines/dtfx; fails at once if dotnet or the host is missing)
-  --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover) as the last line
+  --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover, "recoveryPlan" with
+                     --recovery-plan) as the last line
   --serve            after the run, keep the local host up until Ctrl-C and print its console URL (a line
                      "  Console         <url>", signed in with the function key); not with HVR_API_URL
 
