@@ -10,8 +10,7 @@ import { HvrError } from '../../../shared/errors';
 import { instanceIds } from '../../../shared/lifecycle/instances';
 import { getJob, Job } from '../../../shared/state/jobs';
 import { getProtectedItem } from '../../../shared/state/protectedItems';
-import { invokeFunction } from '../../../packages/functions-local/src/host/invoke';
-import { functionRegistry } from '../../../packages/functions-local/src/host/registry';
+import { durableClientBindings, functionRegistry, invokeFunction } from '../../../packages/functions-local/src';
 import { describeOnEngines, isFinished, type EngineUnderTest } from '../../support/durableEngines';
 import { mapCorp, seedFailoverVm } from '../lifecycle/failoverSeed';
 import { LifecycleHarness } from '../lifecycle/harness';
@@ -73,7 +72,9 @@ describeOnEngines('recovery plan', (engine) => {
             params: init.params,
             ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
         });
-        const { result } = await invokeFunction(functionRegistry().get(functionName), request, { runtime: e });
+        const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
+            bindings: [durableClientBindings(e)],
+        });
         return result as HttpResponseInit;
     }
 
