@@ -73,9 +73,18 @@ export const PLAN_VM_BINDINGS: Record<
     },
 };
 
-/** A VM's orchestration under a plan job: its own id, so it never collides with an earlier per-VM instance. */
-export function planVmInstanceId(planJobId: string, operation: PlanVmOperation, vmId: string): string {
-    return `plan:${planJobId}:${PLAN_VM_BINDINGS[operation].instanceId(vmId)}`;
+/**
+ * The per-VM orchestration keeps its own instance id (`failover:{vmId}`, …): the provider's answers are raised
+ * to that id (a planned failover's FailoverShutdownCompleted), and the per-VM API sees it running. The VM's
+ * claim runs first, so a running per-VM instance is never replaced; a finished one is (as a start would).
+ */
+export function planVmInstanceId(operation: PlanVmOperation, vmId: string): string {
+    return PLAN_VM_BINDINGS[operation].instanceId(vmId);
+}
+
+/** The wrapper of one VM under one plan job. */
+export function planVmStepInstanceId(planJobId: string, vmId: string): string {
+    return `plan:${planJobId}:${vmId}`;
 }
 
 export interface RecoveryPlanInput {
@@ -314,7 +323,7 @@ export function* recoveryPlanOrchestrator(
             );
             const results = (yield context.df.Task.all(
                 runs.map(({ step, vmJobId }) => {
-                    const childInstanceId = planVmInstanceId(jobId, operation, step.vm.vmId);
+                    const childInstanceId = planVmInstanceId(operation, step.vm.vmId);
                     const vmInput: PlanVmInput = {
                         request: {
                             operation,
@@ -333,7 +342,11 @@ export function* recoveryPlanOrchestrator(
                             : {}),
                         ...(input.comments !== undefined ? { comments: input.comments } : {}),
                     };
-                    return context.df.callSubOrchestrator(RECOVERY_PLAN_VM, vmInput, `${childInstanceId}:step`);
+                    return context.df.callSubOrchestrator(
+                        RECOVERY_PLAN_VM,
+                        vmInput,
+                        planVmStepInstanceId(jobId, step.vm.vmId),
+                    );
                 }),
             )) as PlanVmResult[];
             const changes: JobChange[] = results.map((r, i): JobChange => {

@@ -10,7 +10,7 @@ import { consoleLine } from '../shared/consoleRoute';
 const USAGE = `Usage: hvr simulate --out DIR [--seed N] [--vms N] [--disks N] [--disk-size SIZE] [--cycles N]
                     [--churn SIZE] [--faults duplicate,reorder,drop] [--test-failover]
                     [--failover planned|unplanned] [--change-point] [--failback [--full-download]]
-                    [--reprotect] [--timeout SECONDS] [--json] [--serve]
+                    [--reprotect] [--recovery-plan] [--timeout SECONDS] [--json] [--serve]
 
 Runs a simulated Hyper-V site against the pipeline: registers a site and a 30-second policy, enables protection
 of every VM through the HTTP API, ships initial replication and --cycles delta cycles as MS-HRL logs through
@@ -40,10 +40,15 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --full-download    with --failback: ForSynchronization (shut down first, every written block downloaded)
   --reprotect        with --failback: then re-protect (the replica levelled by a resync, compared with the
                      on-premises disks), and more delta cycles, checked as usual
+  --recovery-plan    then put the VMs in a recovery plan of up to three ordered groups, the second held by a
+                     manual pre-action; test-fail the plan over, check the hold, resume it, check the group order in
+                     the job's tasks and every failover disk against its source (<diskId>.failover.vhd), then clean
+                     the plan's drills up
   --timeout SECONDS  longest wait for any one step (default 60)
   --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
                      (built from engines/dtfx; fails at once if dotnet or the host is missing)
-  --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover) as the last line
+  --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover, "recoveryPlan" with
+                     --recovery-plan) as the last line
   --serve            after the run, keep the local host up until Ctrl-C and print its console URL (a line
                      "  Console         <url>", signed in with the function key); not with HVR_API_URL
 
@@ -106,6 +111,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             failback: { type: 'boolean' },
             'full-download': { type: 'boolean' },
             reprotect: { type: 'boolean' },
+            'recovery-plan': { type: 'boolean' },
             json: { type: 'boolean' },
             serve: { type: 'boolean' },
         },
@@ -140,6 +146,12 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
     if (failover && values['test-failover']) {
         throw new UsageError('--test-failover and --failover exclude each other: a failed-over VM has no drill');
     }
+    const recoveryPlan = values['recovery-plan'] ?? false;
+    if (recoveryPlan && (failover || values['test-failover'])) {
+        throw new UsageError(
+            '--recovery-plan excludes --test-failover and --failover: the plan runs the drills itself',
+        );
+    }
     if (changePoint && (cycles < 2 || faults.has('drop'))) {
         throw new UsageError(
             '--change-point needs --cycles 2 or more and no drop fault (the second-to-last cycle must be a point)',
@@ -160,6 +172,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
         churn,
         faults,
         testFailover: values['test-failover'] ?? false,
+        ...(recoveryPlan ? { recoveryPlan } : {}),
         ...(failover ? { failover, changePoint } : {}),
         ...(failback
             ? {
@@ -254,8 +267,16 @@ export async function main(argv: string[]): Promise<number> {
               }
             : {};
         const failbacks = options.failback ? { failbacks: result.failbacks } : {};
+        const plan = result.recoveryPlan
+            ? {
+                  recoveryPlan: {
+                      ...result.recoveryPlan,
+                      disks: result.recoveryPlan.disks.map((d) => ({ vmId: d.vmId, diskId: d.diskId, equal: d.equal })),
+                  },
+              }
+            : {};
         process.stdout.write(
-            JSON.stringify({ vms: result.vms, totals: result.totals, ...failovers, ...failbacks }) + '\n',
+            JSON.stringify({ vms: result.vms, totals: result.totals, ...failovers, ...failbacks, ...plan }) + '\n',
         );
     }
     return result.ok ? 0 : 1;

@@ -9,12 +9,12 @@ import { listFailoverDisks } from '../../shared/failover/failoverDisks';
 import { VirtualMachineSpec } from '../../shared/failover/infrastructure';
 import { setFailoverInfrastructure } from '../../shared/failover/settings';
 import { HvrError } from '../../shared/errors';
-import { instanceIds } from '../../shared/lifecycle/instances';
+import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { webhookSignature, WEBHOOK_DELIVERY_HEADER, WEBHOOK_SIGNATURE_HEADER } from '../../shared/plans/webhook';
 import { getJob, Job, listJobs } from '../../shared/state/jobs';
 import { createProtectedItem, getProtectedItem } from '../../shared/state/protectedItems';
 import { listRecoveryPoints } from '../../shared/state/recoveryPoints';
-import { mapCorp, seedFailoverVm } from './lifecycle/failoverSeed';
+import { addRecoveryPoint, mapCorp, seedFailoverVm } from './lifecycle/failoverSeed';
 import { ApiResponse, LifecycleHarness } from './lifecycle/harness';
 
 /** Fails the creation of one VM's virtual machine (by VM name) while `failing` holds it. */
@@ -116,8 +116,8 @@ describe('recovery plans (durable runtime, Azurite tables and blobs, dry-run ARM
         return t;
     };
 
-    async function runToEnd(jobId: string): Promise<Job> {
-        const instanceId = instanceIds.recoveryPlan('shop');
+    async function runToEnd(jobId: string, plan = 'shop'): Promise<Job> {
+        const instanceId = instanceIds.recoveryPlan(plan);
         await h.runtime.advanceUntil(async () => {
             const s = await h.runtime.getStatus(instanceId);
             return ['Completed', 'Failed'].includes(s?.runtimeStatus ?? '');
@@ -331,6 +331,52 @@ describe('recovery plans (durable runtime, Azurite tables and blobs, dry-run ARM
         expect((await listJobs(h.scope, { vmId: 'db1' })).filter((j) => j.kind === 'UnplannedFailover')).toHaveLength(
             1,
         );
+    });
+
+    it('a planned failover of a plan: each VM shut down and synchronized by its provider, group after group', async () => {
+        process.env.PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS = '600';
+        try {
+            expect((await put('move', { groups: [{ vms: ['db1', 'db2'] }, { vms: ['app1'] }] })).status).toBe(201);
+            const started = await act('move', 'plannedFailover');
+            expect(started.status).toBe(202);
+            // The provider: each VM asked to shut down ships its final cycle, and the merge records its point.
+            const answered: string[] = [];
+            await h.runtime.advanceUntil(async () => {
+                for (const p of h.published.filter((x) => x.input.type === 'ShutdownForFailover')) {
+                    const { vmId, failoverId } = p.input.payload as { vmId: string; failoverId: string };
+                    if (answered.includes(vmId)) continue;
+                    answered.push(vmId);
+                    await addRecoveryPoint(h, vmId, 'final', 0x44, 3);
+                    const now = h.clock.now();
+                    await h.runtime.raiseEvent(instanceIds.failover(vmId), lifecycleEvents.failoverShutdownCompleted, {
+                        vmId,
+                        failoverId,
+                        shutDownAt: new Date(now.getTime() - 5_000).toISOString(),
+                        cycleId: 'final',
+                        logs: [
+                            { diskId: 'os', sequence: 3, logId: `${vmId}-os-3`, bytes: 4608 },
+                            { diskId: 'data', sequence: 3, logId: `${vmId}-data-3`, bytes: 4608 },
+                        ],
+                        at: now.toISOString(),
+                    });
+                }
+                const s = await h.runtime.getStatus(instanceIds.recoveryPlan('move'));
+                return s?.runtimeStatus === 'Completed';
+            });
+            const job = await planJob(started.jsonBody!.jobId);
+            expect(job).toMatchObject({ kind: 'PlannedFailover', state: 'Succeeded' });
+            // app1 was asked to shut down only once group 1 had failed over.
+            expect(answered.slice(0, 2).sort()).toEqual(['db1', 'db2']);
+            expect(answered[2]).toBe('app1');
+            for (const vm of ['db1', 'db2', 'app1']) {
+                expect(await getProtectedItem(h.scope, vm)).toMatchObject({
+                    protectionState: 'FailedOver',
+                    failoverRecoveryPointId: `${vm}:final`,
+                });
+            }
+        } finally {
+            delete process.env.PLANNED_FAILOVER_SHUTDOWN_TIMEOUT_SECONDS;
+        }
     });
 
     it('refuses bad plans at creation, naming the rule', async () => {

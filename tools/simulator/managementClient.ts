@@ -80,7 +80,7 @@ const CALL_TIMEOUT_MS = 30_000;
 export class ManagementClient {
     constructor(
         readonly apiUrl: string,
-        private readonly functionKey: string,
+        readonly functionKey: string,
     ) {}
 
     private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {

@@ -39,6 +39,7 @@ import { FailoverMode, FailoverReport, PlannedFailoverGuest, runFailover } from 
 import { FailoverDiskComparison, runTestFailoverDrill } from './testFailoverDrill';
 import { FailbackReport, runFailbackAndReprotect } from './failbackRun';
 import { DataSyncOption } from '../../shared/failback/names';
+import { RecoveryPlanReport, runRecoveryPlan } from './recoveryPlanRun';
 import { GuestWrite } from './workload';
 import { BuiltLog, SimulatedDisk } from './simulatedDisk';
 import { SourceDisk } from './sourceDisk';
@@ -92,6 +93,11 @@ export interface SimulationOptions {
      * `reprotect` also re-protected, and the cycles run again after it, checked as usual.
      */
     failback?: { dataSyncOption: DataSyncOption; reprotect: boolean };
+    /**
+     * After the cycles: the VMs in a recovery plan of up to three groups with a manual step, test-failed over and
+     * cleaned up as a plan (tools/simulator/recoveryPlanRun.ts).
+     */
+    recoveryPlan?: boolean;
     /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
     stepTimeoutMs?: number;
     /** The Durable engine of the local host (ignored with `pipeline`); default HVR_DURABLE, else embedded. */
@@ -120,6 +126,8 @@ export interface SimulationResult {
     failovers: FailoverReport[];
     /** With `failback`: each VM's failback and re-protect (bytes on the wire, disks at each stage). */
     failbacks: FailbackReport[];
+    /** With `recoveryPlan`: the plan's groups, jobs and order check (its disks are in `failoverDisks`). */
+    recoveryPlan?: RecoveryPlanReport;
     /** Set when a step did not complete: which, and why. */
     failure?: { step: string; message: string };
     /** Things the pipeline did not do itself that the simulator stood in for (named, never silent). */
@@ -189,6 +197,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     let failoverDisks: FailoverDiskComparison[] = [];
     const failovers: FailoverReport[] = [];
     const failbacks: FailbackReport[] = [];
+    let recoveryPlan: RecoveryPlanReport | undefined;
     let storageCs = '';
     let busCs = '';
 
@@ -380,6 +389,29 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
             const failedDrill = drills.find((d): d is PromiseRejectedResult => d.status === 'rejected');
             if (failedDrill) throw failedDrill.reason;
         }
+
+        // ---- the recovery plan ----
+        if (options.recoveryPlan) {
+            const planApi = api;
+            recoveryPlan = await runRecoveryPlan(
+                {
+                    api: planApi,
+                    apiUrl: planApi.apiUrl,
+                    functionKey: planApi.functionKey,
+                    blob: connectionFromString(storageCs).blob,
+                    outDir,
+                    stepTimeoutMs,
+                    say,
+                    describe: (vmId) => describeVm(planApi, vmId),
+                },
+                vms.map((vm) => ({
+                    vmId: vm.vmId,
+                    diskIds: vm.disks.map((d) => d.diskId),
+                    lastCycleId: vm.lastCycleId ?? cycleIdOf(options.cycles),
+                })),
+            );
+            failoverDisks = recoveryPlan.disks;
+        }
     } catch (err) {
         failure =
             err instanceof StepIncomplete
@@ -411,6 +443,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         replicas.length > 0 &&
         replicas.every((r) => r.equal) &&
         (!options.testFailover || (failoverDisks.length > 0 && failoverDisks.every((d) => d.equal))) &&
+        (!options.recoveryPlan ||
+            (recoveryPlan !== undefined &&
+                recoveryPlan.orderProblems.length === 0 &&
+                failoverDisks.length > 0 &&
+                failoverDisks.every((d) => d.equal))) &&
         (!options.failover ||
             (failovers.length === vms.length &&
                 failoverDisks.length > 0 &&
@@ -425,6 +462,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         failoverDisks,
         failovers,
         failbacks,
+        ...(recoveryPlan ? { recoveryPlan } : {}),
         ...(failure ? { failure } : {}),
         warnings,
         ok,

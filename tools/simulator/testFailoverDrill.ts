@@ -76,7 +76,7 @@ export async function drillOf(ctx: DrillContext, vmId: string, drillId: string, 
  * as it was at the restored point. A point other than the VM's last cycle, a blob outside the drill's folder or
  * a disk without a failover blob is a difference, named.
  */
-async function checkFailoverDisks(
+export async function checkFailoverDisks(
     ctx: DrillContext,
     target: DrillTarget,
     drill: DrillView,
