@@ -6,7 +6,8 @@ import { StateScope } from '../state/protectedItems';
 import { callTimeoutMs } from '../storage/deadline';
 import { LogBlobName, LogMetadata } from './logBlob';
 import { MergeNotifier } from './notifier';
-import { RetentionPolicy } from './recoveryPoints';
+import type { SnapshotImmutability } from './pointProtection';
+import type { RetentionPolicy } from './retentionSchedule';
 
 /** Tuning read once from the app settings. */
 export interface MergeSettings {
@@ -66,6 +67,8 @@ export interface MergeDeps {
     settings: MergeSettings;
     /** The VM's recovery point retention; absent means the policy default (24 h, no app-consistent frequency). */
     retentionFor?: (vmId: string) => Promise<RetentionPolicy | undefined>;
+    /** The immutability policy set on held points' snapshots (RECOVERY_POINT_IMMUTABILITY; default None). */
+    immutability?: SnapshotImmutability;
     log?: (message: string, data?: Record<string, unknown>) => void;
     signal?: AbortSignal;
     /** This invocation's budget; default: settings.timeBudgetSeconds from the first call that needs it. */
