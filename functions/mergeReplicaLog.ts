@@ -20,6 +20,7 @@ import {
     timeBudget,
 } from '../shared/replica/mergeLog';
 import { MergeNotifier } from '../shared/replica/notifier';
+import { retentionOfVm, snapshotImmutabilityFromEnv } from '../shared/replica/vmRetention';
 import { stateScope } from '../shared/state/protectedItems';
 
 /**
@@ -49,8 +50,11 @@ export function durableMergeNotifier(context: InvocationContext): MergeNotifier 
 
 function mergeDeps(context: InvocationContext): MergeDeps {
     const settings = mergeSettingsFromEnv();
+    const scope = stateScope();
     return {
-        scope: stateScope(),
+        scope,
+        retentionFor: (vmId) => retentionOfVm(scope, vmId),
+        immutability: snapshotImmutabilityFromEnv(),
         notifier: durableMergeNotifier(context),
         clock: ports().clock,
         settings,

@@ -66,12 +66,15 @@ export async function protectSnapshots(deps: RecoveryPointDeps, point: RecoveryP
             }
             applied = mode;
         } catch (err) {
-            deps.log?.(`recovery point ${point.recoveryPointId}: storage refused the immutability policy`, {
-                metric: RECOVERY_POINT_METRICS.immutabilityFailed,
-                vmId: point.vmId,
-                recoveryPointId: point.recoveryPointId,
-                error: ensureErrorType(err).message.split('\n')[0]!,
-            });
+            deps.log?.(
+                JSON.stringify({
+                    metric: RECOVERY_POINT_METRICS.immutabilityFailed,
+                    value: 1,
+                    vmId: point.vmId,
+                    recoveryPointId: point.recoveryPointId,
+                    error: ensureErrorType(err).message.split('\n')[0]!,
+                }),
+            );
         }
     }
     for (let attempt = 1; attempt <= 4; attempt++) {

@@ -1,5 +1,7 @@
 import type { Consistency } from '../contracts/uploadMetadata';
+import { HvrError } from '../errors';
 import { getReplicaDisk, ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
+import { updateProtectedItem } from '../state/protectedItems';
 import {
     createRecoveryPoint,
     DiskSnapshot,
@@ -128,17 +130,40 @@ export async function recordCycleIfComplete(
         };
     }
     if (point.churn?.suspicious) {
-        deps.log?.(`recovery point ${point.recoveryPointId} looks like mass encryption (score ${point.churn.score})`, {
-            metric: RECOVERY_POINT_METRICS.suspiciousChurn,
-            vmId: point.vmId,
-            recoveryPointId: point.recoveryPointId,
-            score: point.churn.score,
-        });
+        // The message is the JSON the SuspiciousChurn alert parses (infra/modules/alerts.bicep).
+        deps.log?.(
+            JSON.stringify({
+                metric: RECOVERY_POINT_METRICS.suspiciousChurn,
+                value: point.churn.score,
+                vmId: point.vmId,
+                recoveryPointId: point.recoveryPointId,
+            }),
+        );
     }
+    if (point.churn?.suspicious) await markSuspicious(deps, point);
     await startNextChanges(deps, input.disks, point);
     if (point.holdUntil) await protectSnapshots(deps, point);
     await pruneRecoveryPoints(deps, input.vmId, retention);
     return { recoveryPointId: point.recoveryPointId, capturedAt: point.capturedAt, created: true };
+}
+
+/** Records the newest suspicious point on the protected item: the API shows SuspiciousChurn from it. */
+async function markSuspicious(deps: RecoveryPointDeps, point: RecoveryPoint): Promise<void> {
+    const mark = { recoveryPointId: point.recoveryPointId, capturedAt: point.capturedAt, score: point.churn!.score };
+    try {
+        await updateProtectedItem(
+            deps.scope,
+            point.vmId,
+            (cur) =>
+                cur.suspiciousChurn && Date.parse(cur.suspiciousChurn.capturedAt) >= Date.parse(mark.capturedAt)
+                    ? undefined
+                    : { suspiciousChurn: mark },
+            deps.clock.now().toISOString(),
+        );
+    } catch (err) {
+        // A replica whose VM is no longer protected has no item to mark (disable protection keeping replicas).
+        if (!(err instanceof HvrError && err.code === 'NOT_FOUND')) throw err;
+    }
 }
 
 /** Each disk's changes since its last point, scored against the disk's usual. */
