@@ -27,7 +27,10 @@ const POOL_LIMIT = 48 * MiB;
 function concatFiles(dir: string, match: (name: string) => boolean, limit = POOL_LIMIT): Buffer {
     const parts: Buffer[] = [];
     let total = 0;
+    // Bounded walk: a pattern with few matches must not stat the whole tree.
+    let visits = 0;
     const walk = (d: string): void => {
+        if (++visits > 20_000) return;
         let entries: string[];
         try {
             entries = readdirSync(d);
@@ -35,7 +38,8 @@ function concatFiles(dir: string, match: (name: string) => boolean, limit = POOL
             return;
         }
         for (const e of entries.sort()) {
-            if (total >= limit) return;
+            if (total >= limit || visits > 20_000) return;
+            visits++;
             const p = join(d, e);
             let st;
             try {
@@ -72,7 +76,10 @@ function aes(data: Buffer, seed: string): Buffer {
 /** Database pages: 8 KiB pages of rows (ids, dates, names from real text), a header and free space. */
 function databasePages(text: Buffer, bytes: number, seed: number): Buffer {
     const out = Buffer.alloc(bytes);
-    const words = text.toString('latin1').split(/\s+/).filter((w) => w.length > 2 && w.length < 20);
+    const words = text
+        .toString('latin1')
+        .split(/\s+/)
+        .filter((w) => w.length > 2 && w.length < 20);
     let s = seed;
     const next = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
     for (let page = 0; page * 8192 < bytes; page++) {
@@ -121,7 +128,8 @@ export async function bench(): Promise<Record<string, unknown>> {
     const xzed = xz(mixed.subarray(0, 32 * MiB));
     const images = Buffer.concat([
         concatFiles('/usr/share', (n) => /\.png$/.test(n), 24 * MiB),
-        concatFiles('/usr', (n) => /\.jpe?g$/.test(n), 24 * MiB),
+        concatFiles('/usr/share/doc', (n) => /\.jpe?g$/.test(n), 24 * MiB),
+        concatFiles('/usr/lib/python3', (n) => /\.jpe?g$/.test(n), 24 * MiB),
     ]);
     const db = databasePages(docs, 32 * MiB, 7);
     const ciphertext = aes(mixed, 'corpus');
@@ -130,12 +138,48 @@ export async function bench(): Promise<Record<string, unknown>> {
 
     const scenarios: Scenario[] = [];
     for (const share of [0.02, 0.05, 0.15, 0.3]) {
-        scenarios.push({ name: `copy gzip archives ${share * 100}%`, attack: false, disk: 'ordinary', share, data: () => gz });
-        scenarios.push({ name: `copy xz archives ${share * 100}%`, attack: false, disk: 'ordinary', share, data: () => xzed });
-        scenarios.push({ name: `copy images ${share * 100}%`, attack: false, disk: 'ordinary', share, data: () => images });
-        scenarios.push({ name: `database churn ${share * 100}%`, attack: false, disk: 'ordinary', share, data: () => db });
-        scenarios.push({ name: `bulk restore ${share * 100}%`, attack: false, disk: 'ordinary', share, data: () => binaries });
-        scenarios.push({ name: `encrypt in place ${share * 100}%`, attack: true, disk: 'ordinary', share, data: () => ciphertext });
+        scenarios.push({
+            name: `copy gzip archives ${share * 100}%`,
+            attack: false,
+            disk: 'ordinary',
+            share,
+            data: () => gz,
+        });
+        scenarios.push({
+            name: `copy xz archives ${share * 100}%`,
+            attack: false,
+            disk: 'ordinary',
+            share,
+            data: () => xzed,
+        });
+        scenarios.push({
+            name: `copy images ${share * 100}%`,
+            attack: false,
+            disk: 'ordinary',
+            share,
+            data: () => images,
+        });
+        scenarios.push({
+            name: `database churn ${share * 100}%`,
+            attack: false,
+            disk: 'ordinary',
+            share,
+            data: () => db,
+        });
+        scenarios.push({
+            name: `bulk restore ${share * 100}%`,
+            attack: false,
+            disk: 'ordinary',
+            share,
+            data: () => binaries,
+        });
+        scenarios.push({
+            name: `encrypt in place ${share * 100}%`,
+            attack: true,
+            disk: 'ordinary',
+            share,
+            data: () => ciphertext,
+        });
         scenarios.push({
             name: `encrypted guest: bulk copy ${share * 100}%`,
             attack: false,
@@ -165,7 +209,10 @@ export async function bench(): Promise<Record<string, unknown>> {
             const usual = sc.disk === 'ordinary' ? mixed : ciphertext;
             let baseline: ChurnBaseline | undefined;
             const initialBytes = DISK / 4;
-            baseline = learnBaseline(baseline, scoreDiskChurn(measure(usual, initialBytes, t * 7 * MiB), initialBytes, DISK, baseline));
+            baseline = learnBaseline(
+                baseline,
+                scoreDiskChurn(measure(usual, initialBytes, t * 7 * MiB), initialBytes, DISK, baseline),
+            );
             for (let c = 0; c < 12; c++) {
                 const bytes = Math.round((DISK * (0.002 + ((c * 37 + t * 11) % 7) / 1000)) / 512) * 512;
                 const source = sc.disk === 'ordinary' ? (c % 2 ? docs : db) : ciphertext;
@@ -184,7 +231,12 @@ export async function bench(): Promise<Record<string, unknown>> {
             benign += TRIALS;
             falsePositives += flagged;
         }
-        rows.push({ scenario: sc.name, attack: sc.attack, flagged: `${flagged}/${TRIALS}`, meanScore: Math.round((scoreSum / TRIALS) * 1000) / 1000 });
+        rows.push({
+            scenario: sc.name,
+            attack: sc.attack,
+            flagged: `${flagged}/${TRIALS}`,
+            meanScore: Math.round((scoreSum / TRIALS) * 1000) / 1000,
+        });
         process.stderr.write(`churnScore bench: ${sc.name}: ${flagged}/${TRIALS} flagged\n`);
     }
     const ordinary = (r: Record<string, unknown>): boolean => !String(r.scenario).startsWith('encrypted guest');
