@@ -23,13 +23,14 @@ const MONTH: RetentionTiers = { allPointsHours: 24, hourlyHours: 72, dailyDays: 
 function churn(cycle: number, rand: () => number): ByteRange[] {
     const out: ByteRange[] = [];
     const hotBase = 10 * GiB;
-    for (let i = 0; i < 320; i++) out.push({ offset: hotBase + Math.floor(rand() * ((4 * GiB) / BLOCK)) * BLOCK, length: BLOCK });
+    for (let i = 0; i < 320; i++)
+        out.push({ offset: hotBase + Math.floor(rand() * ((4 * GiB) / BLOCK)) * BLOCK, length: BLOCK });
     for (let i = 0; i < 64; i++) out.push({ offset: Math.floor(rand() * (WRITTEN / BLOCK)) * BLOCK, length: BLOCK });
     const minuteOfDay = (cycle * CYCLE_MINUTES) % (24 * 60);
     if (minuteOfDay >= 120 && minuteOfDay < 180) {
         // 6 GiB over the hour: a batch region that moves each night.
         const night = Math.floor((cycle * CYCLE_MINUTES) / (24 * 60));
-        const base = 40 * GiB + (night % 10) * 6 * GiB + ((minuteOfDay - 120) / CYCLE_MINUTES) * (6 * GiB / 12);
+        const base = 40 * GiB + (night % 10) * 6 * GiB + ((minuteOfDay - 120) / CYCLE_MINUTES) * ((6 * GiB) / 12);
         out.push({ offset: base, length: (6 * GiB) / 12 });
     }
     return unionRanges(out);
@@ -93,7 +94,8 @@ export async function bench(): Promise<Record<string, unknown>> {
             }
             tiered = kept;
         }
-        if (c % 1000 === 0) process.stderr.write(`retention bench: cycle ${c}/${cycles}, ${tiered.length} points kept\n`);
+        if (c % 1000 === 0)
+            process.stderr.write(`retention bench: cycle ${c}/${cycles}, ${tiered.length} points kept\n`);
     }
     const tieredHeld = heldBytes(tiered, []);
     const gib = (n: number): number => Math.round((n / GiB) * 100) / 100;
@@ -105,7 +107,8 @@ export async function bench(): Promise<Record<string, unknown>> {
             days: DAYS,
             cycles,
             churnGiBPerDay: gib(churnBytes / DAYS),
-            description: '4 GiB hot set, 320 × 64 KiB hot + 64 × 64 KiB scattered writes per cycle, 6 GiB nightly batch',
+            description:
+                '4 GiB hot set, 320 × 64 KiB hot + 64 × 64 KiB scattered writes per cycle, 6 GiB nightly batch',
         },
         policy: MONTH,
         tiered: { points: tiered.length, heldGiB: gib(tieredHeld) },
