@@ -450,8 +450,9 @@ export function immutabilityProblems(model: InfraModel): string[] {
     const problems: string[] = [];
     const replica = model.module('replicaStorage');
     const containers = replica.param('versionLevelImmutabilityContainers');
-    if (!Array.isArray(containers) || !containers.includes('replicas'))
-        problems.push('main.bicep: the replicas container does not get version-level immutability');
+    // Passed as a conditional on recoveryPointImmutability: the evaluated array, or the expression naming it.
+    const named = Array.isArray(containers) ? containers.includes('replicas') : /replicas/.test(text(containers));
+    if (!named) problems.push('main.bicep: the replicas container does not get version-level immutability');
     const created = replica.resourcesOfType('Microsoft.Storage/storageAccounts/blobServices/containers');
     if (!created.some((r) => JSON.stringify(r.json).includes('immutableStorageWithVersioning')))
         problems.push('storage-account.bicep: containers never enable immutableStorageWithVersioning');
