@@ -8,6 +8,8 @@ import { HvrError } from '../shared/errors';
 import { rpoSecondsAt } from '../shared/health';
 import { instanceIds } from '../shared/lifecycle/instances';
 import { ports } from '../shared/ports';
+import { latestCleanPoint } from '../shared/replica/cleanPoint';
+import { pointStorage } from '../shared/replica/pointStorage';
 import { withRepairState } from '../shared/replica/repairState';
 import { getPolicy } from '../shared/state/policies';
 import {
@@ -131,7 +133,11 @@ export function presentItem(item: ProtectedItem, now: Date): { name: string; pro
 export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {
     const siteId = request.query.get('siteId') ?? undefined;
     const scope = stateScope();
-    const items = await withRepairState(scope, await listProtectedItems(scope, siteId !== undefined ? { siteId } : {}));
+    const items = await withRepairState(
+        scope,
+        await listProtectedItems(scope, siteId !== undefined ? { siteId } : {}),
+        ports().clock.now(),
+    );
     const now = ports().clock.now();
     return jsonResponse(200, { value: items.map((item) => presentItem(item, now)) });
 }
@@ -285,8 +291,16 @@ export async function replicationProtectedItem(
             const scope = stateScope();
             const item = await getProtectedItem(scope, vmId);
             if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
-            const [shown] = await withRepairState(scope, [item]);
-            return jsonResponse(200, presentItem(shown!, ports().clock.now()));
+            const [shown] = await withRepairState(scope, [item], ports().clock.now());
+            const presented = presentItem(shown!, ports().clock.now());
+            const points = await listRecoveryPoints(scope, vmId);
+            const storage = pointStorage(
+                points,
+                (await listReplicaDisks(scope, vmId)).map((r) => r.disk),
+            );
+            presented.properties.lastCleanRecoveryPointId = latestCleanPoint(points)?.recoveryPointId ?? null;
+            presented.properties.recoveryPointBytesHeld = storage.bytesHeld;
+            return jsonResponse(200, presented);
         }
         case 'PUT':
             return enableProtection(request, context, vmId);
@@ -354,7 +368,14 @@ export async function protectedItemRecoveryPoints(request: HttpRequest): Promise
     const scope = stateScope();
     if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
     const points = await listRecoveryPoints(scope, vmId);
+    const storage = pointStorage(
+        points,
+        (await listReplicaDisks(scope, vmId)).map((r) => r.disk),
+    );
     return jsonResponse(200, {
+        lastCleanRecoveryPointId: latestCleanPoint(points)?.recoveryPointId ?? null,
+        bytesHeld: storage.bytesHeld,
+        fullCopyBytes: storage.fullCopyBytes,
         value: points.map((p) => ({
             name: p.recoveryPointId,
             properties: {
@@ -362,6 +383,12 @@ export async function protectedItemRecoveryPoints(request: HttpRequest): Promise
                 recoveryPointType: p.consistency,
                 cycleId: p.cycleId,
                 disks: p.disks,
+                changedBytes: p.changedBytes ?? null,
+                uniqueBytes: storage.uniqueBytes[p.recoveryPointId] ?? 0,
+                churn: p.churn ?? null,
+                holdUntil: p.holdUntil ?? null,
+                legalHold: p.legalHold ?? false,
+                immutability: p.immutability ?? 'None',
             },
         })),
     });
@@ -437,7 +464,7 @@ export async function protectedItemEvents(request: HttpRequest): Promise<HttpRes
 /** Counts per health, and the items that need attention with their reasons. */
 export async function replicationHealthSummary(_request: HttpRequest): Promise<HttpResponseInit> {
     const scope = stateScope();
-    const items = await withRepairState(scope, await listProtectedItems(scope));
+    const items = await withRepairState(scope, await listProtectedItems(scope), ports().clock.now());
     const now = ports().clock.now();
     const counts = { Normal: 0, Warning: 0, Critical: 0 };
     for (const item of items) counts[item.replicationHealth] += 1;

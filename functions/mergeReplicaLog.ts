@@ -22,6 +22,7 @@ import {
 import { MergeNotifier } from '../shared/replica/notifier';
 import { getPolicy } from '../shared/state/policies';
 import { getProtectedItem, StateScope, stateScope } from '../shared/state/protectedItems';
+import { retentionOfVm, snapshotImmutabilityFromEnv } from '../shared/replica/vmRetention';
 
 /**
  * Raises the merge's events to the VM's orchestrations through the durable client. An instance that does not
@@ -60,6 +61,8 @@ function mergeDeps(context: InvocationContext): MergeDeps {
     const scope = stateScope();
     return {
         scope,
+        retentionFor: (vmId) => retentionOfVm(scope, vmId),
+        immutability: snapshotImmutabilityFromEnv(),
         notifier: durableMergeNotifier(context),
         clock: ports().clock,
         settings,

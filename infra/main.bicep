@@ -94,6 +94,10 @@ param storageCallTimeoutMs int = 60000
 @description('Smallest ranged read of an uploaded log while merging, in bytes.')
 param mergeReadBytes int = 8388608
 
+@allowed(['Locked', 'Unlocked', 'None'])
+@description('The blob immutability policy the app sets on the snapshots of every recovery point under its policy\'s minimum retention (the replicas container gets version-level immutability unless None). Locked: nobody, not even a subscription owner, can delete or shorten it before it expires. Unlocked: an identity with the immutability-policy data actions can still shorten or remove it (for trying it out).')
+param recoveryPointImmutability string = 'Locked'
+
 @minValue(1)
 @maxValue(1500)
 @description('How long one merge invocation works on a log before it records its progress and continues in a fresh invocation (below the 30-minute function timeout).')
@@ -144,9 +148,10 @@ var eventGridDeadLetterContainer = 'replica-logs-deadletter'
 // Event Grid puts one BlobCreated event per uploaded log here; the merge's queue trigger reads it.
 var replicaLogEventsQueue = 'replica-log-events'
 var mergeFunctionName = 'mergeReplicaLog'
+var replicasContainerName = 'replicas'
 var replicaContainers = [
   replicaLogsContainer
-  'replicas'
+  replicasContainerName
   'replica-logs-quarantine'
   'failover'
   eventGridDeadLetterContainer
@@ -226,6 +231,7 @@ module replicaStorage 'modules/storage-account.bicep' = {
     tags: tags
     skuName: replicaStorageSku
     containers: replicaContainers
+    versionLevelImmutabilityContainers: recoveryPointImmutability == 'None' ? [] : [replicasContainerName]
     queues: [replicaLogEventsQueue]
     publicNetworkAccess: publicNetworkAccess
     allowedIpRanges: allowedIpRanges
@@ -351,6 +357,7 @@ var functionAppSettings = {
   STORAGE_CALL_TIMEOUT_MS: string(storageCallTimeoutMs)
   MERGE_READ_BYTES: string(mergeReadBytes)
   MERGE_TIME_BUDGET_SECONDS: string(mergeTimeBudgetSeconds)
+  RECOVERY_POINT_IMMUTABILITY: recoveryPointImmutability
   UPLOAD_GRANT_TTL_MINUTES: string(uploadGrantTtlMinutes)
   RESYNC_MAX_PER_SITE: string(resyncMaxPerSite)
   // Finished orchestration instances older than this many days are purged daily (functions/purgeDurableHistory.ts).

@@ -14,7 +14,8 @@ export type HealthReasonCode =
     | 'MergeFailing'
     | 'ProviderReportedError'
     | 'NonRecoverableError'
-    | 'ReplicaBeingRepaired';
+    | 'ReplicaBeingRepaired'
+    | 'SuspiciousChurn';
 
 export interface HealthReason {
     code: HealthReasonCode;

@@ -22,7 +22,8 @@ upload grants, waits until every VM is protected with its last cycle applied, th
   --vms N            VMs (default 2)            --disks N   disks per VM (default 2; the first is the OS disk)
   --disk-size SIZE   bytes per disk, K/M/G suffixes (default 16M, at least 4M, whole 512-byte sectors)
   --cycles N         delta cycles (default 5)   --churn SIZE  bytes written per disk per cycle (default 1M)
-  --faults LIST      duplicate (re-upload logs), reorder (upload a log after its successor), drop (lose one log)
+  --faults LIST      duplicate (re-upload logs), reorder (upload a log after its successor), drop (lose one log),
+                     encrypt (the first VM encrypts 60 % of its disks in the middle cycle; checked with LatestClean)
   --test-failover    then test-fail over each VM to its latest recovery point (dry-run infrastructure on the
                      simulator's own host), write DIR/<vmId>/<diskId>.failover.vhd, compare each with the source at
                      that point, and clean the drill up; the Test failover and cleanup jobs must succeed
@@ -152,6 +153,9 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
             '--recovery-plan excludes --test-failover and --failover: the plan runs the drills itself',
         );
     }
+    if (faults.has('encrypt') && cycles < 2) {
+        throw new UsageError('--faults encrypt needs --cycles 2 or more (the attack runs after an ordinary cycle)');
+    }
     if (changePoint && (cycles < 2 || faults.has('drop'))) {
         throw new UsageError(
             '--change-point needs --cycles 2 or more and no drop fault (the second-to-last cycle must be a point)',
@@ -275,8 +279,16 @@ export async function main(argv: string[]): Promise<number> {
                   },
               }
             : {};
+        const encrypt = result.encrypt ? { encrypt: result.encrypt } : {};
         process.stdout.write(
-            JSON.stringify({ vms: result.vms, totals: result.totals, ...failovers, ...failbacks, ...plan }) + '\n',
+            JSON.stringify({
+                vms: result.vms,
+                totals: result.totals,
+                ...failovers,
+                ...failbacks,
+                ...plan,
+                ...encrypt,
+            }) + '\n',
         );
     }
     return result.ok ? 0 : 1;

@@ -174,3 +174,98 @@ traces
 }
 
 output actionGroupId string = operators.id
+
+// A recovery point the merge scored as mass encryption (shared/replica/churnSignal.ts): an operator must look now,
+// before the clean points age out. The app logs one JSON trace per flagged point.
+resource suspiciousChurn 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-suspicious-churn'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Suspicious churn (possible ransomware)'
+    description: 'A recovery point looks like mass encryption: a large share of a disk rewritten with random-looking data. Test-fail over to LatestClean.'
+    severity: 0
+    enabled: true
+    scopes: [applicationInsightsId]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+traces
+| extend e = parse_json(message)
+| where tostring(e.metric) == 'SuspiciousChurn'
+| extend vmId = tostring(e.vmId), recoveryPointId = tostring(e.recoveryPointId)
+'''
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: 'vmId'
+              operator: 'Include'
+              values: ['*']
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [operators.id]
+    }
+  }
+}
+
+// The storage refused the immutability policy on a held point's snapshots: the hold is then the app's alone.
+resource immutabilityFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-immutability-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Recovery point not immutable'
+    description: 'Storage refused the immutability policy on a recovery point\'s snapshots; only the app protects it from deletion.'
+    severity: 1
+    enabled: true
+    scopes: [applicationInsightsId]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+traces
+| extend e = parse_json(message)
+| where tostring(e.metric) == 'RecoveryPointImmutabilityFailed'
+| extend vmId = tostring(e.vmId)
+'''
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: 'vmId'
+              operator: 'Include'
+              values: ['*']
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [operators.id]
+    }
+  }
+}

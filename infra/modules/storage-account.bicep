@@ -27,6 +27,9 @@ param allowedIpRanges array = []
 @maxValue(365)
 param deleteRetentionDays int = 7
 
+@description('Containers with version-level immutability (WORM) enabled: the app sets a time-based immutability policy on each held recovery point\'s snapshots. Turns on blob versioning for the account (required by version-level immutability) and a lifecycle rule that deletes previous versions after a day (a version under a policy stays until it expires). Containers that exist already without it must be migrated (docs/deploy.md).')
+param versionLevelImmutabilityContainers array = []
+
 @description('A second layer of encryption at rest (infrastructure encryption). Can only be chosen when the account is created.')
 param infrastructureEncryption bool = false
 
@@ -125,6 +128,36 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01'
       enabled: deleteRetentionDays > 0
       days: deleteRetentionDays > 0 ? max(deleteRetentionDays, 1) : null
     }
+    isVersioningEnabled: !empty(versionLevelImmutabilityContainers)
+  }
+}
+
+// With versioning on, deleting a blob (every merged log) leaves a previous version: drop those after a day.
+resource versionCleanup 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(versionLevelImmutabilityContainers)) {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'delete-previous-versions'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['blockBlob']
+            }
+            actions: {
+              version: {
+                delete: {
+                  daysAfterCreationGreaterThan: 1
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 
@@ -134,6 +167,11 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
     name: container
     properties: {
       publicAccess: 'None'
+      immutableStorageWithVersioning: contains(versionLevelImmutabilityContainers, container)
+        ? {
+            enabled: true
+          }
+        : null
     }
   }
 ]

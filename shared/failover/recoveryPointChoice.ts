@@ -1,14 +1,21 @@
 import { HvrError } from '../errors';
+import { latestCleanPoint } from '../replica/cleanPoint';
 import { RecoveryPoint } from '../state/recoveryPoints';
 
 /**
  * Which recovery point a failover restores, as ASR offers it: the latest processed point (lowest RPO here, since
- * the merge processes every log as it arrives), the latest app-consistent one, or a specific point by id.
+ * the merge processes every log as it arrives), the latest app-consistent one, or a specific point by id; and,
+ * beyond ASR, the last clean point: the newest before the latest run of points flagged as suspicious churn
+ * (shared/replica/cleanPoint.ts), which is the latest point when none is flagged.
  */
 export type RecoveryPointChoice =
-    { type: 'Latest' } | { type: 'LatestApplicationConsistent' } | { type: 'Custom'; recoveryPointId: string };
+    | { type: 'Latest' }
+    | { type: 'LatestApplicationConsistent' }
+    | { type: 'LatestClean' }
+    | { type: 'Custom'; recoveryPointId: string };
 
-const TYPES = ['Latest', 'LatestApplicationConsistent', 'Custom'] as const;
+export const RECOVERY_POINT_CHOICE_TYPES = ['Latest', 'LatestApplicationConsistent', 'LatestClean', 'Custom'] as const;
+const TYPES = RECOVERY_POINT_CHOICE_TYPES;
 
 /** Parses the `recoveryPoint` of a request body; VALIDATION_FAILED naming the field and value. Absent → Latest. */
 export function parseRecoveryPointChoice(value: unknown): RecoveryPointChoice {
@@ -32,7 +39,7 @@ export function parseRecoveryPointChoice(value: unknown): RecoveryPointChoice {
         }
         return { type: 'Custom', recoveryPointId: v.recoveryPointId };
     }
-    return { type: v.type as 'Latest' | 'LatestApplicationConsistent' };
+    return { type: v.type as 'Latest' | 'LatestApplicationConsistent' | 'LatestClean' };
 }
 
 /**
@@ -51,6 +58,9 @@ export function chooseRecoveryPoint(points: readonly RecoveryPoint[], choice: Re
         case 'LatestApplicationConsistent':
             chosen = newestFirst.find((p) => p.consistency === 'AppConsistent');
             break;
+        case 'LatestClean':
+            chosen = latestCleanPoint(newestFirst);
+            break;
         case 'Custom':
             chosen = newestFirst.find((p) => p.recoveryPointId === choice.recoveryPointId);
             break;
@@ -62,7 +72,9 @@ export function chooseRecoveryPoint(points: readonly RecoveryPoint[], choice: Re
                 ? `recovery point ${choice.recoveryPointId} does not exist (pruned by retention, or another VM's)`
                 : choice.type === 'LatestApplicationConsistent'
                   ? 'there is no app-consistent recovery point'
-                  : 'there is no recovery point yet (initial replication has not completed a cycle)';
+                  : choice.type === 'LatestClean' && points.length > 0
+                    ? 'every recovery point is suspicious churn or after it: there is no clean point left'
+                    : 'there is no recovery point yet (initial replication has not completed a cycle)';
         throw new HvrError('PREREQUISITE_FAILED', `Cannot fail over${vmId ? ` VM ${vmId}` : ''}: ${what}.`, {
             choice,
         });

@@ -1,4 +1,5 @@
 import { HvrError } from '../errors';
+import { retentionHorizonMs, RetentionTiers } from '../replica/retentionSchedule';
 
 /** How often the provider ships a replication cycle, as Hyper-V offers it: 30 seconds, 5 or 15 minutes. */
 export const COPY_FREQUENCIES_SECONDS = [30, 300, 900] as const;
@@ -28,13 +29,33 @@ export interface UploadBandwidth {
     offHoursMbps?: number;
 }
 
+/**
+ * Tiered retention of recovery points (docs/api.md "Retention"): every point for `allPointsHours`, then one per
+ * hour, per day, per week up to each tier's end; `minimumRetentionDays` makes every point undeletable (by the
+ * app, and in Azure by a blob immutability policy on its snapshots) until it is that old.
+ */
+export interface RecoveryPointRetention extends RetentionTiers {
+    minimumRetentionDays: number;
+}
+
+/** The bounds of each retention setting (the schedule itself has no cap). */
+export const RETENTION_LIMITS = {
+    allPointsHours: 72,
+    hourlyHours: 24 * 14,
+    dailyDays: 400,
+    weeklyWeeks: 520,
+    minimumRetentionDays: 400,
+} as const;
+
 /** A replication policy: the settings applied to every VM protected with it. */
 export interface ReplicationPolicy {
     name: string;
     description?: string;
     copyFrequencySeconds: CopyFrequencySeconds;
-    /** How long recovery points are kept; 0 keeps only the latest. */
+    /** How long every recovery point is kept (ASR's setting); 0 keeps only the latest. Equals retention.allPointsHours. */
     recoveryPointRetentionHours: number;
+    /** The tiers beyond `recoveryPointRetentionHours`; absent: ASR's single window, nothing undeletable. */
+    retention?: RecoveryPointRetention;
     /** Hours between app-consistent snapshots (1–12), or 0 for none (crash-consistent only). */
     appConsistentSnapshotFrequencyHours: number;
     /** 'Immediately', or the ISO 8601 instant at which initial replication starts. */
@@ -134,6 +155,8 @@ export function validateReplicationPolicy(input: unknown, nameFromPath?: string)
         );
     }
 
+    const retentionTiers = validateRetention(input.retention, input.recoveryPointRetentionHours, retention);
+
     const appConsistent = input.appConsistentSnapshotFrequencyHours ?? 0;
     if (
         typeof appConsistent !== 'number' ||
@@ -147,11 +170,12 @@ export function validateReplicationPolicy(input: unknown, nameFromPath?: string)
             `must be a whole number of hours from 1 to ${MAX_APP_CONSISTENT_FREQUENCY_HOURS}, or 0 for off`,
         );
     }
-    if (appConsistent > 0 && retention > 0 && appConsistent > retention) {
+    const keptHours = retentionTiers ? retentionHorizonMs(retentionTiers) / 3600_000 : retention;
+    if (appConsistent > 0 && keptHours > 0 && appConsistent > keptHours) {
         throw invalid(
             'appConsistentSnapshotFrequencyHours',
             appConsistent,
-            `must not exceed recoveryPointRetentionHours (${retention}), or no app-consistent point would be kept`,
+            `must not exceed how long points are kept (${keptHours} h), or no app-consistent point would be kept`,
         );
     }
 
@@ -191,6 +215,7 @@ export function validateReplicationPolicy(input: unknown, nameFromPath?: string)
         'initialReplicationStart',
         'offHoursWindow',
         'uploadBandwidth',
+        'retention',
     ]);
     const unknown = Object.keys(input).find((k) => !known.has(k));
     if (unknown !== undefined) throw invalid(unknown, input[unknown], 'is not a replication policy setting');
@@ -205,5 +230,74 @@ export function validateReplicationPolicy(input: unknown, nameFromPath?: string)
         uploadBandwidth,
     };
     if (typeof description === 'string') policy.description = description;
+    if (retentionTiers) {
+        policy.retention = retentionTiers;
+        policy.recoveryPointRetentionHours = retentionTiers.allPointsHours;
+    }
     return policy;
+}
+
+/**
+ * Checks `retention`: whole numbers within RETENTION_LIMITS, each tier either off (0) or ending later than the
+ * tiers before it, and `recoveryPointRetentionHours`, when also given, equal to `allPointsHours`.
+ */
+function validateRetention(
+    value: unknown,
+    explicitHours: unknown,
+    defaultHours: number,
+): RecoveryPointRetention | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (!isObject(value)) {
+        throw invalid(
+            'retention',
+            value,
+            'must be an object { allPointsHours, hourlyHours, dailyDays, weeklyWeeks, minimumRetentionDays }',
+        );
+    }
+    const known = Object.keys(RETENTION_LIMITS);
+    const stray = Object.keys(value).find((k) => !known.includes(k));
+    if (stray !== undefined) throw invalid(`retention.${stray}`, value[stray], 'is not a retention setting');
+    const read = (key: keyof typeof RETENTION_LIMITS, fallback: number): number => {
+        const v = value[key] ?? fallback;
+        const max = RETENTION_LIMITS[key];
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+            throw invalid(`retention.${key}`, v, `must be a whole number from 0 to ${max}`);
+        }
+        return v;
+    };
+    const tiers: RecoveryPointRetention = {
+        allPointsHours: read('allPointsHours', defaultHours),
+        hourlyHours: read('hourlyHours', 0),
+        dailyDays: read('dailyDays', 0),
+        weeklyWeeks: read('weeklyWeeks', 0),
+        minimumRetentionDays: read('minimumRetentionDays', 0),
+    };
+    if (explicitHours !== undefined && explicitHours !== tiers.allPointsHours) {
+        throw invalid(
+            'recoveryPointRetentionHours',
+            explicitHours,
+            `must equal retention.allPointsHours (${tiers.allPointsHours}) when both are given`,
+        );
+    }
+    const ends: [string, number][] = [
+        ['allPointsHours', tiers.allPointsHours],
+        ['hourlyHours', tiers.hourlyHours],
+        ['dailyDays', tiers.dailyDays * 24],
+        ['weeklyWeeks', tiers.weeklyWeeks * 24 * 7],
+    ];
+    let before = 0;
+    let beforeName = '';
+    for (const [name, endHours] of ends) {
+        if (endHours === 0) continue;
+        if (endHours <= before) {
+            throw invalid(
+                `retention.${name}`,
+                tiers[name as keyof RecoveryPointRetention],
+                `must end later than retention.${beforeName} (${before} h), or be 0 to turn the tier off`,
+            );
+        }
+        before = endHours;
+        beforeName = name;
+    }
+    return tiers;
 }

@@ -17,6 +17,13 @@ export interface ApplyOptions {
     fromStep?: number;
     /** Asked before each new step; true stops issuing steps (those in flight finish) and returns how far it got. */
     budgetExhausted?: () => boolean;
+    /** Sees every Put Page's data and every cleared length as they are written (the churn signal samples it). */
+    observer?: WriteObserver;
+}
+
+export interface WriteObserver {
+    observe(data: Uint8Array): void;
+    cleared(bytes: number): void;
 }
 
 /** How far an apply got: every step below `stepsDone` is written; `complete` when that is the whole plan. */
@@ -126,6 +133,7 @@ export async function applyPlannedWrites(
                 await Promise.all(
                     step.writes.map((w) => write(() => writer.clearPages(w.diskOffset, w.length, signal))),
                 );
+                for (const w of step.writes) options.observer?.cleared(w.length);
                 return;
             }
             const group = step.group;
@@ -134,6 +142,7 @@ export async function applyPlannedWrites(
                 group.writes.map((w) =>
                     write(() => {
                         const data = assemblePut(w, group.reads, buffers);
+                        options.observer?.observe(data);
                         return isAllZero(data)
                             ? writer.clearPages(w.diskOffset, w.length, signal)
                             : writer.putPages(w.diskOffset, data, signal);

@@ -11,6 +11,8 @@ import { REPLICAS_CONTAINER } from './logBlob';
 import { isHrlFormatError, refuse } from './mergeRefusal';
 import { budgetOf, LogContext, MergeMetrics, MergeOutcome } from './mergeTypes';
 import { isSequenceConditionFailure, ReplicaPageWriter } from './pageWriter';
+import { ByteRange, decodeRanges, encodeRanges, unionRanges } from './byteRanges';
+import { addMeasures, ChurnMeasure, ChurnSampler, EMPTY_MEASURE } from './churnSignal';
 import { recordCycleIfComplete } from './recoveryPoints';
 import { LogWrite, minimumPutPageCalls, PageWrite, planPageWrites, resolveLastWriterWins } from './writePlan';
 
@@ -137,6 +139,7 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
         deps.settings.callTimeoutMs,
     );
     const budget = budgetOf(deps);
+    const sampler = new ChurnSampler();
     try {
         const progress = await applyPlannedWrites(source, steps, writer, {
             concurrency: deps.settings.concurrency,
@@ -145,6 +148,7 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
             afterWrite: deps.afterWrite ? (k) => deps.afterWrite!(log, k) : undefined,
             fromStep,
             budgetExhausted: () => budget.exhausted(),
+            observer: sampler,
         });
         if (!progress.complete) return await recordProgress(ctx, progress.stepsDone, steps.length, plan);
         await sealSequenceNumber(ctx, log.sequence);
@@ -156,7 +160,7 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
         throw err;
     }
     const written = performance.now();
-    const updated = await recordApplied(ctx, index);
+    const updated = await recordApplied(ctx, index, { ranges: writtenRanges(calls), measure: sampler.result() });
     const metrics: MergeMetrics = {
         entries: index.entryCount,
         bytes: index.dataBytes,
@@ -277,8 +281,23 @@ async function sealSequenceNumber(ctx: LogContext, sequence: number): Promise<vo
     throw new HvrError('TRANSIENT', `The replica kept changing while log ${sequence} was sealed; will retry.`);
 }
 
+/** The disk ranges a plan writes (Put Pages and Clear Pages alike). */
+function writtenRanges(calls: readonly PageWrite[]): ByteRange[] {
+    return calls.map((c) => ({ offset: c.diskOffset, length: c.length }));
+}
+
+/** What a log adds to the disk's changes since its last recovery point. */
+interface LogChanges {
+    ranges: ByteRange[];
+    measure: ChurnMeasure;
+}
+
 /** The row after the sequence number is set; undefined when another merge recorded it first. */
-async function recordApplied(ctx: LogContext, index: HrlIndex): Promise<ReplicaDiskRow | undefined> {
+async function recordApplied(
+    ctx: LogContext,
+    index: HrlIndex,
+    changes: LogChanges,
+): Promise<ReplicaDiskRow | undefined> {
     const { deps, log, meta, resync } = ctx;
     const at = deps.clock.now().toISOString();
     let changed = false;
@@ -296,6 +315,9 @@ async function recordApplied(ctx: LogContext, index: HrlIndex): Promise<ReplicaD
                 );
             }
             changed = true;
+            const pointChurn: ChurnMeasure = cur.pointChurn
+                ? (JSON.parse(cur.pointChurn) as ChurnMeasure)
+                : { ...EMPTY_MEASURE };
             const stillWaiting = cur.waitingSequence !== undefined && cur.waitingSequence > log.sequence + 1;
             return {
                 sequence: log.sequence,
@@ -317,6 +339,8 @@ async function recordApplied(ctx: LogContext, index: HrlIndex): Promise<ReplicaD
                 resyncRequiredAt: resync ? undefined : cur.resyncRequiredAt,
                 waitingSequence: stillWaiting ? cur.waitingSequence : undefined,
                 waitingSince: stillWaiting ? cur.waitingSince : undefined,
+                pointChanges: encodeRanges(unionRanges(decodeRanges(cur.pointChanges), changes.ranges)),
+                pointChurn: JSON.stringify(addMeasures(pointChurn, changes.measure)),
             };
         },
         at,
@@ -328,7 +352,9 @@ export async function finishAfterCrash(ctx: LogContext, row: ReplicaDiskRow): Pr
     const { deps, name, log } = ctx;
     const source = await openBlobSource(ctx.blob, { signal: deps.signal, timeoutMs: deps.settings.callTimeoutMs });
     const index = await readHrlIndex(source, { diskSize: row.disk.virtualSize, signal: deps.signal });
-    const updated = await recordApplied(ctx, index);
+    // The pages were written by the earlier try: their ranges are known from the index, their data was not sampled.
+    const ranges = writtenRanges(planPageWrites(resolveLastWriterWins(logWrites(index))));
+    const updated = await recordApplied(ctx, index, { ranges, measure: { ...EMPTY_MEASURE } });
     deps.log?.(`merge: ${name} was written by an earlier try; recorded it as log ${log.sequence}`);
     const recoveryPointId = updated
         ? await afterApplied(ctx, updated, { notify: true, bytes: index.dataBytes })
@@ -361,7 +387,14 @@ export async function afterApplied(
     const disks = await listReplicaDisks(deps.scope, log.vmId);
     const retention = (await deps.retentionFor?.(log.vmId)) ?? undefined;
     const point = await recordCycleIfComplete(
-        { scope: deps.scope, clock: deps.clock, callTimeoutMs: deps.settings.callTimeoutMs, signal: deps.signal },
+        {
+            scope: deps.scope,
+            clock: deps.clock,
+            callTimeoutMs: deps.settings.callTimeoutMs,
+            signal: deps.signal,
+            immutability: deps.immutability,
+            log: deps.log,
+        },
         {
             vmId: log.vmId,
             cycleId: meta.cycleId,

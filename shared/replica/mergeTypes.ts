@@ -7,7 +7,8 @@ import { callTimeoutMs } from '../storage/deadline';
 import { chainGapMinSecondsFromEnv } from './chainGap';
 import { LogBlobName, LogMetadata } from './logBlob';
 import { MergeNotifier } from './notifier';
-import { RetentionPolicy } from './recoveryPoints';
+import type { SnapshotImmutability } from './pointProtection';
+import type { RetentionPolicy } from './retentionSchedule';
 
 /** Tuning read once from the app settings. */
 export interface MergeSettings {
@@ -72,6 +73,8 @@ export interface MergeDeps {
     retentionFor?: (vmId: string) => Promise<RetentionPolicy | undefined>;
     /** The VM's policy copy frequency in seconds (the chain-gap wait follows it); absent: the policy default. */
     copyFrequencyFor?: (vmId: string) => Promise<number | undefined>;
+    /** The immutability policy set on held points' snapshots (RECOVERY_POINT_IMMUTABILITY; default None). */
+    immutability?: SnapshotImmutability;
     log?: (message: string, data?: Record<string, unknown>) => void;
     signal?: AbortSignal;
     /** This invocation's budget; default: settings.timeBudgetSeconds from the first call that needs it. */

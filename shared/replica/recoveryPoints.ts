@@ -1,36 +1,43 @@
-import { RestError } from '@azure/core-rest-pipeline';
 import type { Consistency } from '../contracts/uploadMetadata';
-import { Clock } from '../ports';
-import { getReplicaDisk, ReplicaDiskRow } from '../state/disks';
-import { StateScope } from '../state/protectedItems';
+import { HvrError } from '../errors';
+import { getReplicaDisk, ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
+import { updateProtectedItem } from '../state/protectedItems';
 import {
     createRecoveryPoint,
-    deleteRecoveryPoint,
     DiskSnapshot,
     getRecoveryPoint,
-    listRecoveryPoints,
     RecoveryPoint,
     recoveryPointId,
 } from '../state/recoveryPoints';
 import { deadline } from '../storage/deadline';
+import { decodeRanges, encodeRanges, rangeBytes } from './byteRanges';
+import {
+    ChurnBaseline,
+    ChurnMeasure,
+    DiskChurn,
+    EMPTY_MEASURE,
+    learnBaseline,
+    pointChurn,
+    scoreDiskChurn,
+} from './churnSignal';
+import { protectSnapshots, RECOVERY_POINT_METRICS, RecoveryPointDeps } from './pointProtection';
+import { pruneRecoveryPoints } from './pruneSweep';
 import { replicaPageBlob } from './replicaDisk';
+import { planRetention, RetentionPolicy, tiersOf } from './retentionSchedule';
 
-/** How long points are kept, from the VM's replication policy. */
-export interface RetentionPolicy {
-    /** Points captured longer ago than this are pruned (0 keeps only the newest). No upper cap here (≥ 72 is fine). */
-    retentionHours: number;
-    /** Hours between app-consistent points (0: none); informs how long the newest one must outlive retention. */
-    appConsistentFrequencyHours?: number;
-}
+export {
+    assertDeletable,
+    holdOf,
+    protectSnapshots,
+    RECOVERY_POINT_METRICS,
+    SNAPSHOT_IMMUTABILITY_MODES,
+    type RecoveryPointDeps,
+    type SnapshotImmutability,
+} from './pointProtection';
+export { pruneRecoveryPoints, type SweepResult } from './pruneSweep';
+export { tiersOf, type RetentionPolicy } from './retentionSchedule';
 
 export const DEFAULT_RETENTION: RetentionPolicy = { retentionHours: 24, appConsistentFrequencyHours: 0 };
-
-export interface RecoveryPointDeps {
-    scope: StateScope;
-    clock: Clock;
-    callTimeoutMs?: number;
-    signal?: AbortSignal;
-}
 
 export interface CycleInput {
     vmId: string;
@@ -93,6 +100,8 @@ export async function recordCycleIfComplete(
             return undefined;
         }
     }
+    const retention = input.retention ?? DEFAULT_RETENTION;
+    const measured = measureCycle(input.disks);
     const point: RecoveryPoint = {
         vmId: input.vmId,
         cycleId: input.cycleId,
@@ -101,7 +110,15 @@ export async function recordCycleIfComplete(
         capturedAt: input.capturedAt,
         createdAt: deps.clock.now().toISOString(),
         disks: snapshots,
+        changedBytes: measured.changedBytes,
+        changes: measured.changes,
+        churn: measured.churn,
     };
+    if ((retention.minimumRetentionDays ?? 0) > 0) {
+        point.holdUntil = new Date(
+            Date.parse(input.capturedAt) + retention.minimumRetentionDays! * 24 * 3600_000,
+        ).toISOString();
+    }
     const created = await createRecoveryPoint(deps.scope, point);
     if (!created) {
         await dropSnapshots();
@@ -112,47 +129,108 @@ export async function recordCycleIfComplete(
             created: false,
         };
     }
-    await pruneRecoveryPoints(deps, input.vmId, input.retention ?? DEFAULT_RETENTION);
+    if (point.churn?.suspicious) {
+        // The message is the JSON the SuspiciousChurn alert parses (infra/modules/alerts.bicep).
+        deps.log?.(
+            JSON.stringify({
+                metric: RECOVERY_POINT_METRICS.suspiciousChurn,
+                value: point.churn.score,
+                vmId: point.vmId,
+                recoveryPointId: point.recoveryPointId,
+            }),
+        );
+    }
+    if (point.churn?.suspicious) await markSuspicious(deps, point);
+    await startNextChanges(deps, input.disks, point);
+    if (point.holdUntil) await protectSnapshots(deps, point);
+    await pruneRecoveryPoints(deps, input.vmId, retention);
     return { recoveryPointId: point.recoveryPointId, capturedAt: point.capturedAt, created: true };
 }
 
-/** Which points retention removes: older than the window, except the newest point and the newest app-consistent one. */
+/** Records the newest suspicious point on the protected item: the API shows SuspiciousChurn from it. */
+async function markSuspicious(deps: RecoveryPointDeps, point: RecoveryPoint): Promise<void> {
+    const mark = { recoveryPointId: point.recoveryPointId, capturedAt: point.capturedAt, score: point.churn!.score };
+    try {
+        await updateProtectedItem(
+            deps.scope,
+            point.vmId,
+            (cur) =>
+                cur.suspiciousChurn && Date.parse(cur.suspiciousChurn.capturedAt) >= Date.parse(mark.capturedAt)
+                    ? undefined
+                    : { suspiciousChurn: mark },
+            deps.clock.now().toISOString(),
+        );
+    } catch (err) {
+        // A replica whose VM is no longer protected has no item to mark (disable protection keeping replicas).
+        if (!(err instanceof HvrError && err.code === 'NOT_FOUND')) throw err;
+    }
+}
+
+/** Each disk's changes since its last point, scored against the disk's usual. */
+function measureCycle(disks: readonly ReplicaDiskRow[]): {
+    changedBytes: number;
+    changes: Record<string, string>;
+    churn: RecoveryPoint['churn'];
+} {
+    const changes: Record<string, string> = {};
+    const churn: Record<string, DiskChurn> = {};
+    let changedBytes = 0;
+    // One table property holds every disk's ranges: share its 64 KiB between the disks.
+    const budget = Math.max(256, Math.floor(28_000 / Math.max(1, disks.length)));
+    for (const row of disks) {
+        const ranges = decodeRanges(row.disk.pointChanges);
+        const bytes = rangeBytes(ranges);
+        changedBytes += bytes;
+        changes[row.disk.diskId] = encodeRanges(ranges, budget);
+        const measure = row.disk.pointChurn ? (JSON.parse(row.disk.pointChurn) as ChurnMeasure) : EMPTY_MEASURE;
+        const baseline = row.disk.churnBaseline ? (JSON.parse(row.disk.churnBaseline) as ChurnBaseline) : undefined;
+        churn[row.disk.diskId] = scoreDiskChurn(measure, bytes, row.disk.virtualSize, baseline);
+    }
+    return { changedBytes, changes, churn: pointChurn(churn) };
+}
+
+/**
+ * After the point exists: each disk's changes start again from empty, and a clean point teaches the disk's
+ * baseline. A disk that applied a later log meanwhile keeps its changes (they then count for the next point too:
+ * an upper bound, never a loss).
+ */
+async function startNextChanges(
+    deps: RecoveryPointDeps,
+    disks: readonly ReplicaDiskRow[],
+    point: RecoveryPoint,
+): Promise<void> {
+    const at = deps.clock.now().toISOString();
+    for (const row of disks) {
+        const diskChurn = point.churn?.disks[row.disk.diskId];
+        const sequence = point.disks[row.disk.diskId]?.sequence;
+        await updateReplicaDisk(
+            deps.scope,
+            row.disk.vmId,
+            row.disk.diskId,
+            (cur) => {
+                const baseline = cur.churnBaseline ? (JSON.parse(cur.churnBaseline) as ChurnBaseline) : undefined;
+                const learned =
+                    diskChurn && !point.churn?.suspicious
+                        ? JSON.stringify(learnBaseline(baseline, diskChurn))
+                        : undefined;
+                const reset = cur.sequence === sequence;
+                if (!reset && learned === undefined) return undefined;
+                return {
+                    ...(reset ? { pointChanges: undefined, pointChurn: undefined } : {}),
+                    ...(learned !== undefined ? { churnBaseline: learned } : {}),
+                };
+            },
+            at,
+        );
+    }
+}
+
+/** Which points retention removes at `now` (shared/replica/retentionSchedule: tiers, newest, newest app-consistent). */
 export function pointsToPrune(
     points: readonly RecoveryPoint[],
     now: Date,
     retention: RetentionPolicy,
+    protectedIds: ReadonlySet<string> = new Set(),
 ): RecoveryPoint[] {
-    const cutoff = now.getTime() - retention.retentionHours * 3600_000;
-    const newestFirst = [...points].sort((a, b) => Date.parse(b.capturedAt) - Date.parse(a.capturedAt));
-    const keep = new Set<string>();
-    if (newestFirst[0]) keep.add(newestFirst[0].cycleId);
-    const latestApp = newestFirst.find((p) => p.consistency === 'AppConsistent');
-    // Until the next app-consistent point exists, the last one stays: there must always be one to fail over to.
-    if (latestApp) keep.add(latestApp.cycleId);
-    return newestFirst.filter((p) => !keep.has(p.cycleId) && Date.parse(p.capturedAt) < cutoff);
-}
-
-/**
- * Removes expired points: the row first (no one may pick a point whose snapshots are going), then its snapshots.
- * Returns the removed points.
- */
-export async function pruneRecoveryPoints(
-    deps: RecoveryPointDeps,
-    vmId: string,
-    retention: RetentionPolicy,
-): Promise<RecoveryPoint[]> {
-    const expired = pointsToPrune(await listRecoveryPoints(deps.scope, vmId), deps.clock.now(), retention);
-    for (const point of expired) {
-        await deleteRecoveryPoint(deps.scope, vmId, point.cycleId);
-        for (const s of Object.values(point.disks)) {
-            try {
-                await replicaPageBlob(deps.scope.conn.blob, s.blobName)
-                    .withSnapshot(s.snapshot)
-                    .deleteIfExists({ abortSignal: deadline(deps.callTimeoutMs, deps.signal) });
-            } catch (err) {
-                if (!(err instanceof RestError && err.statusCode === 404)) throw err;
-            }
-        }
-    }
-    return expired;
+    return planRetention(points, now, tiersOf(retention), protectedIds).prune;
 }

@@ -1,13 +1,18 @@
 import { DiskBeingRepaired, withReplicaRepairs } from '../health';
 import { listDisksBeingApplied, listReplicaDisks } from '../state/disks';
 import { ProtectedItem, StateScope } from '../state/protectedItems';
+import { suspiciousChurnReason } from './cleanPoint';
 
 /**
- * Protected items as they are now: the health the monitor recorded, but never Normal while a disk row holds a
- * write intent (the replica is torn until the merge, or its retry, finishes the log). Read from the disk
+ * Protected items as they are now: the health the monitor recorded, Critical for a week after a suspicious point
+ * (SuspiciousChurn), and never Normal while a disk row holds a write intent (the replica is torn until the merge, or its retry, finishes the log). Read from the disk
  * rows at every request, so the state is honest from the first page write to the row update, crash or not.
  */
-export async function withRepairState<T extends ProtectedItem>(scope: StateScope, items: T[]): Promise<T[]> {
+export async function withRepairState<T extends ProtectedItem>(
+    scope: StateScope,
+    items: T[],
+    now: Date = new Date(),
+): Promise<T[]> {
     if (items.length === 0) return items;
     const byVm = new Map<string, DiskBeingRepaired[]>();
     const disks =
@@ -22,8 +27,13 @@ export async function withRepairState<T extends ProtectedItem>(scope: StateScope
     }
     return items.map((item) => {
         const repairing = byVm.get(item.vmId);
-        if (!repairing) return item;
-        const shown = withReplicaRepairs({ health: item.replicationHealth, reasons: item.healthReasons }, repairing);
+        const churn = suspiciousChurnReason(item.suspiciousChurn, now);
+        if (!repairing && !churn) return item;
+        let shown = { health: item.replicationHealth, reasons: item.healthReasons };
+        if (repairing) shown = withReplicaRepairs(shown, repairing);
+        if (churn) {
+            shown = { health: 'Critical', reasons: [...shown.reasons.filter((r) => r.code !== churn.code), churn] };
+        }
         return { ...item, replicationHealth: shown.health, healthReasons: shown.reasons };
     });
 }

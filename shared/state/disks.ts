@@ -56,6 +56,15 @@ export interface ReplicaDiskRecord {
     lastCapturedAt?: string;
     lastCycleId?: string;
     lastConsistency?: Consistency;
+    /**
+     * What the logs applied since the disk's last recovery point wrote: the disk ranges (shared/replica/byteRanges
+     * encoding) and the churn measure (JSON of shared/replica/churnSignal ChurnMeasure). The next point takes them
+     * as its own and they start again from empty.
+     */
+    pointChanges?: string;
+    pointChurn?: string;
+    /** The disk's usual churn, learned from its clean points (JSON of ChurnBaseline). */
+    churnBaseline?: string;
     /** The lowest log sequence seen uploaded ahead of a missing one, and since when the gap is open. */
     waitingSequence?: number;
     waitingSince?: string;

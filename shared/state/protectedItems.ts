@@ -1,3 +1,4 @@
+import type { SuspiciousChurnMark } from '../replica/cleanPoint';
 import { TableClient, TableEntity } from '@azure/data-tables';
 import { RestError } from '@azure/core-rest-pipeline';
 import { optionalSetting } from '../config';
@@ -106,6 +107,8 @@ export interface ProtectedItem {
     lastSuccessfulFailoverTime?: string;
     /** When the VM last failed back to premises (a failback succeeded). */
     lastSuccessfulFailbackTime?: string;
+    /** The newest recovery point the merge flagged as suspicious churn (shared/replica/cleanPoint.ts). */
+    suspiciousChurn?: SuspiciousChurnMark;
     createdAt: string;
     updatedAt: string;
 }
@@ -113,7 +116,7 @@ export interface ProtectedItem {
 export const PROTECTED_ITEMS_TABLE = 'ProtectedItems';
 const ROW = 'item';
 
-const JSON_FIELDS = ['disks', 'healthReasons', 'initialReplicationProgress'] as const;
+const JSON_FIELDS = ['disks', 'healthReasons', 'initialReplicationProgress', 'suspiciousChurn'] as const;
 
 function toEntity(item: ProtectedItem): TableEntity<Record<string, unknown>> {
     const entity: TableEntity<Record<string, unknown>> = { partitionKey: encodeKey(item.vmId), rowKey: ROW };

@@ -1,5 +1,6 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { TableEntity } from '@azure/data-tables';
+import type { PointChurn } from '../replica/churnSignal';
 import { deadline } from '../storage/deadline';
 import { StateScope, stateTable } from './protectedItems';
 import {
@@ -32,6 +33,26 @@ export interface RecoveryPoint {
     capturedAt: string;
     createdAt: string;
     disks: Record<string, DiskSnapshot>;
+    /** Distinct bytes the VM's disks changed since the previous point (from the merge's write ranges). */
+    changedBytes?: number;
+    /** Per disk, those ranges (shared/replica/byteRanges encoding): pruning a point merges them into the next. */
+    changes?: Record<string, string>;
+    /** The churn signal of the cycle, and whether it looks like mass encryption. */
+    churn?: PointChurn;
+    /** No one may delete the point before this instant (the policy's minimum retention). */
+    holdUntil?: string;
+    /** Kept until an operator releases it, whatever the schedule. */
+    legalHold?: boolean;
+    /** The blob immutability policy set on the point's snapshots in Azure, or None (app-enforced hold only). */
+    immutability?: 'Locked' | 'Unlocked' | 'None';
+    /** Set when the prune sweep started removing the point: it is no longer offered, and the sweep finishes it. */
+    pruningSince?: string;
+}
+
+/** A point as read, with the ETag a conditional update needs. */
+export interface RecoveryPointRow {
+    point: RecoveryPoint;
+    etag: string;
 }
 
 /** One point per (VM, cycle): the row key is the cycle, so two disks finishing together create it once. */
@@ -51,12 +72,28 @@ function toEntity(point: RecoveryPoint): TableEntity<Record<string, unknown>> {
         createdAt: point.createdAt,
         disks: JSON.stringify(point.disks),
     };
+    for (const key of OPTIONAL_FIELDS) {
+        const value = point[key];
+        if (value === undefined) continue;
+        entity[key] = typeof value === 'object' ? JSON.stringify(value) : value;
+    }
     assertEntityWithinLimits(entity);
     return entity;
 }
 
+const OPTIONAL_FIELDS = [
+    'changedBytes',
+    'changes',
+    'churn',
+    'holdUntil',
+    'legalHold',
+    'immutability',
+    'pruningSince',
+] as const;
+const JSON_OPTIONAL: readonly string[] = ['changes', 'churn'];
+
 function fromEntity(entity: Record<string, unknown>): RecoveryPoint {
-    return {
+    const point: RecoveryPoint = {
         vmId: entity.vmId as string,
         cycleId: entity.cycleId as string,
         recoveryPointId: entity.recoveryPointId as string,
@@ -65,6 +102,13 @@ function fromEntity(entity: Record<string, unknown>): RecoveryPoint {
         createdAt: entity.createdAt as string,
         disks: JSON.parse(entity.disks as string) as Record<string, DiskSnapshot>,
     };
+    const optional = point as unknown as Record<string, unknown>;
+    for (const key of OPTIONAL_FIELDS) {
+        const value = entity[key];
+        if (value === undefined || value === null) continue;
+        optional[key] = JSON_OPTIONAL.includes(key) && typeof value === 'string' ? JSON.parse(value) : value;
+    }
+    return point;
 }
 
 /** Records a point; false (nothing changed) when the cycle already has one. */
@@ -89,6 +133,8 @@ export interface ListRecoveryPointsOptions {
     /** Only points captured at or before this instant. */
     to?: Date;
     consistency?: RecoveryPoint['consistency'];
+    /** Also points the prune sweep is removing (only the sweep wants them). */
+    includePruning?: boolean;
 }
 
 /** The VM's points, newest capture first. */
@@ -109,6 +155,7 @@ export async function listRecoveryPoints(
         if (options.from && t < options.from.getTime()) continue;
         if (options.to && t > options.to.getTime()) continue;
         if (options.consistency && point.consistency !== options.consistency) continue;
+        if (point.pruningSince !== undefined && !options.includePruning) continue;
         points.push(point);
     }
     return points.sort(
@@ -142,5 +189,33 @@ export async function deleteRecoveryPoint(scope: StateScope, vmId: string, cycle
     } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return false;
         throw mapTableError(err, `Recovery point ${vmId}/${cycleId}`);
+    }
+}
+
+/** The VM's points with their ETags, newest capture first, those being pruned included (for the prune sweep). */
+export async function listRecoveryPointRows(scope: StateScope, vmId: string): Promise<RecoveryPointRow[]> {
+    const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
+    const pk = encodeKey(vmId).replace(/'/g, "''");
+    const rows: RecoveryPointRow[] = [];
+    for await (const entity of table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `PartitionKey eq '${pk}'` },
+        abortSignal: deadline(),
+    })) {
+        rows.push({ point: fromEntity(entity), etag: entity.etag });
+    }
+    return rows.sort(
+        (a, b) =>
+            Date.parse(b.point.capturedAt) - Date.parse(a.point.capturedAt) ||
+            b.point.cycleId.localeCompare(a.point.cycleId),
+    );
+}
+
+/** Replaces the point if it is still the version read (ETag); CONCURRENT_UPDATE otherwise. */
+export async function replaceRecoveryPoint(scope: StateScope, row: RecoveryPointRow): Promise<void> {
+    const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
+    try {
+        await table.updateEntity(toEntity(row.point), 'Replace', { etag: row.etag, abortSignal: deadline() });
+    } catch (err) {
+        throw mapTableError(err, `Recovery point ${row.point.recoveryPointId}`);
     }
 }

@@ -154,9 +154,15 @@ export class ManagementClient {
     }
 
     /** Starts a test failover to the latest recovery point, in an isolated network (no adapters named). */
-    async testFailover(vmId: string): Promise<FailoverAccepted> {
+    async testFailover(vmId: string, recoveryPoint: { type: string } = { type: 'Latest' }): Promise<FailoverAccepted> {
         const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/testFailover`;
-        return (await this.call<FailoverAccepted>('POST', path, { recoveryPoint: { type: 'Latest' } })).body;
+        return (await this.call<FailoverAccepted>('POST', path, { recoveryPoint })).body;
+    }
+
+    /** The whole answer of GET .../recoveryPoints (bytes held, the last clean point, each point's churn). */
+    async recoveryPointsView<T>(vmId: string): Promise<T> {
+        const path = `replicationProtectedItems/${encodeURIComponent(vmId)}/recoveryPoints`;
+        return (await this.call<T>('GET', path)).body;
     }
 
     async testFailoverCleanup(vmId: string, comments: string): Promise<FailoverAccepted> {

@@ -1,5 +1,5 @@
 import { HvrError } from '../../shared/errors';
-import { StepIncomplete } from './providerChannel';
+import { StepIncomplete } from '../../packages/provider-kit/src';
 import {
     checkFailoverDisks,
     drillOf,

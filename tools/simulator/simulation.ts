@@ -44,9 +44,10 @@ import { GuestWrite } from './workload';
 import { BuiltLog, SimulatedDisk } from './simulatedDisk';
 import { SourceDisk } from './sourceDisk';
 import { DiskWorkload } from './workload';
+import { attackCycleOf, checkFlags, encryptInPlace, EncryptReport, qemuVerdicts } from './encryptAttack';
 
-export type Fault = 'duplicate' | 'reorder' | 'drop';
-export const FAULTS: readonly Fault[] = ['duplicate', 'reorder', 'drop'];
+export type Fault = 'duplicate' | 'reorder' | 'drop' | 'encrypt';
+export const FAULTS: readonly Fault[] = ['duplicate', 'reorder', 'drop', 'encrypt'];
 
 /** Where the pipeline runs when the simulator does not start one. */
 export interface ExternalPipeline {
@@ -128,6 +129,8 @@ export interface SimulationResult {
     failbacks: FailbackReport[];
     /** With `recoveryPlan`: the plan's groups, jobs and order check (its disks are in `failoverDisks`). */
     recoveryPlan?: RecoveryPlanReport;
+    /** With the `encrypt` fault: the flagged points, the last clean point and its drill's disks. */
+    encrypt?: EncryptReport;
     /** Set when a step did not complete: which, and why. */
     failure?: { step: string; message: string };
     /** Things the pipeline did not do itself that the simulator stood in for (named, never silent). */
@@ -158,6 +161,9 @@ interface SimVm {
     lastCycleId?: string;
     /** With `changePoint`: the second-to-last cycle and copies of the sources as they were at its end. */
     olderPoint?: { cycleId: string; rawPaths: Record<string, string> };
+    /** With the `encrypt` fault: the cycle whose writes encrypt the disks, and the sources just before it. */
+    encryptAt?: number;
+    cleanPoint?: { cycleId: string; rawPaths: Record<string, string> };
 }
 
 /** Counters for the summary. */
@@ -195,6 +201,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     let failure: { step: string; message: string } | undefined;
     let replicas: ReplicaComparison[] = [];
     let failoverDisks: FailoverDiskComparison[] = [];
+    let encrypt: EncryptReport | undefined;
     const failovers: FailoverReport[] = [];
     const failbacks: FailbackReport[] = [];
     let recoveryPlan: RecoveryPlanReport | undefined;
@@ -377,15 +384,28 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                             say,
                             describe: (vmId) => describeVm(drillApi, vmId),
                         },
-                        {
-                            vmId: vm.vmId,
-                            diskIds: vm.disks.map((d) => d.diskId),
-                            lastCycleId: vm.lastCycleId ?? cycleIdOf(options.cycles),
-                        },
+                        vm.cleanPoint
+                            ? {
+                                  vmId: vm.vmId,
+                                  diskIds: vm.disks.map((d) => d.diskId),
+                                  lastCycleId: vm.cleanPoint.cycleId,
+                                  recoveryPoint: { type: 'LatestClean' },
+                                  rawPaths: vm.cleanPoint.rawPaths,
+                              }
+                            : {
+                                  vmId: vm.vmId,
+                                  diskIds: vm.disks.map((d) => d.diskId),
+                                  lastCycleId: vm.lastCycleId ?? cycleIdOf(options.cycles),
+                              },
                     ),
                 ),
             );
             failoverDisks = drills.flatMap((d) => (d.status === 'fulfilled' ? d.value : []));
+            const attacked = vms.find((vm) => vm.cleanPoint);
+            if (attacked) {
+                const disks = failoverDisks.filter((d) => d.vmId === attacked.vmId);
+                encrypt = await encryptVerdict(drillApi, vms, attacked, disks);
+            }
             const failedDrill = drills.find((d): d is PromiseRejectedResult => d.status === 'rejected');
             if (failedDrill) throw failedDrill.reason;
         }
@@ -411,6 +431,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                 })),
             );
             failoverDisks = recoveryPlan.disks;
+        }
+        const attacked = vms.find((vm) => vm.cleanPoint);
+        if (attacked && api) {
+            encrypt ??= await encryptVerdict(api, vms, attacked, undefined);
+            say(`${attacked.vmId}: encrypt fault ${encrypt.ok ? 'caught' : 'NOT caught'}: ${JSON.stringify(encrypt)}`);
         }
     } catch (err) {
         failure =
@@ -448,6 +473,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                 recoveryPlan.orderProblems.length === 0 &&
                 failoverDisks.length > 0 &&
                 failoverDisks.every((d) => d.equal))) &&
+        (!options.faults.has('encrypt') || encrypt?.ok === true) &&
         (!options.failover ||
             (failovers.length === vms.length &&
                 failoverDisks.length > 0 &&
@@ -463,6 +489,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         failovers,
         failbacks,
         ...(recoveryPlan ? { recoveryPlan } : {}),
+        ...(encrypt ? { encrypt } : {}),
         ...(failure ? { failure } : {}),
         warnings,
         ok,
@@ -551,6 +578,8 @@ async function assignVms(
 
 /** Chooses which logs the faults hit, from the seed: the same run every time. */
 function planFaults(vms: SimVm[], options: SimulationOptions, random: SeededRandom): void {
+    if (options.faults.has('encrypt') && options.cycles >= 2 && vms[0])
+        vms[0].encryptAt = attackCycleOf(options.cycles);
     if (options.faults.has('drop') && options.cycles >= 1) {
         const vm = vms[0]!;
         const disk = vm.disks[vm.disks.length - 1]!;
@@ -752,6 +781,11 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
                 hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(previous)),
             );
         }
+        if (vm.encryptAt === cycle) {
+            // The sources now are the previous cycle's point: what a failover to LatestClean must restore.
+            const before = cycleIdOf(cycle - 1);
+            vm.cleanPoint = { cycleId: before, rawPaths: await copySources(vm, before, ctx) };
+        }
         await runCycle(vm, cycle, ctx);
         if (options.changePoint && cycle === options.cycles - 1) await keepSourcesOf(vm, cycleIdOf(cycle), ctx);
     }
@@ -774,6 +808,40 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
     say(`${vm.vmId}: cycle ${options.cycles} applied (recovery point ${vm.vmId}:${lastCycle})`);
 }
 
+/** The `encrypt` fault's checks: flagged points, the last clean point, and the drill's disks by qemu-img. */
+async function encryptVerdict(
+    api: ManagementClient,
+    vms: readonly SimVm[],
+    attacked: SimVm,
+    disks: FailoverDiskComparison[] | undefined,
+): Promise<EncryptReport> {
+    const attackCycleId = cycleIdOf(attacked.encryptAt!);
+    const expectedCleanCycleId = attacked.cleanPoint!.cycleId;
+    const flags = await checkFlags(
+        api,
+        vms.map((v) => v.vmId),
+        { vmId: attacked.vmId, attackCycleId, cleanCycleId: expectedCleanCycleId },
+    );
+    const failoverDisks = disks ? await qemuVerdicts(disks) : [];
+    const problems = [...flags.problems];
+    if (disks && failoverDisks.length !== attacked.disks.length) {
+        problems.push('the drill to LatestClean gave no disks to compare');
+    }
+    for (const d of failoverDisks) {
+        if (!d.equal || d.qemuImg === 'differs')
+            problems.push(`failover disk ${d.diskId} is not the disk before the attack`);
+    }
+    return {
+        vmId: attacked.vmId,
+        attackCycleId,
+        ...flags,
+        expectedCleanCycleId,
+        failoverDisks,
+        problems,
+        ok: problems.length === 0,
+    };
+}
+
 function cycleIdOf(cycle: number): string {
     return `cycle-${cycle}`;
 }
@@ -785,13 +853,18 @@ const DRY_RUN_RECOVERY_VNET =
 
 /** Copies the sources as they are at the end of `cycleId` (its writes are done): what that point must restore. */
 async function keepSourcesOf(vm: SimVm, cycleId: string, ctx: VmRunContext): Promise<void> {
+    vm.olderPoint = { cycleId, rawPaths: await copySources(vm, cycleId, ctx) };
+}
+
+/** Copies each source to `{diskId}.{cycleId}.raw` and returns the paths. */
+async function copySources(vm: SimVm, cycleId: string, ctx: VmRunContext): Promise<Record<string, string>> {
     const dir = join(resolve(ctx.options.outDir), vm.vmId);
     const rawPaths: Record<string, string> = {};
     for (const disk of vm.disks) {
         rawPaths[disk.diskId] = join(dir, `${disk.diskId}.${cycleId}.raw`);
         await copyFile(join(dir, `${disk.diskId}.raw`), rawPaths[disk.diskId]!);
     }
-    vm.olderPoint = { cycleId, rawPaths };
+    return rawPaths;
 }
 
 /** Pause between two bursts of guest writes while a planned failover waits for the shutdown. */
@@ -852,7 +925,10 @@ async function runCycle(vm: SimVm, cycle: number, ctx: VmRunContext): Promise<vo
     const logs: BuiltLog[] = [];
     const capturedAt = new Date();
     for (const disk of vm.disks) {
-        const writes = await disk.runCycle(options.churn);
+        const writes =
+            vm.encryptAt === cycle
+                ? await encryptInPlace(disk.source, `${options.seed}/${vm.vmId}/${disk.diskId}`)
+                : await disk.runCycle(options.churn);
         logs.push(
             disk.buildLog(
                 writes.map((w) => ({ diskOffset: w.offset, data: w.data! })),

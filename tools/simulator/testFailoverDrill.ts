@@ -27,6 +27,9 @@ export interface DrillTarget {
      * that cycle's, since the guest writes nothing after it.
      */
     lastCycleId: string;
+    /** The point to test-fail over to (default Latest), and the sources as they were at it (default the `.raw` files). */
+    recoveryPoint?: { type: string };
+    rawPaths?: Record<string, string>;
 }
 
 export interface DrillContext {
@@ -87,7 +90,7 @@ export async function checkFailoverDisks(
     const prefix = `${vmId}/${drillId}/`;
     const out: FailoverDiskComparison[] = [];
     for (const diskId of target.diskIds) {
-        const rawPath = join(ctx.outDir, vmId, `${diskId}.raw`);
+        const rawPath = target.rawPaths?.[diskId] ?? join(ctx.outDir, vmId, `${diskId}.raw`);
         const vhdPath = join(ctx.outDir, vmId, `${diskId}.failover.vhd`);
         const base = { vmId, diskId, rawPath, vhdPath, drillId, recoveryPointId };
         if (cycleId !== target.lastCycleId) {
@@ -137,7 +140,7 @@ export async function runTestFailoverDrill(ctx: DrillContext, target: DrillTarge
     const step = `test failover of ${vmId}`;
     let accepted;
     try {
-        accepted = await ctx.api.testFailover(vmId);
+        accepted = await ctx.api.testFailover(vmId, target.recoveryPoint);
     } catch (err) {
         throw new StepIncomplete(step, `${(err as Error).message}; ${await ctx.describe(vmId)}`);
     }

@@ -440,3 +440,29 @@ export function operatorAuthProblems(model: InfraModel): string[] {
         problems.push(`without one, API_AUTHENTICATION is ${text(appSettings(model).API_AUTHENTICATION)}`);
     return problems;
 }
+
+/**
+ * Recovery points nobody can delete early (docs/deploy.md "Points nobody can delete early"): the replicas container
+ * has version-level immutability (so the app can lock each held point's snapshots), the account versioning it
+ * needs, a lifecycle rule for the previous versions that versioning leaves, and the app is told which mode to set.
+ */
+export function immutabilityProblems(model: InfraModel): string[] {
+    const problems: string[] = [];
+    const replica = model.module('replicaStorage');
+    const containers = replica.param('versionLevelImmutabilityContainers');
+    // Passed as a conditional on recoveryPointImmutability: the evaluated array, or the expression naming it.
+    const named = Array.isArray(containers) ? containers.includes('replicas') : /replicas/.test(text(containers));
+    if (!named) problems.push('main.bicep: the replicas container does not get version-level immutability');
+    const created = replica.resourcesOfType('Microsoft.Storage/storageAccounts/blobServices/containers');
+    if (!created.some((r) => JSON.stringify(r.json).includes('immutableStorageWithVersioning')))
+        problems.push('storage-account.bicep: containers never enable immutableStorageWithVersioning');
+    const service = replica.resourcesOfType('Microsoft.Storage/storageAccounts/blobServices')[0];
+    if (!JSON.stringify(service?.json ?? {}).includes('isVersioningEnabled'))
+        problems.push('storage-account.bicep: blob versioning (required by version-level immutability) is not set');
+    if (replica.resourcesOfType('Microsoft.Storage/storageAccounts/managementPolicies').length === 0)
+        problems.push('storage-account.bicep: no lifecycle rule deletes the previous versions versioning leaves');
+    const mode = appSettings(model).RECOVERY_POINT_IMMUTABILITY;
+    if (mode !== 'Locked')
+        problems.push(`main.bicep: RECOVERY_POINT_IMMUTABILITY is ${JSON.stringify(mode)}; the default must be Locked`);
+    return problems;
+}

@@ -5,6 +5,7 @@ import { Json, JsonObject, jsonText } from '../../support/armTemplate';
 import { bicepEntryPoints, bicepUnavailableReason, compileBicep } from '../../support/bicep';
 import {
     alertProblems,
+    immutabilityProblems,
     alertTelemetryNames,
     appSettingCoverageProblems,
     appSettings,
@@ -144,6 +145,7 @@ describeCompiled('the azd deployment (compiled ARM JSON, azure.yaml)', () => {
         'alerts cover Critical items, RPO and failed jobs, and docs name what they query': alertProblems,
         'operators sign in with Entra ID when an operator app is given, the platform webhooks excluded':
             operatorAuthProblems,
+        'held recovery points can be locked: version-level immutability on replicas': immutabilityProblems,
     };
     it.each(Object.entries(checks))('%s', (_name, check) => {
         expect(check(model)).toEqual([]);
@@ -166,8 +168,10 @@ describeCompiled('the azd deployment (compiled ARM JSON, azure.yaml)', () => {
         expect(alertTelemetryNames(model)).toEqual([
             'Critical',
             'JobFailed',
+            'RecoveryPointImmutabilityFailed',
             'ReplicationHealthChanged',
             'ReplicationRpoSeconds',
+            'SuspiciousChurn',
         ]);
     });
 

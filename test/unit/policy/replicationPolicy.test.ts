@@ -24,6 +24,22 @@ describe('replication policy validation', () => {
         });
     });
 
+    it("accepts a policy keeping 30 days in tiers, with ASR's 24 hours as its first tier", () => {
+        const policy = validateReplicationPolicy({
+            name: 'month',
+            retention: { allPointsHours: 24, hourlyHours: 72, dailyDays: 30, weeklyWeeks: 12, minimumRetentionDays: 7 },
+            appConsistentSnapshotFrequencyHours: 12,
+        });
+        expect(policy.retention).toEqual({
+            allPointsHours: 24,
+            hourlyHours: 72,
+            dailyDays: 30,
+            weeklyWeeks: 12,
+            minimumRetentionDays: 7,
+        });
+        expect(policy.recoveryPointRetentionHours).toBe(24);
+    });
+
     it('keeps every setting it is given', () => {
         const policy = validateReplicationPolicy(
             {
@@ -55,7 +71,7 @@ describe('replication policy validation', () => {
         [
             { appConsistentSnapshotFrequencyHours: 4, recoveryPointRetentionHours: 2 },
             'appConsistentSnapshotFrequencyHours',
-            /must not exceed recoveryPointRetentionHours \(2\)/,
+            /must not exceed how long points are kept \(2 h\)/,
         ],
         [{ initialReplicationStart: 'tonight' }, 'initialReplicationStart', /got "tonight"/],
         [{ initialReplicationStart: '2025-02-01T22:00:00' }, 'initialReplicationStart', /with a time zone/],
@@ -67,7 +83,25 @@ describe('replication policy validation', () => {
             /IANA.*"Mars\/Olympus"/,
         ],
         [{ uploadBandwidth: { workHoursMbps: -1 } }, 'uploadBandwidth.workHoursMbps', /above 0.*got -1/],
-        [{ retention: 3 }, 'retention', /is not a replication policy setting/],
+        [{ keepForever: 3 }, 'keepForever', /is not a replication policy setting/],
+        [{ retention: 3 }, 'retention', /must be an object/],
+        [
+            { retention: { dailyDays: 31, weeklyWeeks: 4 } },
+            'retention.weeklyWeeks',
+            /must end later than retention.dailyDays/,
+        ],
+        [
+            { retention: { hourlyHours: 72, dailyDays: 2 } },
+            'retention.dailyDays',
+            /must end later than retention.hourlyHours \(72 h\)/,
+        ],
+        [{ retention: { dailyDays: 401 } }, 'retention.dailyDays', /from 0 to 400; got 401/],
+        [{ retention: { yearly: 1 } }, 'retention.yearly', /is not a retention setting/],
+        [
+            { recoveryPointRetentionHours: 12, retention: { allPointsHours: 24 } },
+            'recoveryPointRetentionHours',
+            /must equal retention.allPointsHours \(24\)/,
+        ],
     ])('rejects %j naming %s and the value', (settings, field, message) => {
         const err = rejection({ name: 'p', ...settings });
         expect(err.code).toBe('VALIDATION_FAILED');
