@@ -370,7 +370,7 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
                 vmId,
                 failbackId,
                 phase,
-                plan: { geometry: plan!.geometry, vm: plan!.vm },
+                plan: { geometry: plan!.geometry, vm: plan!.vm, seed: plan!.seed },
                 diskId: disk.diskId,
                 sizeBytes: disk.sizeBytes,
                 rounds: rounds?.[disk.diskId] ?? 0,
@@ -391,6 +391,7 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
             siteId,
             failbackId,
             phase,
+            plan: { seed: plan!.seed, geometry: plan!.geometry },
             logs,
         });
         if (!ready.ok) return { ok: false, failure: ready, disksTouched };
@@ -402,6 +403,11 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
             if (next.name !== LOG_APPLIED || next.event.phase !== phase) continue;
             const roots = Object.fromEntries((next.event.disks ?? []).map((d) => [d.diskId, d.rootDigest]));
             setStatus({ phase, applied: true });
+            if (rounds === undefined) {
+                // A full download has no comparison: the log writer took each Azure disk's root digest.
+                const azure = Object.fromEntries(logs.map((l) => [l.diskId, l.rootDigest ?? '']));
+                return verifyRoots(azure, roots);
+            }
             return { ok: true, roots };
         }
     }

@@ -371,6 +371,11 @@ export interface FailbackLogReadyEvent {
     vmId: string;
     failbackId: string;
     phase: FailbackPhase;
+    /** The failback's digest seed (16 hex digits) and geometry: the root digests of FailbackLogApplied use them. */
+    seed: string;
+    leafSizeBytes: number;
+    fanout: number;
+    levels: number;
     disks: { diskId: string; logId: string; bytes: number; logUrl: string; logExpiresOn: string }[];
 }
 

@@ -84,6 +84,16 @@ const failbackPhase = {
     enum: [...FAILBACK_PHASES],
     description: 'Synchronize: the VM in Azure runs; Final: it is shut down.',
 };
+const failbackSeed = {
+    type: 'string',
+    pattern: '^[0-9a-f]{16}$',
+    description: 'The digest seed, 16 lower-case hex digits.',
+};
+const failbackGeometry = {
+    leafSizeBytes: { type: 'integer', minimum: 512, maximum: 1048576 },
+    fanout: { type: 'integer', minimum: 2, maximum: 1024 },
+    levels: { type: 'integer', minimum: 1, maximum: 6 },
+};
 const failbackRound = { type: 'integer', minimum: 1, maximum: 64 };
 
 /** Schemas of the commands providers send, by `type`. */
@@ -538,14 +548,8 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
             vmId: id,
             failbackId: id,
             phase: failbackPhase,
-            seed: {
-                type: 'string',
-                pattern: '^[0-9a-f]{16}$',
-                description: 'The digest seed, 16 lower-case hex digits.',
-            },
-            leafSizeBytes: { type: 'integer', minimum: 512, maximum: 1048576 },
-            fanout: { type: 'integer', minimum: 2, maximum: 1024 },
-            levels: { type: 'integer', minimum: 1, maximum: 6 },
+            seed: failbackSeed,
+            ...failbackGeometry,
             disks: {
                 type: 'array',
                 minItems: 1,
@@ -602,6 +606,8 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
             vmId: id,
             failbackId: id,
             phase: failbackPhase,
+            seed: failbackSeed,
+            ...failbackGeometry,
             disks: {
                 type: 'array',
                 minItems: 1,
@@ -620,11 +626,15 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
                 },
             },
         },
-        ['vmId', 'failbackId', 'phase', 'disks'],
+        ['vmId', 'failbackId', 'phase', 'seed', 'leafSizeBytes', 'fanout', 'levels', 'disks'],
         {
             vmId: VM,
             failbackId: FAILBACK,
             phase: 'Synchronize',
+            seed: '9e3779b97f4a7c15',
+            leafSizeBytes: 4096,
+            fanout: 16,
+            levels: 3,
             disks: [
                 {
                     diskId: DISK0,

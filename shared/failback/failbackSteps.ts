@@ -24,7 +24,7 @@ import { getProtectedItem, StateScope } from '../state/protectedItems';
 import { deadline } from '../storage/deadline';
 import { readOnlyUrl, writeOnlyUrl } from '../storage/readOnlyUrl';
 import { AzureVmControl, AzureVmPowerState, AzureVmRef } from './azureVm';
-import { compareFailbackRound, leafRangesToBytes, roundOneRanges } from './comparison';
+import { compareFailbackRound, leafRangesToBytes, rootDigestOfDisk, roundOneRanges } from './comparison';
 import {
     FAILBACK_CONTAINER,
     failbackDifferingBlobName,
@@ -285,7 +285,7 @@ export interface WriteLogInput {
     vmId: string;
     failbackId: string;
     phase: FailbackPhase;
-    plan: Pick<FailbackPlan, 'geometry' | 'vm'>;
+    plan: Pick<FailbackPlan, 'geometry' | 'vm' | 'seed'>;
     diskId: string;
     sizeBytes: number;
     /** Rounds compared (their `.differing` blobs are gathered); 0 with `full`. */
@@ -301,6 +301,8 @@ export interface WrittenLog {
     bytes: number;
     /** Disk bytes it carries. */
     dataBytes: number;
+    /** Full download: the Azure disk's root digest (a comparison's round 1 gives it otherwise). */
+    rootDigest?: string;
 }
 
 /**
@@ -316,16 +318,21 @@ export async function writeFailbackLog(deps: FailbackDeps, input: WriteLogInput)
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
     });
+    const g = geometryOf(input.plan, input.sizeBytes);
+    const azure = await deps.control.openDisk(input.plan.vm, input.diskId, input.phase);
+    const rootDigest = input.full
+        ? await rootDigestOfDisk(azure.source, await Digester.create(seedFromHex(input.plan.seed), g))
+        : undefined;
+    const withRoot = rootDigest ? { rootDigest } : {};
     if (existing?.metadata?.logid && existing.metadata.databytes !== undefined) {
         return {
             diskId: input.diskId,
             logId: existing.metadata.logid,
             bytes: existing.contentLength ?? 0,
             dataBytes: Number(existing.metadata.databytes),
+            ...withRoot,
         };
     }
-    const g = geometryOf(input.plan, input.sizeBytes);
-    const azure = await deps.control.openDisk(input.plan.vm, input.diskId, input.phase);
     let ranges: ByteRange[];
     if (input.full) {
         ranges = splitRuns(await writtenRanges(azure.blob, input.sizeBytes), 1024 * 1024);
@@ -357,7 +364,7 @@ export async function writeFailbackLog(deps: FailbackDeps, input: WriteLogInput)
             blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
         });
         const props = await blob.getProperties({ abortSignal: deadline() });
-        return { diskId: input.diskId, logId, bytes: props.contentLength ?? 0, dataBytes };
+        return { diskId: input.diskId, logId, bytes: props.contentLength ?? 0, dataBytes, ...withRoot };
     } finally {
         await rm(path, { force: true });
     }
@@ -379,7 +386,14 @@ function splitRuns(ranges: readonly ByteRange[], max: number): ByteRange[] {
  */
 export async function sendFailbackLogReady(
     deps: FailbackDeps,
-    input: { vmId: string; siteId: string; failbackId: string; phase: FailbackPhase; logs: WrittenLog[] },
+    input: {
+        vmId: string;
+        siteId: string;
+        failbackId: string;
+        phase: FailbackPhase;
+        plan: Pick<FailbackPlan, 'seed' | 'geometry'>;
+        logs: WrittenLog[];
+    },
 ): Promise<null> {
     const disks = [];
     for (const log of input.logs) {
@@ -402,7 +416,16 @@ export async function sendFailbackLogReady(
         siteId: input.siteId,
         vmId: input.vmId,
         messageId: `FailbackLogReady:${input.failbackId}:${input.phase}`,
-        payload: { vmId: input.vmId, failbackId: input.failbackId, phase: input.phase, disks },
+        payload: {
+            vmId: input.vmId,
+            failbackId: input.failbackId,
+            phase: input.phase,
+            seed: input.plan.seed,
+            leafSizeBytes: input.plan.geometry.leafSize,
+            fanout: input.plan.geometry.fanout,
+            levels: input.plan.geometry.levels,
+            disks,
+        },
     });
     return null;
 }

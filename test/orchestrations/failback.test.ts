@@ -123,7 +123,6 @@ describe('failback: planned failover from Azure to on-premises (durable runtime,
     async function applyLogs(
         e: FailbackLogReadyEvent,
         disks: Record<string, Buffer>,
-        seedEvent: StartFailbackEvent,
     ): Promise<{ diskId: string; rootDigest: string }[]> {
         const out = [];
         for (const d of e.disks) {
@@ -133,15 +132,15 @@ describe('failback: planned failover from Azure to on-premises (durable runtime,
             for await (const piece of readHrlData(src, index)) piece.data.copy(disks[d.diskId]!, piece.diskOffset);
             const g = {
                 diskSize: disks[d.diskId]!.length,
-                leafSize: seedEvent.leafSizeBytes,
-                fanout: seedEvent.fanout,
-                levels: seedEvent.levels,
+                leafSize: e.leafSizeBytes,
+                fanout: e.fanout,
+                levels: e.levels,
             };
             out.push({
                 diskId: d.diskId,
                 rootDigest: await rootDigestOfDisk(
                     bufferSource(disks[d.diskId]!),
-                    await Digester.create(seedFromHex(seedEvent.seed), g),
+                    await Digester.create(seedFromHex(e.seed), g),
                 ),
             });
         }
@@ -161,8 +160,7 @@ describe('failback: planned failover from Azure to on-premises (durable runtime,
             return ready() !== undefined;
         });
         const e = ready()!;
-        const seedEvent = sent<StartFailbackEvent>('StartFailback')[0]!;
-        const roots = await applyLogs(e, disks, seedEvent);
+        const roots = await applyLogs(e, disks);
         await beforeApplied?.();
         await h.runtime.raiseEvent(instanceIds.failback(vmId), lifecycleEvents.failbackMessage, {
             type: 'FailbackLogApplied',
@@ -285,6 +283,49 @@ describe('failback: planned failover from Azure to on-premises (durable runtime,
         expect(job?.errors[0]?.message).toContain('is missing');
         expect(sent('StartFailback')).toEqual([]);
         expect((await getProtectedItem(h.scope, 'vm4'))?.protectionState).toBe('FailoverCommitted');
+    });
+
+    it('full download (ForSynchronization): shuts the VM in Azure down first, sends every written block, checks the disks', async () => {
+        const { blobs } = await failedOverAndCommitted('vm6');
+        await azureWrite(blobs.data!, 256 * 1024, Buffer.alloc(4096, 0xc1));
+        const started = await action(h, 'vm6', 'plannedFailover', {
+            failoverDirection: 'RecoveryToPrimary',
+            dataSyncOption: 'ForSynchronization',
+        });
+        expect(started.status).toBe(202);
+        const { jobId, failbackId } = started.jsonBody! as { jobId: string; failbackId: string };
+        await h.runtime.advanceUntil(() => sent('FailbackLogReady').length > 0);
+        expect(sent('StartFailback')).toEqual([]);
+        const os = await failoverPageBlob(h.scope.conn.blob, blobs.os!).getProperties();
+        expect(os.metadata?.[DRY_RUN_POWER_STATE_KEY]).toBe('deallocated');
+        const ready = sent<FailbackLogReadyEvent>('FailbackLogReady')[0]!;
+        expect(ready.phase).toBe('Final');
+        const disks: Record<string, Buffer> = { os: Buffer.alloc(2 * 1024 * 1024), data: Buffer.alloc(1024 * 1024) };
+        const roots = await applyLogs(ready, disks);
+        await h.runtime.raiseEvent(instanceIds.failback('vm6'), lifecycleEvents.failbackMessage, {
+            type: 'FailbackLogApplied',
+            vmId: 'vm6',
+            failbackId,
+            phase: 'Final',
+            disks: roots,
+            at: h.clock.now().toISOString(),
+        });
+        await h.runtime.advanceUntil(() => sent('CompleteFailback').length > 0);
+        await h.runtime.raiseEvent(instanceIds.failback('vm6'), lifecycleEvents.failbackMessage, {
+            type: 'FailbackCompleted',
+            vmId: 'vm6',
+            failbackId,
+            startedAt: h.clock.now().toISOString(),
+            at: h.clock.now().toISOString(),
+        });
+        await waitForInstance(h, instanceIds.failback('vm6'));
+        const job = await getJob(h.scope, jobId);
+        expect(job?.state).toBe('Succeeded');
+        expect(job!.tasks.map((t) => t.name)).toEqual([...FAILBACK_TASKS.ForSynchronization]);
+        for (const d of ['os', 'data']) {
+            const azure = await failoverPageBlob(h.scope.conn.blob, blobs[d]!).downloadToBuffer();
+            expect(disks[d]!.equals(azure.subarray(0, disks[d]!.length))).toBe(true);
+        }
     });
 
     it('refuses a failback of a VM whose failover is not committed, listing what is allowed', async () => {

@@ -128,8 +128,6 @@ function playProvider(
 ): { wire: { bytes: number }; done: Promise<void> } {
     const wire = { bytes: 0 };
     const queue: ProviderEvent[] = [];
-    /** The failback's seed and geometry, from its latest StartFailback (the root digests use them). */
-    let lastStart: StartFailbackEvent | undefined;
     let wake: (() => void) | undefined;
     ctx.provider.onEvent((e) => {
         if (
@@ -163,8 +161,7 @@ function playProvider(
                 continue;
             }
             if (event.type === 'StartFailback') {
-                lastStart = event;
-                await answerRound(lastStart);
+                await answerRound(event);
             } else if (event.type === 'FailbackLogReady') await applyLogs(event);
             else if (event.type === 'CompleteFailback') {
                 const e = event;
@@ -240,18 +237,17 @@ function playProvider(
                 await disk.source.write(piece.diskOffset, Buffer.from(piece.data));
         }
         if (e.phase === 'Synchronize') await onSynchronized();
-        const seedEvent = lastStart;
         const disks = [];
         for (const { disk } of logs) {
             const g = {
                 diskSize: disk.source.size,
-                leafSize: seedEvent!.leafSizeBytes,
-                fanout: seedEvent!.fanout,
-                levels: seedEvent!.levels,
+                leafSize: e.leafSizeBytes,
+                fanout: e.fanout,
+                levels: e.levels,
             };
             disks.push({
                 diskId: disk.diskId,
-                rootDigest: await rootDigestOfDisk(disk.source, await Digester.create(seedFromHex(seedEvent!.seed), g)),
+                rootDigest: await rootDigestOfDisk(disk.source, await Digester.create(seedFromHex(e.seed), g)),
             });
         }
         await send({

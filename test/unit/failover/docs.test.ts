@@ -1,3 +1,5 @@
+import { FAILBACK_TASKS } from '../../../orchestrations/failback';
+import { REPROTECT_TASKS } from '../../../orchestrations/reprotect';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FAILOVER_ACTIONS } from '../../../functions/apiFailover';
@@ -63,6 +65,28 @@ describe('docs/failover.md and docs/api.md say what the code does', () => {
         expect(failoverStates.length).toBeGreaterThanOrEqual(7);
         const states = section(failoverDoc, "States (ASR's strings)");
         for (const [key, description] of failoverStates) expect(states).toContain(`\`${key}\` | ${description} |`);
+    });
+
+    it.each([...FAILBACK_TASKS.ForDownTime, ...FAILBACK_TASKS.ForSynchronization, ...REPROTECT_TASKS])(
+        'the failback or re-protect task "%s" is named on the page',
+        (task) => {
+            expect(failoverDoc).toContain(task);
+        },
+    );
+
+    it('the failback and re-protect states are listed with the portal wording', () => {
+        const states = section(failoverDoc, "States (ASR's strings)");
+        for (const key of ['FailbackInProgress', 'FailedBack', 'ReprotectInProgress'] as const) {
+            expect(states).toContain(`\`${key}\` | ${PROTECTION_STATES[key]} |`);
+        }
+    });
+
+    it('the failback settings are documented and in the sample settings', () => {
+        const values = JSON.parse(read('local.settings.sample.json')).Values as Record<string, string>;
+        for (const name of ['FAILBACK_GRANT_MINUTES', 'FAILBACK_PROVIDER_TIMEOUT_MINUTES']) {
+            expect(section(failoverDoc, 'Settings')).toContain(`\`${name}\``);
+            expect(values).toHaveProperty(name);
+        }
     });
 
     it('the shutdown timeout setting is documented and in the sample settings', () => {

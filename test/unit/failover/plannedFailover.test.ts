@@ -91,7 +91,10 @@ describe('allowed operations (ASR names)', () => {
         ['FailedOver', 'None', ['ChangePit', 'Commit']],
         ['ChangeRecoveryPointInProgress', 'None', []],
         ['FailoverFailed', 'None', ['UnplannedFailover', 'DisableProtection']],
-        ['FailoverCommitted', 'None', ['DisableProtection']],
+        ['FailoverCommitted', 'None', ['Failback', 'DisableProtection']],
+        ['FailedBack', 'None', ['ReverseReplicate', 'DisableProtection']],
+        ['FailbackInProgress', 'None', []],
+        ['ReprotectInProgress', 'None', []],
         ['InitialReplicationInProgress', undefined, []],
     ])('%s / %s → %j', (protectionState, testFailoverState, expected) => {
         expect(allowedOperations({ protectionState, testFailoverState })).toEqual(expected);
