@@ -23,6 +23,8 @@ export const HEALTH_ADVICE: Record<HealthReasonCode, string> = {
         'A job failed with an error that retrying does not fix. Open the job for its cause; disable and enable protection again if the VM changed.',
     ReplicaBeingRepaired:
         'A log is being applied after an interruption; the replica is consistent again when it completes. No action is needed unless it stays.',
+    SuspiciousChurn:
+        'A recent cycle rewrote a large share of a disk with random-looking data, as mass encryption does. Check the guest now; if it is an attack, test-fail over to the last clean point (LatestClean) before anything else, and keep its points held.',
 };
 
 export function adviceFor(code: string): string {
