@@ -362,6 +362,9 @@ var functionAppSettings = {
   RESYNC_MAX_PER_SITE: string(resyncMaxPerSite)
   // Finished orchestration instances older than this many days are purged daily (functions/purgeDurableHistory.ts).
   DURABLE_HISTORY_RETENTION_DAYS: '30'
+  // Failback (docs/failover.md): the provider's read-only link to a difference log, and its longest silence.
+  FAILBACK_GRANT_MINUTES: '60'
+  FAILBACK_PROVIDER_TIMEOUT_MINUTES: '60'
   // Failover (docs/failover.md): where VMs go, the replica account their disks are imported from, and the
   // identity ARM calls run as (Contributor on the failover resource group, failoverAccess below).
   FAILOVER_INFRASTRUCTURE: failoverInfrastructure

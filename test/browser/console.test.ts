@@ -108,16 +108,24 @@ async function checkConsole(browser: Browser, host: LocalHost, vmIds: string[]):
     await page.getByLabel('Filter').fill('');
     await page.getByRole('button', { name: 'Name' }).click();
     expect(await page.locator('th[aria-sort=descending]').count()).toBe(1);
-    // No layout shift while the view refreshes (two refreshes at 5 s).
-    // (In the page: the test's own TypeScript has no DOM types, so the page code is a string.)
-    const shift = await page.evaluate<number>(`new Promise((done) => {
+    // Layout shift while the view refreshes (two refreshes at 5 s): the shifted nodes are reported with the score.
+    // (In the page: the test's own TypeScript has no DOM types, so the page code is a string.) A refresh may move
+    // content by a fraction of a pixel (a score of about 2e-5 was seen once in CI); anything a person could see
+    // (Chrome's own threshold of a good page is 0.1) fails.
+    const shift = await page.evaluate<{ total: number; nodes: string[] }>(`new Promise((done) => {
         let total = 0;
+        const nodes = [];
         new PerformanceObserver((list) => {
-            for (const e of list.getEntries()) if (!e.hadRecentInput) total += e.value;
+            for (const e of list.getEntries()) {
+                if (e.hadRecentInput) continue;
+                total += e.value;
+                for (const s of e.sources ?? []) nodes.push(String(s.node?.nodeName) + '.' + String(s.node?.className));
+            }
         }).observe({ type: 'layout-shift', buffered: false });
-        setTimeout(() => done(total), 11000);
+        setTimeout(() => done({ total, nodes }), 11000);
     })`);
-    expect(shift).toBe(0);
+    if (shift.total > 0) process.stdout.write(`console layout shift ${shift.total}: ${shift.nodes.join(', ')}\n`);
+    expect(shift.total).toBeLessThan(0.001);
     await shoot(page, 'items');
 
     // ---- a VM: RPO chart points equal the API's samples, the timeline its recovery points ----

@@ -105,7 +105,10 @@ describe('change recovery point before commit (durable runtime, virtual clock, A
         // Committed: the point can no longer change.
         const late = await action(h, 'vm1', 'applyRecoveryPoint', { recoveryPointId: 'vm1:c2' });
         expect(late.status).toBe(409);
-        expect(late.jsonBody!.error).toMatchObject({ code: 'CONFLICT', allowedOperations: ['DisableProtection'] });
+        expect(late.jsonBody!.error).toMatchObject({
+            code: 'CONFLICT',
+            allowedOperations: ['Failback', 'DisableProtection'],
+        });
     });
 
     it('refuses a change in the wrong state, to an unknown point or to the point in use, naming what is allowed', async () => {

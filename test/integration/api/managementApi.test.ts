@@ -154,7 +154,7 @@ describe('management API against Azurite tables', () => {
             path: 'replicationProtectedItems/vmQ/recoveryPoints',
             params: { vmId: 'vmQ' },
         });
-        expect(points.jsonBody).toEqual({ value: [] });
+        expect(points.jsonBody).toEqual({ value: [], bytesHeld: 0, fullCopyBytes: 0, lastCleanRecoveryPointId: null });
     });
 
     it('answers enable errors with codes: unknown site 404, malformed VM 400, already protected 409', async () => {

@@ -1,5 +1,5 @@
 import { load as loadYaml } from 'js-yaml';
-import { ArmResourceId, ArmValue, isArmObject, jsonAt } from '../../support/armTemplate';
+import { ArmResourceId, ArmValue, isArmObject, jsonAt, JsonObject } from '../../support/armTemplate';
 import { ROLE_ASSIGNMENT, nameText, readGrant, text } from './checks';
 import { InfraModel } from './infraModel';
 
@@ -451,7 +451,15 @@ export function immutabilityProblems(model: InfraModel): string[] {
     const replica = model.module('replicaStorage');
     const containers = replica.param('versionLevelImmutabilityContainers');
     // Passed as a conditional on recoveryPointImmutability: the evaluated array, or the expression naming it.
-    const named = Array.isArray(containers) ? containers.includes('replicas') : /replicas/.test(text(containers));
+    // Bicep compiles a conditional module parameter into one if() over the whole {value} object, which the model
+    // does not evaluate: read the deployment's own parameter expression then.
+    const passed = JSON.stringify((replica.resource?.properties as JsonObject | undefined)?.parameters ?? {});
+    const named =
+        (Array.isArray(containers) && containers.includes('replicas')) ||
+        /versionLevelImmutabilityContainers":"\[if\(equals\(parameters\('recoveryPointImmutability'\), 'None'\), createObject\('value', createArray\(\)\), createObject\('value', createArray\(variables\('replicasContainerName'\)\)\)\)\]/.test(
+            passed,
+        ) ||
+        (!Array.isArray(containers) && /replicas/.test(text(containers)));
     if (!named) problems.push('main.bicep: the replicas container does not get version-level immutability');
     const created = replica.resourcesOfType('Microsoft.Storage/storageAccounts/blobServices/containers');
     if (!created.some((r) => JSON.stringify(r.json).includes('immutableStorageWithVersioning')))
