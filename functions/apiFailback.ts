@@ -10,16 +10,11 @@ import { instanceIds } from '../shared/lifecycle/instances';
 import { ports } from '../shared/ports';
 import { createJob, newJob } from '../shared/state/jobs';
 import { getPolicy } from '../shared/state/policies';
-import {
-    getProtectedItem,
-    PROTECTION_STATES,
-    ProtectedItem,
-    stateScope,
-    updateProtectedItem,
-} from '../shared/state/protectedItems';
+import { PROTECTION_STATES, ProtectedItem, stateScope } from '../shared/state/protectedItems';
 import { FAILBACK, FAILBACK_TASKS, FailbackInput } from '../orchestrations/failback';
 import { REPROTECT, REPROTECT_TASKS, ReprotectInput } from '../orchestrations/reprotect';
 import { accepted, isActive } from './apiHttp';
+import { claimProtectedItem, requireProtectedItem } from './apiItems';
 import { requesterOf } from './apiCaller';
 
 /**
@@ -57,27 +52,14 @@ export function parseDataSyncOption(value: unknown): DataSyncOption {
     return value as DataSyncOption;
 }
 
-async function protectedItem(vmId: string): Promise<ProtectedItem> {
-    const item = await getProtectedItem(stateScope(), vmId);
-    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
-    return item;
-}
-
-/** The state check and the claim in one ETag-conditioned write. */
-async function claim(
+/** Claims the item when `operation` is among its allowed operations. */
+function claim(
     vmId: string,
     operation: 'Failback' | 'ReverseReplicate',
     what: string,
     changes: Partial<ProtectedItem>,
 ): Promise<ProtectedItem> {
-    const { changed, item } = await updateProtectedItem(
-        stateScope(),
-        vmId,
-        (current) => (allowedOperations(current).includes(operation) ? changes : undefined),
-        ports().clock.now().toISOString(),
-    );
-    if (!changed) throw operationNotAllowed(item, what);
-    return item;
+    return claimProtectedItem(vmId, (current) => allowedOperations(current).includes(operation), what, changes);
 }
 
 export async function startFailback(
@@ -91,7 +73,7 @@ export async function startFailback(
     const providerTimeoutMinutes = failbackProviderTimeoutMinutes();
     const client = df.getClient(context);
     const instanceId = instanceIds.failback(vmId);
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     if (await isActive(client, instanceId)) {
         return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
     }
@@ -132,7 +114,7 @@ export async function startReprotect(
     const vmId = requireContractId('vmId', vmIdParam);
     const client = df.getClient(context);
     const instanceId = instanceIds.reprotect(vmId);
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     if (await isActive(client, instanceId)) {
         return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
     }

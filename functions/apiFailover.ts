@@ -18,13 +18,7 @@ import {
     listNetworkMappings,
     putNetworkMapping,
 } from '../shared/state/networkMappings';
-import {
-    getProtectedItem,
-    PROTECTION_STATES,
-    ProtectedItem,
-    stateScope,
-    updateProtectedItem,
-} from '../shared/state/protectedItems';
+import { PROTECTION_STATES, stateScope } from '../shared/state/protectedItems';
 import { listRecoveryPoints } from '../shared/state/recoveryPoints';
 import { getSite } from '../shared/state/sites';
 import { plannedFailoverShutdownTimeoutSeconds } from '../shared/failover/settings';
@@ -44,6 +38,7 @@ import {
 } from '../orchestrations/testFailover';
 import { accepted, isActive, jsonResponse, readJsonBody, responseForError, routeParam, withErrors } from './apiHttp';
 import { isFailbackRequest, startFailback, startReprotect } from './apiFailback';
+import { claimProtectedItem, requireProtectedItem } from './apiItems';
 import { apiAuthLevel, requesterOf } from './apiCaller';
 
 /**
@@ -122,35 +117,6 @@ export function parseRecoverySettings(body: Record<string, unknown>): RecoverySe
     return settings;
 }
 
-async function protectedItem(vmId: string): Promise<ProtectedItem> {
-    const item = await getProtectedItem(stateScope(), vmId);
-    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
-    return item;
-}
-
-function conflict(item: ProtectedItem, what: string): HvrError {
-    return operationNotAllowed(item, what);
-}
-
-/**
- * Claims the item for a new operation under its ETag: the check and the claim are one write, so two requests at
- * once cannot both start.
- */
-async function claim(
-    vmId: string,
-    allowed: (item: ProtectedItem) => boolean,
-    what: string,
-    changes: Partial<ProtectedItem>,
-): Promise<void> {
-    const { changed, item } = await updateProtectedItem(
-        stateScope(),
-        vmId,
-        (current) => (allowed(current) ? changes : undefined),
-        ports().clock.now().toISOString(),
-    );
-    if (!changed) throw conflict(item, what);
-}
-
 async function startTestFailover(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const vmId = idParam(request, 'vmId');
     const body = await optionalBody(request);
@@ -158,7 +124,7 @@ async function startTestFailover(request: HttpRequest, context: InvocationContex
     const settings = parseRecoverySettings(body);
     const client = df.getClient(context);
     const instanceId = instanceIds.testFailover(vmId);
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     if (await isActive(client, instanceId)) {
         return accepted(request, item.currentJobId ?? '', instanceId, {
             alreadyRunning: true,
@@ -167,7 +133,7 @@ async function startTestFailover(request: HttpRequest, context: InvocationContex
     }
     const jobId = randomUUID();
     const drillId = `tfo-${jobId}`;
-    await claim(
+    await claimProtectedItem(
         vmId,
         (i) => i.protectionState === 'Protected' && (i.testFailoverState ?? 'None') === 'None',
         'a test failover needs a protected VM with no drill awaiting cleanup',
@@ -193,16 +159,16 @@ async function startTestFailoverCleanup(request: HttpRequest, context: Invocatio
     if (body.comments !== undefined && (typeof body.comments !== 'string' || body.comments.length > 1024)) {
         throw new HvrError('VALIDATION_FAILED', `comments must be a string of at most 1024 characters.`);
     }
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     const client = df.getClient(context);
     if (await isActive(client, instanceIds.testFailover(vmId)))
-        throw conflict(item, 'wait for the test failover to finish');
+        throw operationNotAllowed(item, 'wait for the test failover to finish');
     const instanceId = instanceIds.testFailoverCleanup(vmId);
     if (await isActive(client, instanceId))
         return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
     const drillId = item.currentDrillId;
     const drill = drillId ? await getDrill(stateScope(), vmId, drillId) : undefined;
-    if (!drillId || !drill || drill.cleanedUp) throw conflict(item, 'there is no test failover to clean up');
+    if (!drillId || !drill || drill.cleanedUp) throw operationNotAllowed(item, 'there is no test failover to clean up');
     const jobId = randomUUID();
     const at = ports().clock.now().toISOString();
     await createJob(
@@ -240,13 +206,13 @@ async function startFailover(
     if (kind === 'PlannedFailover') plannedFailoverShutdownTimeoutSeconds();
     const client = df.getClient(context);
     const instanceId = instanceIds.failover(vmId);
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     if (await isActive(client, instanceId))
         return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
     const jobId = randomUUID();
     const drillId = `fo-${jobId}`;
     const inProgress = kind === 'PlannedFailover' ? 'PlannedFailoverInProgress' : 'UnplannedFailoverInProgress';
-    await claim(
+    await claimProtectedItem(
         vmId,
         (i) => allowedOperations(i).includes(kind),
         kind === 'PlannedFailover'
@@ -277,7 +243,7 @@ async function startFailover(
 
 async function startCommit(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const vmId = idParam(request, 'vmId');
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     const client = df.getClient(context);
     const instanceId = instanceIds.commitFailover(vmId);
     if (await isActive(client, instanceId))
@@ -285,7 +251,7 @@ async function startCommit(request: HttpRequest, context: InvocationContext): Pr
     const drillId = item.currentDrillId;
     const recoveryPointId = item.failoverRecoveryPointId;
     if (!allowedOperations(item).includes('Commit') || !drillId || !recoveryPointId)
-        throw conflict(item, 'only a failed-over VM can be committed');
+        throw operationNotAllowed(item, 'only a failed-over VM can be committed');
     const jobId = randomUUID();
     const at = ports().clock.now().toISOString();
     await createJob(
@@ -316,14 +282,17 @@ export function parseRecoveryPointToApply(body: Record<string, unknown>): string
 async function startChangeRecoveryPoint(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
     const vmId = idParam(request, 'vmId');
     const recoveryPointId = parseRecoveryPointToApply(await optionalBody(request));
-    const item = await protectedItem(vmId);
+    const item = await requireProtectedItem(vmId);
     const client = df.getClient(context);
     const instanceId = instanceIds.changeRecoveryPoint(vmId);
     if (await isActive(client, instanceId))
         return accepted(request, item.currentJobId ?? '', instanceId, { alreadyRunning: true });
     const drillId = item.currentDrillId;
     if (!allowedOperations(item).includes('ChangePit') || !drillId) {
-        throw conflict(item, 'the recovery point can be changed only after a failover and before its commit');
+        throw operationNotAllowed(
+            item,
+            'the recovery point can be changed only after a failover and before its commit',
+        );
     }
     const points = await listRecoveryPoints(stateScope(), vmId);
     if (!points.some((p) => p.recoveryPointId === recoveryPointId)) {
@@ -345,7 +314,7 @@ async function startChangeRecoveryPoint(request: HttpRequest, context: Invocatio
         );
     }
     const jobId = randomUUID();
-    await claim(
+    await claimProtectedItem(
         vmId,
         (i) => allowedOperations(i).includes('ChangePit') && i.currentDrillId === drillId,
         'the recovery point can be changed only after a failover and before its commit',
@@ -432,7 +401,7 @@ app.http('apiFailoverAction', {
 
 export async function listVmDrills(request: HttpRequest): Promise<HttpResponseInit> {
     const vmId = idParam(request, 'vmId');
-    await protectedItem(vmId);
+    await requireProtectedItem(vmId);
     const drills = await listDrills(stateScope(), vmId);
     return jsonResponse(200, { value: drills.map(({ drillId, ...properties }) => ({ name: drillId, properties })) });
 }

@@ -36,6 +36,7 @@ import {
     DisableProtectionInput,
 } from '../orchestrations/disableProtection';
 import { accepted, isActive, jsonResponse, providerSites, readJsonBody, routeParam, withErrors } from './apiHttp';
+import { requireProtectedItem } from './apiItems';
 import { apiAuthLevel, requesterOf } from './apiCaller';
 
 /**
@@ -366,7 +367,7 @@ export async function resyncProtectedItem(request: HttpRequest, context: Invocat
 export async function protectedItemRecoveryPoints(request: HttpRequest): Promise<HttpResponseInit> {
     const vmId = vmIdParam(request);
     const scope = stateScope();
-    if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    await requireProtectedItem(vmId, scope);
     const points = await listRecoveryPoints(scope, vmId);
     const storage = pointStorage(
         points,
@@ -413,8 +414,7 @@ export async function protectedItemRpoHistory(request: HttpRequest): Promise<Htt
     const vmId = vmIdParam(request);
     const hours = boundedQuery(request, 'hours', 24, 1, 24);
     const scope = stateScope();
-    const item = await getProtectedItem(scope, vmId);
-    if (!item) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    const item = await requireProtectedItem(vmId, scope);
     const now = ports().clock.now();
     const since = new Date(now.getTime() - hours * 3600_000);
     return jsonResponse(200, {
@@ -432,7 +432,7 @@ export async function protectedItemRpoHistory(request: HttpRequest): Promise<Htt
 export async function protectedItemReplicaDisks(request: HttpRequest): Promise<HttpResponseInit> {
     const vmId = vmIdParam(request);
     const scope = stateScope();
-    if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    await requireProtectedItem(vmId, scope);
     const rows = await listReplicaDisks(scope, vmId);
     return jsonResponse(200, {
         value: rows.map(({ disk }) => ({
@@ -456,7 +456,7 @@ export async function protectedItemEvents(request: HttpRequest): Promise<HttpRes
     const vmId = vmIdParam(request);
     const top = boundedQuery(request, 'top', 100, 1, 1000);
     const scope = stateScope();
-    if (!(await getProtectedItem(scope, vmId))) throw new HvrError('NOT_FOUND', `VM ${vmId} is not protected.`);
+    await requireProtectedItem(vmId, scope);
     const events = await listEvents(scope, { vmId, top });
     return jsonResponse(200, { value: events.map(({ vmId: _vmId, ...event }) => event) });
 }

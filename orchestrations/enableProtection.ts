@@ -21,6 +21,7 @@ import { PROTECTION_STATES, ProtectionState } from '../shared/state/protectedIte
 import { getSite } from '../shared/state/sites';
 import { checkSupportMatrix, VmDescription } from '../shared/supportMatrix';
 import { lifecycleDependencies } from './lifecycle/dependencies';
+import { EventWaiters } from './lifecycle/eventWaiters';
 import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import {
     LifecycleRecord,
@@ -434,19 +435,14 @@ export function* enableProtectionOrchestrator(
         return undefined;
     }
 
-    // Every waiter ever yielded: the engine delivers queued events in batches, and the SDK hands an event to the
-    // newest open waiter of its name or to an older one still open (a waiter of an earlier round), so several
-    // can resolve at once. Each is read exactly once; fresh tasks every round (a timer yielded again in a second
-    // Task.any would be scheduled a second time).
-    const waiters: { name: string; task: df.Task; read: boolean }[] = [];
+    // Every waiter yielded is read, each once (orchestrations/lifecycle/eventWaiters.ts says why).
+    const waiters = new EventWaiters(context);
     let complete = false;
     while (!complete) {
         let handledOne = false;
-        for (const waiter of waiters) {
-            if (waiter.read || !waiter.task.isCompleted) continue;
-            waiter.read = true;
+        for (let event = waiters.take(); event; event = waiters.take()) {
             handledOne = true;
-            const outcome = yield* handle(waiter.name, waiter.task.result);
+            const outcome = yield* handle(event.name, event.payload);
             if (outcome === 'complete') {
                 complete = true;
                 break;
@@ -457,14 +453,12 @@ export function* enableProtectionOrchestrator(
         // A handler's activity let more events in: read them before waiting again.
         if (handledOne) continue;
         const timeout = context.df.createTimer(timeoutAt);
-        const fresh = awaited.map((name) => ({ name, task: context.df.waitForExternalEvent(name), read: false }));
-        waiters.push(...fresh);
-        yield context.df.Task.any([...fresh.map((w) => w.task), timeout]);
+        yield context.df.Task.any([...waiters.fresh(awaited), timeout]);
         if (!timeout.isCompleted) {
             timeout.cancel();
             continue;
         }
-        if (waiters.some((w) => !w.read && w.task.isCompleted)) continue;
+        if (waiters.pending) continue;
         const failure: Failure = {
             ok: false,
             code: 'TIMEOUT',

@@ -3,6 +3,7 @@ import { scaledMs } from '../shared/durableTime';
 import { assessReplicationHealth, HealthAssessment, ReplicationHealth } from '../shared/health';
 import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { lifecycleEvents } from '../shared/lifecycle/instances';
+import { EventWaiters } from './lifecycle/eventWaiters';
 import { RECORD_RETRY } from './lifecycleActivities';
 import {
     applyMonitorEvent,
@@ -102,26 +103,17 @@ export function* replicationMonitorOrchestrator(
         return outcome;
     }
 
-    // Every waiter ever yielded in this generation: the SDK hands an event to the newest open waiter of its
-    // name, or to an older one still open, so all of them are read. Each is yielded exactly once.
-    const waiters: { name: string; task: df.Task; read: boolean }[] = [];
-    const freshWaiters = (): df.Task[] =>
-        MONITORED_EVENTS.map((name) => {
-            const task = context.df.waitForExternalEvent(name);
-            waiters.push({ name, task, read: false });
-            return task;
-        });
+    // Every waiter yielded in this generation is read (orchestrations/lifecycle/eventWaiters.ts says why).
+    const waiters = new EventWaiters(context);
+    const freshWaiters = (): df.Task[] => waiters.fresh(MONITORED_EVENTS);
     /** Applies every event a waiter holds (several when they arrived in one batch); a Cancel stops the monitor. */
     const drain = (): { applied: number; stop?: string } => {
         let applied = 0;
-        for (const waiter of waiters) {
-            if (waiter.read || !waiter.task.isCompleted) continue;
-            waiter.read = true;
-            const result = waiter.task.result;
-            if (waiter.name === lifecycleEvents.cancel) {
-                return { applied, stop: typeof result === 'string' ? result : 'cancelled' };
+        for (let event = waiters.take(); event; event = waiters.take()) {
+            if (event.name === lifecycleEvents.cancel) {
+                return { applied, stop: typeof event.payload === 'string' ? event.payload : 'cancelled' };
             }
-            state = applyMonitorEvent(state, waiter.name, result);
+            state = applyMonitorEvent(state, event.name, event.payload);
             applied++;
         }
         return { applied };

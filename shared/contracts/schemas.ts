@@ -95,6 +95,17 @@ const failbackGeometry = {
     levels: { type: 'integer', minimum: 1, maximum: 6 },
 };
 const failbackRound = { type: 'integer', minimum: 1, maximum: 64 };
+/** StartFailback and FailbackLogReady carry the same header: the failback, its phase and the digest tree's shape. */
+const FAILBACK_DIGEST_REQUIRED = ['vmId', 'failbackId', 'phase', 'seed', 'leafSizeBytes', 'fanout', 'levels', 'disks'];
+const FAILBACK_DIGEST_EXAMPLE = {
+    vmId: VM,
+    failbackId: FAILBACK,
+    phase: 'Synchronize',
+    seed: '9e3779b97f4a7c15',
+    leafSizeBytes: 4096,
+    fanout: 16,
+    levels: 3,
+};
 
 /** Schemas of the commands providers send, by `type`. */
 export const commandSchemas: Record<ProviderCommandType, JsonSchema> = {
@@ -576,15 +587,9 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
                 },
             },
         },
-        ['vmId', 'failbackId', 'phase', 'seed', 'leafSizeBytes', 'fanout', 'levels', 'disks'],
+        FAILBACK_DIGEST_REQUIRED,
         {
-            vmId: VM,
-            failbackId: FAILBACK,
-            phase: 'Synchronize',
-            seed: '9e3779b97f4a7c15',
-            leafSizeBytes: 4096,
-            fanout: 16,
-            levels: 3,
+            ...FAILBACK_DIGEST_EXAMPLE,
             disks: [
                 {
                     diskId: DISK0,
@@ -626,15 +631,9 @@ export const eventSchemas: Record<ProviderEvent['type'], JsonSchema> = {
                 },
             },
         },
-        ['vmId', 'failbackId', 'phase', 'seed', 'leafSizeBytes', 'fanout', 'levels', 'disks'],
+        FAILBACK_DIGEST_REQUIRED,
         {
-            vmId: VM,
-            failbackId: FAILBACK,
-            phase: 'Synchronize',
-            seed: '9e3779b97f4a7c15',
-            leafSizeBytes: 4096,
-            fanout: 16,
-            levels: 3,
+            ...FAILBACK_DIGEST_EXAMPLE,
             disks: [
                 {
                     diskId: DISK0,

@@ -172,17 +172,29 @@ export async function sendStartFailback(
         vmId: input.vmId,
         messageId: `StartFailback:${input.failbackId}:${input.phase}:${rounds}`.slice(0, 128),
         payload: {
-            vmId: input.vmId,
-            failbackId: input.failbackId,
-            phase: input.phase,
-            seed: input.plan.seed,
-            leafSizeBytes: input.plan.geometry.leafSize,
-            fanout: input.plan.geometry.fanout,
-            levels: input.plan.geometry.levels,
+            ...digestHeader(input),
             disks,
         },
     });
     return null;
+}
+
+/** What StartFailback and FailbackLogReady both carry: the failback, its phase and the digest tree's shape. */
+function digestHeader(input: {
+    vmId: string;
+    failbackId: string;
+    phase: FailbackPhase;
+    plan: Pick<FailbackPlan, 'seed' | 'geometry'>;
+}) {
+    return {
+        vmId: input.vmId,
+        failbackId: input.failbackId,
+        phase: input.phase,
+        seed: input.plan.seed,
+        leafSizeBytes: input.plan.geometry.leafSize,
+        fanout: input.plan.geometry.fanout,
+        levels: input.plan.geometry.levels,
+    };
 }
 
 export interface CompareRoundInput {
@@ -417,13 +429,7 @@ export async function sendFailbackLogReady(
         vmId: input.vmId,
         messageId: `FailbackLogReady:${input.failbackId}:${input.phase}`,
         payload: {
-            vmId: input.vmId,
-            failbackId: input.failbackId,
-            phase: input.phase,
-            seed: input.plan.seed,
-            leafSizeBytes: input.plan.geometry.leafSize,
-            fanout: input.plan.geometry.fanout,
-            levels: input.plan.geometry.levels,
+            ...digestHeader(input),
             disks,
         },
     });

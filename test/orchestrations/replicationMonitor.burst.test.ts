@@ -1,10 +1,10 @@
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
-import { createProtectedItem, getProtectedItem, PROTECTION_STATES } from '../../shared/state/protectedItems';
+import { createProtectedItem, getProtectedItem } from '../../shared/state/protectedItems';
 import { REPLICATION_MONITOR, type MonitorInput } from '../../orchestrations/replicationMonitor';
 import { describeOnEngines } from '../support/durableEngines';
 import { holdNextActivityCall } from './fixtures/holdActivity';
 import { EngineHarness } from './lifecycle/engineHarness';
-import { sampleVm } from './lifecycle/harness';
+import { protectedVmRow } from './lifecycle/harness';
 
 const MINUTE = 60_000;
 
@@ -25,22 +25,7 @@ describeOnEngines('replication monitor: a burst of events in one batch', (engine
         const vmId = `vmBurst${engine().name}`;
         // 40 minutes of silence before the burst: RPO and heartbeat both past their warning thresholds.
         const at = new Date(h.now().getTime() - 40 * MINUTE).toISOString();
-        const vm = sampleVm(vmId);
-        await createProtectedItem(h.scope, {
-            vmId,
-            siteId: 'site1',
-            vmName: vm.name,
-            generation: 2,
-            policyName: 'gold',
-            disks: vm.disks,
-            protectionState: 'Protected',
-            protectionStateDescription: PROTECTION_STATES.Protected,
-            resynchronizationState: 'None',
-            replicationHealth: 'Normal',
-            healthReasons: [],
-            createdAt: at,
-            updatedAt: at,
-        });
+        await createProtectedItem(h.scope, protectedVmRow(vmId, at));
         const input: MonitorInput = {
             vmId,
             siteId: 'site1',
@@ -138,22 +123,7 @@ describeOnEngines('replication monitor: a burst of events in one batch', (engine
     it('an event that lands while a wake runs is reflected without waiting for another event', async () => {
         const vmId = `vmLate${engine().name}`;
         const at = new Date(h.now().getTime() - MINUTE).toISOString();
-        const vm = sampleVm(vmId);
-        await createProtectedItem(h.scope, {
-            vmId,
-            siteId: 'site1',
-            vmName: vm.name,
-            generation: 2,
-            policyName: 'gold',
-            disks: vm.disks,
-            protectionState: 'Protected',
-            protectionStateDescription: PROTECTION_STATES.Protected,
-            resynchronizationState: 'None',
-            replicationHealth: 'Normal',
-            healthReasons: [],
-            createdAt: at,
-            updatedAt: at,
-        });
+        await createProtectedItem(h.scope, protectedVmRow(vmId, at));
         const instanceId = instanceIds.replicationMonitor(vmId);
         await engine().startNew(REPLICATION_MONITOR, {
             instanceId,

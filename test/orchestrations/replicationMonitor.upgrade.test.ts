@@ -1,6 +1,6 @@
 import { assessReplicationHealth } from '../../shared/health';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
-import { createProtectedItem, getProtectedItem, PROTECTION_STATES } from '../../shared/state/protectedItems';
+import { createProtectedItem, getProtectedItem } from '../../shared/state/protectedItems';
 import { MONITOR_INPUT_VERSION } from '../../orchestrations/monitor/facts';
 import { REPLICATION_MONITOR, healthFactsOf, type MonitorInput } from '../../orchestrations/replicationMonitor';
 import {
@@ -9,7 +9,7 @@ import {
     MemoryInstanceStore,
     functionRegistry,
 } from '../../packages/functions-local/src';
-import { LifecycleHarness, sampleVm, START } from './lifecycle/harness';
+import { LifecycleHarness, protectedVmRow, START } from './lifecycle/harness';
 
 const MINUTE = 60_000;
 
@@ -46,22 +46,7 @@ describe('replication monitor: upgrade from the previous version', () => {
         h = new LifecycleHarness();
         store = new MemoryInstanceStore();
         runtime = new DurableRuntime({ registry: functionRegistry(), clock: h.clock, store });
-        const vm = sampleVm(vmId);
-        await createProtectedItem(h.scope, {
-            vmId,
-            siteId: 'site1',
-            vmName: vm.name,
-            generation: 2,
-            policyName: 'gold',
-            disks: vm.disks,
-            protectionState: 'Protected',
-            protectionStateDescription: PROTECTION_STATES.Protected,
-            resynchronizationState: 'None',
-            replicationHealth: 'Critical',
-            healthReasons: [],
-            createdAt: at,
-            updatedAt: at,
-        });
+        await createProtectedItem(h.scope, protectedVmRow(vmId, at, { replicationHealth: 'Critical' }));
     });
     afterEach(async () => {
         await runtime.close();

@@ -1,7 +1,7 @@
 import '../../../functions/apiReplicationProtectedItems';
 import '../../../functions/apiSites';
 import { instanceIds, lifecycleEvents } from '../../../shared/lifecycle/instances';
-import { createProtectedItem, PROTECTION_STATES } from '../../../shared/state/protectedItems';
+import { createProtectedItem } from '../../../shared/state/protectedItems';
 import {
     appendRpoSample,
     listRpoSamples,
@@ -11,7 +11,7 @@ import {
 import { providerSites } from '../../../functions/apiHttp';
 import { registerSite } from '../../../shared/state/sites';
 import { MonitorInput, REPLICATION_MONITOR } from '../../../orchestrations/replicationMonitor';
-import { LifecycleHarness, sampleVm, START } from '../../orchestrations/lifecycle/harness';
+import { LifecycleHarness, protectedVmRow, sampleVm, START } from '../../orchestrations/lifecycle/harness';
 
 const MINUTE = 60_000;
 
@@ -26,21 +26,7 @@ describe('console views of the management API (Azurite)', () => {
     async function protectedVm(vmId: string): Promise<void> {
         const at = START.toISOString();
         const vm = sampleVm(vmId);
-        await createProtectedItem(h.scope, {
-            vmId,
-            siteId: 'site1',
-            vmName: vm.name,
-            generation: 2,
-            policyName: 'gold',
-            disks: vm.disks,
-            protectionState: 'Protected',
-            protectionStateDescription: PROTECTION_STATES.Protected,
-            resynchronizationState: 'None',
-            replicationHealth: 'Normal',
-            healthReasons: [],
-            createdAt: at,
-            updatedAt: at,
-        });
+        await createProtectedItem(h.scope, protectedVmRow(vmId, at));
         const input: MonitorInput = {
             vmId,
             siteId: 'site1',

@@ -1,16 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
-import { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
 import { setPorts } from '../../../shared/ports';
-import { validateReplicationPolicy } from '../../../shared/policy/replicationPolicy';
-import { putPolicy } from '../../../shared/state/policies';
 import { StateScope } from '../../../shared/state/protectedItems';
-import { registerSite } from '../../../shared/state/sites';
 import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
-import { durableClientBindings, functionRegistry, invokeFunction } from '../../../packages/functions-local/src';
 import { VmDescription } from '../../../shared/supportMatrix';
 import { testStorage, uniqueName } from '../../support/azurite';
-import { sampleVm } from './harness';
+import { ApiCall, ApiResponse, callHttp, enableRequest, sampleVm, seedSiteAndPolicy } from './harness';
 import type { EngineStatus, EngineUnderTest } from '../../support/durableEngines';
 
 /**
@@ -78,45 +73,18 @@ export class EngineHarness {
         return this.engine.clock.now();
     }
 
-    async seedSiteAndPolicy(policy: Record<string, unknown> = {}): Promise<void> {
-        const at = this.now().toISOString();
-        await registerSite(
-            this.scope,
-            { siteId: 'site1', name: 'Paris', kind: 'HyperVSite', timeZone: 'Europe/Paris' },
-            at,
-        );
-        await putPolicy(
-            this.scope,
-            validateReplicationPolicy({ name: 'gold', copyFrequencySeconds: 300, ...policy }),
-            at,
-        );
+    seedSiteAndPolicy(policy: Record<string, unknown> = {}): Promise<void> {
+        return seedSiteAndPolicy(this.scope, this.now().toISOString(), policy);
     }
 
     /** Calls a registered HTTP function as the worker would, with the engine as its durable client. */
-    async http(
-        functionName: string,
-        init: { method: string; path: string; params?: Record<string, string>; body?: unknown },
-    ): Promise<HttpResponseInit & { jsonBody?: Record<string, unknown> }> {
-        const request = new HttpRequest({
-            method: init.method,
-            url: `http://localhost:7071/api/${init.path}`,
-            params: init.params ?? {},
-            ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
-        });
-        const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
-            bindings: [durableClientBindings(this.engine)],
-        });
-        return result as HttpResponseInit & { jsonBody?: Record<string, unknown> };
+    http(functionName: string, init: ApiCall): Promise<ApiResponse> {
+        return callHttp(this.engine, functionName, init);
     }
 
     /** PUT replicationProtectedItems/{vmId}: enable protection through the API (site1, policy gold). */
-    enable(vmId: string, vm: VmDescription = sampleVm(vmId)) {
-        return this.http('apiReplicationProtectedItem', {
-            method: 'PUT',
-            path: `replicationProtectedItems/${vmId}`,
-            params: { vmId },
-            body: { siteId: 'site1', policyName: 'gold', vm },
-        });
+    enable(vmId: string, vm: VmDescription = sampleVm(vmId)): Promise<ApiResponse> {
+        return this.http('apiReplicationProtectedItem', enableRequest(vmId, vm));
     }
 
     /**

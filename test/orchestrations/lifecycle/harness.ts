@@ -7,12 +7,13 @@ import { HvrError } from '../../../shared/errors';
 import { setPorts } from '../../../shared/ports';
 import { validateReplicationPolicy } from '../../../shared/policy/replicationPolicy';
 import { putPolicy } from '../../../shared/state/policies';
-import { StateScope } from '../../../shared/state/protectedItems';
+import { PROTECTION_STATES, ProtectedItem, StateScope } from '../../../shared/state/protectedItems';
 import { registerSite } from '../../../shared/state/sites';
 import { VmDescription } from '../../../shared/supportMatrix';
 import {
     durableClientBindings,
     DurableRuntime,
+    type DurableClientSource,
     functionRegistry,
     invokeFunction,
     VirtualClock,
@@ -37,7 +38,76 @@ export function sampleVm(vmId: string, overrides: Partial<VmDescription> = {}): 
 }
 
 /** An HTTP response as a test reads it. */
+/** The row of a VM already Protected since `at` (site1, policy gold, sampleVm's disks), for tests that start mid-life. */
+export function protectedVmRow(vmId: string, at: string, overrides: Partial<ProtectedItem> = {}): ProtectedItem {
+    const vm = sampleVm(vmId);
+    return {
+        vmId,
+        siteId: 'site1',
+        vmName: vm.name,
+        generation: 2,
+        policyName: 'gold',
+        disks: vm.disks,
+        protectionState: 'Protected',
+        protectionStateDescription: PROTECTION_STATES.Protected,
+        resynchronizationState: 'None',
+        replicationHealth: 'Normal',
+        healthReasons: [],
+        createdAt: at,
+        updatedAt: at,
+        ...overrides,
+    };
+}
+
 export type ApiResponse = HttpResponseInit & { jsonBody?: Record<string, any> };
+
+/** An HTTP call to a registered function, as the management API tests make it. */
+export interface ApiCall {
+    method: string;
+    path: string;
+    params?: Record<string, string>;
+    query?: Record<string, string>;
+    body?: unknown;
+}
+
+/** Calls a registered HTTP function as the worker would, with `durable` as its durable client. */
+export async function callHttp(
+    durable: DurableClientSource,
+    functionName: string,
+    init: ApiCall,
+): Promise<ApiResponse> {
+    const request = new HttpRequest({
+        method: init.method,
+        url: `http://localhost:7071/api/${init.path}`,
+        params: init.params ?? {},
+        query: init.query ?? {},
+        ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
+    });
+    const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
+        bindings: [durableClientBindings(durable)],
+    });
+    return result as ApiResponse;
+}
+
+/** The site `site1` (Paris) and the policy `gold` (300 s, overridable) every lifecycle test protects into. */
+export async function seedSiteAndPolicy(
+    scope: StateScope,
+    at: string,
+    policy: Record<string, unknown> = {},
+): Promise<void> {
+    await registerSite(scope, { siteId: 'site1', name: 'Paris', kind: 'HyperVSite', timeZone: 'Europe/Paris' }, at);
+    await putPolicy(scope, validateReplicationPolicy({ name: 'gold', copyFrequencySeconds: 300, ...policy }), at);
+}
+
+/** PUT replicationProtectedItems/{vmId}: enable protection through the API (site1, policy gold). */
+export function enableRequest(vmId: string, vm: VmDescription): ApiCall {
+    return {
+        method: 'PUT',
+        path: `replicationProtectedItems/${vmId}`,
+        params: { vmId },
+        body: { siteId: 'site1', policyName: 'gold', vm },
+    };
+}
 
 /** A call a fake received, with the virtual time at which it happened. */
 export interface Attempt<T> {
@@ -119,51 +189,17 @@ export class LifecycleHarness {
         this.restore.push(setPorts({ storage: () => this.scope.conn }));
     }
 
-    async seedSiteAndPolicy(policy: Record<string, unknown> = {}): Promise<void> {
-        const at = this.clock.now().toISOString();
-        await registerSite(
-            this.scope,
-            { siteId: 'site1', name: 'Paris', kind: 'HyperVSite', timeZone: 'Europe/Paris' },
-            at,
-        );
-        await putPolicy(
-            this.scope,
-            validateReplicationPolicy({ name: 'gold', copyFrequencySeconds: 300, ...policy }),
-            at,
-        );
+    seedSiteAndPolicy(policy: Record<string, unknown> = {}): Promise<void> {
+        return seedSiteAndPolicy(this.scope, this.clock.now().toISOString(), policy);
     }
 
     /** Calls a registered HTTP function as the worker would, with this runtime as its durable client. */
-    async http(
-        functionName: string,
-        init: {
-            method: string;
-            path: string;
-            params?: Record<string, string>;
-            query?: Record<string, string>;
-            body?: unknown;
-        },
-    ): Promise<ApiResponse> {
-        const request = new HttpRequest({
-            method: init.method,
-            url: `http://localhost:7071/api/${init.path}`,
-            params: init.params ?? {},
-            query: init.query ?? {},
-            ...(init.body !== undefined ? { body: { string: JSON.stringify(init.body) } } : {}),
-        });
-        const { result } = await invokeFunction(functionRegistry().get(functionName), request, {
-            bindings: [durableClientBindings(this.runtime)],
-        });
-        return result as HttpResponseInit;
+    http(functionName: string, init: ApiCall): Promise<ApiResponse> {
+        return callHttp(this.runtime, functionName, init);
     }
 
-    async enable(vmId: string, vm: VmDescription = sampleVm(vmId)): Promise<ApiResponse> {
-        return this.http('apiReplicationProtectedItem', {
-            method: 'PUT',
-            path: `replicationProtectedItems/${vmId}`,
-            params: { vmId },
-            body: { siteId: 'site1', policyName: 'gold', vm },
-        });
+    enable(vmId: string, vm: VmDescription = sampleVm(vmId)): Promise<ApiResponse> {
+        return this.http('apiReplicationProtectedItem', enableRequest(vmId, vm));
     }
 
     /**
