@@ -6,7 +6,7 @@ import {
 import { VirtualClock, DurableRuntime, functionRegistry } from '../../packages/functions-local/src';
 import './fixtures/status';
 
-/** The extension measures the custom status as UTF-16: 16 KB is 8,192 code units of JSON. */
+/** The extension measures the custom status as UTF-16 in whole kilobytes; the app keeps under 8,192 code units. */
 describe('custom status size, as the extension measures it', () => {
     let runtime: DurableRuntime;
     beforeEach(() => {
@@ -14,15 +14,19 @@ describe('custom status size, as the extension measures it', () => {
     });
     afterEach(() => runtime.close());
 
-    it('the embedded runtime accepts 8,192 UTF-16 code units and fails the orchestration at 8,193', async () => {
+    it("the embedded runtime applies the extension's rule: 8,703 UTF-16 code units pass, 8,704 fail", async () => {
+        // The extension truncates the UTF-16 size to whole kilobytes before comparing with 16: 17,406 bytes
+        // are "16 KB", 17,408 are "17 KB". The app's own limit stays below both (8,192 code units).
         expect(CUSTOM_STATUS_MAX_UTF16_BYTES / 2).toBe(8192);
-        const fits = await runtime.startNew('fixtureStatusOfSize', { input: 8192 });
-        const over = await runtime.startNew('fixtureStatusOfSize', { input: 8193 });
+        const fits = await runtime.startNew('fixtureStatusOfSize', { input: 8703 });
+        const over = await runtime.startNew('fixtureStatusOfSize', { input: 8704 });
         await runtime.advance(2000);
         expect((await runtime.getStatus(fits))?.runtimeStatus).toBe('Completed');
         const failed = await runtime.getStatus(over);
         expect(failed?.runtimeStatus).toBe('Failed');
-        expect(failed?.failure?.message).toMatch(/8193 characters of JSON \(16386 bytes as UTF-16\)/);
+        expect(failed?.failure?.message).toMatch(
+            /UTF-16 size of the JSON-serialized payload must not exceed 16 KB\. The current payload size is 17 KB/,
+        );
     });
 
     it('counts non-ASCII text by UTF-16 code units, as .NET does', () => {

@@ -70,10 +70,6 @@ export const ONE_ENGINE_TESTS: Readonly<Record<string, { engine: DurableEngineNa
         engine: 'embedded',
         reason: 'the same scenario as above: the embedded runtime drops the unread events of the batch, the real engine replays them (see the dtfx test)',
     },
-    'engine rules [dtfx] a custom status over 16 KB of UTF-16 fails the orchestration': {
-        engine: 'dtfx',
-        reason: 'the embedded runtime counts 16,384 characters, not UTF-16 bytes (issue 12, item 4)',
-    },
 };
 
 const FINISHED = new Set(['Completed', 'Failed', 'Terminated']);

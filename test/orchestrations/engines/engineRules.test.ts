@@ -115,12 +115,13 @@ describeOnEngines('engine rules', (engine, name) => {
         );
     });
 
-    itOn('dtfx', name, 'a custom status over 16 KB of UTF-16 fails the orchestration', async () => {
-        // The extension measures the UTF-16 size in whole kilobytes: 8,200 ASCII characters (16,400 bytes) still
-        // pass, 9,000 (18,000 bytes, "17 KB") fail. The embedded runtime accepts 16,384 characters.
-        await engine().startNew('fixtureLargeStatus', { instanceId: 'status-fits', input: 8200 });
+    it('a custom status over 16 KB of UTF-16 fails the orchestration, measured in whole kilobytes', async () => {
+        // The extension counts the JSON text as UTF-16 and truncates to whole kilobytes: a string of 8,701
+        // characters is 8,703 code units of JSON (17,406 bytes, "16 KB") and passes; one more is 17,408 bytes,
+        // "17 KB", and fails the orchestration.
+        await engine().startNew('fixtureLargeStatus', { instanceId: 'status-fits', input: 8701 });
         expect((await engine().waitFor('status-fits', isFinished)).runtimeStatus).toBe('Completed');
-        await engine().startNew('fixtureLargeStatus', { instanceId: 'status-over', input: 9000 });
+        await engine().startNew('fixtureLargeStatus', { instanceId: 'status-over', input: 8702 });
         expect(await engine().waitFor('status-over', isFinished)).toMatchObject({
             runtimeStatus: 'Failed',
             output: expect.stringMatching(/UTF-16 size of the JSON-serialized payload must not exceed 16 KB/),

@@ -1,16 +1,21 @@
 /**
- * The Durable extension's limit on an orchestration's custom status: its JSON text, counted as UTF-16 (two
- * bytes per code unit, as .NET's `Encoding.Unicode` counts), may be at most 16 KB. Over that `SetCustomStatus`
- * throws and the orchestration fails; the embedded runtime does the same.
+ * The Durable extension's limit on an orchestration's custom status. It serializes the status to JSON, counts
+ * the text as UTF-16 (two bytes per code unit, as .NET's `Encoding.Unicode` counts), truncates that to whole
+ * kilobytes and refuses more than 16: so 17,407 bytes (8,703 code units) still pass and 17,408 fail. Over the
+ * limit `SetCustomStatus` throws and the orchestration fails; the embedded runtime does the same.
  */
-export const CUSTOM_STATUS_LIMIT_UTF16_BYTES = 16 * 1024;
+export const CUSTOM_STATUS_LIMIT_KB = 16;
 
-/** Why a custom status (its JSON text) would be refused, or undefined when it fits. */
+/** The largest UTF-16 size in bytes that the extension accepts (whole kilobytes truncated, then compared). */
+export const CUSTOM_STATUS_LIMIT_UTF16_BYTES = (CUSTOM_STATUS_LIMIT_KB + 1) * 1024 - 1;
+
+/** Why a custom status (its JSON text) would be refused, in the extension's words, or undefined when it fits. */
 export function customStatusProblem(json: string): string | undefined {
-    const bytes = json.length * 2;
-    if (bytes <= CUSTOM_STATUS_LIMIT_UTF16_BYTES) return undefined;
+    // A JavaScript string's length counts UTF-16 code units, which is what Encoding.Unicode encodes.
+    const kb = Math.floor((json.length * 2) / 1024);
+    if (kb <= CUSTOM_STATUS_LIMIT_KB) return undefined;
     return (
-        `The custom status is ${json.length} characters of JSON (${bytes} bytes as UTF-16); ` +
-        `the limit is ${CUSTOM_STATUS_LIMIT_UTF16_BYTES} bytes (16 KB of UTF-16)`
+        `The UTF-16 size of the JSON-serialized payload must not exceed ${CUSTOM_STATUS_LIMIT_KB} KB. ` +
+        `The current payload size is ${kb} KB.`
     );
 }
