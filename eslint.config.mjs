@@ -96,6 +96,7 @@ export default tseslint.config(
                         {
                             group: [
                                 '@azure/storage-*',
+                                '@azure/core-rest-pipeline',
                                 '@azure/data-tables',
                                 '@azure/service-bus',
                                 '@azure/identity',

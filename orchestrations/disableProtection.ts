@@ -4,7 +4,7 @@ import { instanceIds } from '../shared/lifecycle/instances';
 import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { getJob, updateJob } from '../shared/state/jobs';
 import { getProtectedItem, PROTECTION_STATES } from '../shared/state/protectedItems';
-import { lifecycleDependencies } from './lifecycle/dependencies';
+import { ports } from '../shared/ports';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
 import {
     LifecycleRecord,
@@ -53,7 +53,7 @@ export async function stopLifecycleInstances(
     context: InvocationContext,
 ): Promise<Outcome<{ monitorStopped: boolean; enableStopped: boolean }>> {
     return outcomeOf(async () => {
-        const deps = lifecycleDependencies();
+        const deps = ports();
         const reason = `Protection is being disabled (job ${input.jobId}).`;
         const monitorStopped = await deps.orchestrations.terminateIfRunning(
             context,
@@ -86,7 +86,7 @@ export const stopLifecycleInstancesActivity = df.app.activity('stopLifecycleInst
 
 export async function removeReplica(input: { vmId: string; diskIds: string[] }): Promise<Outcome<null>> {
     return outcomeOf(async () => {
-        await lifecycleDependencies().replicas().removeReplica(input);
+        await ports().replicas().removeReplica(input);
         return null;
     });
 }

@@ -20,7 +20,7 @@ import { getPolicy } from '../shared/state/policies';
 import { PROTECTION_STATES, ProtectionState } from '../shared/state/protectedItems';
 import { getSite } from '../shared/state/sites';
 import { checkSupportMatrix, VmDescription } from '../shared/supportMatrix';
-import { lifecycleDependencies } from './lifecycle/dependencies';
+import { ports } from '../shared/ports';
 import { EventWaiters } from './lifecycle/eventWaiters';
 import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import {
@@ -103,7 +103,7 @@ export interface PrerequisitesResult {
 /** Site registered, policy exists, VM within the support matrix. */
 export async function checkProtectionPrerequisites(input: PrerequisitesInput): Promise<Outcome<PrerequisitesResult>> {
     return outcomeOf(async () => {
-        const scope = lifecycleDependencies().state();
+        const scope = ports().state();
         const site = await getSite(scope, input.siteId);
         if (!site) throw new HvrError('NOT_FOUND', `Site ${input.siteId} is not registered; register it first.`);
         const policy = await getPolicy(scope, input.policyName);
@@ -127,7 +127,7 @@ export const checkProtectionPrerequisitesActivity = df.app.activity('checkProtec
 });
 
 export async function identifyReplicationTarget(input: { vmId: string; siteId: string }): Promise<Outcome<string>> {
-    return outcomeOf(async () => (await lifecycleDependencies().replicas().identifyTarget(input)).target);
+    return outcomeOf(async () => (await ports().replicas().identifyTarget(input)).target);
 }
 
 export const identifyReplicationTargetActivity = df.app.activity('identifyReplicationTarget', {
@@ -144,7 +144,7 @@ export interface RelationshipInput {
 
 export async function createReplicationRelationship(input: RelationshipInput): Promise<Outcome<number>> {
     return outcomeOf(async () => {
-        const replicas = lifecycleDependencies().replicas();
+        const replicas = ports().replicas();
         for (const disk of input.vm.disks) {
             await replicas.createReplicaDisk({
                 vmId: input.vmId,
@@ -167,7 +167,7 @@ export async function startReplicationMonitor(
     context: InvocationContext,
 ): Promise<Outcome<'started' | 'alreadyRunning'>> {
     return outcomeOf(() =>
-        lifecycleDependencies().orchestrations.startIfNotRunning(
+        ports().orchestrations.startIfNotRunning(
             context,
             REPLICATION_MONITOR,
             instanceIds.replicationMonitor(input.vmId),

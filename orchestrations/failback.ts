@@ -25,7 +25,7 @@ import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { lifecycleEvents } from '../shared/lifecycle/instances';
 import { Failure, outcomeOf } from '../shared/retry';
 import { PROTECTION_STATES, ProtectionState } from '../shared/state/protectedItems';
-import { lifecycleDependencies } from './lifecycle/dependencies';
+import { ports } from '../shared/ports';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
 import { sendProviderEventActivity } from './lifecycleActivities';
 import { recordStep } from './testFailover';
@@ -96,12 +96,12 @@ export interface FailbackResult {
 // ---- activities -------------------------------------------------------------------------------------------
 
 function deps(): FailbackDeps {
-    const d = lifecycleDependencies();
+    const d = ports();
     const state = d.state();
     return {
         state,
         control: azureVmControl(state.conn),
-        publish: (e) => d.publish(e),
+        publish: (e) => d.providerEvents().publish(e),
         grantMinutes: failbackGrantMinutes(),
     };
 }

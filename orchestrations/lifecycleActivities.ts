@@ -7,7 +7,7 @@ import { Outcome, outcomeOf } from '../shared/retry';
 import { appendEvent, ReplicationEvent } from '../shared/state/events';
 import { createJob, Job, JobChange, updateJob } from '../shared/state/jobs';
 import { deleteProtectedItem, ProtectedItemChanges, updateProtectedItem } from '../shared/state/protectedItems';
-import { lifecycleDependencies } from './lifecycle/dependencies';
+import { ports } from '../shared/ports';
 
 /** Telemetry name of a job that ended Failed. */
 export const JOB_FAILED_METRIC = 'JobFailed';
@@ -31,7 +31,7 @@ export interface LifecycleRecord {
 
 /** Applies a LifecycleRecord. Table errors are thrown (transient); the caller retries the activity. */
 export async function recordLifecycle(record: LifecycleRecord, context: InvocationContext): Promise<void> {
-    const scope = lifecycleDependencies().state();
+    const scope = ports().state();
     if (record.createJob) await createJob(scope, record.createJob);
     if (record.jobId !== undefined && record.jobChanges && record.jobChanges.length > 0) {
         const job = await updateJob(scope, record.jobId, record.jobChanges);
@@ -41,7 +41,7 @@ export async function recordLifecycle(record: LifecycleRecord, context: Invocati
         ) {
             // The "Job failed" alert reads this line (docs/deploy.md).
             const error = job.errors[job.errors.length - 1];
-            lifecycleDependencies().metrics.emit(context, JOB_FAILED_METRIC, 1, {
+            ports().metrics.emit(context, JOB_FAILED_METRIC, 1, {
                 jobId: job.jobId,
                 jobType: job.kind,
                 vmId: job.vmId,
@@ -91,7 +91,7 @@ export const recordLifecycleActivity = df.app.activity('recordLifecycle', {
 /** Sends one event to the site's provider; publisher errors with a code come back as a Failure. */
 export async function sendProviderEvent(event: OutgoingProviderEvent): Promise<Outcome<null>> {
     return outcomeOf(async () => {
-        await lifecycleDependencies().publish(event);
+        await ports().providerEvents().publish(event);
         return null;
     });
 }

@@ -8,7 +8,7 @@ import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { newJob } from '../shared/state/jobs';
 import { DEFAULT_LEAF_SIZE } from '../shared/resync/digest';
-import { lifecycleDependencies } from './lifecycle/dependencies';
+import { ports } from '../shared/ports';
 import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import { LifecycleRecord, RECORD_RETRY, recordLifecycleActivity } from './lifecycleActivities';
 import {
@@ -62,26 +62,20 @@ interface ResyncRef {
 
 export const protectReplicaActivity = df.app.activity('resyncProtectReplica', {
     handler: (input: unknown): Promise<Outcome<ProtectedDisk[]>> =>
-        outcomeOf(() => protectReplica(lifecycleDependencies().state(), input as Parameters<typeof protectReplica>[1])),
+        outcomeOf(() => protectReplica(ports().state(), input as Parameters<typeof protectReplica>[1])),
 });
 
 export const publishManifestActivity = df.app.activity('resyncPublishManifest', {
     handler: (input: unknown): Promise<Outcome<ManifestStep>> =>
         outcomeOf(() =>
-            publishRoundOneManifest(
-                lifecycleDependencies().state(),
-                input as Parameters<typeof publishRoundOneManifest>[1],
-            ),
+            publishRoundOneManifest(ports().state(), input as Parameters<typeof publishRoundOneManifest>[1]),
         ),
 });
 
 export const answerDigestRequestActivity = df.app.activity('resyncAnswerDigestRequest', {
     handler: (input: unknown): Promise<Outcome<{ manifestBytes: number }>> =>
         outcomeOf(() =>
-            publishRequestedManifest(
-                lifecycleDependencies().state(),
-                input as Parameters<typeof publishRequestedManifest>[1],
-            ),
+            publishRequestedManifest(ports().state(), input as Parameters<typeof publishRequestedManifest>[1]),
         ),
 });
 
@@ -97,7 +91,7 @@ export interface StartResyncRequest extends ResyncRef {
  */
 export async function sendStartResync(input: StartResyncRequest): Promise<Outcome<null>> {
     return outcomeOf(async () => {
-        const deps = lifecycleDependencies();
+        const deps = ports();
         const links = await manifestLinks(deps.state().conn, input.vmId, input.resyncId, input.disks);
         const disks: StartResyncDisk[] = input.disks.map((d, i) => ({
             diskId: d.diskId,
@@ -108,7 +102,7 @@ export async function sendStartResync(input: StartResyncRequest): Promise<Outcom
             manifestExpiresOn: links[i]!.manifestExpiresOn,
         }));
         const rounds = [...new Set(input.disks.map((d) => d.round))].join('-');
-        await deps.publish({
+        await deps.providerEvents().publish({
             type: 'StartResync',
             siteId: input.siteId,
             vmId: input.vmId,
@@ -135,19 +129,17 @@ export const sendStartResyncActivity = df.app.activity('resyncSendStart', {
 
 export const verifyResyncActivity = df.app.activity('resyncVerify', {
     handler: (input: unknown): Promise<Outcome<Record<string, number>>> =>
-        outcomeOf(() => verifyResyncApplied(lifecycleDependencies().state(), input as ResyncRef)),
+        outcomeOf(() => verifyResyncApplied(ports().state(), input as ResyncRef)),
 });
 
 export const completeResyncActivity = df.app.activity('resyncComplete', {
     handler: (input: unknown) =>
-        outcomeOf(() => completeResync(lifecycleDependencies().state(), input as Parameters<typeof completeResync>[1])),
+        outcomeOf(() => completeResync(ports().state(), input as Parameters<typeof completeResync>[1])),
 });
 
 export const rollbackResyncActivity = df.app.activity('resyncRollback', {
     handler: (input: unknown): Promise<Outcome<string[]>> =>
-        outcomeOf(() =>
-            rollbackResyncById(lifecycleDependencies().state(), input as Parameters<typeof rollbackResyncById>[1]),
-        ),
+        outcomeOf(() => rollbackResyncById(ports().state(), input as Parameters<typeof rollbackResyncById>[1])),
 });
 
 /**

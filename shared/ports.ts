@@ -1,5 +1,10 @@
+import { optionalSetting } from './config';
 import { ProviderEventPublisher } from './contracts/publisher';
 import { HvrError } from './errors';
+import { durableClientControl, OrchestrationControl } from './lifecycle/orchestrationControl';
+import { logMetricSink, MetricSink } from './metrics';
+import type { ReplicaPort } from './replica/replicaPort';
+import type { StateScope } from './state/protectedItems';
 import { sharedStorageConnection, StorageConnection } from './storage/connections';
 
 /** Time for activities and handlers (orchestrators use context.df.currentUtcDateTime instead). */
@@ -10,18 +15,26 @@ export interface Clock {
 export const systemClock: Clock = { now: () => new Date() };
 
 /**
- * What the app's functions and activities reach the world through. Production resolves each from app
- * settings on first use; tests and the local host replace any of them with `setPorts`.
+ * What the app's functions and activities reach the world through: the one registry of them. Production resolves
+ * each from app settings on first use; tests and the local host replace any of them with `setPorts`.
  */
 export interface Ports {
     clock: Clock;
     /** Storage for replica disks, uploaded logs and the state tables (setting REPLICA_STORAGE). */
     storage(): StorageConnection;
+    /** Where the lifecycle tables live: `storage()` and the optional setting STATE_TABLE_PREFIX. */
+    state(): StateScope;
     /**
      * Where provider events go: in Azure the `provider-events` topic on the PROVIDER_BUS namespace (resolved on
      * first use, then kept); CONFIG_MISSING naming the setting when it is not configured.
      */
     providerEvents(): ProviderEventPublisher;
+    /** The replica side of a replication relationship: replica disks over `state()` (shared/replica/replicaPort.ts). */
+    replicas(): ReplicaPort;
+    /** Starting and stopping other orchestrations from an activity: the activity's durable client. */
+    orchestrations: OrchestrationControl;
+    /** Where replication metrics go: structured log lines. */
+    metrics: MetricSink;
 }
 
 type BusFactory = typeof import('./bus/providerEventsFromSetting');
@@ -48,10 +61,31 @@ function providerEventsFromSettings(): ProviderEventPublisher {
     return busPublisher;
 }
 
+function stateFromSettings(): StateScope {
+    const tablePrefix = optionalSetting('STATE_TABLE_PREFIX') ?? '';
+    if (!/^[A-Za-z0-9]*$/.test(tablePrefix)) {
+        throw new HvrError('CONFIG_MISSING', `STATE_TABLE_PREFIX must be letters and digits, got "${tablePrefix}".`);
+    }
+    return { conn: current.storage(), tablePrefix };
+}
+
+type ReplicaAdapter = typeof import('./replica/replicaPort');
+
+function storageReplicas(): ReplicaPort {
+    // Required on use, not imported: the replica adapter reads the state tables, whose module reads the ports.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { storageReplicaPort } = require('./replica/replicaPort') as ReplicaAdapter;
+    return storageReplicaPort(() => current.state());
+}
+
 const defaults: Ports = {
     clock: systemClock,
     storage: () => sharedStorageConnection('REPLICA_STORAGE'),
+    state: stateFromSettings,
     providerEvents: providerEventsFromSettings,
+    replicas: storageReplicas,
+    orchestrations: durableClientControl,
+    metrics: logMetricSink,
 };
 
 let current: Ports = { ...defaults };

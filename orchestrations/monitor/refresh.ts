@@ -14,7 +14,7 @@ import {
 } from '../../shared/state/protectedItems';
 import { getLatestRecoveryPoint } from '../../shared/state/recoveryPoints';
 import { appendRpoSample } from '../../shared/state/rpoHistory';
-import { lifecycleDependencies } from '../lifecycle/dependencies';
+import { ports } from '../../shared/ports';
 import { healthFactsOf, mergeTableFacts, MONITOR_INPUT_VERSION, type MonitorInput, type TableFacts } from './facts';
 
 /** What one wake of the monitor records (also the whole input of the activity before input versioning). */
@@ -41,7 +41,7 @@ export async function recordReplicationStatus(
     record: ReplicationStatusRecord,
     context: InvocationContext,
 ): Promise<void> {
-    const deps = lifecycleDependencies();
+    const deps = ports();
     const dims = { vmId: record.vmId, siteId: record.siteId };
     const rpoSeconds = record.assessment.rpoSeconds;
     if (rpoSeconds !== null) deps.metrics.emit(context, HEALTH_METRICS.rpoSeconds, rpoSeconds, dims);
@@ -148,7 +148,7 @@ export async function refreshReplicationStatus(
     wake: MonitorWake,
     context: InvocationContext,
 ): Promise<MonitorWakeResult> {
-    const tables = await readTableFacts(lifecycleDependencies().state(), wake.state.vmId);
+    const tables = await readTableFacts(ports().state(), wake.state.vmId);
     const state = mergeTableFacts(wake.state, tables);
     const assessment = assessReplicationHealth(healthFactsOf(state, wake.at));
     if (tables.itemMissing) return { state, assessment, itemMissing: true };

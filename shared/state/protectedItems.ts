@@ -1,7 +1,6 @@
 import type { SuspiciousChurnMark } from '../replica/cleanPoint';
 import { TableClient, TableEntity } from '@azure/data-tables';
 import { RestError } from '@azure/core-rest-pipeline';
-import { optionalSetting } from '../config';
 import { HvrError } from '../errors';
 import { HealthReason, ReplicationHealth } from '../health';
 import { ports } from '../ports';
@@ -17,13 +16,9 @@ export interface StateScope {
     tablePrefix: string;
 }
 
-/** The scope from the ports and the optional setting STATE_TABLE_PREFIX. */
+/** The scope of the ports (`ports().state()`: the storage port and the optional setting STATE_TABLE_PREFIX). */
 export function stateScope(): StateScope {
-    const tablePrefix = optionalSetting('STATE_TABLE_PREFIX') ?? '';
-    if (!/^[A-Za-z0-9]*$/.test(tablePrefix)) {
-        throw new HvrError('CONFIG_MISSING', `STATE_TABLE_PREFIX must be letters and digits, got "${tablePrefix}".`);
-    }
-    return { conn: ports().storage(), tablePrefix };
+    return ports().state();
 }
 
 /** A lifecycle table of the scope, created on first use. */

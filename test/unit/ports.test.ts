@@ -1,6 +1,8 @@
 import { ServiceBusEventPublisher } from '../../shared/bus/eventPublisher';
 import { HvrError } from '../../shared/errors';
 import { ports, resetPorts, setPorts } from '../../shared/ports';
+import { stateScope } from '../../shared/state/protectedItems';
+import { StorageConnection } from '../../shared/storage/connections';
 
 const EMULATOR = 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=x;SharedAccessKey=y;UseDevelopmentEmulator=true';
 const BUS_SETTINGS = [
@@ -75,5 +77,39 @@ describe('the default provider event publisher', () => {
         expect(ports().providerEvents()).toBe(local);
         restore();
         expect(configMissing().code).toBe('CONFIG_MISSING');
+    });
+});
+
+describe('the state port', () => {
+    const conn = {} as StorageConnection;
+
+    afterEach(() => {
+        delete process.env.STATE_TABLE_PREFIX;
+    });
+
+    it('is the storage port with the STATE_TABLE_PREFIX setting, and what stateScope() returns', () => {
+        setPorts({ storage: () => conn });
+        process.env.STATE_TABLE_PREFIX = 't42';
+        expect(ports().state()).toEqual({ conn, tablePrefix: 't42' });
+        expect(stateScope()).toEqual({ conn, tablePrefix: 't42' });
+        delete process.env.STATE_TABLE_PREFIX;
+        expect(stateScope()).toEqual({ conn, tablePrefix: '' });
+    });
+
+    it('refuses a prefix that is not letters and digits with CONFIG_MISSING', () => {
+        setPorts({ storage: () => conn });
+        process.env.STATE_TABLE_PREFIX = 'a-b';
+        expect(() => stateScope()).toThrow(expect.objectContaining({ code: 'CONFIG_MISSING' }));
+    });
+
+    it('gives way to a scope set with setPorts, which the replica adapter then uses', () => {
+        const scope = { conn, tablePrefix: 'x1' };
+        setPorts({ state: () => scope });
+        expect(stateScope()).toBe(scope);
+        expect(Object.keys(ports().replicas()).sort()).toEqual([
+            'createReplicaDisk',
+            'identifyTarget',
+            'removeReplica',
+        ]);
     });
 });

@@ -1,4 +1,4 @@
-import { storageReplicaPort } from '../../../orchestrations/lifecycle/replicaPort';
+import { storageReplicaPort } from '../../../shared/replica/replicaPort';
 import { REPLICAS_CONTAINER } from '../../../shared/replica/logBlob';
 import { getReplicaDisk } from '../../../shared/state/disks';
 import { StateScope } from '../../../shared/state/protectedItems';

@@ -1,8 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
 import { setPorts } from '../../../shared/ports';
+import { ReplicaPort } from '../../../shared/replica/replicaPort';
 import { StateScope } from '../../../shared/state/protectedItems';
-import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
 import { VmDescription } from '../../../shared/supportMatrix';
 import { testStorage, uniqueName } from '../../support/azurite';
 import { ApiCall, ApiResponse, callHttp, enableRequest, sampleVm, seedSiteAndPolicy } from './harness';
@@ -40,13 +40,15 @@ export class EngineHarness {
         const running = (s: EngineStatus | undefined) =>
             s !== undefined && ['Pending', 'Running', 'ContinuedAsNew'].includes(s.runtimeStatus);
         this.restore.push(
-            setPorts({ clock, storage: () => this.scope.conn }),
-            setLifecycleDependencies({
-                clock: () => clock,
+            setPorts({
+                clock,
+                storage: () => this.scope.conn,
                 state: () => this.scope,
-                publish: async (event) => {
-                    this.published.push({ at: clock.now(), input: event });
-                },
+                providerEvents: () => ({
+                    publish: async (event) => {
+                        this.published.push({ at: clock.now(), input: event });
+                    },
+                }),
                 replicas: () => replicas,
                 orchestrations: {
                     startIfNotRunning: async (_context, name, instanceId, input) => {

@@ -5,6 +5,7 @@ import { INITIAL_REPLICATION_CYCLE_ID } from '../../../shared/contracts/ids';
 import { instanceIds, lifecycleEvents } from '../../../shared/lifecycle/instances';
 import { HvrError } from '../../../shared/errors';
 import { setPorts } from '../../../shared/ports';
+import { ReplicaPort } from '../../../shared/replica/replicaPort';
 import { validateReplicationPolicy } from '../../../shared/policy/replicationPolicy';
 import { putPolicy } from '../../../shared/state/policies';
 import { PROTECTION_STATES, ProtectedItem, StateScope } from '../../../shared/state/protectedItems';
@@ -18,7 +19,6 @@ import {
     invokeFunction,
     VirtualClock,
 } from '../../../packages/functions-local/src';
-import { ReplicaPort, setLifecycleDependencies } from '../../../orchestrations/lifecycle/dependencies';
 import { testStorage, uniqueName } from '../../support/azurite';
 
 export const GiB = 1024 ** 3;
@@ -149,15 +149,16 @@ export class LifecycleHarness {
             },
         };
         this.restore.push(
-            setPorts({ clock }),
-            setLifecycleDependencies({
-                clock: () => clock,
+            setPorts({
+                clock,
                 state: () => this.scope,
-                publish: async (event) => {
-                    this.published.push({ at: clock.now(), input: event });
-                    const failure = this.publishFailures.shift();
-                    if (failure) throw failure;
-                },
+                providerEvents: () => ({
+                    publish: async (event) => {
+                        this.published.push({ at: clock.now(), input: event });
+                        const failure = this.publishFailures.shift();
+                        if (failure) throw failure;
+                    },
+                }),
                 replicas: () => replicas,
                 // Tests observe starts and stops through this port rather than through the durable client.
                 orchestrations: {

@@ -1,12 +1,30 @@
 import { RestError } from '@azure/core-rest-pipeline';
-import { REPLICAS_CONTAINER } from '../../shared/replica/logBlob';
-import { registerReplicaDisk, replicaBlobName } from '../../shared/replica/replicaDisk';
-import { REPLICA_DISKS_TABLE } from '../../shared/state/disks';
-import { StateScope, stateTable } from '../../shared/state/protectedItems';
-import { deleteRecoveryPoint, listRecoveryPoints } from '../../shared/state/recoveryPoints';
-import { encodeKey } from '../../shared/state/tables';
-import { deadline } from '../../shared/storage/deadline';
-import { ReplicaPort } from './dependencies';
+import { REPLICA_DISKS_TABLE } from '../state/disks';
+import { StateScope, stateTable } from '../state/protectedItems';
+import { deleteRecoveryPoint, listRecoveryPoints } from '../state/recoveryPoints';
+import { encodeKey } from '../state/tables';
+import { deadline } from '../storage/deadline';
+import { VmDiskDescription } from '../supportMatrix';
+import { REPLICAS_CONTAINER } from './logBlob';
+import { registerReplicaDisk, replicaBlobName } from './replicaDisk';
+
+/** The replica side of a replication relationship, as the lifecycle activities reach it (the `replicas` port). */
+export interface ReplicaPort {
+    /** Checks that the replica storage can take this VM's disks (ASR's "Identifying the replication target"). */
+    identifyTarget(input: { vmId: string; siteId: string }): Promise<{ target: string }>;
+    /**
+     * Creates one disk's replica (page blob + disk row). Idempotent: an existing identical replica is kept.
+     * `createdAt` is the orchestration's time, so a retry writes the same bytes.
+     */
+    createReplicaDisk(input: {
+        vmId: string;
+        siteId: string;
+        disk: VmDiskDescription;
+        createdAt: string;
+    }): Promise<void>;
+    /** Deletes a VM's replica disks, their snapshots (recovery points) and their rows. Idempotent. */
+    removeReplica(input: { vmId: string; diskIds: string[] }): Promise<void>;
+}
 
 function isNotFound(err: unknown): boolean {
     return err instanceof RestError && err.statusCode === 404;
@@ -14,7 +32,7 @@ function isNotFound(err: unknown): boolean {
 
 /**
  * The replica side over the merge's modules: replica page blobs with their fixed-VHD footer and disk rows
- * (shared/replica/replicaDisk.ts), recovery points (shared/state/recoveryPoints.ts). Everything is idempotent.
+ * (replicaDisk.ts), recovery points (shared/state/recoveryPoints.ts). Everything is idempotent.
  */
 export function storageReplicaPort(scope: () => StateScope): ReplicaPort {
     return {
