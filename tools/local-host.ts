@@ -27,6 +27,9 @@ Options:
   --bus-port N             the local Service Bus broker's AMQP port on 127.0.0.1 (default: a free port)
   --durable ENGINE         embedded (default; or HVR_DURABLE) or dtfx: the real Durable Functions extension
                            on Azurite, built from engines/dtfx (docs/durable-runtime.md)
+  --durable-state WHERE    storage (default): the embedded runtime keeps its instances in Azure Storage
+                           (Azurite), so a restart on the same data resumes running jobs; memory: lost on stop
+  --if-owned WAIT|EXIT     another host owns the task hub's durable state: wait for its lease (default) or exit 1
   -h, --help               this text`;
 
 interface StartArgs {
@@ -42,9 +45,19 @@ function wholeNumber(flag: string, value: string | undefined, max = Number.MAX_S
     return Number(value);
 }
 
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+    const found = allowed.find((a) => a === value.toLowerCase());
+    if (!found) throw new HvrError('VALIDATION_FAILED', `${flag} is one of ${allowed.join(', ')}; got "${value}".`);
+    return found;
+}
+
 /** Reads `hvr start`'s arguments. */
 export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): StartArgs {
-    const options: LocalHostOptions = { port: 7071, functionKey: env.HVR_FUNCTION_KEY || undefined };
+    const options: LocalHostOptions = {
+        port: 7071,
+        functionKey: env.HVR_FUNCTION_KEY || undefined,
+        durableState: 'storage',
+    };
     if (env.HVR_MASTER_KEY) options.masterKey = env.HVR_MASTER_KEY;
     if (env.HVR_DURABLE_KEY) options.durableExtensionKey = env.HVR_DURABLE_KEY;
     let noAzurite = false;
@@ -109,6 +122,12 @@ export function parseStartArgs(argv: string[], env: NodeJS.ProcessEnv = process.
                 break;
             case '--durable':
                 options.durable = parseDurableEngine(value(), '--durable');
+                break;
+            case '--durable-state':
+                options.durableState = oneOf(flag, value(), ['storage', 'memory'] as const);
+                break;
+            case '--if-owned':
+                options.ifTaskHubOwned = oneOf(flag, value(), ['wait', 'exit'] as const);
                 break;
             default:
                 throw new HvrError('VALIDATION_FAILED', `Unknown option "${arg}"; see hvr start --help.`);

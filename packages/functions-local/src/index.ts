@@ -9,7 +9,7 @@ export { LocalPlatformError, ensureErrorType, type LocalPlatformErrorCode } from
 export { connectionFromString, deadline, STORAGE_CALL_TIMEOUT_MS, type StorageConnection } from './storage';
 
 // The host
-export { startLocalHost, type LocalHost, type LocalHostOptions } from './host/localHost';
+export { startLocalHost, type DurableStateLocation, type LocalHost, type LocalHostOptions } from './host/localHost';
 export type { HostedTrigger, HostPlugin, HostPluginPrepare, HostPluginStart, HostPluginTrigger } from './host/plugins';
 export type { FunctionSummary } from './host/functionList';
 export { appModules, expandBraces } from './host/appModules';
@@ -66,6 +66,22 @@ export {
 } from './durable/engineChoice';
 export { eventTypeName, HistoryEventType, type HistoryEventRecord } from './durable/history';
 export { MemoryInstanceStore, type InstanceStore } from './durable/store';
+export {
+    BlobInstanceStore,
+    INSTANCE_BLOB_PREFIX,
+    openPersistentState,
+    stateContainerName,
+    type PersistentDurableState,
+} from './durable/blobStore';
+export {
+    DEFAULT_LEASE_SECONDS,
+    OWNER_BLOB,
+    TaskHubLease,
+    type HubOwner,
+    type IfHubOwned,
+    type TaskHubLeaseOptions,
+} from './durable/hubLease';
+export { planRecovery, type RecoveryPlan } from './durable/recovery';
 
 // The Service Bus broker
 export { LocalServiceBus, STANDARD_MAX_MESSAGE_BYTES, type LocalServiceBusOptions } from './broker/localServiceBus';

@@ -6,8 +6,16 @@ import { resolveSettings, startLocalHost } from '../../../tools/platform';
 import { parseStartArgs, startBanner } from '../../../tools/local-host';
 
 describe('hvr start arguments', () => {
-    it('defaults to port 7071 and an in-memory Azurite', () => {
-        expect(parseStartArgs([], {})).toEqual({ options: { port: 7071 }, noAzurite: false, help: false });
+    it('defaults to port 7071, an in-memory Azurite and durable state in storage', () => {
+        expect(parseStartArgs([], {})).toEqual({
+            options: { port: 7071, durableState: 'storage' },
+            noAzurite: false,
+            help: false,
+        });
+        expect(parseStartArgs(['--durable-state', 'memory', '--if-owned=exit'], {}).options).toMatchObject({
+            durableState: 'memory',
+            ifTaskHubOwned: 'exit',
+        });
     });
 
     it('reads every option, in both --flag value and --flag=value forms', () => {
@@ -43,6 +51,8 @@ describe('hvr start arguments', () => {
         [['--port'], /--port needs a value/],
         [['--drain-timeout', '-1'], /--drain-timeout needs a whole number/],
         [['--bogus'], /Unknown option "--bogus"/],
+        [['--durable-state', 'disk'], /--durable-state is one of storage, memory; got "disk"/],
+        [['--if-owned', 'later'], /--if-owned is one of wait, exit; got "later"/],
         [['--no-azurite', '--location', 'x'], /cannot be combined/],
     ])('rejects %j', (argv, message) => {
         expect(() => parseStartArgs(argv, {})).toThrow(message);

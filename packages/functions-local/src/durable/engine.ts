@@ -16,7 +16,15 @@ import {
     type Effect,
 } from './historyRules';
 import { runOrchestratorEpisode } from './replayEngine';
-import { MemoryInstanceStore, newInstance, TERMINAL_STATUSES, type InstanceMessage, type InstanceStore } from './store';
+import { planRecovery, type RecoveryPlan } from './recovery';
+import {
+    MemoryInstanceStore,
+    newInstance,
+    TERMINAL_STATUSES,
+    type InstanceMessage,
+    type InstanceState,
+    type InstanceStore,
+} from './store';
 import { fireTimer, isLiveTimer, TimerIndex } from './timers';
 
 export interface DurableRuntimeOptions {
@@ -345,7 +353,7 @@ export abstract class DurableEngine {
         }
         if (first.kind === 'Terminate') {
             const effects = terminate(state, first.reason, now);
-            await this.store.put(state);
+            await this.save(state, effects);
             return effects;
         }
         const episode = beginEpisode(state, batch, now, this.log);
@@ -381,8 +389,39 @@ export abstract class DurableEngine {
             this.problems.push(hang);
             this.log(hang);
         }
-        await this.store.put(state);
+        await this.save(state, episode.effects);
         if (runAgain) this.ready.push(state.instanceId);
         return episode.effects;
+    }
+
+    /** Saves an episode's end, with the messages it sends other instances (see `InstanceState.outbox`). */
+    private async save(state: InstanceState, effects: Effect[]): Promise<void> {
+        const outbox = effects.flatMap((e) =>
+            e.kind === 'message' ? [{ instanceId: e.instanceId, message: e.message }] : [],
+        );
+        if (outbox.length > 0) state.outbox = outbox;
+        else delete state.outbox;
+        await this.store.put(state);
+    }
+
+    // ---------------------------------------------------------------- resuming saved state
+
+    /**
+     * Sets saved instances going again (a store that outlived the last runtime): runs the episodes their inboxes
+     * wait for, re-runs the activities whose results never arrived (at least once, as the Durable Task Framework
+     * re-delivers an activity whose host died), arms the timers not fired, creates children never created and
+     * delivers the completions finished children had not delivered. Returns what it set going.
+     */
+    async resume(): Promise<RecoveryPlan> {
+        this.assertOpen();
+        const plan = planRecovery(await this.store.list());
+        for (const { instanceId, message } of plan.messages) await this.deliver(instanceId, message, false, false);
+        for (const child of plan.children) await this.startChild(child);
+        for (const timer of plan.timers) this.timers.add(timer);
+        this.activityQueue.push(...plan.activities);
+        for (const instanceId of plan.ready) if (!this.ready.includes(instanceId)) this.ready.push(instanceId);
+        this.kick();
+        this.armWallTimer();
+        return plan;
     }
 }

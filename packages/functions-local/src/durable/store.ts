@@ -77,6 +77,12 @@ export interface InstanceState {
     stuck?: string;
     /** How many executions (continueAsNew cycles) this instance has run. */
     executionCount: number;
+    /**
+     * The messages the last episode sent to other instances (a finished child's completion for its parent),
+     * saved with the state that sent them, so a runtime resuming saved state can deliver the ones that never
+     * arrived.
+     */
+    outbox?: { instanceId: string; message: InstanceMessage }[];
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hostname as machineName } from 'node:os';
 import { resolve } from 'node:path';
 import { HttpRequest, LogLevel, Timer } from '@azure/functions';
 import { ensureErrorType, LocalPlatformError } from '../errors';
@@ -9,6 +10,8 @@ import { requireDtfxPrerequisites } from '../durable/dtfxHost';
 import { durableClientBindings } from '../durable/clientBinding';
 import { durableEngineOf, type DurableEngineHandle, type DurableEngineName } from '../durable/engineChoice';
 import { DurableRuntime } from '../durable/runtime';
+import { openPersistentState, type PersistentDurableState } from '../durable/blobStore';
+import type { IfHubOwned } from '../durable/hubLease';
 import { appModules } from './appModules';
 import { applyDefaults, applySettings, resolveSettings, routePrefixOf, storageSetting } from './appSettings';
 import { BlobScanReport, BlobTriggerScanner } from './blobTriggers';
@@ -59,6 +62,14 @@ export interface LocalHostOptions {
      * HVR_DURABLE) or `dtfx`, the real extension in engines/dtfx (fails at start if dotnet or the host is missing).
      */
     durable?: DurableEngineName;
+    /**
+     * Where the embedded runtime keeps its instances: `memory` (default: gone when the host stops) or `storage`,
+     * blobs in AzureWebJobsStorage owned by one host at a time through a lease, so a host restarted on the same
+     * storage resumes the orchestrations where they stood (README, "Durable state").
+     */
+    durableState?: DurableStateLocation;
+    /** With `durableState: 'storage'`, when another host owns the task hub: wait for it (default) or fail. */
+    ifTaskHubOwned?: IfHubOwned;
     /** Milliseconds between blob container scans; 0 scans only on `scanNow()`. Default 2000. */
     blobScanIntervalMs?: number;
     /** Arm timers on their schedules (default true); false fires them only through `fireTimer`. */
@@ -109,6 +120,9 @@ export interface LocalHost {
     /** Stops taking work, drains invocations (bounded), stops Azurite if it started one. */
     stop(): Promise<{ abandonedInvocations: number }>;
 }
+
+/** Where the host's embedded durable runtime keeps its instances (LocalHostOptions.durableState). */
+export type DurableStateLocation = 'memory' | 'storage';
 
 function newKey(): string {
     return randomBytes(24).toString('base64url');
@@ -194,6 +208,21 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         // Asked for the real engine: fail now, naming what is missing, before anything else starts.
         const dtfxPrerequisites = engineName === 'dtfx' ? requireDtfxPrerequisites() : undefined;
         let runtime = options.runtime;
+        // The task hub is taken before anything serves: a host waiting for it takes no work meanwhile.
+        let persistent: PersistentDurableState | undefined;
+        if (!runtime && engineName === 'embedded' && options.durableState === 'storage') {
+            persistent = await openPersistentState(host.connection.blob, settings.DURABLE_TASK_HUB!, {
+                owner: `${machineName()} pid ${process.pid} (port ${options.port ?? 7071})`,
+                ifOwned: options.ifTaskHubOwned,
+                log: (line) => log(`[durable] ${line}`),
+                onLost: (why) => {
+                    log(`[durable] ${why}: the durable runtime stops taking work; restart this host`);
+                    void runtime?.close();
+                },
+            });
+            const lease = persistent.lease;
+            cleanups.push(() => lease.release());
+        }
         let dtfx: DtfxEngine | undefined;
         let durable: DurableEngineHandle | undefined;
         const engine = (): DurableEngineHandle => {
@@ -277,6 +306,7 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                     registry,
                     clock,
                     taskHub: settings.DURABLE_TASK_HUB,
+                    ...(persistent ? { store: persistent.store } : {}),
                     log: (line) => log(`[durable] ${line}`),
                 });
                 cleanups.push(() => created.close());
@@ -358,6 +388,15 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
                     if (polling) trigger.start();
                 }
             }
+        }
+
+        if (persistent && runtime) {
+            const plan = await runtime.resume();
+            log(
+                `[durable] ${persistent.instances} saved instance(s) in ${persistent.container}: ` +
+                    `${plan.ready.length} to run, ${plan.activities.length} activit(ies) run again, ` +
+                    `${plan.timers.length} timer(s) armed, ${plan.children.length + plan.messages.length} link(s) repaired`,
+            );
         }
 
         const functions = describeFunctions(all, { frontDoor, apiUrl, timers, settings, plugins });
