@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { customStatusProblem } from './customStatusLimit';
-import { historyEvent, type HistoryEventRecord } from './history';
-import { ActionType, type OrchestratorAction, type RetryOptionsLike } from './replayEngine';
+import { createTimer, scheduleCall, scheduleRetryTimer, type Effect, type Episode } from './episode';
+import { historyEvent } from './history';
+import { ActionType, type OrchestratorAction } from './replayEngine';
 import {
     TERMINAL_STATUSES,
     type InstanceMessage,
     type InstanceState,
-    type PendingTask,
     type RetriedCall,
-    type RetryProgress,
     type RuntimeStatus,
 } from './store';
+
+export { retryDelayMs, type ActivityWork, type ChildStart, type Effect, type Episode } from './episode';
 
 /**
  * The Durable Task Framework's history rules, as pure functions over an instance's JSON state: which inbox
@@ -18,29 +19,6 @@ import {
  * sequence ids, what continueAsNew, completion and failure do. The runtime only runs the orchestrator between
  * `beginEpisode` and `endEpisode` and carries out the effects.
  */
-
-/** A completion or timer the orchestrator is waiting for, with the task id it must carry. */
-export interface ActivityWork {
-    instanceId: string;
-    executionId: string;
-    taskScheduledId: number;
-    name: string;
-    input: string | undefined;
-}
-
-export interface ChildStart {
-    parent: { instanceId: string; executionId: string; taskScheduledId: number };
-    name: string;
-    instanceId: string;
-    input: string | undefined;
-}
-
-/** What an episode asks the runtime to do once the instance is saved. */
-export type Effect =
-    | { kind: 'activity'; work: ActivityWork }
-    | { kind: 'startChild'; child: ChildStart }
-    | { kind: 'timer'; instanceId: string; executionId: string; timerId: number; fireAtMs: number }
-    | { kind: 'message'; instanceId: string; message: InstanceMessage };
 
 /**
  * How inbox messages reach the orchestrator. `batch` (the default) is what the Azure Storage backend does: every
@@ -50,31 +28,6 @@ export type DeliveryMode = 'batch' | 'single';
 
 /** The extension's `controlQueueBatchSize` default: messages one episode can take from the control queue. */
 export const CONTROL_QUEUE_BATCH_SIZE = 32;
-
-/** What one episode works on, collected before the orchestrator runs. */
-export interface Episode {
-    state: InstanceState;
-    now: Date;
-    /** The messages taken from the inbox for this episode (the batch). */
-    batch: InstanceMessage[];
-    /** OrchestratorStarted and the new events of the batch. */
-    newEvents: HistoryEventRecord[];
-    /** Events the runtime decides itself (retry timers and retried calls), recorded after the new events. */
-    decisions: HistoryEventRecord[];
-    effects: Effect[];
-    log: (line: string) => void;
-}
-
-/** The delay the Durable Task Framework waits before retry `attempt + 1`, or undefined when it gives up. */
-export function retryDelayMs(options: RetryOptionsLike, failedAttempt: number, firstAttemptAt: Date, now: Date) {
-    const timeout = options.retryTimeoutInMilliseconds;
-    if (timeout !== undefined && timeout > 0 && now.getTime() >= firstAttemptAt.getTime() + timeout) return undefined;
-    const backoff =
-        options.backoffCoefficient !== undefined && options.backoffCoefficient > 0 ? options.backoffCoefficient : 1;
-    const delay = options.firstRetryIntervalInMilliseconds * Math.pow(backoff, failedAttempt - 1);
-    const cap = options.maxRetryIntervalInMilliseconds;
-    return cap !== undefined && cap > 0 && delay >= cap ? cap : delay;
-}
 
 /** Whether a message belongs to the current execution and to a task still pending. */
 export function isCurrent(state: InstanceState, message: InstanceMessage): boolean {
@@ -128,94 +81,6 @@ export function takeBatch(state: InstanceState, mode: DeliveryMode, log: (line: 
         if (alone) break;
     }
     return batch;
-}
-
-function createTimer(
-    episode: Episode,
-    fireAt: Date,
-    retry?: RetryProgress & { call: RetriedCall },
-    cancelled = false,
-): number {
-    const { state, now } = episode;
-    const id = state.nextEventId++;
-    episode.decisions.push(historyEvent.timerCreated(now, id, fireAt));
-    if (!cancelled) {
-        state.pending[id] = { kind: 'timer', fireAt: fireAt.toISOString(), fired: false, ...(retry ? { retry } : {}) };
-        episode.effects.push({
-            kind: 'timer',
-            instanceId: state.instanceId,
-            executionId: state.executionId,
-            timerId: id,
-            fireAtMs: fireAt.getTime(),
-        });
-    }
-    return id;
-}
-
-/** Schedules an activity or a sub-orchestration under the next id. */
-function scheduleCall(episode: Episode, call: RetriedCall, retry?: RetryProgress): number {
-    const { state, now } = episode;
-    const id = state.nextEventId++;
-    if (call.kind === 'activity') {
-        episode.decisions.push(historyEvent.taskScheduled(now, id, call.name, call.input));
-        state.pending[id] = { kind: 'activity', name: call.name, input: call.input, ...(retry ? { retry } : {}) };
-        episode.effects.push({
-            kind: 'activity',
-            work: {
-                instanceId: state.instanceId,
-                executionId: state.executionId,
-                taskScheduledId: id,
-                name: call.name,
-                input: call.input,
-            },
-        });
-        return id;
-    }
-    // Without an id, each attempt is a new child; the host derives it from the parent and the task id.
-    const childId = call.idWasGiven ? call.instanceId : `${state.instanceId}:${id}`;
-    episode.decisions.push(historyEvent.subOrchestrationCreated(now, id, call.name, childId, call.input));
-    state.pending[id] = {
-        kind: 'subOrchestration',
-        name: call.name,
-        instanceId: childId,
-        input: call.input,
-        idWasGiven: call.idWasGiven,
-        ...(retry ? { retry } : {}),
-    };
-    episode.effects.push({
-        kind: 'startChild',
-        child: {
-            parent: { instanceId: state.instanceId, executionId: state.executionId, taskScheduledId: id },
-            name: call.name,
-            instanceId: childId,
-            input: call.input,
-        },
-    });
-    return id;
-}
-
-/**
- * After a failed attempt of a `*WithRetry` call, the Durable Task Framework waits on a durable timer — also
- * after the last attempt, before the failure reaches the orchestrator. The timer takes the next id.
- */
-function scheduleRetryTimer(episode: Episode, failed: Exclude<PendingTask, { kind: 'timer' }>, retry: RetryProgress) {
-    const delay = retryDelayMs(retry.options, retry.attempt, new Date(retry.firstAttemptAt), episode.now);
-    if (delay === undefined) {
-        // The framework gives up without a timer; the JavaScript engine then waits forever (reported as a hang).
-        episode.log(`${episode.state.instanceId}: retry timeout of ${failed.name} expired; no retry timer`);
-        return;
-    }
-    const call: RetriedCall =
-        failed.kind === 'activity'
-            ? { kind: 'activity', name: failed.name, input: failed.input }
-            : {
-                  kind: 'subOrchestration',
-                  name: failed.name,
-                  instanceId: failed.instanceId,
-                  input: failed.input,
-                  idWasGiven: failed.idWasGiven,
-              };
-    createTimer(episode, new Date(episode.now.getTime() + delay), { ...retry, call });
 }
 
 /** Turns one inbox message into its history event (and, for retries, the runtime's own decisions). */
