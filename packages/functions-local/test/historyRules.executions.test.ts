@@ -256,12 +256,12 @@ describe('custom status', () => {
 
     it('fails the execution when its JSON text is over the limit, and keeps the last one that fitted', () => {
         const state = started();
-        const fits = 'a'.repeat(CUSTOM_STATUS_LIMIT_UTF16_BYTES / 2 - 2); // with its quotes: exactly the limit
+        const fits = 'a'.repeat(Math.floor(CUSTOM_STATUS_LIMIT_UTF16_BYTES / 2) - 2); // with its quotes: the most that fits
         runEpisode(state, at(1), decision({ customStatus: fits }));
         expect(state.runtimeStatus).toBe('Running');
         runEpisode(state, at(2), decision({ customStatus: `${fits}b` }));
         expect(state.runtimeStatus).toBe('Failed');
-        expect(state.failure!.message).toMatch(/the limit is 16384 bytes/);
+        expect(state.failure!.message).toMatch(/must not exceed 16 KB\. The current payload size is 17 KB/);
         expect(state.customStatus).toBe(JSON.stringify(fits));
     });
 
