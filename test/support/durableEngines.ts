@@ -143,6 +143,7 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/runtime.client.test.ts',
     'test/orchestrations/runtime.events.test.ts',
     'test/orchestrations/runtime.failures.test.ts',
+    'test/orchestrations/runtime.persistence.test.ts',
     'test/orchestrations/runtime.test.ts',
 ];
 
