@@ -171,6 +171,8 @@ export interface Job {
     endTime?: string;
     instanceId?: string;
     requestedBy?: { name: string; via: string };
+    /** What the API allows on the job now: 'Cancel' while a cancellable kind runs, 'Restart' once it failed. */
+    actions?: string[];
 }
 
 export interface RecoveryPoint {
