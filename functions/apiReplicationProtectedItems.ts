@@ -10,12 +10,11 @@ import { instanceIds } from '../shared/lifecycle/instances';
 import { ports } from '../shared/ports';
 import { latestCleanPoint } from '../shared/replica/cleanPoint';
 import { pointStorage } from '../shared/replica/pointStorage';
-import { withRepairState } from '../shared/replica/repairState';
+import { listProtectedItemsAsTheyAre, withRepairState } from '../shared/replica/repairState';
 import { getPolicy } from '../shared/state/policies';
 import {
     createProtectedItem,
     getProtectedItem,
-    listProtectedItems,
     PROTECTION_STATES,
     ProtectedItem,
     ProtectionState,
@@ -133,13 +132,8 @@ export function presentItem(item: ProtectedItem, now: Date): { name: string; pro
 
 export async function listReplicationProtectedItems(request: HttpRequest): Promise<HttpResponseInit> {
     const siteId = request.query.get('siteId') ?? undefined;
-    const scope = stateScope();
-    const items = await withRepairState(
-        scope,
-        await listProtectedItems(scope, siteId !== undefined ? { siteId } : {}),
-        ports().clock.now(),
-    );
     const now = ports().clock.now();
+    const items = await listProtectedItemsAsTheyAre(stateScope(), siteId !== undefined ? { siteId } : {}, now);
     return jsonResponse(200, { value: items.map((item) => presentItem(item, now)) });
 }
 
@@ -464,8 +458,8 @@ export async function protectedItemEvents(request: HttpRequest): Promise<HttpRes
 /** Counts per health, and the items that need attention with their reasons. */
 export async function replicationHealthSummary(_request: HttpRequest): Promise<HttpResponseInit> {
     const scope = stateScope();
-    const items = await withRepairState(scope, await listProtectedItems(scope), ports().clock.now());
     const now = ports().clock.now();
+    const items = await listProtectedItemsAsTheyAre(scope, {}, now);
     const counts = { Normal: 0, Warning: 0, Critical: 0 };
     for (const item of items) counts[item.replicationHealth] += 1;
     return jsonResponse(200, {

@@ -34,7 +34,30 @@ export function functionKey(): string | null {
 /** The API's base: the console lives at <origin>/api/console/, the API at <origin>/api. */
 export const API_BASE = location.pathname.replace(/\/console\/.*$/, '');
 
+let settleSignIn: { resolve: () => void; reject: (e: ApiError) => void } | undefined;
+/**
+ * Whether the page is signed in, from the API's first answer (no request of its own for it, so the first view's
+ * data is the only thing the host serves at start): rejected with the 401/403 when the credential is refused.
+ */
+export const signedIn: Promise<void> = new Promise((resolve, reject) => {
+    settleSignIn = { resolve, reject };
+});
+
+const prefetched = new Map<string, Promise<unknown>>();
+
+/** Starts a GET before the view that needs it is rendered; that view's first `api('GET', path)` takes it. */
+export function prefetch(path: string): void {
+    const pending = api('GET', path);
+    pending.catch(() => undefined);
+    prefetched.set(path, pending);
+}
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const early = method === 'GET' ? prefetched.get(path) : undefined;
+    if (early) {
+        prefetched.delete(path);
+        return early as Promise<T>;
+    }
     const headers: Record<string, string> = { Accept: 'application/json' };
     const key = functionKey();
     if (key) headers['x-functions-key'] = key;
@@ -65,12 +88,16 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     const json: unknown = text === '' ? undefined : safeJson(text);
     if (!response.ok) {
         const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-        throw new ApiError(
+        const failure = new ApiError(
             response.status,
             error?.code ?? `HTTP_${response.status}`,
             error?.message ?? `${method} ${path} answered ${response.status}.`,
         );
+        if (response.status === 401 || response.status === 403) settleSignIn?.reject(failure);
+        else settleSignIn?.resolve();
+        throw failure;
     }
+    settleSignIn?.resolve();
     return json as T;
 }
 
@@ -171,6 +198,8 @@ export interface Job {
     endTime?: string;
     instanceId?: string;
     requestedBy?: { name: string; via: string };
+    /** What the API allows on the job now: 'Cancel' while a cancellable kind runs, 'Restart' once it failed. */
+    actions?: string[];
 }
 
 export interface RecoveryPoint {

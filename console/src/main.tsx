@@ -1,8 +1,8 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { adoptKeyFromFragment, ApiError, api, functionKey, signedInUser, signInUrl } from './api';
-import { useRoute } from './router';
-import { ItemsView } from './views/items';
+import { adoptKeyFromFragment, ApiError, functionKey, prefetch, signedIn, signedInUser, signInUrl } from './api';
+import { routeOf, useRoute } from './router';
+import { ITEMS_PATH, ItemsView } from './views/items';
 import { JobsView, JobView } from './views/jobs';
 import { PlansView } from './views/plans';
 import { NetworksView, PoliciesView, SitesView } from './views/sites';
@@ -25,7 +25,7 @@ function useSession(): Session {
     useEffect(() => {
         void (async () => {
             try {
-                await api('GET', '/sites');
+                await signedIn;
                 const user = functionKey() ? null : await signedInUser();
                 setSession({ state: 'in', who: user ? user.name : functionKey() ? 'function key' : 'signed in' });
             } catch (err) {
@@ -124,4 +124,6 @@ function App() {
 }
 
 adoptKeyFromFragment();
+// The first view's data is asked for before anything renders (the items view takes this answer).
+if (routeOf(location.hash)[0] === 'items') prefetch(ITEMS_PATH);
 render(<App />, document.getElementById('app')!);

@@ -8,6 +8,11 @@ export function useRoute(): string[] {
         addEventListener('hashchange', on);
         return () => removeEventListener('hashchange', on);
     }, []);
+    return routeOf(hash);
+}
+
+/** The view a fragment addresses (the items when none). */
+export function routeOf(hash: string): string[] {
     const path = hash.replace(/^#\/?/, '');
     return path === '' ? ['items'] : path.split('/').map((p) => decodeURIComponent(p));
 }

@@ -1,6 +1,6 @@
 import { DiskBeingRepaired, withReplicaRepairs } from '../health';
-import { listDisksBeingApplied, listReplicaDisks } from '../state/disks';
-import { ProtectedItem, StateScope } from '../state/protectedItems';
+import { listDisksBeingApplied, listReplicaDisks, ReplicaDiskRecord } from '../state/disks';
+import { listProtectedItems, ProtectedItem, StateScope } from '../state/protectedItems';
 import { suspiciousChurnReason } from './cleanPoint';
 
 /**
@@ -14,11 +14,33 @@ export async function withRepairState<T extends ProtectedItem>(
     now: Date = new Date(),
 ): Promise<T[]> {
     if (items.length === 0) return items;
-    const byVm = new Map<string, DiskBeingRepaired[]>();
     const disks =
         items.length === 1
             ? (await listReplicaDisks(scope, items[0]!.vmId)).map((r) => r.disk)
             : await listDisksBeingApplied(scope);
+    return shownAsTheyAre(items, disks, now);
+}
+
+/**
+ * Every protected item (of one site) as it is now: the same as `withRepairState` over `listProtectedItems`, with
+ * the two table queries (the items, the disks holding a write intent) made at once rather than one after the
+ * other: the listing's answer is one round trip away, whatever the number of items.
+ */
+export async function listProtectedItemsAsTheyAre(
+    scope: StateScope,
+    filter: { siteId?: string } = {},
+    now: Date = new Date(),
+): Promise<ProtectedItem[]> {
+    const [items, disks] = await Promise.all([listProtectedItems(scope, filter), listDisksBeingApplied(scope)]);
+    return shownAsTheyAre(items, disks, now);
+}
+
+function shownAsTheyAre<T extends ProtectedItem>(
+    items: T[],
+    disks: readonly Pick<ReplicaDiskRecord, 'vmId' | 'diskId' | 'sequence' | 'applyingSequence'>[],
+    now: Date,
+): T[] {
+    const byVm = new Map<string, DiskBeingRepaired[]>();
     for (const d of disks) {
         if (d.applyingSequence === undefined || d.applyingSequence <= d.sequence) continue;
         const list = byVm.get(d.vmId) ?? [];

@@ -48,9 +48,12 @@ const COLUMNS: { key: SortKey; label: string }[] = [
     { key: 'testFailover', label: 'Test failover' },
 ];
 
+/** What the items view lists (main.tsx asks for it before the first render). */
+export const ITEMS_PATH = '/replicationProtectedItems';
+
 /** Replicated items: every protected VM with its health, status and RPO; filter, sort, live refresh. */
 export function ItemsView() {
-    const items = usePoll(() => api<List<Item>>('GET', '/replicationProtectedItems'), []);
+    const items = usePoll(() => api<List<Item>>('GET', ITEMS_PATH), []);
     const [text, setText] = useState('');
     const [health, setHealth] = useState('');
     const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 }>({ key: 'name', dir: 1 });
@@ -148,11 +151,10 @@ export function ItemsView() {
                                     <td>{p.siteId}</td>
                                     <td>
                                         <Health value={p.replicationHealth} />
-                                        {p.healthReasons.length > 0 && (
-                                            <span class="sub reasons">
-                                                {p.healthReasons.map((r) => r.message).join(' ')}
-                                            </span>
-                                        )}
+                                        {/* Always there, empty or not: a reason coming or going moves nothing. */}
+                                        <span class="sub reasons">
+                                            {p.healthReasons.map((r) => r.message).join(' ')}
+                                        </span>
                                     </td>
                                     <td data-col="status">{statusText(i)}</td>
                                     <td class="num" data-col="rpo">

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { Accepted, api, Item, Job, List } from '../api';
+import { Accepted, api, Job, List } from '../api';
 import { ConfirmDialog, ErrorLine, Loading, StateBadge } from '../components';
 import { between, time } from '../format';
 import { usePoll } from '../hooks';
@@ -48,59 +48,19 @@ export function JobsView() {
     );
 }
 
-/**
- * Restart, as ASR offers it for a failed job: the same operation started again, when the VM's state allows it
- * (the API decides; a refusal says what is allowed instead).
- */
-const RESTART: Partial<Record<string, { operation: string; run: (job: Job, item: Item) => Promise<Accepted> }>> = {
-    EnableProtection: {
-        operation: 'Enable',
-        run: (job, item) =>
-            api('PUT', `/replicationProtectedItems/${encodeURIComponent(job.vmId)}`, {
-                siteId: item.properties.siteId,
-                policyName: item.properties.policyName,
-                vm: {
-                    name: item.properties.vmName,
-                    generation: item.properties.generation ?? 2,
-                    disks: item.properties.disks,
-                },
-            }),
-    },
-    TestFailoverCleanup: {
-        operation: 'TestFailoverCleanup',
-        run: (job) =>
-            api('POST', `/replicationProtectedItems/${encodeURIComponent(job.vmId)}/testFailoverCleanup`, {
-                comments: `Restart of job ${job.jobId}`,
-            }),
-    },
-    Resynchronize: {
-        operation: 'RepairReplication',
-        run: (job) => api('POST', `/replicationProtectedItems/${encodeURIComponent(job.vmId)}/resync`, {}),
-    },
-    DisableProtection: {
-        operation: 'DisableProtection',
-        run: (job) => api('DELETE', `/replicationProtectedItems/${encodeURIComponent(job.vmId)}?keepReplica=false`),
-    },
-    CommitFailover: {
-        operation: 'Commit',
-        run: (job) => api('POST', `/replicationProtectedItems/${encodeURIComponent(job.vmId)}/failoverCommit`, {}),
-    },
+/** What each job action does, said in its confirmation (the API decides which a job allows: `actions`). */
+const CANCEL_EFFECT: Partial<Record<string, string>> = {
+    Resynchronize: 'The resynchronization stops and is rolled back; the VM stays marked for resynchronization.',
+    EnableProtection:
+        'The enable stops; the VM is left in “Enabling protection failed”, from which you can enable it again or disable protection.',
+    TestFailover:
+        'The drill stops and its cleanup starts at once as a job of its own, deleting whatever the drill created.',
 };
-
-const RETRY_ENABLE = new Set(['EnablingFailed', 'InitialReplicationFailed']);
 
 /** One job: its tasks with states and durations, its errors, who started it; restart when that is allowed. */
 export function JobView({ jobId }: { jobId: string }) {
     const job = usePoll(() => api<Job>('GET', `/replicationJobs/${encodeURIComponent(jobId)}`), [jobId], 2000);
-    const item = usePoll(
-        () =>
-            job.data
-                ? api<Item>('GET', `/replicationProtectedItems/${encodeURIComponent(job.data.vmId)}`)
-                : Promise.resolve(undefined),
-        [job.data?.vmId, job.data?.state],
-        10_000,
-    );
-    const [confirming, setConfirming] = useState(false);
+    const [confirming, setConfirming] = useState<'Cancel' | 'Restart' | undefined>(undefined);
     if (!job.data) {
         return (
             <section>
@@ -112,15 +72,8 @@ export function JobView({ jobId }: { jobId: string }) {
     }
     const j = job.data;
     const now = job.loadedAt ?? Date.now();
-    const restart = RESTART[j.kind];
-    const it = item.data;
-    const canRestart =
-        j.state === 'Failed' &&
-        restart !== undefined &&
-        it !== undefined &&
-        (restart.operation === 'Enable'
-            ? RETRY_ENABLE.has(it.properties.protectionState)
-            : it.properties.allowedOperations.includes(restart.operation));
+    const allows = (action: string) => (j.actions ?? []).includes(action);
+    const path = `/replicationJobs/${encodeURIComponent(j.jobId)}`;
     return (
         <section aria-labelledby="job-title">
             <header class="view-header">
@@ -132,7 +85,20 @@ export function JobView({ jobId }: { jobId: string }) {
                 </p>
             </header>
             <div class="actions" role="toolbar" aria-label="Job actions">
-                <button type="button" disabled={!canRestart} onClick={() => setConfirming(true)}>
+                <button
+                    type="button"
+                    data-action="CancelJob"
+                    disabled={!allows('Cancel')}
+                    onClick={() => setConfirming('Cancel')}
+                >
+                    Cancel job
+                </button>
+                <button
+                    type="button"
+                    data-action="RestartJob"
+                    disabled={!allows('Restart')}
+                    onClick={() => setConfirming('Restart')}
+                >
                     Restart
                 </button>
             </div>
@@ -177,17 +143,34 @@ export function JobView({ jobId }: { jobId: string }) {
                     ))}
                 </ul>
             )}
-            {confirming && restart && it && (
+            {confirming === 'Restart' && (
                 <ConfirmDialog
                     title={`Restart: ${j.displayName}`}
                     confirmLabel="Restart"
-                    onClose={() => setConfirming(false)}
+                    onClose={() => setConfirming(undefined)}
                     onConfirm={async () => {
-                        const accepted = await restart.run(j, it);
+                        const accepted = await api<Accepted>('POST', `${path}/restart`);
                         if (accepted.jobId) navigate(`#/jobs/${accepted.jobId}`);
+                        else job.reload();
                     }}
                 >
                     <p>Starts the same operation on {j.vmId} again, as a new job.</p>
+                </ConfirmDialog>
+            )}
+            {confirming === 'Cancel' && (
+                <ConfirmDialog
+                    title={`Cancel: ${j.displayName}`}
+                    confirmLabel="Cancel job"
+                    onClose={() => setConfirming(undefined)}
+                    onConfirm={async () => {
+                        const done = await api<{ cleanupJobId?: string }>('POST', `${path}/cancel`);
+                        if (done.cleanupJobId) navigate(`#/jobs/${done.cleanupJobId}`);
+                        else job.reload();
+                    }}
+                >
+                    <p>
+                        Stops this job on {j.vmId}. {CANCEL_EFFECT[j.kind] ?? ''}
+                    </p>
                 </ConfirmDialog>
             )}
         </section>

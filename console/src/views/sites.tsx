@@ -180,7 +180,7 @@ export function NetworksView() {
                     </thead>
                     <tbody>
                         {mappings.data.map(({ siteId, mapping }) => (
-                            <tr key={`${siteId}/${mapping.name}`}>
+                            <tr key={`${siteId}/${mapping.name}`} data-mapping={`${siteId}/${mapping.name}`}>
                                 <td>{siteId}</td>
                                 <th scope="row">{mapping.name}</th>
                                 <td>{text(mapping.properties.recoveryVnetId)}</td>

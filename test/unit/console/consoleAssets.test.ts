@@ -1,6 +1,7 @@
 import { HttpRequest } from '@azure/functions';
-import { readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { consoleAsset, consoleAssetsDir, CONSOLE_CSP } from '../../../functions/console';
 import { consoleLine, consoleUrl } from '../../../shared/consoleRoute';
 import { buildConsole } from '../../../tools/buildConsole';
@@ -64,5 +65,38 @@ describe('the console bundle, served by the app', () => {
         expect(consoleLine('http://127.0.0.1:7071/api/', 'abc')).toBe(
             '  Console         http://127.0.0.1:7071/api/console/#key=abc',
         );
+    });
+
+    it('is the size docs/console.md states, within 5 % (update the statement when the console grows)', () => {
+        const dir = consoleAssetsDir();
+        const doc = readFileSync(join(ROOT, 'docs', 'console.md'), 'utf8').replace(/\s+/g, ' ');
+        const stated =
+            /`app-\*\.js` ([\d,]+) B, `style-\*\.css` ([\d,]+) B, `index\.html` ([\d,]+) B — ([\d,]+) B, ([\d,]+) B gzipped/.exec(
+                doc,
+            );
+        expect(stated).not.toBeNull();
+        const [app, style, page, total, gzipped] = stated!.slice(1).map((n) => Number(n.replace(/,/g, '')));
+        const size = (prefix: string) =>
+            statSync(
+                join(
+                    dir,
+                    files.find((f) => f.startsWith(prefix))!,
+                ),
+            ).size;
+        const built = {
+            app: size('app-'),
+            style: size('style-'),
+            page: size('index.html'),
+            gzipped: files.reduce((sum, f) => sum + gzipSync(readFileSync(join(dir, f))).byteLength, 0),
+        };
+        expect(app! + style! + page!).toBe(total);
+        for (const [documented, real] of [
+            [app!, built.app],
+            [style!, built.style],
+            [page!, built.page],
+            [gzipped!, built.gzipped],
+        ] as const) {
+            expect(Math.abs(documented - real) / real).toBeLessThan(0.05);
+        }
     });
 });
