@@ -11,7 +11,14 @@ import { getRecoveryPoint } from '../shared/state/recoveryPoints';
 import { connectionFromString } from '../shared/storage/connections';
 import { deadline } from '../shared/storage/deadline';
 import { InvocationCount, RunningAzurite, startAzurite } from '../packages/functions-local/src';
-import { ProviderChannel, shipCycle, shipInitialReplication, SiteCredentials } from '../packages/provider-kit/src';
+import {
+    ProviderChannel,
+    ShipChannel,
+    shipCycle,
+    shipInitialReplication,
+    SiteCredentials,
+    uploadLog,
+} from '../packages/provider-kit/src';
 import { DiskChain } from '../packages/provider-kit/src';
 import { ManagementClient } from '../tools/simulator/managementClient';
 import { qemuCompare } from '../tools/simulator/qemuCompare';
@@ -21,7 +28,8 @@ import { simulatedPolicy } from '../tools/simulator/simulation';
 import { parseSoakArgs } from './soak/args';
 import { PacedDisk } from './soak/pacedDisk';
 import { RpoSampler, spread } from './soak/stats';
-import { startStorageCounting, StorageCounting } from './soak/storageCounting';
+import { readAppliedMerges } from './soak/mergeLog';
+import { startStorageCounting, StorageCounting, transactionsBetween } from './soak/storageCounting';
 
 /**
  * `soak` benchmark (docs/benchmarks.md): VMs whose guests write to their disks at a steady rate, a provider on
@@ -116,6 +124,17 @@ class SoakHost {
     }
 }
 
+/** A process's CPU seconds (user + system) from /proc (Linux, 100 ticks a second); undefined elsewhere. */
+async function cpuSecondsOf(pid: number): Promise<number | undefined> {
+    try {
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+        return undefined;
+    }
+}
+
 /** A process's resident set from /proc (Linux), in bytes; undefined elsewhere. */
 async function rssOf(pid: number): Promise<number | undefined> {
     try {
@@ -141,6 +160,8 @@ interface CycleRecord {
     pointSeenAt?: Date;
     /** A later cycle's point came first: this cycle has none (the disks finished it out of step). */
     noPoint?: boolean;
+    /** vmId/diskId/sequence of each disk's log closing the cycle. */
+    closing?: string[];
 }
 
 interface SoakVm {
@@ -151,6 +172,8 @@ interface SoakVm {
     pending: CycleRecord[];
     /** Cycles that had to start late because the previous one was still shipping. */
     lateStarts: number;
+    /** What the VM's provider is doing now, and since when (the watchdog names a step that takes too long). */
+    phase: { what: string; since: number };
 }
 
 const MiB = 1024 * 1024;
@@ -174,8 +197,11 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
     try {
         const azuriteDir = join(outDir, 'azurite');
         if (!options.azuriteInMemory) await mkdir(azuriteDir, { recursive: true });
-        azurite = await startAzurite(options.azuriteInMemory ? {} : { location: azuriteDir });
-        storage = await startStorageCounting(azurite.connectionString);
+        azurite = await startAzurite({
+            startTimeoutMs: 300_000,
+            ...(options.azuriteInMemory ? {} : { location: azuriteDir }),
+        });
+        storage = await startStorageCounting(azurite);
         progress(
             `Azurite (pid ${azurite.pid}, ${options.azuriteInMemory ? 'in memory' : `data in ${azuriteDir}`}); starting the host`,
         );
@@ -224,7 +250,14 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
                 );
                 disks.push({ disk, chain: new DiskChain(diskId) });
             }
-            vms.push({ vmId, disks, cycles: [], pending: [], lateStarts: 0 });
+            vms.push({
+                vmId,
+                disks,
+                cycles: [],
+                pending: [],
+                lateStarts: 0,
+                phase: { what: 'starting', since: Date.now() },
+            });
         }
         timers.push(
             setInterval(() => {
@@ -298,6 +331,7 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         const statsStart = await host.stats();
         const storageStart = storage.counts();
         const benchCpuStart = process.cpuUsage();
+        const azuriteCpuStart = await cpuSecondsOf(azurite.pid);
         const writtenBefore = vms.flatMap((vm) => vm.disks).reduce((n, { disk }) => n + disk.writtenBytes, 0);
         const started = Date.now();
         const endAt = started + options.minutes * 60_000;
@@ -313,7 +347,8 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
                 timers.push(
                     setInterval(() => {
                         const now = Date.now();
-                        owed += (options.churn * (now - last)) / 1000;
+                        // At most a second behind: a guest slowed by its disk writes less, and the result says so.
+                        owed = Math.min(owed + (options.churn * (now - last)) / 1000, options.churn);
                         last = now;
                         if (busy || !running || owed < 4096) return;
                         busy = true;
@@ -375,12 +410,39 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
             );
         };
         await sampleMemory();
+        timers.push(
+            setInterval(() => {
+                for (const vm of vms) {
+                    const seconds = (Date.now() - vm.phase.since) / 1000;
+                    if (seconds > 2 * options.copyFrequency && !vm.phase.what.startsWith('waiting')) {
+                        progress(`watchdog: ${vm.vmId} at "${vm.phase.what}" for ${round(seconds)} s`);
+                    }
+                }
+            }, 30_000),
+        );
         timers.push(setInterval(() => void sampleMemory(), MEMORY_EVERY_MS));
 
         let cycleNumber = 0;
+        const uploads = new Map<string, { at: Date; cycleId: string; bytes: number }>();
+        const phase = (vm: SoakVm, what: string) => (vm.phase = { what, since: Date.now() });
         const shipOne = async (vm: SoakVm, cycleId: string): Promise<void> => {
             const capturedAt = new Date();
+            phase(vm, `${cycleId}: capture`);
             const ranges = await Promise.all(vm.disks.map(({ disk }) => disk.capture()));
+            // The kit's channel and upload, each step named for the watchdog.
+            const watched: ShipChannel = {
+                send: (command) => {
+                    phase(vm, `${cycleId}: send ${command.type}`);
+                    return provider.send(command);
+                },
+                requestGrants: (vmId, requests, timeoutMs) => {
+                    phase(
+                        vm,
+                        `${cycleId}: UploadGrant for ${requests.map((r) => `${r.diskId}#${r.sequence}`).join(' ')}`,
+                    );
+                    return provider.requestGrants(vmId, requests, timeoutMs);
+                },
+            };
             const record: CycleRecord = {
                 vmId: vm.vmId,
                 cycleId,
@@ -391,15 +453,42 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
             };
             vm.cycles.push(record);
             const logs = await shipCycle(
-                { channel: provider, vmId: vm.vmId, grantTimeoutMs: STEP_TIMEOUT_MS, capturedAt },
+                {
+                    channel: watched,
+                    vmId: vm.vmId,
+                    grantTimeoutMs: STEP_TIMEOUT_MS,
+                    capturedAt,
+                    upload: (grant, log, metadata) => {
+                        phase(
+                            vm,
+                            `${cycleId}: upload ${grant.diskId}#${grant.sequence} (${round(log.length / MiB)} MiB)`,
+                        );
+                        return uploadLog(grant, log, metadata);
+                    },
+                    onUploaded: (log) =>
+                        uploads.set(`${vm.vmId}/${log.diskId}/${log.sequence}`, {
+                            at: new Date(),
+                            cycleId,
+                            bytes: log.log.length,
+                        }),
+                },
                 cycleId,
                 vm.disks.map(({ disk, chain }, i) => ({ chain, source: disk, ranges: ranges[i]! })),
             );
+            phase(vm, `${cycleId}: release`);
             for (const { disk } of vm.disks) await disk.release();
+            phase(vm, `waiting for the next cycle after ${cycleId}`);
             record.shippedAt = new Date();
             record.logs = logs.length;
             record.bytes = logs.reduce((n, l) => n + l.bytes, 0);
+            record.closing = logs
+                .filter((l, i) => !logs.slice(i + 1).some((m) => m.diskId === l.diskId))
+                .map((l) => `${vm.vmId}/${l.diskId}/${l.sequence}`);
             vm.pending.push(record);
+            progress(
+                `${vm.vmId}: ${cycleId} shipped in ${round((record.shippedAt.getTime() - capturedAt.getTime()) / 1000)} s ` +
+                    `(${logs.length} logs, ${round(record.bytes / MiB)} MiB); ${vm.pending.length} cycle(s) waiting for a point`,
+            );
         };
         const cycleLoop = async (vm: SoakVm): Promise<void> => {
             let next = started + options.copyFrequency * 1000;
@@ -422,6 +511,7 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         const windowSeconds = (Date.now() - started) / 1000;
         const statsEnd = await host.stats();
         const storageEnd = storage.counts();
+        const azuriteCpuEnd = await cpuSecondsOf(azurite.pid);
         const benchCpu = process.cpuUsage(benchCpuStart);
         progress(`window over after ${round(windowSeconds)} s; the guests stop, a last cycle ships everything since`);
 
@@ -494,8 +584,48 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         const orchestrations = invocationDelta
             .filter((i) => i.triggerType === 'orchestrationTrigger')
             .reduce((n, i) => n + i.count, 0);
-        const merges = invocationDelta.find((i) => i.name === 'mergeReplicaLog');
-        const storageDelta = storageStart && storageEnd ? diffCounts(storageStart, storageEnd) : undefined;
+        const mergeRuns = invocationDelta.find((i) => i.name === 'mergeReplicaLog');
+        const transactions = transactionsBetween(storageStart, storageEnd);
+        const perCycle = (n: number) => round(n / Math.max(1, vmCycles), 2);
+        // Where a log's time goes: upload → merge start (queue delay), the merge's phases, last log → point.
+        const merges = (await readAppliedMerges(join(outDir, 'host.log'))).filter((m) => {
+            const u = uploads.get(m.key);
+            return u !== undefined && u.cycleId !== 'final';
+        });
+        const mergeStartedAt = (m: { appliedAt: Date; ms: number }) => m.appliedAt.getTime() - m.ms;
+        const appliedAtOf = new Map(merges.map((m) => [m.key, m.appliedAt]));
+        const pointAfterLastLog = defined(
+            windowCycles.map((c) => {
+                if (!c.pointCreatedAt || !c.closing) return undefined;
+                const times = c.closing.map((k) => appliedAtOf.get(k)?.getTime());
+                if (times.some((t) => t === undefined)) return undefined;
+                return (c.pointCreatedAt.getTime() - Math.max(...(times as number[]))) / 1000;
+            }),
+        );
+        const mergedBytes = merges.reduce((n, m) => n + m.bytes, 0);
+        const mergeMs = merges.reduce((n, m) => n + m.ms, 0);
+        const bottleneck = {
+            logsApplied: merges.length,
+            queueDelaySeconds: spread(
+                merges.map((m) => Math.max(0, (mergeStartedAt(m) - uploads.get(m.key)!.at.getTime()) / 1000)),
+            ),
+            mergeSecondsPerLog: spread(merges.map((m) => m.ms / 1000)),
+            indexSecondsPerLog: spread(merges.map((m) => m.indexMs / 1000)),
+            verifySecondsPerLog: spread(merges.map((m) => m.verifyMs / 1000)),
+            writeSecondsPerLog: spread(merges.map((m) => m.writeMs / 1000)),
+            mergeMiBPerSecondPerLog: mergeMs > 0 ? round(mergedBytes / MiB / (mergeMs / 1000), 2) : undefined,
+            pointRecordedAfterLastLogSeconds: spread(pointAfterLastLog),
+            ingestNeededMiBPerSecond: round((options.churn * options.vms * options.disks) / MiB, 1),
+            mergedMiBPerSecond: round(mergedBytes / MiB / windowSeconds, 2),
+            hostCpuSecondsPerMiBMerged:
+                mergedBytes > 0
+                    ? round((statsEnd.cpuSeconds - statsStart.cpuSeconds) / (mergedBytes / MiB), 3)
+                    : undefined,
+            azuriteCpuSecondsPerMiBMerged:
+                mergedBytes > 0 && azuriteCpuStart !== undefined && azuriteCpuEnd !== undefined
+                    ? round((azuriteCpuEnd - azuriteCpuStart) / (mergedBytes / MiB), 3)
+                    : undefined,
+        };
         const churnWritten =
             vms.flatMap((vm) => vm.disks).reduce((n, { disk }) => n + disk.writtenBytes, 0) - writtenBefore;
         const result = {
@@ -550,10 +680,12 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
                 merged: {
                     logs: logsMerged,
                     bytes: bytesMerged,
-                    mergeExecutions: merges?.count ?? 0,
+                    mergeExecutions: mergeRuns?.count ?? 0,
                     mergeSecondsPerExecution:
-                        merges && merges.count > 0 ? round(merges.totalMs / merges.count / 1000, 2) : undefined,
-                    mergeSecondsMax: merges ? round(merges.maxMs / 1000, 2) : undefined,
+                        mergeRuns && mergeRuns.count > 0
+                            ? round(mergeRuns.totalMs / mergeRuns.count / 1000, 2)
+                            : undefined,
+                    mergeSecondsMax: mergeRuns ? round(mergeRuns.maxMs / 1000, 2) : undefined,
                 },
                 host: {
                     pid: host.pid,
@@ -563,7 +695,14 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
                     maxRssMiB: round(statsEnd.peakRssBytes / MiB),
                 },
                 bench: { cpuSeconds: round((benchCpu.user + benchCpu.system) / 1e6) },
-                azurite: { peakRssMiB: round(azuritePeakRss / MiB) },
+                azurite: {
+                    pid: azurite.pid,
+                    peakRssMiB: round(azuritePeakRss / MiB),
+                    cpuSeconds:
+                        azuriteCpuStart !== undefined && azuriteCpuEnd !== undefined
+                            ? round(azuriteCpuEnd - azuriteCpuStart)
+                            : undefined,
+                },
                 memory,
                 perVmCycle: {
                     executions: round(executions / vmCycles, 2),
@@ -579,11 +718,15 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
                             },
                         ]),
                     ),
-                    storageTransactions: storageDelta
-                        ? Object.fromEntries(Object.entries(storageDelta).map(([k, v]) => [k, round(v / vmCycles, 2)]))
-                        : null,
+                    storageTransactions: {
+                        total: perCycle(transactions.total),
+                        ...Object.fromEntries(Object.entries(transactions.groups).map(([k, v]) => [k, perCycle(v)])),
+                        byKind: Object.fromEntries(
+                            Object.entries(transactions.byKind).map(([k, v]) => [k, perCycle(v)]),
+                        ),
+                    },
                 },
-                storageTransactionsNote: storage.note,
+                bottleneck,
                 costUsdPerVmMonth: null as unknown,
             },
         };
@@ -598,8 +741,9 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         return result;
     } finally {
         for (const t of timers) clearInterval(t);
-        for (const vm of vms) for (const { disk } of vm.disks) await disk.close().catch(() => undefined);
-        await channel?.stop().catch(() => undefined);
+        const bounded = (work: Promise<unknown>) => Promise.race([work.catch(() => undefined), sleep(60_000)]);
+        for (const vm of vms) for (const { disk } of vm.disks) await bounded(disk.close());
+        if (channel) await bounded(channel.stop());
         await host?.stop().catch(() => undefined);
         await storage?.stop().catch(() => undefined);
         await azurite?.stop().catch(() => undefined);
@@ -624,8 +768,4 @@ export function diffInvocations(
             };
         })
         .filter((c) => c.count > 0);
-}
-
-function diffCounts(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
-    return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
 }
