@@ -3,13 +3,33 @@ import { join } from 'node:path';
 
 /**
  * `npm run bench -- <name>`: runs one benchmark, which prints progress on stderr and, as its last line on
- * stdout, one JSON object. Without a name, runs them all in turn.
+ * stdout, one JSON object. Without a name, runs them all in turn (but `soak`, which runs for minutes). Options
+ * after a name (`npm run bench -- soak --vms 2`) go to that benchmark.
  */
-const BENCHES = ['hrl', 'merge', 'mergeTrigger', 'resync', 'console', 'retention', 'churnScore', 'durableState'];
+const BENCHES = [
+    'hrl',
+    'merge',
+    'mergeTrigger',
+    'resync',
+    'console',
+    'retention',
+    'churnScore',
+    'durableState',
+    'soak',
+];
 
 async function main(): Promise<void> {
-    const names = process.argv.slice(2);
-    const chosen = names.length > 0 ? names : BENCHES.filter((b) => existsSync(join(__dirname, `${b}.js`)));
+    const args = process.argv.slice(2);
+    const firstOption = args.findIndex((a) => a.startsWith('--'));
+    const names = firstOption < 0 ? args : args.slice(0, firstOption);
+    const options = firstOption < 0 ? [] : args.slice(firstOption);
+    if (options.length > 0 && names.length !== 1) {
+        process.stderr.write('bench: options go after exactly one benchmark name (npm run bench -- soak --vms 2)\n');
+        process.exitCode = 2;
+        return;
+    }
+    const chosen =
+        names.length > 0 ? names : BENCHES.filter((b) => b !== 'soak' && existsSync(join(__dirname, `${b}.js`)));
     for (const name of chosen) {
         if (!BENCHES.includes(name) || !existsSync(join(__dirname, `${name}.js`))) {
             process.stderr.write(`bench: unknown benchmark "${name}" (have: ${BENCHES.join(', ')})\n`);
@@ -17,8 +37,8 @@ async function main(): Promise<void> {
             return;
         }
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const mod = require(join(__dirname, name)) as { bench(): Promise<Record<string, unknown>> };
-        const result = await mod.bench();
+        const mod = require(join(__dirname, name)) as { bench(argv: string[]): Promise<Record<string, unknown>> };
+        const result = await mod.bench(options);
         process.stdout.write(JSON.stringify(result) + '\n');
     }
 }

@@ -37,6 +37,7 @@ export {
     type InvokeFunctionOptions,
     type InvokeFunctionResult,
 } from './host/invoke';
+export { countInvocation, invocationCounts, type InvocationCount } from './host/invocationCounter';
 export { parseNcrontab, type CronSchedule } from './host/ncrontab';
 export {
     functionRegistry,

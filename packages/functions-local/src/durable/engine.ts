@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { LocalPlatformError } from '../errors';
 import { invokeFunction, type FunctionInvoker } from '../host/invoke';
+import { countInvocation } from '../host/invocationCounter';
 import type { FunctionRegistry } from '../host/registry';
 import { describeError, runActivityWork } from './activities';
 import { isVirtualClock, realClock, type Clock, type VirtualClock } from './clock';
@@ -358,6 +359,8 @@ export abstract class DurableEngine {
         }
         const episode = beginEpisode(state, batch, now, this.log);
         const fn = this.registry.functions.get(state.name);
+        const counted =
+            fn && fn.trigger.type === 'orchestrationTrigger' ? countInvocation(fn.name, fn.trigger.type) : undefined;
         const outcome =
             fn && fn.trigger.type === 'orchestrationTrigger'
                 ? await runOrchestratorEpisode(
@@ -384,6 +387,7 @@ export abstract class DurableEngine {
                       error: `The function '${state.name}' doesn't exist, is disabled, or is not an orchestrator function`,
                       awaitedTaskIds: [],
                   };
+        counted?.(outcome.error !== undefined);
         const { hang, runAgain } = endEpisode(episode, outcome);
         if (hang !== undefined) {
             this.problems.push(hang);

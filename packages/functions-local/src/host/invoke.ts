@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { format } from 'node:util';
 import { InvocationContext, type FunctionInput, type FunctionOutput, type LogLevel } from '@azure/functions';
 import { LocalPlatformError } from '../errors';
+import { countInvocation } from './invocationCounter';
 import type { CoreBinding, RegisteredFunction } from './registry';
 
 /**
@@ -95,7 +96,15 @@ export async function invokeFunction(
         context.extraInputs.set(input, await provider.value(input, fn));
     }
 
-    const result = await fn.handler(triggerInput, context);
+    const counted = countInvocation(fn.name, fn.trigger.type);
+    let result: unknown;
+    try {
+        result = await fn.handler(triggerInput, context);
+    } catch (err) {
+        counted(true);
+        throw err;
+    }
+    counted();
     const outputs = new Map<string, unknown>();
     for (const output of extraOutputs) outputs.set(output.name, context.extraOutputs.get(output));
     return { result, extraOutputs: outputs };
