@@ -9,6 +9,7 @@ import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { newJob } from '../shared/state/jobs';
 import { DEFAULT_LEAF_SIZE } from '../shared/resync/digest';
 import { ports } from '../shared/ports';
+import { EventWaiters } from './lifecycle/eventWaiters';
 import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import { LifecycleRecord, RECORD_RETRY, recordLifecycleActivity } from './lifecycleActivities';
 import {
@@ -336,22 +337,28 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
         RESYNC_DIGEST_REQUEST_EVENT,
         lifecycleEvents.cancel,
     ];
+    // Every waiter yielded is read, each once: messages of different names in one batch resolve several waiters
+    // at once (orchestrations/lifecycle/eventWaiters.ts).
+    const waiters = new EventWaiters(context);
     while (completedAt === undefined) {
-        const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timeoutMs));
-        const waiters = awaited.map((name) => ({ name, task: context.df.waitForExternalEvent(name) }));
-        const winner = (yield context.df.Task.any([...waiters.map((w) => w.task), timeout])) as df.Task;
-        if (winner === timeout) {
-            return yield* fail(taskTransfer, {
-                ok: false,
-                code: 'TIMEOUT',
-                recoverable: true,
-                message: `No message from the provider for ${timeoutMs / 60_000} minutes (progress ${JSON.stringify(progress)}).`,
-            });
+        let received = waiters.take();
+        if (received === undefined) {
+            const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timeoutMs));
+            yield context.df.Task.any([...waiters.fresh(awaited), timeout]);
+            received = waiters.take();
+            if (received === undefined) {
+                return yield* fail(taskTransfer, {
+                    ok: false,
+                    code: 'TIMEOUT',
+                    recoverable: true,
+                    message: `No message from the provider for ${timeoutMs / 60_000} minutes (progress ${JSON.stringify(progress)}).`,
+                });
+            }
+            if (!timeout.isCompleted) timeout.cancel();
         }
-        timeout.cancel();
-        const name = waiters.find((w) => w.task === winner)?.name;
+        const { name, payload } = received;
         if (name === lifecycleEvents.cancel) {
-            const reason = typeof winner.result === 'string' ? winner.result : 'Cancelled by the operator.';
+            const reason = typeof payload === 'string' ? payload : 'Cancelled by the operator.';
             const rolled = yield* rollBack(`Resynchronization ${resyncId} was cancelled; rolled back.`);
             yield record({
                 jobId,
@@ -362,7 +369,7 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
             setStatus({ stage: 'Cancelled', ...(error ? { error } : {}) });
             return { result: 'Cancelled', jobId, resyncId, ...(error ? { error } : {}) };
         }
-        const event = (winner.result ?? {}) as ProviderResyncPayload & Partial<ResyncDigestRequestEvent>;
+        const event = (payload ?? {}) as ProviderResyncPayload & Partial<ResyncDigestRequestEvent>;
         // A message of an earlier resync (its provider was slow) must not move this one.
         if (event.resyncId !== resyncId) continue;
         setStatus({ lastProviderMessageAt: now() });

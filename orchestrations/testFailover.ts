@@ -61,7 +61,7 @@ export const recordDrillActivity = df.app.activity('recordDrill', {
 
 // ---- steps shared with failover.ts --------------------------------------------------------------------------
 
-/** Records on the job, the protected item and the drill in one go (each retried on its own). */
+/** Records on the drill, then the job and the protected item (each retried on its own). */
 export function* recordStep(
     context: df.OrchestrationContext,
     r: {
@@ -75,6 +75,12 @@ export function* recordStep(
     },
 ): Generator<df.Task, void, unknown> {
     const at = context.df.currentUtcDateTime.toISOString();
+    // The drill row first: the job's end is the step's last write, so whoever sees the job finished (an operator,
+    // the cleanup's API check) finds the drill finished too. Each activity is a queue round trip on the real
+    // engine: the other order left a Succeeded cleanup job with its drill still CleaningUp for that long.
+    if (r.drill && r.drillId !== undefined) {
+        yield recordDrillActivity({ vmId: r.vmId, drillId: r.drillId, changes: r.drill }).withRetry(RECORD_RETRY);
+    }
     yield recordLifecycleActivity({
         vmId: r.vmId,
         at,
@@ -83,9 +89,6 @@ export function* recordStep(
         item: r.item,
         event: r.event,
     }).withRetry(RECORD_RETRY);
-    if (r.drill && r.drillId !== undefined) {
-        yield recordDrillActivity({ vmId: r.vmId, drillId: r.drillId, changes: r.drill }).withRetry(RECORD_RETRY);
-    }
 }
 
 /**
