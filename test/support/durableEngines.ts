@@ -136,7 +136,6 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/purgeDurableHistory.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
     'test/orchestrations/replicationMonitor.test.ts',
-    'test/orchestrations/replicationMonitor.upgrade.test.ts',
     'test/orchestrations/resync.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
     'test/orchestrations/runtime.batches.test.ts',
