@@ -52,6 +52,8 @@ export interface EngineUnderTest extends DurableClientSource {
     purge(instanceId: string): Promise<void>;
     /** The real engine itself, when that is the engine. */
     readonly dtfx?: DtfxEngine;
+    /** The embedded runtime itself (its virtual clock, histories), when that is the engine: for `itOn('embedded')`. */
+    readonly embedded?: DurableRuntime;
     close(): Promise<void>;
 }
 
@@ -70,6 +72,19 @@ export const ONE_ENGINE_TESTS: Readonly<Record<string, { engine: DurableEngineNa
         engine: 'embedded',
         reason: 'the same scenario as above: the embedded runtime drops the unread events of the batch, the real engine replays them (see the dtfx test)',
     },
+    'replication monitor [embedded] walks RPO over 70 minutes: Normal to 15 min, Warning from 20, Critical from 65': {
+        engine: 'embedded',
+        reason:
+            'names the health at exact instants 5 virtual minutes apart over 70 minutes; on both engines the ' +
+            'monitor reaches Critical on its own timer from a capture 60 min minus 8 s old',
+    },
+    'replication monitor [embedded] keeps its history bounded with continueAsNew over 400 replication cycles (20 generations)':
+        {
+            engine: 'embedded',
+            reason:
+                "reads the embedded runtime's history length over 400 cycles; on both engines 25 events sent back " +
+                'to back all land and the monitor continues as new',
+        },
 };
 
 const FINISHED = new Set(['Completed', 'Failed', 'Terminated']);
@@ -135,7 +150,6 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/plannedFailover.test.ts',
     'test/orchestrations/purgeDurableHistory.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
-    'test/orchestrations/replicationMonitor.test.ts',
     'test/orchestrations/resync.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
     'test/orchestrations/runtime.batches.test.ts',
@@ -224,6 +238,7 @@ function embeddedEngine(): EngineUnderTest {
             await runtime.runUntilIdle();
         },
         purge: (instanceId) => runtime.purge(instanceId),
+        embedded: runtime,
         close: () => runtime.close(),
     };
 }

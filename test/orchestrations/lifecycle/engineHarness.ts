@@ -1,5 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
+import { INITIAL_REPLICATION_CYCLE_ID } from '../../../shared/contracts/ids';
+import { HvrError } from '../../../shared/errors';
+import { instanceIds, lifecycleEvents } from '../../../shared/lifecycle/instances';
 import { setPorts } from '../../../shared/ports';
 import { ReplicaPort } from '../../../shared/replica/replicaPort';
 import { StateScope } from '../../../shared/state/protectedItems';
@@ -18,6 +21,10 @@ export class EngineHarness {
     readonly scope: StateScope = { conn: testStorage(), tablePrefix: uniqueName('t') };
     readonly published: { at: Date; input: OutgoingProviderEvent }[] = [];
     readonly replicaCalls: { at: Date; input: { op: string; vmId: string; diskId?: string } }[] = [];
+    readonly metrics: { at: Date; name: string; value: number; dimensions: Record<string, string> }[] = [];
+    /** Set to make the next publish calls fail: each call takes the first element (undefined = succeed). */
+    publishFailures: (HvrError | Error | undefined)[] = [];
+    createReplicaFailures: (HvrError | Error | undefined)[] = [];
     private readonly restore: (() => void)[] = [];
 
     constructor(readonly engine: EngineUnderTest) {
@@ -32,6 +39,8 @@ export class EngineHarness {
                     at: clock.now(),
                     input: { op: 'createReplicaDisk', vmId, diskId: disk.diskId },
                 });
+                const failure = this.createReplicaFailures.shift();
+                if (failure) throw failure;
             },
             removeReplica: async ({ vmId }) => {
                 this.replicaCalls.push({ at: clock.now(), input: { op: 'removeReplica', vmId } });
@@ -47,6 +56,8 @@ export class EngineHarness {
                 providerEvents: () => ({
                     publish: async (event) => {
                         this.published.push({ at: clock.now(), input: event });
+                        const failure = this.publishFailures.shift();
+                        if (failure) throw failure;
                     },
                 }),
                 replicas: () => replicas,
@@ -62,7 +73,11 @@ export class EngineHarness {
                         return true;
                     },
                 },
-                metrics: { emit: () => undefined },
+                metrics: {
+                    emit: (_context, name, value, dimensions) => {
+                        this.metrics.push({ at: clock.now(), name, value, dimensions });
+                    },
+                },
             }),
         );
         process.env.STATE_TABLE_PREFIX = this.scope.tablePrefix;
@@ -87,6 +102,29 @@ export class EngineHarness {
     /** PUT replicationProtectedItems/{vmId}: enable protection through the API (site1, policy gold). */
     enable(vmId: string, vm: VmDescription = sampleVm(vmId)): Promise<ApiResponse> {
         return this.http('apiReplicationProtectedItem', enableRequest(vmId, vm));
+    }
+
+    /**
+     * What the pipeline does once a provider shipped every disk's initial logs: the provider reports 100 %, and
+     * the merge, having applied each disk's last initial log, records the `initial` recovery point and raises
+     * CycleComplete to `protect:{vmId}` (only that completes initial replication).
+     */
+    async completeInitialReplication(vmId: string, capturedAt: Date = this.now()): Promise<void> {
+        const instanceId = instanceIds.enableProtection(vmId);
+        await this.engine.raiseEvent(instanceId, lifecycleEvents.initialReplicationProgress, {
+            vmId,
+            disks: { os: 100, data: 100 },
+            at: this.now().toISOString(),
+        });
+        await this.engine.progress();
+        await this.engine.raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
+            vmId,
+            cycleId: INITIAL_REPLICATION_CYCLE_ID,
+            recoveryPointId: `${vmId}:${INITIAL_REPLICATION_CYCLE_ID}`,
+            consistency: 'CrashConsistent',
+            capturedAt: capturedAt.toISOString(),
+        });
+        await this.engine.progress();
     }
 
     /**
