@@ -131,7 +131,7 @@ export class EngineHarness {
      * Reads `read()` until it equals `expected` (deep equality): on the real engine polling in wall time up to
      * `timeoutMs`, on the embedded runtime once it has run until idle. Fails with the last value read.
      */
-    async until<T>(read: () => Promise<T>, expected: T, timeoutMs = 30_000): Promise<T> {
+    async until<T>(read: () => Promise<T>, expected: T, timeoutMs = 120_000): Promise<T> {
         const deadline = Date.now() + timeoutMs;
         let last: T;
         for (;;) {
@@ -143,6 +143,24 @@ export class EngineHarness {
         }
         expect(last).toEqual(expected);
         return last;
+    }
+
+    /**
+     * As `until`, for what needs time to pass first (a retry delay, a timeout): on the embedded runtime it
+     * advances virtual time up to `virtualMs` until `read()` equals `expected`; on the real engine it polls.
+     */
+    async eventually<T>(
+        read: () => Promise<T>,
+        expected: T,
+        virtualMs = 7 * 24 * 3600_000,
+        timeoutMs = 60_000,
+    ): Promise<T> {
+        const runtime = this.engine.embedded;
+        if (!runtime) return this.until(read, expected, timeoutMs);
+        const matches = async () => isDeepStrictEqual(await read(), expected);
+        await runtime.runUntilIdle();
+        if (!(await matches())) await runtime.advanceUntil(matches, { maxMs: virtualMs });
+        return this.until(read, expected);
     }
 
     close(): void {
