@@ -153,7 +153,7 @@ export class EngineHarness {
         read: () => Promise<T>,
         expected: T,
         virtualMs = 7 * 24 * 3600_000,
-        timeoutMs = 60_000,
+        timeoutMs = 120_000,
     ): Promise<T> {
         const runtime = this.engine.embedded;
         if (!runtime) return this.until(read, expected, timeoutMs);
