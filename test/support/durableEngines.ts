@@ -179,15 +179,20 @@ export function itOn(
     blockEngine: DurableEngineName,
     title: string,
     fn: () => Promise<void>,
+    timeoutMs?: number,
 ): void {
     if (blockEngine !== engineName) return;
-    it(title, async () => {
-        const name = expect.getState().currentTestName ?? title;
-        if (ONE_ENGINE_TESTS[name]?.engine !== engineName) {
-            throw new Error(`"${name}" runs on ${engineName} only: list it in ONE_ENGINE_TESTS with the reason`);
-        }
-        await fn();
-    });
+    it(
+        title,
+        async () => {
+            const name = expect.getState().currentTestName ?? title;
+            if (ONE_ENGINE_TESTS[name]?.engine !== engineName) {
+                throw new Error(`"${name}" runs on ${engineName} only: list it in ONE_ENGINE_TESTS with the reason`);
+            }
+            await fn();
+        },
+        timeoutMs,
+    );
 }
 
 /** A fresh task hub name (Azure Storage: letters and digits). */
