@@ -127,7 +127,8 @@ describeOnEngines('enable protection', (engine, engineName) => {
                     replicationHealth: item.replicationHealth,
                     healthReasons: item.healthReasons,
                     lastRecoveryPointId: item.lastRecoveryPointId,
-                    lastCapturedAt: item.lastCapturedAt,
+                    // The instant: the real engine writes it in a shorter ISO form (docs/durable-runtime.md).
+                    lastCapturedAt: item.lastCapturedAt && new Date(item.lastCapturedAt).toISOString(),
                 };
             },
             {

@@ -76,7 +76,7 @@ export const ONE_ENGINE_TESTS: Readonly<Record<string, { engine: DurableEngineNa
         engine: 'embedded',
         reason:
             'names the health at exact instants 5 virtual minutes apart over 70 minutes; on both engines the ' +
-            'monitor reaches Critical on its own timer from a capture 60 min minus 8 s old',
+            'monitor reaches Critical on its own timer from a capture 60 min minus 20 s old',
     },
     'enable protection [embedded] retries a recoverable failure after 1, 2, 4, 8, 10, 30 and 30 minutes (scaled)': {
         engine: 'embedded',
