@@ -3,70 +3,87 @@ import { purgeFinishedInstances } from '../../functions/purgeDurableHistory';
 import { setPorts } from '../../shared/ports';
 import {
     durableClientBindings,
-    DurableRuntime,
     functionRegistry,
     invokeFunction,
-    VirtualClock,
+    type Clock,
 } from '../../packages/functions-local/src';
+import { describeOnEngines, isFinished, type EngineUnderTest } from '../support/durableEngines';
 import './fixtures/events';
 
 const DAY = 24 * 3600_000;
 
-describe('purgeDurableHistory: finished instances older than the retention leave the task hub', () => {
-    let clock: VirtualClock;
-    let runtime: DurableRuntime;
-    let restore: () => void;
-    beforeEach(() => {
-        clock = new VirtualClock(new Date('2025-05-01T00:00:00Z'));
-        runtime = new DurableRuntime({ registry: functionRegistry(), clock });
-        restore = setPorts({ clock });
-    });
-    afterEach(async () => {
-        restore();
-        delete process.env.DURABLE_HISTORY_RETENTION_DAYS;
-        await runtime.close();
-    });
+/**
+ * On both engines. The instances are created now on the engine's clock; the timer function runs with its own
+ * clock `days` ahead of the engine's, so "older than the retention" needs no waiting (the purge filter is the
+ * engine's: created before the cutoff, status terminal).
+ */
+describeOnEngines(
+    'purgeDurableHistory: finished instances older than the retention leave the task hub',
+    (engine, engineName) => {
+        let restore: (() => void) | undefined;
+        let n = 0;
+        const id = (name: string) => `${name}-${engineName}-${++n}`;
+        afterEach(() => {
+            restore?.();
+            restore = undefined;
+            delete process.env.DURABLE_HISTORY_RETENTION_DAYS;
+        });
 
-    it('purges Completed, Failed and Terminated instances created before the cutoff, never running ones', async () => {
-        await runtime.startNew('fixtureCollect', { instanceId: 'old-completed', input: 0 });
-        await runtime.startNew('fixtureCollect', { instanceId: 'old-terminated', input: 1 });
-        await runtime.startNew('fixtureCollect', { instanceId: 'old-running', input: 1 });
-        await runtime.runUntilIdle();
-        await runtime.terminate('old-terminated', 'operator');
-        await runtime.runUntilIdle();
-        await runtime.advance(31 * DAY);
-        await runtime.startNew('fixtureCollect', { instanceId: 'recent-completed', input: 0 });
-        await runtime.runUntilIdle();
+        /** Runs the timer function as if `days` had passed on the engine's clock. */
+        async function purgeAfter(e: EngineUnderTest, days: number): Promise<void> {
+            const ahead: Clock = { now: () => new Date(e.clock.now().getTime() + days * DAY) };
+            restore = setPorts({ clock: ahead });
+            try {
+                await invokeFunction(
+                    functionRegistry().get('purgeDurableHistory'),
+                    { isPastDue: false },
+                    { bindings: [durableClientBindings(e)] },
+                );
+            } finally {
+                restore();
+                restore = undefined;
+            }
+        }
 
-        await invokeFunction(
-            functionRegistry().get('purgeDurableHistory'),
-            { isPastDue: false },
-            { bindings: [durableClientBindings(runtime)] },
-        );
+        it('purges Completed, Failed and Terminated instances created before the cutoff, never running ones', async () => {
+            const completed = id('completed');
+            const terminated = id('terminated');
+            const running = id('running');
+            await engine().startNew('fixtureCollect', { instanceId: completed, input: 0 });
+            await engine().startNew('fixtureCollect', { instanceId: terminated, input: 1 });
+            await engine().startNew('fixtureCollect', { instanceId: running, input: 1 });
+            await engine().waitFor(completed, isFinished);
+            await engine().waitFor(running, (s) => s.runtimeStatus === 'Running');
+            await engine().waitFor(terminated, (s) => s.runtimeStatus === 'Running');
+            await engine().terminate(terminated, 'operator');
+            await engine().waitFor(terminated, isFinished);
 
-        const left = (await runtime.listInstances()).map((s) => `${s.instanceId}:${s.runtimeStatus}`);
-        expect(left.sort()).toEqual(['old-running:Running', 'recent-completed:Completed']);
-    });
+            // A day later nothing is old enough.
+            await purgeAfter(engine(), 1);
+            for (const instanceId of [completed, terminated, running])
+                expect(await engine().status(instanceId)).toBeDefined();
 
-    it('honours DURABLE_HISTORY_RETENTION_DAYS and refuses a retention under one day', async () => {
-        await runtime.startNew('fixtureCollect', { instanceId: 'two-days-old', input: 0 });
-        await runtime.runUntilIdle();
-        await runtime.advance(2 * DAY);
-        process.env.DURABLE_HISTORY_RETENTION_DAYS = '3';
-        await invokeFunction(
-            functionRegistry().get('purgeDurableHistory'),
-            { isPastDue: false },
-            { bindings: [durableClientBindings(runtime)] },
-        );
-        expect(await runtime.getStatus('two-days-old')).toBeDefined();
-        process.env.DURABLE_HISTORY_RETENTION_DAYS = '1';
-        await invokeFunction(
-            functionRegistry().get('purgeDurableHistory'),
-            { isPastDue: false },
-            { bindings: [durableClientBindings(runtime)] },
-        );
-        expect(await runtime.getStatus('two-days-old')).toBeUndefined();
-        const client = { purgeInstanceHistoryBy: () => Promise.resolve({ instancesDeleted: 0 }) };
-        await expect(purgeFinishedInstances(client, clock.now(), 0)).rejects.toMatchObject({ code: 'CONFIG_MISSING' });
-    });
-});
+            await purgeAfter(engine(), 31);
+            expect(await engine().status(completed)).toBeUndefined();
+            expect(await engine().status(terminated)).toBeUndefined();
+            expect((await engine().status(running))?.runtimeStatus).toBe('Running');
+            await engine().terminate(running, 'test over');
+        });
+
+        it('honours DURABLE_HISTORY_RETENTION_DAYS and refuses a retention under one day', async () => {
+            const twoDaysOld = id('two-days-old');
+            await engine().startNew('fixtureCollect', { instanceId: twoDaysOld, input: 0 });
+            await engine().waitFor(twoDaysOld, isFinished);
+            process.env.DURABLE_HISTORY_RETENTION_DAYS = '3';
+            await purgeAfter(engine(), 2);
+            expect(await engine().status(twoDaysOld)).toBeDefined();
+            process.env.DURABLE_HISTORY_RETENTION_DAYS = '1';
+            await purgeAfter(engine(), 2);
+            expect(await engine().status(twoDaysOld)).toBeUndefined();
+            const client = { purgeInstanceHistoryBy: () => Promise.resolve({ instancesDeleted: 0 }) };
+            await expect(purgeFinishedInstances(client, engine().clock.now(), 0)).rejects.toMatchObject({
+                code: 'CONFIG_MISSING',
+            });
+        });
+    },
+);

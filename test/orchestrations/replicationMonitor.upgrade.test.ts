@@ -1,32 +1,29 @@
+import * as df from 'durable-functions';
+import { DURABLE_TIME_SCALE_SETTING } from '../../shared/durableTime';
 import { assessReplicationHealth } from '../../shared/health';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { createProtectedItem, getProtectedItem } from '../../shared/state/protectedItems';
 import { MONITOR_INPUT_VERSION } from '../../orchestrations/monitor/facts';
-import { REPLICATION_MONITOR, healthFactsOf, type MonitorInput } from '../../orchestrations/replicationMonitor';
+import type { ReplicationStatusRecord } from '../../orchestrations/monitor/refresh';
 import {
-    HistoryEventType,
-    DurableRuntime,
-    MemoryInstanceStore,
-    functionRegistry,
-} from '../../packages/functions-local/src';
-import { LifecycleHarness, protectedVmRow, START } from './lifecycle/harness';
+    MONITOR_MAX_SLEEP_MS,
+    REPLICATION_MONITOR,
+    healthFactsOf,
+    type MonitorInput,
+    type MonitorStatus,
+} from '../../orchestrations/replicationMonitor';
+import { RECORD_RETRY } from '../../orchestrations/lifecycleActivities';
+import { functionRegistry } from '../../packages/functions-local/src';
+import { describeOnEngines, type EngineStatus } from '../support/durableEngines';
+import { EngineHarness } from './lifecycle/engineHarness';
+import { protectedVmRow } from './lifecycle/harness';
 
-const MINUTE = 60_000;
+// The current monitor's sleeps and retries in scaled time, so a generation ends within a second on the real engine.
+process.env[DURABLE_TIME_SCALE_SETTING] = '0.001';
 
-/**
- * Monitors are eternal: when a new version is deployed they are mid-generation, started by the previous code.
- * The previous monitor (before input versioning) wrote an input without `version`, with `recordedReasonCodes`,
- * and began each generation with `recordReplicationStatus(record)` returning nothing, then one timer and a
- * Task.any of its ten waiters. The current code must replay such a generation and continue in its own shape.
- */
-describe('replication monitor: upgrade from the previous version', () => {
-    let h: LifecycleHarness;
-    let store: MemoryInstanceStore;
-    let runtime: DurableRuntime;
-    const vmId = 'vmUp';
-    const instanceId = instanceIds.replicationMonitor(vmId);
-    const at = START.toISOString();
-    const previousInput = {
+/** The previous monitor's input: no `version`, `recordedReasonCodes`, generation 41. */
+function previousInputAt(vmId: string, at: string) {
+    return {
         vmId,
         siteId: 'site1',
         diskIds: ['os', 'data'],
@@ -41,79 +38,163 @@ describe('replication monitor: upgrade from the previous version', () => {
         recordedReasonCodes: ['NonRecoverableError'],
         generation: 41,
     };
+}
+
+const PREVIOUS_MONITOR_EVENTS = [
+    lifecycleEvents.logApplied,
+    lifecycleEvents.cycleComplete,
+    lifecycleEvents.resyncRequired,
+    lifecycleEvents.mergeFailed,
+    lifecycleEvents.heartbeat,
+    lifecycleEvents.cycleUploaded,
+    lifecycleEvents.providerError,
+    lifecycleEvents.resyncProgress,
+    lifecycleEvents.resyncCompleted,
+    lifecycleEvents.cancel,
+];
+
+/** Set by the previous code's stand-in once its generation waits, so the test knows when to "deploy". */
+const WAITING_MARK = 'previous version waiting';
+
+/**
+ * The previous monitor, as it ran before input versioning (its first generation only: the test deploys the
+ * current code while it waits): it recorded a ReplicationStatusRecord through `recordReplicationStatus`
+ * (which returned nothing), then one timer at its unscaled wake time and one Task.any of its waiters.
+ */
+function* previousMonitor(context: df.OrchestrationContext): Generator<df.Task, unknown, unknown> {
+    const state = context.df.getInput<MonitorInput>();
+    const now = context.df.currentUtcDateTime;
+    const assessment = assessReplicationHealth(healthFactsOf(state, now.toISOString()));
+    const status: MonitorStatus = {
+        health: assessment.health,
+        rpoSeconds: assessment.rpoSeconds,
+        reasons: assessment.reasons.map((r) => r.code),
+        generation: state.generation,
+    };
+    context.df.setCustomStatus(status);
+    const record: ReplicationStatusRecord = {
+        vmId: state.vmId,
+        siteId: state.siteId,
+        at: now.toISOString(),
+        assessment,
+        generation: state.generation,
+    };
+    if (state.recordedHealth !== undefined) record.previousHealth = state.recordedHealth;
+    if (state.lastCapturedAt !== undefined) record.lastCapturedAt = state.lastCapturedAt;
+    if (state.lastRecoveryPoint) record.lastRecoveryPoint = state.lastRecoveryPoint;
+    yield context.df.callActivityWithRetry('recordReplicationStatus', RECORD_RETRY, record);
+    const threshold = assessment.nextThresholdAt !== undefined ? Date.parse(assessment.nextThresholdAt) : Infinity;
+    const wakeAt = Math.max(now.getTime() + 1000, Math.min(now.getTime() + MONITOR_MAX_SLEEP_MS, threshold));
+    const timer = context.df.createTimer(new Date(wakeAt));
+    const waiters = PREVIOUS_MONITOR_EVENTS.map((name) => context.df.waitForExternalEvent(name));
+    context.df.setCustomStatus({ ...status, mark: WAITING_MARK });
+    yield context.df.Task.any([...waiters, timer]);
+    throw new Error('the previous version ran past its first wait: the test deploys the current code before that');
+}
+
+// Registered under a name of its own so the registry wraps it as the worker would; the test swaps its handler in.
+const PREVIOUS_MONITOR = 'replicationMonitorPreviousVersion';
+df.app.orchestration(PREVIOUS_MONITOR, previousMonitor);
+
+/** Runs `replicationMonitor` on the previous code until `deploy()` puts the current code back. */
+function runPreviousVersion(): { deploy(): void } {
+    const current = functionRegistry().get(REPLICATION_MONITOR);
+    const original = current.handler;
+    current.handler = functionRegistry().get(PREVIOUS_MONITOR).handler;
+    return {
+        deploy: () => {
+            current.handler = original;
+        },
+    };
+}
+
+const isCurrentShape = (s: EngineStatus) => {
+    const input = s.input as MonitorInput | undefined;
+    return s.runtimeStatus === 'Running' && input?.version === MONITOR_INPUT_VERSION && input.generation >= 42;
+};
+
+/**
+ * Monitors are eternal: when a new version is deployed they are mid-generation, started by the previous code.
+ * The current code must replay a generation the previous code began (its record call returned nothing, its
+ * timer was set at the unscaled wake time) and continue in its own input shape. On both engines the previous
+ * code really runs: its handler stands under the monitor's name until the test deploys the current one.
+ */
+describeOnEngines('replication monitor: upgrade from the previous version', (engine, engineName) => {
+    let h: EngineHarness;
+    let vmId: string;
+    let instanceId: string;
+    let previousInput: ReturnType<typeof previousInputAt>;
+    let n = 0;
 
     beforeEach(async () => {
-        h = new LifecycleHarness();
-        store = new MemoryInstanceStore();
-        runtime = new DurableRuntime({ registry: functionRegistry(), clock: h.clock, store });
+        h = new EngineHarness(engine());
+        vmId = `vmUp${engineName}${++n}`;
+        instanceId = instanceIds.replicationMonitor(vmId);
+        const at = h.now().toISOString();
+        previousInput = previousInputAt(vmId, at);
         await createProtectedItem(h.scope, protectedVmRow(vmId, at, { replicationHealth: 'Critical' }));
     });
     afterEach(async () => {
-        await runtime.close();
-        await h.close();
+        if ((await engine().status(instanceId))?.runtimeStatus === 'Running') {
+            await engine().terminate(instanceId, 'test over');
+        }
+        h.close();
     });
 
-    /** Turns the first generation the current code began into the one the previous code wrote. */
-    async function asPreviousVersionWroteIt(): Promise<void> {
-        const state = (await store.get(instanceId))!;
-        state.input = JSON.stringify(previousInput);
-        const assessment = assessReplicationHealth(healthFactsOf(previousInput as MonitorInput, at));
-        for (const event of state.history) {
-            if (event.EventType === HistoryEventType.ExecutionStarted) event.Input = state.input;
-            if (event.EventType === HistoryEventType.TaskScheduled) {
-                event.Input = JSON.stringify({ vmId, siteId: 'site1', at, assessment, generation: 41 });
-            }
-            // The previous record activity returned nothing.
-            if (event.EventType === HistoryEventType.TaskCompleted) event.Result = 'null';
-        }
-        await store.put(state);
-    }
-
     it('replays a generation the previous code began and continues in the current input shape', async () => {
-        await runtime.startNew(REPLICATION_MONITOR, { instanceId, input: previousInput });
-        await runtime.runUntilIdle();
-        await asPreviousVersionWroteIt();
+        const previous = runPreviousVersion();
+        try {
+            await engine().startNew(REPLICATION_MONITOR, { instanceId, input: previousInput });
+            await engine().waitFor(
+                instanceId,
+                (s) => (s.customStatus as { mark?: string } | null)?.mark === WAITING_MARK,
+            );
+        } finally {
+            previous.deploy();
+        }
+        const waiting = (await engine().status(instanceId))!;
+        expect(waiting.runtimeStatus).toBe('Running');
+        expect(waiting.input).toMatchObject({ generation: 41, recordedReasonCodes: ['NonRecoverableError'] });
 
-        h.clock.advanceBy(MINUTE);
-        await runtime.raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
+        const capturedAt = new Date(h.now().getTime() + 30_000).toISOString();
+        await engine().raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
             vmId,
             cycleId: 'c1',
             recoveryPointId: `${vmId}:c1`,
-            capturedAt: new Date(START.getTime() + 30_000).toISOString(),
+            capturedAt,
         });
-        await runtime.runUntilIdle();
-        // The deadline passes: the generation ends and the next one starts from the carried state.
-        await runtime.advance(16 * MINUTE);
-
-        const status = (await runtime.getStatus(instanceId))!;
-        expect(status.runtimeStatus).toBe('Running');
+        // The current code's deadline (scaled) has passed: the generation ends and the next starts in its shape.
+        const status = await engine().waitFor(instanceId, isCurrentShape);
         const input = status.input as MonitorInput;
         expect(input).toMatchObject({
             version: MONITOR_INPUT_VERSION,
             lastRecoveryPoint: { id: `${vmId}:c1` },
             blockingError: { code: 'VSS_WRITER_FAILED' },
         });
-        expect(input.generation).toBeGreaterThanOrEqual(42);
         expect(input).not.toHaveProperty('recordedReasonCodes');
-        const item = (await getProtectedItem(h.scope, vmId))!;
-        expect(item.lastRecoveryPointId).toBe(`${vmId}:c1`);
-        expect(item.healthReasons.find((r) => r.code === 'NonRecoverableError')?.errorCode).toBe('VSS_WRITER_FAILED');
+        await h.until(
+            async () => {
+                const item = (await getProtectedItem(h.scope, vmId))!;
+                return {
+                    lastRecoveryPointId: item.lastRecoveryPointId,
+                    blocking: item.healthReasons.find((r) => r.code === 'NonRecoverableError')?.errorCode,
+                };
+            },
+            { lastRecoveryPointId: `${vmId}:c1`, blocking: 'VSS_WRITER_FAILED' },
+        );
     });
 
     it('a monitor started with the previous input shape runs as a current one', async () => {
-        await runtime.startNew(REPLICATION_MONITOR, { instanceId, input: previousInput });
-        await runtime.runUntilIdle();
-        await runtime.raiseEvent(instanceId, lifecycleEvents.heartbeat, {
+        await engine().startNew(REPLICATION_MONITOR, { instanceId, input: previousInput });
+        await engine().raiseEvent(instanceId, lifecycleEvents.heartbeat, {
             vmId,
             siteId: 'site1',
-            at: h.clock.now().toISOString(),
+            at: h.now().toISOString(),
             pendingLogBytes: {},
         });
-        await runtime.runUntilIdle();
-        await runtime.advance(16 * MINUTE);
-        const input = (await runtime.getStatus(instanceId))!.input as MonitorInput;
+        const status = await engine().waitFor(instanceId, isCurrentShape);
+        const input = status.input as MonitorInput;
         expect(input).toMatchObject({ version: MONITOR_INPUT_VERSION, recordedHealth: 'Critical' });
-        expect(input.generation).toBeGreaterThanOrEqual(42);
         expect(input).not.toHaveProperty('recordedReasonCodes');
     });
 });

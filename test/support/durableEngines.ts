@@ -52,6 +52,8 @@ export interface EngineUnderTest extends DurableClientSource {
     purge(instanceId: string): Promise<void>;
     /** The real engine itself, when that is the engine. */
     readonly dtfx?: DtfxEngine;
+    /** The embedded runtime itself (its virtual clock, histories), when that is the engine: for `itOn('embedded')`. */
+    readonly embedded?: DurableRuntime;
     close(): Promise<void>;
 }
 
@@ -70,6 +72,32 @@ export const ONE_ENGINE_TESTS: Readonly<Record<string, { engine: DurableEngineNa
         engine: 'embedded',
         reason: 'the same scenario as above: the embedded runtime drops the unread events of the batch, the real engine replays them (see the dtfx test)',
     },
+    'replication monitor [embedded] walks RPO over 70 minutes: Normal to 15 min, Warning from 20, Critical from 65': {
+        engine: 'embedded',
+        reason:
+            'names the health at exact instants 5 virtual minutes apart over 70 minutes; on both engines the ' +
+            'monitor reaches Critical on its own timer from a capture 60 min minus 20 s old',
+    },
+    'enable protection [embedded] retries a recoverable failure after 1, 2, 4, 8, 10, 30 and 30 minutes (scaled)': {
+        engine: 'embedded',
+        reason:
+            'the whole retry schedule against its give-up limit, both scaled: at the scale that keeps the 72 h ' +
+            'initial-replication timeout short on the real engine (0.0001), the 24 h limit is 8.6 s, less than ' +
+            "eight attempts' real overhead on a loaded machine; on both engines a thrown error is retried after the scaled 1 and 2 minutes",
+    },
+    "enable protection [embedded] waits for the policy's scheduled initial replication start with a durable timer": {
+        engine: 'embedded',
+        reason:
+            'the start is an absolute instant, which the scale does not shorten: on the real engine a loaded ' +
+            'machine can pass any fixed lead before the orchestration reaches its timer',
+    },
+    'replication monitor [embedded] keeps its history bounded with continueAsNew over 400 replication cycles (20 generations)':
+        {
+            engine: 'embedded',
+            reason:
+                "reads the embedded runtime's history length over 400 cycles; on both engines 25 events sent back " +
+                'to back all land and the monitor continues as new',
+        },
 };
 
 const FINISHED = new Set(['Completed', 'Failed', 'Terminated']);
@@ -128,15 +156,11 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/changeRecoveryPoint.test.ts',
     'test/orchestrations/customStatus.test.ts',
     'test/orchestrations/disableProtection.test.ts',
-    'test/orchestrations/enableProtection.test.ts',
     'test/orchestrations/failback.test.ts',
     'test/orchestrations/failover.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/plannedFailover.test.ts',
-    'test/orchestrations/purgeDurableHistory.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
-    'test/orchestrations/replicationMonitor.test.ts',
-    'test/orchestrations/replicationMonitor.upgrade.test.ts',
     'test/orchestrations/resync.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
     'test/orchestrations/runtime.batches.test.ts',
@@ -156,15 +180,20 @@ export function itOn(
     blockEngine: DurableEngineName,
     title: string,
     fn: () => Promise<void>,
+    timeoutMs?: number,
 ): void {
     if (blockEngine !== engineName) return;
-    it(title, async () => {
-        const name = expect.getState().currentTestName ?? title;
-        if (ONE_ENGINE_TESTS[name]?.engine !== engineName) {
-            throw new Error(`"${name}" runs on ${engineName} only: list it in ONE_ENGINE_TESTS with the reason`);
-        }
-        await fn();
-    });
+    it(
+        title,
+        async () => {
+            const name = expect.getState().currentTestName ?? title;
+            if (ONE_ENGINE_TESTS[name]?.engine !== engineName) {
+                throw new Error(`"${name}" runs on ${engineName} only: list it in ONE_ENGINE_TESTS with the reason`);
+            }
+            await fn();
+        },
+        timeoutMs,
+    );
 }
 
 /** A fresh task hub name (Azure Storage: letters and digits). */
@@ -226,6 +255,7 @@ function embeddedEngine(): EngineUnderTest {
             await runtime.runUntilIdle();
         },
         purge: (instanceId) => runtime.purge(instanceId),
+        embedded: runtime,
         close: () => runtime.close(),
     };
 }
@@ -250,7 +280,7 @@ function dtfxEngine(dtfx: DtfxEngine, lines: string[]): EngineUnderTest {
         raiseEvent: (instanceId, eventName, data) => dtfx.raiseEvent(instanceId, eventName, data),
         status,
         progress: () => Promise.resolve(),
-        waitFor: async (instanceId, done, timeoutMs = 60_000) => {
+        waitFor: async (instanceId, done, timeoutMs = 120_000) => {
             const deadline = Date.now() + timeoutMs;
             for (;;) {
                 const s = await status(instanceId);

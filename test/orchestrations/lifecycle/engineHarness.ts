@@ -1,5 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { OutgoingProviderEvent } from '../../../shared/contracts/publisher';
+import { INITIAL_REPLICATION_CYCLE_ID } from '../../../shared/contracts/ids';
+import { HvrError } from '../../../shared/errors';
+import { instanceIds, lifecycleEvents } from '../../../shared/lifecycle/instances';
 import { setPorts } from '../../../shared/ports';
 import { ReplicaPort } from '../../../shared/replica/replicaPort';
 import { StateScope } from '../../../shared/state/protectedItems';
@@ -18,6 +21,10 @@ export class EngineHarness {
     readonly scope: StateScope = { conn: testStorage(), tablePrefix: uniqueName('t') };
     readonly published: { at: Date; input: OutgoingProviderEvent }[] = [];
     readonly replicaCalls: { at: Date; input: { op: string; vmId: string; diskId?: string } }[] = [];
+    readonly metrics: { at: Date; name: string; value: number; dimensions: Record<string, string> }[] = [];
+    /** Set to make the next publish calls fail: each call takes the first element (undefined = succeed). */
+    publishFailures: (HvrError | Error | undefined)[] = [];
+    createReplicaFailures: (HvrError | Error | undefined)[] = [];
     private readonly restore: (() => void)[] = [];
 
     constructor(readonly engine: EngineUnderTest) {
@@ -32,6 +39,8 @@ export class EngineHarness {
                     at: clock.now(),
                     input: { op: 'createReplicaDisk', vmId, diskId: disk.diskId },
                 });
+                const failure = this.createReplicaFailures.shift();
+                if (failure) throw failure;
             },
             removeReplica: async ({ vmId }) => {
                 this.replicaCalls.push({ at: clock.now(), input: { op: 'removeReplica', vmId } });
@@ -47,6 +56,8 @@ export class EngineHarness {
                 providerEvents: () => ({
                     publish: async (event) => {
                         this.published.push({ at: clock.now(), input: event });
+                        const failure = this.publishFailures.shift();
+                        if (failure) throw failure;
                     },
                 }),
                 replicas: () => replicas,
@@ -62,7 +73,11 @@ export class EngineHarness {
                         return true;
                     },
                 },
-                metrics: { emit: () => undefined },
+                metrics: {
+                    emit: (_context, name, value, dimensions) => {
+                        this.metrics.push({ at: clock.now(), name, value, dimensions });
+                    },
+                },
             }),
         );
         process.env.STATE_TABLE_PREFIX = this.scope.tablePrefix;
@@ -90,10 +105,33 @@ export class EngineHarness {
     }
 
     /**
+     * What the pipeline does once a provider shipped every disk's initial logs: the provider reports 100 %, and
+     * the merge, having applied each disk's last initial log, records the `initial` recovery point and raises
+     * CycleComplete to `protect:{vmId}` (only that completes initial replication).
+     */
+    async completeInitialReplication(vmId: string, capturedAt: Date = this.now()): Promise<void> {
+        const instanceId = instanceIds.enableProtection(vmId);
+        await this.engine.raiseEvent(instanceId, lifecycleEvents.initialReplicationProgress, {
+            vmId,
+            disks: { os: 100, data: 100 },
+            at: this.now().toISOString(),
+        });
+        await this.engine.progress();
+        await this.engine.raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
+            vmId,
+            cycleId: INITIAL_REPLICATION_CYCLE_ID,
+            recoveryPointId: `${vmId}:${INITIAL_REPLICATION_CYCLE_ID}`,
+            consistency: 'CrashConsistent',
+            capturedAt: capturedAt.toISOString(),
+        });
+        await this.engine.progress();
+    }
+
+    /**
      * Reads `read()` until it equals `expected` (deep equality): on the real engine polling in wall time up to
      * `timeoutMs`, on the embedded runtime once it has run until idle. Fails with the last value read.
      */
-    async until<T>(read: () => Promise<T>, expected: T, timeoutMs = 30_000): Promise<T> {
+    async until<T>(read: () => Promise<T>, expected: T, timeoutMs = 120_000): Promise<T> {
         const deadline = Date.now() + timeoutMs;
         let last: T;
         for (;;) {
@@ -105,6 +143,24 @@ export class EngineHarness {
         }
         expect(last).toEqual(expected);
         return last;
+    }
+
+    /**
+     * As `until`, for what needs time to pass first (a retry delay, a timeout): on the embedded runtime it
+     * advances virtual time up to `virtualMs` until `read()` equals `expected`; on the real engine it polls.
+     */
+    async eventually<T>(
+        read: () => Promise<T>,
+        expected: T,
+        virtualMs = 7 * 24 * 3600_000,
+        timeoutMs = 120_000,
+    ): Promise<T> {
+        const runtime = this.engine.embedded;
+        if (!runtime) return this.until(read, expected, timeoutMs);
+        const matches = async () => isDeepStrictEqual(await read(), expected);
+        await runtime.runUntilIdle();
+        if (!(await matches())) await runtime.advanceUntil(matches, { maxMs: virtualMs });
+        return this.until(read, expected);
     }
 
     close(): void {
