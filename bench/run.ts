@@ -5,7 +5,17 @@ import { join } from 'node:path';
  * `npm run bench -- <name>`: runs one benchmark, which prints progress on stderr and, as its last line on
  * stdout, one JSON object. Without a name, runs them all in turn.
  */
-const BENCHES = ['hrl', 'merge', 'mergeTrigger', 'resync', 'console', 'retention', 'churnScore', 'durableState'];
+const BENCHES = [
+    'hrl',
+    'merge',
+    'mergeTrigger',
+    'resync',
+    'console',
+    'retention',
+    'churnScore',
+    'durableState',
+    'cost',
+];
 
 async function main(): Promise<void> {
     const names = process.argv.slice(2);
