@@ -16,6 +16,7 @@ const BENCHES = [
     'churnScore',
     'durableState',
     'soak',
+    'cost',
 ];
 
 async function main(): Promise<void> {

@@ -1,4 +1,12 @@
-import { Agent, createServer, request as httpRequest, IncomingMessage, Server, ServerResponse } from 'node:http';
+import {
+    Agent,
+    ClientRequest,
+    createServer,
+    request as httpRequest,
+    IncomingMessage,
+    Server,
+    ServerResponse,
+} from 'node:http';
 import { AddressInfo } from 'node:net';
 import { AZURITE_ACCOUNT, azuriteConnectionString } from '../../packages/functions-local/src';
 import {
@@ -6,6 +14,7 @@ import {
     classifyStorageRequest,
     STORAGE_SERVICES,
     type StorageOpKind,
+    type StorageRequestShape,
     type StorageService,
 } from './storageOps';
 
@@ -35,6 +44,11 @@ export type StorageCounterTarget =
 export interface StorageCounterOptions {
     /** Names of the callers, each given its own ports. Default: one caller, `default`. */
     callers?: string[];
+    /**
+     * Names requests to keep out of the totals (still forwarded), e.g. what only a local stand-in does: the local
+     * host's Event Grid emulation listing a container. They are counted under `setAside[name]` instead.
+     */
+    setAside?: (request: StorageRequestShape & { kind: StorageOpKind; caller: string }) => string | undefined;
     /** An upstream request idle this long fails with 504. Default 5 minutes. */
     upstreamIdleTimeoutMs?: number;
 }
@@ -57,6 +71,8 @@ export interface StorageCounts extends KindCount {
     byService: Record<StorageService, KindCount>;
     /** Requests by the User-Agent's first product token (the SDK that sent them). */
     byAgent: Record<string, number>;
+    /** Requests the `setAside` option named, by name; not in any other figure. */
+    setAside: Record<string, KindCount>;
 }
 
 export interface CallerEndpoints {
@@ -91,6 +107,7 @@ function emptyCounts(): StorageCounts {
         byKind: {},
         byService: { blob: emptyKind(), queue: emptyKind(), table: emptyKind() },
         byAgent: {},
+        setAside: {},
     };
 }
 
@@ -112,6 +129,7 @@ export function sumStorageCounts(all: StorageCounts[]): StorageCounts {
         }
         for (const s of STORAGE_SERVICES) addKind(out.byService[s], c.byService[s]);
         for (const [agent, n] of Object.entries(c.byAgent)) out.byAgent[agent] = (out.byAgent[agent] ?? 0) + n;
+        for (const [name, k] of Object.entries(c.setAside)) addKind((out.setAside[name] ??= emptyKind()), k);
     }
     return out;
 }
@@ -141,7 +159,11 @@ function agentToken(ua: string | undefined): string {
 class Tally {
     counts = emptyCounts();
 
-    commit(service: StorageService, kind: StorageOpKind, agent: string, one: KindCount): void {
+    commit(service: StorageService, kind: StorageOpKind, agent: string, one: KindCount, aside?: string): void {
+        if (aside !== undefined) {
+            addKind((this.counts.setAside[aside] ??= emptyKind()), one);
+            return;
+        }
         addKind(this.counts, one);
         addKind(this.counts.byService[service], one);
         addKind((this.counts.byKind[kind] ??= emptyKind()), one);
@@ -162,9 +184,9 @@ export async function startStorageCounter(
     }
     const upstream = upstreamOf(target);
     const idleMs = options.upstreamIdleTimeoutMs ?? 5 * 60_000;
-    // Idle upstream sockets are dropped after 4 s, before Azurite's own 5 s keep-alive timeout closes them under
-    // a request the proxy is about to send.
-    const agent = new Agent({ keepAlive: true, maxSockets: Infinity, timeout: 4000 });
+    // Idle upstream sockets are dropped after 1 s, well before Azurite's own 5 s keep-alive timeout closes them
+    // under a request the proxy is about to send.
+    const agent = new Agent({ keepAlive: true, maxSockets: Infinity, timeout: 1000 });
     const tallies = new Map<string, Tally>(callers.map((c) => [c, new Tally()]));
     const servers: Server[] = [];
     const endpoints = new Map<string, CallerEndpoints>();
@@ -172,7 +194,9 @@ export async function startStorageCounter(
     const handle = (caller: string, service: StorageService, req: IncomingMessage, res: ServerResponse): void => {
         const tally = tallies.get(caller)!;
         const url = req.url ?? '/';
-        const kind = classifyStorageRequest({ service, method: req.method ?? 'GET', url, headers: req.headers });
+        const shape: StorageRequestShape = { service, method: req.method ?? 'GET', url, headers: req.headers };
+        const kind = classifyStorageRequest(shape);
+        const aside = options.setAside?.({ ...shape, kind, caller });
         const agentName = agentToken(req.headers['user-agent']);
         const one: KindCount = { ...emptyKind(), requests: 1 };
         const batch = kind === 'table.batch' ? new BatchOperationCounter() : undefined;
@@ -181,52 +205,67 @@ export async function startStorageCounter(
             if (committed) return;
             committed = true;
             one.operations = batch ? Math.max(1, batch.finish()) : 1;
-            tally.commit(service, kind, agentName, one);
+            tally.commit(service, kind, agentName, one, aside);
         };
-        const up = httpRequest(
-            {
-                host: upstream[service].host,
-                port: upstream[service].port,
-                method: req.method,
-                path: url,
-                headers: req.headers,
-                agent,
-            },
-            (upRes) => {
-                if ((upRes.statusCode ?? 0) >= 400) one.failed = 1;
-                res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.rawHeaders);
-                upRes.on('data', (chunk: Buffer) => {
-                    one.bytesOut += chunk.length;
-                });
-                upRes.on('end', commit);
-                upRes.on('error', () => {
-                    one.failed = 1;
-                    commit();
+        // A request without a body can be sent again if a kept-alive socket turns out closed under it (Azurite
+        // closes idle ones after 5 s; a loaded machine can run the agent's own earlier drop late).
+        const bodyless =
+            req.headers['content-length'] === '0' ||
+            (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined);
+        let current: ClientRequest | undefined;
+        const send = (attempt: number): void => {
+            const up = httpRequest(
+                {
+                    host: upstream[service].host,
+                    port: upstream[service].port,
+                    method: req.method,
+                    path: url,
+                    headers: req.headers,
+                    agent,
+                },
+                (upRes) => {
+                    if ((upRes.statusCode ?? 0) >= 400) one.failed = 1;
+                    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.rawHeaders);
+                    upRes.on('data', (chunk: Buffer) => {
+                        one.bytesOut += chunk.length;
+                    });
+                    upRes.on('end', commit);
+                    upRes.on('error', () => {
+                        one.failed = 1;
+                        commit();
+                        res.destroy();
+                    });
+                    upRes.pipe(res);
+                },
+            );
+            current = up;
+            up.setTimeout(idleMs, () => up.destroy(new Error(`no answer from storage within ${idleMs} ms`)));
+            up.on('error', (err) => {
+                if (attempt === 0 && bodyless && up.reusedSocket && !res.headersSent && !res.destroyed) {
+                    send(1);
+                    return;
+                }
+                one.failed = 1;
+                commit();
+                if (!res.headersSent) {
+                    res.writeHead(err.message.startsWith('no answer') ? 504 : 502, { 'content-type': 'text/plain' });
+                    res.end(`storage counter: ${service} upstream failed: ${err.message}`);
+                } else {
                     res.destroy();
-                });
-                upRes.pipe(res);
-            },
-        );
-        up.setTimeout(idleMs, () => up.destroy(new Error(`no answer from storage within ${idleMs} ms`)));
-        up.on('error', (err) => {
-            one.failed = 1;
-            commit();
-            if (!res.headersSent) {
-                res.writeHead(err.message.startsWith('no answer') ? 504 : 502, { 'content-type': 'text/plain' });
-                res.end(`storage counter: ${service} upstream failed: ${err.message}`);
-            } else {
-                res.destroy();
-            }
-        });
+                }
+            });
+            if (attempt === 0) req.pipe(up);
+            else up.end();
+        };
         req.on('data', (chunk: Buffer) => {
             one.bytesIn += chunk.length;
             batch?.push(chunk);
         });
-        req.on('aborted', () => up.destroy());
+        req.on('aborted', () => current?.destroy());
         res.on('close', () => {
-            if (!res.writableFinished) up.destroy();
+            if (!res.writableFinished) current?.destroy();
         });
-        req.pipe(up);
+        send(0);
     };
 
     try {

@@ -103,6 +103,12 @@ export interface SimulationOptions {
     stepTimeoutMs?: number;
     /** The Durable engine of the local host (ignored with `pipeline`); default HVR_DURABLE, else embedded. */
     durable?: DurableEngineName;
+    /**
+     * The local host's storage instead of an Azurite of its own (ignored with `pipeline`): `AzureWebJobsStorage`
+     * (the host and the Durable engine) and `REPLICA_STORAGE` (the app's replicas, logs, tables) may be two
+     * connection strings to one Azurite, so a counting proxy can tell their traffic apart (bench/cost).
+     */
+    hostStorage?: { azureWebJobsStorage: string; replicaStorage: string };
     /** Progress lines (stderr for the CLI). */
     progress?: (line: string) => void;
     /** Called with the local host after the run, before it stops (`--serve` waits there until Ctrl-C). */
@@ -224,7 +230,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                     options.appRoot ?? resolve(__dirname, '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : [])),
                 modules: options.modules,
                 port: 0,
+                ...(options.hostStorage ? { storageConnectionString: options.hostStorage.azureWebJobsStorage } : {}),
                 settings: {
+                    ...(options.hostStorage
+                        ? {
+                              AzureWebJobsStorage: options.hostStorage.azureWebJobsStorage,
+                              REPLICA_STORAGE: options.hostStorage.replicaStorage,
+                          }
+                        : {}),
                     PROVIDER_BUS: '',
                     [CHAIN_GAP_MIN_SECONDS_SETTING]: String(LOCAL_GAP_MIN_SECONDS),
                     // Drills record the Azure resources they would create; never ARM from the simulator's host.

@@ -190,6 +190,28 @@ describe('storage counter', () => {
         expect(counter.counts('app').byKind['blob.putPage']!.bytesIn).toBe(data.length);
     });
 
+    it('keeps set-aside requests out of the totals, forwarded and counted by name', async () => {
+        const aside = await startStorageCounter(target(), {
+            setAside: (r) => (r.kind === 'blob.listBlobs' ? 'listing' : undefined),
+        });
+        try {
+            const blob = BlobServiceClient.fromConnectionString(aside.connectionString());
+            const container = blob.getContainerClient(uniqueName('aside'));
+            await container.create();
+            await container.getBlockBlobClient('a').upload(Buffer.from('x'), 1);
+            const names: string[] = [];
+            for await (const b of container.listBlobsFlat()) names.push(b.name);
+            expect(names).toEqual(['a']);
+            await container.delete();
+            const c = aside.counts();
+            expect(c.byKind['blob.listBlobs']).toBeUndefined();
+            expect(c.setAside.listing).toMatchObject({ requests: 1, failed: 0 });
+            expect(c.requests).toBe(3);
+        } finally {
+            await aside.close();
+        }
+    });
+
     it('rejects an unknown caller with a message naming the callers it has', () => {
         expect(() => counter.counts('nobody')).toThrow(/no caller "nobody" \(have app, durable\)/);
     });
