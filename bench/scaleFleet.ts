@@ -76,6 +76,7 @@ async function main(): Promise<void> {
         marks.set(phase, { at: Date.now(), tree, byKind: { ...counts.byKind }, byName: { ...counts.byName } });
     };
     const outDir = await mkdtemp(join(tmpdir(), 'hvr-bench-scale-'));
+    let keep = false;
     try {
         const result = await runSimulation({
             outDir,
@@ -103,6 +104,9 @@ async function main(): Promise<void> {
         const peakCycles = { self: rss.self, children: rss.children, total: rss.total };
         rss.stop();
         const vmCycles = spec.vms * spec.cycles;
+        // A failed fleet keeps its folder (host.log says why); a good one leaves nothing behind.
+        keep = !result.ok;
+        if (keep) process.stderr.write(`scale ${spec.vms}: kept ${outDir} (host.log)\n`);
         const phase = (a: Mark | undefined, b: Mark | undefined) =>
             a && b
                 ? {
@@ -153,7 +157,7 @@ async function main(): Promise<void> {
             }) + '\n',
         );
     } finally {
-        await rm(outDir, { recursive: true, force: true });
+        if (!keep) await rm(outDir, { recursive: true, force: true });
     }
 }
 
