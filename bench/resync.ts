@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, open, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createXXHash128 } from 'hash-wasm';
 import { HrlFileWriter, openFileSource, readHrlData, readHrlIndex } from '../shared/hrl';
@@ -97,6 +97,12 @@ interface ScenarioResult {
     wireRatio: number;
     targetReadBytes: number;
     readRatio: number;
+    /** The whole resync: index refresh, manifests, comparison (source read), log, merge, verification. */
+    endToEndMs: number;
+    /** Downloading the replica once, in the same run right after. */
+    readReplicaOnceMs: number;
+    /** endToEndMs / readReplicaOnceMs. */
+    endToEndVsReadOnce: number;
 }
 
 async function scenario(
@@ -129,6 +135,7 @@ async function scenario(
     const changedBytes = change.reduce((n, r) => n + r.length, 0);
 
     // Cloud: bring the index up to date (reads only the churn), publish the coarse manifest.
+    const resyncStarted = process.hrtime.bigint();
     const refresh = await refreshDigestIndex(d);
     const index = (await DigestIndex.open(d))!;
     const g = index.geometry;
@@ -179,6 +186,11 @@ async function scenario(
         const verified = (await (await DigestIndex.open(d))!.rootDigest()).equals(cmp.rootDigest);
         log(`${name}: replica ${verified ? 'equals' : 'DIFFERS FROM'} the source after the resync log (root digest)`);
         if (!verified) throw new Error(`${name}: replica differs from source after resync`);
+        const endToEndMs = Number(process.hrtime.bigint() - resyncStarted) / 1e6;
+        const readReplicaOnceMs = await readReplicaOnce(container, d);
+        log(
+            `${name}: resync end to end ${Math.round(endToEndMs)} ms; reading the replica once ${Math.round(readReplicaOnceMs)} ms`,
+        );
         await container.getPageBlobClient(replicaBlobNameOf(d)).delete({ deleteSnapshots: 'include' });
         return {
             result: {
@@ -187,6 +199,9 @@ async function scenario(
                 wireRatio: round3(wireBytes / changedBytes),
                 targetReadBytes: refresh.replica.bytesRead,
                 readRatio: round6(refresh.replica.bytesRead / DISK),
+                endToEndMs: Math.round(endToEndMs),
+                readReplicaOnceMs: Math.round(readReplicaOnceMs),
+                endToEndVsReadOnce: round3(endToEndMs / readReplicaOnceMs),
             },
             replicaPath,
             sourcePath,
@@ -196,34 +211,168 @@ async function scenario(
     }
 }
 
+/** One XXH3-128 implementation: hashes `data` whole (one call) and returns the 16 digest bytes. */
+interface Xxh3Candidate {
+    name: string;
+    hash(data: Uint8Array): Uint8Array;
+}
+
+const SEED_LOW = 0x9e3779b9;
+const SEED_HIGH = 0x7f4a7c15;
+
 /**
- * The digest pipeline (leaf digests, zero detection, the Merkle levels: `Digester.subtree`) against hash-wasm's
- * XXH3-128 alone in 1 MiB calls (its best case), on the same in-memory buffers, interleaved chunk by chunk so
- * that load from other processes hits both alike. File reading is left out of both.
+ * Every XXH3-128 for Node that loads here: hash-wasm (the pipeline's, WebAssembly), and the native ones when their
+ * packages resolve (`@node-rs/xxhash`, prebuilt N-API; `xxhash-addon`, prebuilt inside its tarball). Each is
+ * checked to give hash-wasm's digest for the same seed before it is timed.
  */
-async function hashThroughputs(path: string): Promise<{ pipeline: number; raw: number }> {
-    const digester = await Digester.create(0x7f4a7c159e3779b9n, defaultGeometry(DISK));
-    const h = await createXXHash128(0x9e3779b9, 0x7f4a7c15);
-    const file = await openFileSource(path);
-    let pipelineMs = 0;
-    let rawMs = 0;
-    try {
-        for (let o = 0; o < file.size; o += 8 * MiB) {
-            const chunk = await file.read(o, Math.min(8 * MiB, file.size - o));
-            let t = process.hrtime.bigint();
-            for (let c = 0; c < chunk.length; c += MiB)
-                h.init()
-                    .update(chunk.subarray(c, c + MiB))
-                    .digest('binary');
-            rawMs += Number(process.hrtime.bigint() - t) / 1e6;
-            t = process.hrtime.bigint();
-            for (let c = 0; c < chunk.length; c += MiB) digester.subtree((o + c) / MiB, chunk.subarray(c, c + MiB));
-            pipelineMs += Number(process.hrtime.bigint() - t) / 1e6;
+async function xxh3Candidates(): Promise<{ candidates: Xxh3Candidate[]; unavailable: Record<string, string> }> {
+    const wasm = await createXXHash128(SEED_LOW, SEED_HIGH);
+    const candidates: Xxh3Candidate[] = [{ name: 'hash-wasm', hash: (d) => wasm.init().update(d).digest('binary') }];
+    const unavailable: Record<string, string> = {};
+    const seed = (BigInt(SEED_HIGH) << 32n) | BigInt(SEED_LOW);
+    const seedBytes = Buffer.alloc(8);
+    seedBytes.writeBigUInt64BE(seed);
+    const optional: [string, () => Xxh3Candidate][] = [
+        [
+            '@node-rs/xxhash',
+            () => {
+                // eslint-disable-next-line @typescript-eslint/no-require-imports
+                const m = require('@node-rs/xxhash') as { xxh3: { xxh128(d: Uint8Array, seed: bigint): bigint } };
+                return {
+                    name: '@node-rs/xxhash',
+                    hash: (d) => {
+                        const out = Buffer.alloc(16);
+                        const h = m.xxh3.xxh128(d, seed);
+                        out.writeBigUInt64BE(h >> 64n, 0);
+                        out.writeBigUInt64BE(h & 0xffffffffffffffffn, 8);
+                        return out;
+                    },
+                };
+            },
+        ],
+        [
+            'xxhash-addon',
+            () => {
+                // eslint-disable-next-line @typescript-eslint/no-require-imports
+                const m = require('xxhash-addon') as {
+                    XXHash128: new (seed: Buffer) => { update(d: Uint8Array): void; digest(): Buffer; reset(): void };
+                };
+                // Its static hash() ignores the seed; a seeded instance, reset between calls, does not.
+                const h = new m.XXHash128(seedBytes);
+                return {
+                    name: 'xxhash-addon',
+                    hash: (d) => {
+                        h.reset();
+                        h.update(d);
+                        return h.digest();
+                    },
+                };
+            },
+        ],
+    ];
+    const probe = randomBytes(5000);
+    const expected = Buffer.from(candidates[0]!.hash(probe));
+    for (const [name, load] of optional) {
+        try {
+            const c = load();
+            const got = Buffer.from(c.hash(probe));
+            if (!got.equals(expected)) unavailable[name] = `digest ${got.toString('hex')} is not hash-wasm's`;
+            else candidates.push(c);
+        } catch (err) {
+            unavailable[name] = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
         }
-    } finally {
-        await file.close();
     }
-    return { pipeline: file.size / 1e6 / (pipelineMs / 1000), raw: file.size / 1e6 / (rawMs / 1000) };
+    return { candidates, unavailable };
+}
+
+const HASH_BUFFER = 64 * MiB;
+const HASH_ROUNDS = 5;
+const CALL_SIZES = [4096, 64 * 1024, MiB, 8 * MiB];
+
+/**
+ * On 64 MiB of random bytes (no zero leaf to skip), in memory: the digest pipeline (`Digester.subtree` over each
+ * 1 MiB coarse block: every 4 KiB leaf hashed, then the Merkle levels) against every XXH3-128 that loads, each
+ * hashing the same bytes in calls of 4 KiB (the pipeline's leaf), 64 KiB, 1 MiB and 8 MiB. Rounds interleave
+ * every cell in a rotating order, so load from other processes hits them alike; each cell's figure is the
+ * median of its rounds, MB/s.
+ */
+export async function hashThroughputs(): Promise<{
+    pipeline: number;
+    libraries: Record<string, Record<string, number>>;
+    fastest: { library: string; callBytes: number; mbPerS: number };
+    fastestAtLeaf: { library: string; mbPerS: number };
+    unavailable: Record<string, string>;
+}> {
+    const digester = await Digester.create(0x7f4a7c159e3779b9n, defaultGeometry(DISK));
+    const { candidates, unavailable } = await xxh3Candidates();
+    const data = randomBytes(HASH_BUFFER);
+    type Cell = { key: string; run: () => void };
+    const cells: Cell[] = [
+        {
+            key: 'pipeline',
+            run: () => {
+                for (let c = 0; c < data.length; c += MiB) digester.subtree(c / MiB, data.subarray(c, c + MiB));
+            },
+        },
+    ];
+    for (const lib of candidates) {
+        for (const size of CALL_SIZES) {
+            cells.push({
+                key: `${lib.name} ${size}`,
+                run: () => {
+                    for (let c = 0; c < data.length; c += size) lib.hash(data.subarray(c, c + size));
+                },
+            });
+        }
+    }
+    const samples = new Map<string, number[]>(cells.map((c) => [c.key, []]));
+    for (let round = 0; round < HASH_ROUNDS; round++) {
+        for (let i = 0; i < cells.length; i++) {
+            const cell = cells[(i + round) % cells.length]!;
+            const t = process.hrtime.bigint();
+            cell.run();
+            const ms = Number(process.hrtime.bigint() - t) / 1e6;
+            samples.get(cell.key)!.push(data.length / 1e6 / (ms / 1000));
+        }
+    }
+    const median = (xs: number[]): number => {
+        const s = [...xs].sort((a, b) => a - b);
+        return Math.round(s[Math.floor(s.length / 2)]!);
+    };
+    const libraries: Record<string, Record<string, number>> = {};
+    let fastest = { library: '', callBytes: 0, mbPerS: 0 };
+    let fastestAtLeaf = { library: '', mbPerS: 0 };
+    for (const lib of candidates) {
+        libraries[lib.name] = {};
+        for (const size of CALL_SIZES) {
+            const mbPerS = median(samples.get(`${lib.name} ${size}`)!);
+            libraries[lib.name]![String(size)] = mbPerS;
+            if (mbPerS > fastest.mbPerS) fastest = { library: lib.name, callBytes: size, mbPerS };
+            if (size === 4096 && mbPerS > fastestAtLeaf.mbPerS) fastestAtLeaf = { library: lib.name, mbPerS };
+        }
+    }
+    return { pipeline: median(samples.get('pipeline')!), libraries, fastest, fastestAtLeaf, unavailable };
+}
+
+/**
+ * Reading the replica once: the whole page blob downloaded in 8 MiB ranges, 8 in flight (the fastest way out of
+ * Azurite here, notes/platform-facts.md), its bytes discarded. What any resync that reads the replica pays.
+ */
+async function readReplicaOnce(container: ContainerClient, d: DiskBlobs): Promise<number> {
+    const blob = container.getPageBlobClient(replicaBlobNameOf(d));
+    const started = process.hrtime.bigint();
+    const pieces: number[] = [];
+    for (let o = 0; o < DISK; o += 8 * MiB) pieces.push(o);
+    let next = 0;
+    await Promise.all(
+        Array.from({ length: 8 }, async () => {
+            while (next < pieces.length) {
+                const o = pieces[next++]!;
+                await blob.downloadToBuffer(o, Math.min(8 * MiB, DISK - o));
+            }
+        }),
+    );
+    return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
 function rsyncLiteral(sourcePath: string, replicaPath: string, dir: string): number | undefined {
@@ -262,36 +411,38 @@ export async function bench(): Promise<Record<string, unknown>> {
         const timings = { pipelineMs: 0, pipelineBytes: 0 };
         const results: Record<string, ScenarioResult> = {};
         const rsync: Record<string, number | undefined> = {};
-        let rawMbPerS = 0;
-        let hashMbPerS = 0;
         for (const [name, runBytes] of [
             ['clustered', 64 * 1024],
             ['scattered', 4096],
         ] as const) {
             const s = await scenario(name, runBytes, container, dir, basePath, timings);
             results[name] = s.result;
-            const speeds = await hashThroughputs(s.sourcePath);
-            log(
-                `${name}: digest pipeline ${Math.round(speeds.pipeline)} MB/s, raw XXH3-128 ${Math.round(speeds.raw)} MB/s`,
-            );
-            if (speeds.pipeline / speeds.raw > hashMbPerS / (rawMbPerS || 1)) {
-                hashMbPerS = speeds.pipeline;
-                rawMbPerS = speeds.raw;
-            }
             log(`${name}: running rsync --no-whole-file on the same two files`);
             rsync[name] = rsyncLiteral(s.sourcePath, s.replicaPath, dir);
             await rm(s.replicaPath);
             await rm(s.sourcePath);
         }
         log(
+            `hashing ${HASH_BUFFER / MiB} MiB of random bytes: the pipeline and every XXH3-128 that loads, interleaved`,
+        );
+        const speeds = await hashThroughputs();
+        log(
+            `digest pipeline ${speeds.pipeline} MB/s; ${JSON.stringify(speeds.libraries)}; unavailable ${JSON.stringify(speeds.unavailable)}`,
+        );
+        log(
             `provider comparison end to end (file reads included): ${Math.round(timings.pipelineBytes / 1e6 / (timings.pipelineMs / 1000))} MB/s`,
         );
         const out: Record<string, unknown> = {
             clustered: results.clustered,
             scattered: results.scattered,
-            hashMbPerS: Math.round(hashMbPerS),
-            rawHashMbPerS: Math.round(rawMbPerS),
-            hashRatio: round3(hashMbPerS / rawMbPerS),
+            hashMbPerS: speeds.pipeline,
+            rawHashMbPerS: speeds.fastest.mbPerS,
+            rawHash: speeds.fastest,
+            hashRatio: round3(speeds.pipeline / speeds.fastest.mbPerS),
+            leafHash: speeds.fastestAtLeaf,
+            xxh3MbPerS: speeds.libraries,
+            ...(Object.keys(speeds.unavailable).length > 0 ? { xxh3Unavailable: speeds.unavailable } : {}),
+            load: loadavg().map((l) => Math.round(l * 10) / 10),
         };
         if (rsync.clustered !== undefined || rsync.scattered !== undefined) out.rsyncLiteralBytes = rsync;
         return { resync: out };

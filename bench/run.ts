@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 /**
  * `npm run bench -- <name>`: runs one benchmark, which prints progress on stderr and, as its last line on
- * stdout, one JSON object. Without a name, runs them all in turn (but `soak`, which runs for minutes). Options
+ * stdout, one JSON object. Without a name, runs them all in turn (but `soak`, `cost` and `scale`, which run for minutes). Options
  * after a name (`npm run bench -- soak --vms 2`) go to that benchmark.
  */
 const BENCHES = [
@@ -17,7 +17,11 @@ const BENCHES = [
     'durableState',
     'soak',
     'cost',
+    'scale',
 ];
+
+/** Left out when no name is given: they run for minutes and take options. */
+const LONG_RUNNING = new Set(['soak', 'cost', 'scale']);
 
 async function main(): Promise<void> {
     const args = process.argv.slice(2);
@@ -30,7 +34,9 @@ async function main(): Promise<void> {
         return;
     }
     const chosen =
-        names.length > 0 ? names : BENCHES.filter((b) => b !== 'soak' && existsSync(join(__dirname, `${b}.js`)));
+        names.length > 0
+            ? names
+            : BENCHES.filter((b) => !LONG_RUNNING.has(b) && existsSync(join(__dirname, `${b}.js`)));
     for (const name of chosen) {
         if (!BENCHES.includes(name) || !existsSync(join(__dirname, `${name}.js`))) {
             process.stderr.write(`bench: unknown benchmark "${name}" (have: ${BENCHES.join(', ')})\n`);

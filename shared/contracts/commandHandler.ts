@@ -1,3 +1,4 @@
+import { healthThresholds } from '../health';
 import { ErrorCode, HvrError, ensureErrorType } from '../errors';
 import {
     FailoverShutdownEvent,
@@ -27,6 +28,13 @@ import { SignedEnvelope, signatureMatches } from './signature';
 import { validateCommand } from './validate';
 
 /** A command as a transport hands it over (the SDK receiver, the Functions trigger, the local host). */
+
+/**
+ * The monitors of a provider's VMs hear of its heartbeats at most this often: a third of the heartbeat Warning
+ * threshold (shared/health.ts), so a live provider never reads as silent.
+ */
+export const HEARTBEAT_MONITOR_INTERVAL_MS = (healthThresholds(0).heartbeatWarningSeconds * 1000) / 3;
+
 export interface ProviderCommandDelivery {
     /** Raw bytes, a string, or JSON the Functions worker already parsed. */
     body: unknown;
@@ -371,7 +379,18 @@ async function dispatch(
             for (const vm of command.vms) {
                 for (const bytes of Object.values(vm.pendingLogBytes)) pending += bytes;
             }
-            await ports.presence.recordHeartbeat(siteId, command.providerId, now, command.vms.length, pending);
+            const notifyMonitors = await ports.presence.recordHeartbeat(
+                siteId,
+                command.providerId,
+                now,
+                command.vms.length,
+                pending,
+                HEARTBEAT_MONITOR_INTERVAL_MS,
+            );
+            // A provider may beat every few seconds; its VMs' monitors need only know it lives well inside the
+            // health thresholds. Forwarding every beat would wake every VM's monitor (an orchestration episode
+            // and a table-reading activity each) at the heartbeat rate: a timer storm that grows with the fleet.
+            if (!notifyMonitors) break;
             for (const vm of command.vms) {
                 const event: ProviderHeartbeatEvent = {
                     vmId: vm.vmId,

@@ -52,13 +52,18 @@ export interface ProviderRegistration {
 /** Where the channel notes which providers a site has and when each last spoke. */
 export interface ProviderPresence {
     recordRegistration(siteId: string, registration: ProviderRegistration, at: Date): Promise<void>;
+    /**
+     * Records a heartbeat. Returns true when the VMs' monitors are due to hear of the provider again: its last
+     * forwarded heartbeat is `monitorIntervalMs` old or more (or there was none), and records that it now is.
+     */
     recordHeartbeat(
         siteId: string,
         providerId: string,
         at: Date,
         vmCount: number,
         pendingLogBytes: number,
-    ): Promise<void>;
+        monitorIntervalMs: number,
+    ): Promise<boolean>;
 }
 
 /** A provider as the site's presence rows record it (registration, then each heartbeat). */
@@ -69,6 +74,8 @@ export interface ProviderStatus {
     providerVersion?: string;
     registeredAt?: string;
     lastHeartbeatAt?: string;
+    /** The last heartbeat that was passed on to the monitors of the provider's VMs. */
+    monitorsNotifiedAt?: string;
     vmCount?: number;
     pendingLogBytes?: number;
 }
@@ -323,20 +330,28 @@ export class ProviderSitesTable implements VmOwnership, SiteKeyStore, ReplayWind
         at: Date,
         vmCount: number,
         pendingLogBytes: number,
-    ): Promise<void> {
+        monitorIntervalMs: number,
+    ): Promise<boolean> {
         const table = await this.sites();
+        const partitionKey = providerPartition(siteId);
+        const rowKey = encodeKey(providerId);
+        const row = await getEntityOrUndefined<{ monitorsNotifiedAt?: string }>(table, partitionKey, rowKey);
+        const last = row?.monitorsNotifiedAt !== undefined ? Date.parse(row.monitorsNotifiedAt) : NaN;
+        const notify = !(at.getTime() - last < monitorIntervalMs);
         await table.upsertEntity(
             {
-                partitionKey: providerPartition(siteId),
-                rowKey: encodeKey(providerId),
+                partitionKey,
+                rowKey,
                 providerId,
                 lastHeartbeatAt: at.toISOString(),
+                ...(notify ? { monitorsNotifiedAt: at.toISOString() } : {}),
                 vmCount,
                 pendingLogBytes,
             },
             'Merge',
             { abortSignal: deadline() },
         );
+        return notify;
     }
 
     /** The providers of a site: what each registered as and when it last spoke. */

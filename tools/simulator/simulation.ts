@@ -101,6 +101,16 @@ export interface SimulationOptions {
     recoveryPlan?: boolean;
     /** Longest wait for any one step (an event, a state, a recovery point). Default 60 s. */
     stepTimeoutMs?: number;
+    /**
+     * Milliseconds between two API polls of one VM while it waits for a state or a recovery point. Default 250.
+     * A fleet benchmark raises it with the fleet so that the simulator's own reads stay a fixed share of the work.
+     */
+    pollIntervalMs?: number;
+    /**
+     * Every VM waits at the end of initial replication until all are Protected, and `onPhase` is called when the
+     * fleet enters each phase, so a benchmark can measure initial replication and the cycles apart.
+     */
+    onPhase?: (phase: SimulationPhase) => void;
     /** The Durable engine of the local host (ignored with `pipeline`); default HVR_DURABLE, else embedded. */
     durable?: DurableEngineName;
     /**
@@ -113,6 +123,35 @@ export interface SimulationOptions {
     progress?: (line: string) => void;
     /** Called with the local host after the run, before it stops (`--serve` waits there until Ctrl-C). */
     beforeStop?: (host: LocalHost) => Promise<void>;
+}
+
+/** `initialReplication`: the host is up and VMs are being enabled; `cycles`: every VM is Protected; `done`. */
+export type SimulationPhase = 'initialReplication' | 'cycles' | 'done';
+
+/** Waits until `parties` have arrived; a party that fails breaks it, so nobody waits for a VM that stopped. */
+class PhaseBarrier {
+    private arrived = 0;
+    private broken: Error | undefined;
+    private readonly waiting: { resolve: () => void; reject: (err: Error) => void }[] = [];
+    constructor(
+        private readonly parties: number,
+        private readonly onOpen: () => void,
+    ) {}
+
+    arrive(): Promise<void> {
+        if (this.broken) return Promise.reject(this.broken);
+        const wait = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }));
+        if (++this.arrived === this.parties) {
+            this.onOpen();
+            for (const w of this.waiting.splice(0)) w.resolve();
+        }
+        return wait;
+    }
+
+    break(err: unknown): void {
+        this.broken ??= ensureErrorType(err);
+        for (const w of this.waiting.splice(0)) w.reject(this.broken);
+    }
 }
 
 export interface VmSummary {
@@ -329,8 +368,29 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         }
 
         // ---- enable protection, initial replication, cycles: every VM at once ----
-        const ctx: VmRunContext = { api, provider, options, totals, say, stepTimeoutMs, host };
-        const outcomes = await Promise.allSettled(vms.map((vm) => replicateVm(vm, ctx)));
+        const onPhase = options.onPhase;
+        const protectedBarrier = onPhase ? new PhaseBarrier(vms.length, () => onPhase('cycles')) : undefined;
+        const ctx: VmRunContext = {
+            api,
+            provider,
+            options,
+            totals,
+            say,
+            stepTimeoutMs,
+            pollMs: options.pollIntervalMs ?? POLL_MS,
+            host,
+            protectedBarrier,
+        };
+        onPhase?.('initialReplication');
+        const outcomes = await Promise.allSettled(
+            vms.map((vm) =>
+                replicateVm(vm, ctx).catch((err: unknown) => {
+                    protectedBarrier?.break(err);
+                    throw err;
+                }),
+            ),
+        );
+        onPhase?.('done');
         const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
         if (failed) throw failed.reason;
 
@@ -615,7 +675,11 @@ interface VmRunContext {
     totals: Totals;
     say: (line: string) => void;
     stepTimeoutMs: number;
+    /** Between two polls of one VM's state. */
+    pollMs: number;
     host?: LocalHost;
+    /** With `onPhase`: every VM arrives here once Protected, and the cycles start when all have. */
+    protectedBarrier?: PhaseBarrier;
 }
 
 /** Why a VM is not where it should be, from the API: state, health reasons, the current job's failures. */
@@ -661,7 +725,7 @@ async function waitForItem(
         if (Date.now() > until) {
             throw new StepIncomplete(step, `not done after ${timeoutMs / 1000} s: ${await describeVm(ctx.api, vmId)}`);
         }
-        await new Promise((r) => setTimeout(r, POLL_MS));
+        await new Promise((r) => setTimeout(r, ctx.pollMs));
     }
 }
 
@@ -673,7 +737,7 @@ async function unlessProtectionFails<T>(ctx: VmRunContext, vmId: string, step: s
     let settled = false;
     const watch = (async (): Promise<never> => {
         for (;;) {
-            await new Promise((r) => setTimeout(r, 4 * POLL_MS));
+            await new Promise((r) => setTimeout(r, 4 * ctx.pollMs));
             if (settled) return new Promise<never>(() => undefined);
             const item = await ctx.api.protectedItem(vmId).catch(() => undefined);
             if (!settled && item && FAILED_STATES.has(item.properties.protectionState ?? '')) {
@@ -781,6 +845,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
         (item) => item.properties.protectionState === 'Protected',
     );
     say(`${vm.vmId}: Protected`);
+    await ctx.protectedBarrier?.arrive();
 
     // Delta cycles, as fast as the pipeline takes them: a cycle starts once the previous one is a recovery point.
     // (Running further ahead makes the disks of a VM finish cycles out of step, and the merge then rightly skips

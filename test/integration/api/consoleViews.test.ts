@@ -146,7 +146,7 @@ describe('console views of the management API (Azurite)', () => {
             { providerId: 'hv01', kind: 'HyperVHost', hostName: 'hv01.contoso.local', providerVersion: '1.2.3' },
             START,
         );
-        await sites.recordHeartbeat('site1', 'hv01', new Date(START.getTime() + MINUTE), 3, 0);
+        await sites.recordHeartbeat('site1', 'hv01', new Date(START.getTime() + MINUTE), 3, 0, 0);
         const providers = await get('apiSiteProviders', 'sites/site1/providers', { siteId: 'site1' });
         expect(providers.jsonBody).toEqual({
             value: [

@@ -54,6 +54,22 @@ describe('ProviderSitesTable against Azurite', () => {
         expect(await sites.seen('site-a', 'm2')).toBeDefined();
     });
 
+    it('passes a heartbeat on to the monitors at most once per interval, recording every one', async () => {
+        const interval = 300_000;
+        const later = (ms: number) => new Date(at.getTime() + ms);
+        expect(await sites.recordHeartbeat('site-a', 'hv-01', at, 3, 0, interval)).toBe(true);
+        expect(await sites.recordHeartbeat('site-a', 'hv-01', later(5_000), 3, 10, interval)).toBe(false);
+        expect(await sites.recordHeartbeat('site-a', 'hv-02', later(5_000), 1, 0, interval)).toBe(true);
+        expect(await sites.recordHeartbeat('site-a', 'hv-01', later(interval - 1), 3, 0, interval)).toBe(false);
+        expect(await sites.recordHeartbeat('site-a', 'hv-01', later(interval), 3, 0, interval)).toBe(true);
+        expect(await sites.recordHeartbeat('site-a', 'hv-01', later(interval + 5_000), 3, 0, interval)).toBe(false);
+        const providers = await sites.listProviders('site-a');
+        expect(providers.find((p) => p.providerId === 'hv-01')).toMatchObject({
+            lastHeartbeatAt: later(interval + 5_000).toISOString(),
+            vmCount: 3,
+        });
+    });
+
     it('drives the command handler for real: a registered site acts on its VM, another site cannot', async () => {
         const paris = await sites.registerSite({ siteId: 'site-p', name: 'P', timeZone: 'UTC' }, at);
         const lyon = await sites.registerSite({ siteId: 'site-l', name: 'L', timeZone: 'UTC' }, at);

@@ -1,3 +1,4 @@
+import { TableClient } from '@azure/data-tables';
 import { ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { connectionFromString } from '../../../shared/storage/connections';
@@ -185,6 +186,69 @@ describe('blob triggers from a container scan with receipts', () => {
             options({ settings: { HOST_TEST_LOGS: uniqueName('absent'), HOST_TEST_REPORTS: reportsContainer } }),
         );
         expect(await host.scanNow()).toMatchObject({ fired: 0 });
+    });
+});
+
+describe('Event Grid subscriptions emulated by the scan', () => {
+    let host: LocalHost | undefined;
+    afterEach(async () => {
+        await host?.stop();
+        host = undefined;
+    });
+
+    it('forgets the receipt of a blob once it is gone, so a scan reads only what the container holds', async () => {
+        const watched = uniqueName('hostevents');
+        const subscription = uniqueName('sub');
+        await container(watched).create();
+        const queue = QueueServiceClient.fromConnectionString(storage()).getQueueClient(uniqueName('hostevq'));
+        await queue.create();
+        const receipts = TableClient.fromConnectionString(storage(), 'hostBlobReceipts', {
+            allowInsecureConnection: true,
+        });
+        const receiptsOfWatched = async (): Promise<string[]> => {
+            const out: string[] = [];
+            for await (const r of receipts.listEntities<{ blobPath: string }>()) {
+                if (r.blobPath.startsWith(`${watched}/`)) out.push(r.blobPath);
+            }
+            return out;
+        };
+        host = await startLocalHost(
+            options({
+                plugins: [
+                    {
+                        eventSubscriptions: () => [
+                            {
+                                name: subscription,
+                                connection: 'AzureWebJobsStorage',
+                                container: watched,
+                                queue: async () => queue,
+                                message: (blobName) => Buffer.from(blobName).toString('base64'),
+                            },
+                        ],
+                    },
+                ],
+            }),
+        );
+        const blob = container(watched).getBlockBlobClient('a/1.hrl');
+        await blob.upload('x', 1);
+        await container(watched).getBlockBlobClient('a/2.hrl').upload('y', 1);
+        expect(await host.scanNow()).toMatchObject({ published: 2 });
+        expect((await receiptsOfWatched()).sort()).toEqual([`${watched}/a/1.hrl`, `${watched}/a/2.hrl`]);
+
+        await blob.delete();
+        expect(await host.scanNow()).toMatchObject({ published: 0 });
+        expect(await receiptsOfWatched()).toEqual([`${watched}/a/2.hrl`]);
+
+        // Created again under the same name: a new blob, published again.
+        await blob.upload('z', 1);
+        expect(await host.scanNow()).toMatchObject({ published: 1 });
+        expect(await host.scanNow()).toMatchObject({ published: 0 });
+        const messages = await queue.peekMessages({ numberOfMessages: 32 });
+        expect(messages.peekedMessageItems.map((m) => Buffer.from(m.messageText, 'base64').toString()).sort()).toEqual([
+            'a/1.hrl',
+            'a/1.hrl',
+            'a/2.hrl',
+        ]);
     });
 });
 

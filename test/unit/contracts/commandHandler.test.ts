@@ -1,11 +1,13 @@
 import {
     handleProviderCommand,
+    HEARTBEAT_MONITOR_INTERVAL_MS,
     ProviderCommandDelivery,
     ProviderDigestRequestEvent,
 } from '../../../shared/contracts/commandHandler';
 import { MAX_COMMAND_BYTES } from '../../../shared/contracts/messages';
 import { signMessage } from '../../../shared/contracts/signature';
 import { HvrError } from '../../../shared/errors';
+import { healthThresholds } from '../../../shared/health';
 import { defaultGeometry } from '../../../shared/resync/digest';
 import { decodeDigestRequest } from '../../../shared/resync/manifest';
 import { RESYNC_DIGEST_REQUEST_EVENT, ResyncDigestRequestEvent } from '../../../orchestrations/resync/events';
@@ -46,6 +48,19 @@ describe('provider commands that are carried out', () => {
             },
             expect.objectContaining({ instanceId: 'monitor:vm-a2', eventName: 'ProviderHeartbeat' }),
         ]);
+    });
+
+    it('a second heartbeat inside the interval is recorded but wakes no monitor', async () => {
+        const channel = fakeChannel();
+        channel.runningInstances.add('monitor:vm-a1');
+        channel.runningInstances.add('monitor:vm-a2');
+        await handleProviderCommand(signedDelivery(commands.heartbeat()), channel.ports);
+        expect(channel.writes.filter((w) => w.kind === 'raise')).toHaveLength(2);
+        channel.writes.length = 0;
+        const outcome = await handleProviderCommand(signedDelivery(commands.heartbeat()), channel.ports);
+        expect(outcome).toMatchObject({ action: 'complete', disposition: 'processed' });
+        expect(channel.writes.map((w) => w.kind)).toEqual(['heartbeat', 'remember']);
+        expect(HEARTBEAT_MONITOR_INTERVAL_MS).toBeLessThan(healthThresholds(30).heartbeatWarningSeconds * 1000);
     });
 
     it.each([

@@ -37,6 +37,8 @@ export function fakeChannel(): FakeChannel {
     const writes: Write[] = [];
     const logs: FakeChannel['logs'] = [];
     const seen = new Map<string, SeenMessage>();
+    /** When each provider's heartbeat last went on to the monitors (ProviderPresence.recordHeartbeat). */
+    const monitorsNotified = new Map<string, number>();
     const runningInstances = new Set<string>();
     const vmSites = new Map<string, string>([
         ['vm-a1', 'site-a'],
@@ -77,8 +79,13 @@ export function fakeChannel(): FakeChannel {
             recordRegistration: async (siteId, registration) => {
                 writes.push({ kind: 'registration', siteId, providerId: registration.providerId });
             },
-            recordHeartbeat: async (siteId, providerId, _at, vmCount, pending) => {
+            recordHeartbeat: async (siteId, providerId, at, vmCount, pending, intervalMs) => {
                 writes.push({ kind: 'heartbeat', siteId, providerId, vmCount, pending });
+                const key = `${siteId}/${providerId}`;
+                const last = monitorsNotified.get(key);
+                if (last !== undefined && at.getTime() - last < intervalMs) return false;
+                monitorsNotified.set(key, at.getTime());
+                return true;
             },
         },
         lifecycle: {

@@ -290,10 +290,12 @@ export class BlobTriggerScanner {
             .connectionFor(subscription.connection)
             .blob.getContainerClient(subscription.container);
         const queue = await subscription.queue();
+        const listed = new Set<string>();
         try {
             for await (const item of container.listBlobsFlat({ abortSignal: deadline() })) {
                 if (this.stopped) return;
                 const blobPath = `${subscription.container}/${item.name}`;
+                listed.add(receiptRowKey(blobPath));
                 const receipt = known.get(receiptRowKey(blobPath));
                 const version = versionOf(receiptOwner, item);
                 if (receipt && receipt.version === version) continue;
@@ -321,6 +323,29 @@ export class BlobTriggerScanner {
             }
         } catch (err) {
             if (statusOf(err) !== 404) throw err;
+        }
+        await this.forgetGone(receipts, known, listed);
+    }
+
+    /**
+     * Deletes the receipts of blobs the listing no longer has. Each scan reads every receipt of its owner, so
+     * without this a scan costs the count of blobs ever seen (a replica log is deleted once merged, its receipt
+     * would stay), and the host's work per log grows with the history. A blob created again under the same name
+     * is a new version, which fires whether or not its old receipt exists.
+     */
+    private async forgetGone(receipts: TableClient, known: Map<string, Receipt>, listed: Set<string>): Promise<void> {
+        for (const [rowKey, receipt] of known) {
+            if (this.stopped) return;
+            if (listed.has(rowKey) || receipt.status === 'running') continue;
+            try {
+                await receipts.deleteEntity(receipt.partitionKey, rowKey, {
+                    etag: receipt.etag,
+                    abortSignal: deadline(),
+                });
+            } catch (err) {
+                // Gone already, or rewritten by another host since this scan read it: its next scan decides.
+                if (statusOf(err) !== 404 && statusOf(err) !== 412) throw err;
+            }
         }
     }
 
