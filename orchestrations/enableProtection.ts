@@ -19,6 +19,7 @@ import { newJob } from '../shared/state/jobs';
 import { getPolicy } from '../shared/state/policies';
 import { PROTECTION_STATES, ProtectionState } from '../shared/state/protectedItems';
 import { getSite } from '../shared/state/sites';
+import { laterInstant } from '../shared/storage/instants';
 import { checkSupportMatrix, VmDescription } from '../shared/supportMatrix';
 import { ports } from '../shared/ports';
 import { EventWaiters } from './lifecycle/eventWaiters';
@@ -405,7 +406,7 @@ export function* enableProtectionOrchestrator(
         } else if (name === lifecycleEvents.cycleComplete) {
             const event = result as CycleCompleteEvent;
             lastRecoveryPoint = { id: event.recoveryPointId, at: event.capturedAt };
-            if (lastCapturedAt === undefined || event.capturedAt > lastCapturedAt) lastCapturedAt = event.capturedAt;
+            lastCapturedAt = laterInstant(lastCapturedAt, event.capturedAt);
             if (event.cycleId === INITIAL_REPLICATION_CYCLE_ID) {
                 // Every disk merged its initial logs: whatever the provider last said, each disk is complete.
                 for (const d of diskIds) progress[d] = 100;

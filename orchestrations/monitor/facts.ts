@@ -9,6 +9,7 @@ import {
     type ResyncRequiredEvent,
 } from '../../shared/lifecycle/instances';
 import type { ResynchronizationState } from '../../shared/state/protectedItems';
+import { laterInstant } from '../../shared/storage/instants';
 
 /**
  * What the replication monitor knows about a VM, carried from one generation to the next in its input. Facts
@@ -55,9 +56,7 @@ export function upgradeMonitorInput(input: MonitorInput): MonitorInput {
     return { ...rest, version: MONITOR_INPUT_VERSION };
 }
 
-function later(a: string | undefined, b: string): string {
-    return a === undefined || Date.parse(b) > Date.parse(a) ? b : a;
-}
+const later = laterInstant;
 
 function atOrAfter(t: string, since: string): boolean {
     return Date.parse(t) >= Date.parse(since);

@@ -2,6 +2,7 @@ import { RestError } from '@azure/core-rest-pipeline';
 import { TableEntity } from '@azure/data-tables';
 import { HvrError } from '../errors';
 import { deadline } from '../storage/deadline';
+import { canonicalInstant } from '../storage/instants';
 import { StateScope, stateTable } from './protectedItems';
 import {
     assertEntityWithinLimits,
@@ -210,6 +211,13 @@ export function applyJobChange(job: Job, change: JobChange): Job {
 export const JOBS_TABLE = 'ReplicationJobs';
 const ROW = 'job';
 
+function canonicalTaskTimes(task: JobTask): JobTask {
+    const out = { ...task };
+    if (out.startTime !== undefined) out.startTime = canonicalInstant(out.startTime);
+    if (out.endTime !== undefined) out.endTime = canonicalInstant(out.endTime);
+    return out;
+}
+
 function toEntity(job: Job): TableEntity<Record<string, unknown>> {
     const entity: TableEntity<Record<string, unknown>> = {
         partitionKey: encodeKey(job.jobId),
@@ -219,12 +227,13 @@ function toEntity(job: Job): TableEntity<Record<string, unknown>> {
         displayName: job.displayName,
         vmId: job.vmId,
         state: job.state,
-        tasks: JSON.stringify(job.tasks),
+        // Times written by orchestrations are stored canonical (shared/storage/instants.ts), so they sort as text.
+        tasks: JSON.stringify(job.tasks.map(canonicalTaskTimes)),
         errors: JSON.stringify(job.errors),
-        createdAt: job.createdAt,
+        createdAt: canonicalInstant(job.createdAt),
     };
-    if (job.startTime !== undefined) entity.startTime = job.startTime;
-    if (job.endTime !== undefined) entity.endTime = job.endTime;
+    if (job.startTime !== undefined) entity.startTime = canonicalInstant(job.startTime);
+    if (job.endTime !== undefined) entity.endTime = canonicalInstant(job.endTime);
     if (job.instanceId !== undefined) entity.instanceId = job.instanceId;
     if (job.recoveryPlanName !== undefined) entity.recoveryPlanName = job.recoveryPlanName;
     if (job.requestedBy !== undefined) entity.requestedBy = JSON.stringify(job.requestedBy);

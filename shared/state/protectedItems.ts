@@ -5,6 +5,7 @@ import { HvrError } from '../errors';
 import { HealthReason, ReplicationHealth } from '../health';
 import { ports } from '../ports';
 import { StorageConnection } from '../storage/connections';
+import { canonicalInstant } from '../storage/instants';
 import { deadline } from '../storage/deadline';
 import { VmDiskDescription } from '../supportMatrix';
 import { assertEntityWithinLimits, encodeKey, getEntityOrUndefined, mapTableError, tableFor } from './tables';
@@ -113,11 +114,27 @@ const ROW = 'item';
 
 const JSON_FIELDS = ['disks', 'healthReasons', 'initialReplicationProgress', 'suspiciousChurn'] as const;
 
+/** Instants that reach the row through orchestrations, stored canonical (shared/storage/instants.ts). */
+const INSTANT_FIELDS: readonly (keyof ProtectedItem)[] = [
+    'lastCapturedAt',
+    'lastRecoveryPointAt',
+    'lastHeartbeatAt',
+    'lastSuccessfulTestFailoverTime',
+    'lastSuccessfulFailoverTime',
+    'lastSuccessfulFailbackTime',
+    'createdAt',
+    'updatedAt',
+];
+
 function toEntity(item: ProtectedItem): TableEntity<Record<string, unknown>> {
     const entity: TableEntity<Record<string, unknown>> = { partitionKey: encodeKey(item.vmId), rowKey: ROW };
     for (const [key, value] of Object.entries(item)) {
         if (value === undefined) continue;
-        entity[key] = (JSON_FIELDS as readonly string[]).includes(key) ? JSON.stringify(value) : value;
+        entity[key] = (JSON_FIELDS as readonly string[]).includes(key)
+            ? JSON.stringify(value)
+            : typeof value === 'string' && (INSTANT_FIELDS as readonly string[]).includes(key)
+              ? canonicalInstant(value)
+              : value;
     }
     assertEntityWithinLimits(entity);
     return entity;

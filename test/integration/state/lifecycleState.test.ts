@@ -63,6 +63,22 @@ describe('lifecycle state tables', () => {
         await expect(updateProtectedItem(s, 'missing', () => ({}), 'x')).rejects.toBeInstanceOf(HvrError);
     });
 
+    it("stores a protected item's instants canonical, whatever form the real engine handed them in", async () => {
+        const s = scope();
+        await createProtectedItem(s, item('vm/2'));
+        await updateProtectedItem(
+            s,
+            'vm/2',
+            () => ({ lastCapturedAt: '2026-12-02T03:50:37.69Z', lastRecoveryPointAt: '2026-12-02T03:50:37Z' }),
+            '2026-12-02T03:50:38.5Z',
+        );
+        expect(await getProtectedItem(s, 'vm/2')).toMatchObject({
+            lastCapturedAt: '2026-12-02T03:50:37.690Z',
+            lastRecoveryPointAt: '2026-12-02T03:50:37.000Z',
+            updatedAt: '2026-12-02T03:50:38.500Z',
+        });
+    });
+
     it('stores jobs with ASR states, tasks, errors and times', async () => {
         const s = scope();
         await createJob(
@@ -88,8 +104,14 @@ describe('lifecycle state tables', () => {
         const job = await getJob(s, 'job-1');
         expect(job).toMatchObject({
             state: 'Failed',
-            startTime: '2025-01-01T00:00:01Z',
-            endTime: '2025-01-01T00:00:03Z',
+            // Stored canonical (three fractional digits), as the real Durable engine may shorten them.
+            startTime: '2025-01-01T00:00:01.000Z',
+            endTime: '2025-01-01T00:00:03.000Z',
+        });
+        expect(job?.createdAt).toBe('2025-01-01T00:00:00.000Z');
+        expect(job?.tasks[0]).toMatchObject({
+            startTime: '2025-01-01T00:00:01.000Z',
+            endTime: '2025-01-01T00:00:02.000Z',
         });
         expect(job?.tasks.map((t) => t.state)).toEqual(['Succeeded', 'Failed']);
         expect(job?.errors).toEqual([
