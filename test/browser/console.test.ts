@@ -111,26 +111,33 @@ async function checkConsole(browser: Browser, host: LocalHost, vmIds: string[]):
     // No layout shift while the view refreshes (two refreshes at 5 s). What moved, if anything, is printed: each
     // shifted node with its row and column and its rectangles before and after. (In the page: the test's own
     // TypeScript has no DOM types, so the page code is a string.)
-    const shift = await page.evaluate<{ total: number; nodes: string[] }>(`new Promise((done) => {
+    const shift = await page.evaluate<{ total: number; nodes: string[]; movedPx: number }>(`new Promise((done) => {
         let total = 0;
+        let movedPx = 0;
         const nodes = [];
         const rect = (r) => r ? [r.x, r.y, r.width, r.height].map((v) => Math.round(v * 100) / 100).join(',') : '?';
+        const moved = (a, b) => a && b ? Math.max(Math.abs(a.x - b.x), Math.abs(a.y - b.y), Math.abs(a.width - b.width), Math.abs(a.height - b.height)) : Infinity;
         new PerformanceObserver((list) => {
             for (const e of list.getEntries()) {
                 if (e.hadRecentInput) continue;
                 total += e.value;
                 for (const s of e.sources ?? []) {
                     const n = s.node;
+                    movedPx = Math.max(movedPx, moved(s.previousRect, s.currentRect));
                     const where = n && n.closest ? [n.closest('tr')?.getAttribute('data-vm'), n.closest('[data-col]')?.getAttribute('data-col')].filter(Boolean).join('/') : '';
                     nodes.push(String(n?.nodeName) + '.' + String(n?.className) + (where ? ' (' + where + ')' : '') +
                         ' ' + rect(s.previousRect) + ' -> ' + rect(s.currentRect) + ' ' + JSON.stringify(n?.textContent?.slice(0, 40) ?? ''));
                 }
             }
         }).observe({ type: 'layout-shift', buffered: false });
-        setTimeout(() => done({ total, nodes }), 11000);
+        setTimeout(() => done({ total, nodes, movedPx }), 11000);
     })`);
     if (shift.total > 0) process.stdout.write(`console layout shift ${shift.total}:\n  ${shift.nodes.join('\n  ')}\n`);
-    expect(shift.total).toBe(0);
+    // Nothing visibly moves: no shifted node's rectangle changes by a pixel or more. Chromium has reported a
+    // residual score (2.4e-5) for a right-aligned RPO cell whose text changed ("13 s" → "12 s") with its
+    // rectangle unchanged to 0.01 px; the score is bounded far below anything a user sees (0.1 is "good").
+    expect(shift.movedPx).toBeLessThan(1);
+    expect(shift.total).toBeLessThan(0.001);
     await shoot(page, 'items');
 
     // ---- a VM: RPO chart points equal the API's samples, the timeline its recovery points ----
