@@ -2,12 +2,15 @@ import { createHash } from 'node:crypto';
 import { TableClient, TableEntity } from '@azure/data-tables';
 import { BlobItem } from '@azure/storage-blob';
 import { QueueClient } from '@azure/storage-queue';
-import { ensureErrorType, LocalPlatformError } from '../errors';
+import { ensureErrorType } from '../errors';
 import type { Clock } from '../durable/clock';
 import { encodeKey, tableFor, StorageConnection, deadline } from '../storage';
 import { resolveSettingReferences } from './appSettings';
 import { HostStorage, statusOf } from './hostStorage';
+import { parseBlobPath, type BlobPathPattern } from './blobPath';
 import { RegisteredFunction } from './registry';
+
+export { parseBlobPath, type BlobPathPattern };
 
 /** The table of receipts: one row per function and blob, saying which version of the blob fired. */
 export const BLOB_RECEIPTS_TABLE = 'hostBlobReceipts';
@@ -16,68 +19,6 @@ export const BLOB_POISON_QUEUE = 'webjobs-blobtrigger-poison';
 
 /** Blobs up to this size are passed to the handler as content, as the Functions host does. */
 export const DEFAULT_CONTENT_LIMIT_BYTES = 32 * 1024 * 1024;
-
-/** A blob trigger's `path` (`container/{name}`, `logs/{site}/{name}.hrl`) compiled for matching blob names. */
-export interface BlobPathPattern {
-    container: string;
-    /** The literal start of blob names, used as the listing prefix. */
-    prefix: string;
-    /** Binding data (`name`, ...) for a blob name, or undefined when the name does not match. */
-    match(blobName: string): Record<string, string> | undefined;
-}
-
-export function parseBlobPath(path: string): BlobPathPattern {
-    const slash = path.indexOf('/');
-    const container = slash < 0 ? path : path.slice(0, slash);
-    const rest = slash < 0 ? '' : path.slice(slash + 1);
-    if (!/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/.test(container)) {
-        throw new LocalPlatformError(
-            'VALIDATION_FAILED',
-            `Blob trigger path "${path}" does not start with a valid container name.`,
-            {
-                path,
-            },
-        );
-    }
-    const names: string[] = [];
-    let source = '^';
-    let prefix = '';
-    let literal = true;
-    for (const part of rest.split(/(\{[^}]*\})/)) {
-        if (part === '') continue;
-        const param = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(part);
-        if (param) {
-            names.push(param[1]!);
-            // Like the Functions host, a parameter may span virtual folders: `{name}` matches `a/b/c.hrl`.
-            source += '(.+?)';
-            literal = false;
-        } else if (part.includes('{') || part.includes('}')) {
-            throw new LocalPlatformError(
-                'VALIDATION_FAILED',
-                `Blob trigger path "${path}" has a malformed parameter "${part}".`,
-                {
-                    path,
-                },
-            );
-        } else {
-            source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-            if (literal) prefix += part;
-        }
-    }
-    if (names.length === 0 && rest === '') source += '.+';
-    const regex = new RegExp(source + '$', 's');
-    return {
-        container,
-        prefix,
-        match(blobName) {
-            const m = regex.exec(blobName);
-            if (!m) return undefined;
-            const values: Record<string, string> = {};
-            names.forEach((n, i) => (values[n] = m[i + 1]!));
-            return values;
-        },
-    };
-}
 
 /** One blob that fired a trigger, as the handler sees it. */
 export interface BlobInvocation {
