@@ -1,10 +1,18 @@
+import '../../../functions/apiFailover';
 import '../../../functions/apiReplicationJobs';
 import '../../../orchestrations/resync';
+import { TEST_FAILOVER_TASKS } from '../../../orchestrations/testFailover';
 import { HvrError } from '../../../shared/errors';
+import { DryRunFailoverInfrastructure } from '../../../shared/failover/dryRunInfrastructure';
+import { listFailoverDisks } from '../../../shared/failover/failoverDisks';
+import { setFailoverInfrastructure } from '../../../shared/failover/settings';
 import { instanceIds } from '../../../shared/lifecycle/instances';
-import { createJob, getJob, newJob } from '../../../shared/state/jobs';
+import { getDrill, listDrills } from '../../../shared/state/drills';
+import { createJob, getJob, listJobs, newJob } from '../../../shared/state/jobs';
 import { createProtectedItem, getProtectedItem } from '../../../shared/state/protectedItems';
+import { holdNextActivityCall } from '../../orchestrations/fixtures/holdActivity';
 import { ApiResponse, LifecycleHarness, protectedVmRow } from '../../orchestrations/lifecycle/harness';
+import { action as failoverAction, seedFailoverVm, waitForInstance } from '../../orchestrations/lifecycle/failoverSeed';
 
 /** Cancel and restart of jobs through the API (functions/jobControl.ts), with the durable runtime on a virtual clock. */
 describe('POST /api/replicationJobs/{jobId}/cancel and /restart', () => {
@@ -178,5 +186,177 @@ describe('POST /api/replicationJobs/{jobId}/cancel and /restart', () => {
         expect(tfo.jsonBody?.error.message).toMatch(
             /^A Test failover job cannot be restarted; start the operation again/,
         );
+    });
+
+    describe('of a running test failover', () => {
+        let infra: DryRunFailoverInfrastructure;
+        let restoreInfra: () => void;
+        beforeEach(() => {
+            infra = new DryRunFailoverInfrastructure();
+            restoreInfra = setFailoverInfrastructure(infra);
+        });
+        afterEach(() => restoreInfra());
+
+        const recordsTask = (type: string, task: string) => (input: unknown) =>
+            ((input as { jobChanges?: { type: string; task?: string }[] }).jobChanges ?? []).some(
+                (c) => c.type === type && c.task === task,
+            );
+
+        /** Starts a drill of `vmId` (two recovery points) and drives it until `held` is called. */
+        async function drillUntilHeld(vmId: string, held: ReturnType<typeof holdNextActivityCall>) {
+            await seedFailoverVm(h, vmId, [
+                ['c1', 0x11],
+                ['c2', 0x22],
+            ]);
+            const started = await failoverAction(h, vmId, 'testFailover');
+            expect(started.status).toBe(202);
+            const driving = h.runtime.runUntilIdle();
+            await held.entered;
+            return { ...(started.jsonBody as { jobId: string; drillId: string; instanceId: string }), driving };
+        }
+
+        /**
+         * Cancels the job while `held` holds one of its activity calls: the call returns once the terminate is in
+         * (the embedded runtime takes a terminate when the running activity returns; the real engine at once, the
+         * activity finishing all the same).
+         */
+        async function cancelWhileHeld(
+            jobId: string,
+            held: ReturnType<typeof holdNextActivityCall>,
+            driving: Promise<void>,
+        ): Promise<ApiResponse> {
+            const terminate = jest.spyOn(h.runtime, 'terminate');
+            try {
+                let answered = false;
+                const cancelling = action(jobId, 'cancel').finally(() => {
+                    answered = true;
+                });
+                while (terminate.mock.results.length === 0 && !answered) await new Promise((r) => setTimeout(r, 20));
+                await terminate.mock.results[0]?.value;
+                held.release();
+                await driving;
+                return await whileDriving(cancelling);
+            } finally {
+                terminate.mockRestore();
+            }
+        }
+
+        it('cancels a drill whose resources exist: Cancelled by whom, its cleanup job removes them, a new drill can start', async () => {
+            // Held as it is about to create the VM's resources: the cancel lands while that Azure call is under way.
+            const held = holdNextActivityCall('createDrillResources');
+            const { jobId, drillId, instanceId, driving } = await drillUntilHeld('vmX', held);
+            expect(await listFailoverDisks(h.scope.conn, 'vmX', drillId)).toHaveLength(2);
+            expect((await job(jobId)).actions).toEqual(['Cancel']);
+
+            const cancelled = await cancelWhileHeld(jobId, held, driving);
+            // The call under way finished: the drill had its VNet, disks, NIC and VM.
+            expect(
+                infra.operations
+                    .filter((o) => o.op === 'create')
+                    .map((o) => o.kind)
+                    .sort(),
+            ).toEqual(['disk', 'disk', 'networkInterface', 'virtualMachine', 'virtualNetwork']);
+            expect(cancelled.status).toBe(200);
+            expect(cancelled.jsonBody).toEqual({
+                jobId,
+                instanceId,
+                state: 'Cancelled',
+                cleanupJobId: expect.any(String),
+            });
+            expect((await h.runtime.getStatus(instanceId))?.runtimeStatus).toBe('Terminated');
+            const shown = await job(jobId);
+            expect(shown).toMatchObject({ kind: 'TestFailover', state: 'Cancelled', actions: [] });
+            expect(shown.errors).toEqual([
+                expect.objectContaining({ code: 'CANCELLED', message: 'Cancelled by function key.' }),
+            ]);
+            // The step under way at the stop is Cancelled; those that had ended keep their state.
+            expect(shown.tasks.map((t: { state: string }) => t.state)).toEqual(['Succeeded', 'Succeeded', 'Cancelled']);
+
+            const cleanupJobId = cancelled.jsonBody!.cleanupJobId as string;
+            await waitForInstance(h, instanceIds.testFailoverCleanup('vmX'));
+            expect(await job(cleanupJobId)).toMatchObject({
+                kind: 'TestFailoverCleanup',
+                vmId: 'vmX',
+                state: 'Succeeded',
+                requestedBy: { name: 'function key', via: 'FunctionKey' },
+            });
+            expect(await infra.listDrillResources(drillId)).toEqual([]);
+            expect(
+                infra.operations
+                    .filter((o) => o.op === 'delete')
+                    .map((o) => o.kind)
+                    .sort(),
+            ).toEqual(['disk', 'disk', 'networkInterface', 'virtualMachine', 'virtualNetwork']);
+            expect(await listFailoverDisks(h.scope.conn, 'vmX', drillId)).toEqual([]);
+            expect(await getDrill(h.scope, 'vmX', drillId)).toMatchObject({ state: 'CleanedUp', cleanedUp: true });
+            // As ASR after a cleanup: no drill on the item; a cancelled drill is not a successful test failover.
+            const item = (await getProtectedItem(h.scope, 'vmX'))!;
+            expect(item).toMatchObject({ protectionState: 'Protected', testFailoverState: 'None' });
+            expect(item.lastSuccessfulTestFailoverTime).toBeUndefined();
+
+            const again = await failoverAction(h, 'vmX', 'testFailover');
+            expect(again.status).toBe(202);
+            await waitForInstance(h, instanceId);
+            expect(await job(again.jsonBody!.jobId as string)).toMatchObject({ state: 'Succeeded' });
+            expect((await getProtectedItem(h.scope, 'vmX'))?.testFailoverState).toBe('TestFailoverCleanupPending');
+        });
+
+        it('cancels a drill stopped before it planned anything: the item goes back to None, no cleanup job', async () => {
+            // Held at its first record, before it asks for a plan.
+            const held = holdNextActivityCall('recordLifecycle', recordsTask('taskStarted', TEST_FAILOVER_TASKS[0]));
+            const { jobId, instanceId, driving } = await drillUntilHeld('vmY', held);
+            expect((await getProtectedItem(h.scope, 'vmY'))?.testFailoverState).toBe('TestFailoverInProgress');
+
+            const cancelled = await cancelWhileHeld(jobId, held, driving);
+            expect(cancelled.status).toBe(200);
+            expect(cancelled.jsonBody).toEqual({ jobId, instanceId, state: 'Cancelled' });
+            const shown = await job(jobId);
+            expect(shown).toMatchObject({ state: 'Cancelled', actions: [] });
+            expect(shown.tasks.map((t: { state: string }) => t.state)).toEqual(['Cancelled', 'Cancelled', 'Cancelled']);
+            expect(await getProtectedItem(h.scope, 'vmY')).toMatchObject({
+                protectionState: 'Protected',
+                testFailoverState: 'None',
+                testFailoverStateDescription: 'None',
+            });
+            expect((await listJobs(h.scope, { vmId: 'vmY' })).map((j) => j.kind)).toEqual(['TestFailover']);
+            expect(infra.operations).toEqual([]);
+            expect(await listDrills(h.scope, 'vmY')).toEqual([]);
+
+            const again = await failoverAction(h, 'vmY', 'testFailover');
+            expect(again.status).toBe(202);
+            await waitForInstance(h, instanceId);
+            expect(await job(again.jsonBody!.jobId as string)).toMatchObject({ state: 'Succeeded' });
+        });
+
+        it('refuses to restart a cancelled or a failed test failover (409): its recovery point is the operator’s', async () => {
+            const held = holdNextActivityCall('recordLifecycle', recordsTask('taskStarted', TEST_FAILOVER_TASKS[0]));
+            const { jobId, driving } = await drillUntilHeld('vmZ', held);
+            const cancelled = await cancelWhileHeld(jobId, held, driving);
+            expect(cancelled.status).toBe(200);
+            const refused = await action(jobId, 'restart');
+            expect(refused.status).toBe(409);
+            expect(refused.jsonBody?.error.message).toBe(
+                `Job ${jobId} is Cancelled; only a failed job can be restarted.`,
+            );
+
+            const failing = await failoverAction(h, 'vmZ', 'testFailover', {
+                recoveryPoint: { type: 'Custom', recoveryPointId: 'vmZ:c9' },
+            });
+            expect(failing.status).toBe(202);
+            await waitForInstance(h, failing.jsonBody!.instanceId as string);
+            const failedId = failing.jsonBody!.jobId as string;
+            expect(await job(failedId)).toMatchObject({ kind: 'TestFailover', state: 'Failed', actions: [] });
+            const jobsBefore = await listJobs(h.scope, { vmId: 'vmZ' });
+            const again = await action(failedId, 'restart');
+            expect(again.status).toBe(409);
+            expect(again.jsonBody?.error).toEqual({
+                code: 'CONFLICT',
+                message: expect.stringMatching(
+                    /^A Test failover job cannot be restarted; start the operation again with its choices\. Jobs that can: /,
+                ),
+            });
+            expect(await listJobs(h.scope, { vmId: 'vmZ' })).toEqual(jobsBefore);
+            expect((await getProtectedItem(h.scope, 'vmZ'))?.testFailoverState).toBe('None');
+        });
     });
 });
