@@ -236,10 +236,24 @@ export async function createDrillResources(plan: DrillPlan): Promise<Outcome<{ v
         const scope = stateScope();
         const infra = failoverInfrastructure();
         const tags = failoverTags(plan.vmId, plan.drillId, plan.kind);
+        // Recorded only while the drill is still being created (a conditional write). A cancelled test failover's
+        // cleanup marks the drill CleaningUp before it looks for what to delete, and a terminated orchestration does
+        // not stop this activity: a resource it can no longer record may be one the cleanup did not see, so it is
+        // deleted here, and nothing more is created.
         const record = async (resource: FailoverResource): Promise<FailoverResource> => {
-            await updateDrill(scope, plan.vmId, plan.drillId, (d) => ({
-                resources: withResources(d.resources, [resource]),
-            }));
+            let stoppedAs: string | undefined;
+            await updateDrill(scope, plan.vmId, plan.drillId, (d) => {
+                stoppedAs = d.state === 'InProgress' ? undefined : d.state;
+                return stoppedAs === undefined ? { resources: withResources(d.resources, [resource]) } : {};
+            });
+            if (stoppedAs !== undefined) {
+                await infra.deleteResource(resource);
+                throw new HvrError(
+                    'CONFLICT',
+                    `Drill ${plan.drillId} is ${stoppedAs}: ${resource.kind} ${resource.name} was deleted again and nothing more is created.`,
+                    { drillId: plan.drillId, state: stoppedAs },
+                );
+            }
             return resource;
         };
         let isolatedVnetId: string | undefined;
