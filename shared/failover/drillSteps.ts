@@ -205,7 +205,22 @@ async function buildDrillPlan(request: DrillRequest): Promise<{ plan: DrillPlan;
 
 export async function startDrillCopies(plan: DrillPlan): Promise<Outcome<null>> {
     return outcomeOf(async () => {
-        await startFailoverDiskCopies(stateScope().conn, plan.copies);
+        const scope = stateScope();
+        await startFailoverDiskCopies(scope.conn, plan.copies);
+        // As createDrillResources: copies started once the cleanup of a cancelled drill began may be past its
+        // deletes, so they are deleted here.
+        const drill = await getDrill(scope, plan.vmId, plan.drillId);
+        if (drill && drill.state !== 'InProgress') {
+            await deleteFailoverDisks(
+                scope.conn,
+                plan.copies.map((c) => c.blobName),
+            );
+            throw new HvrError(
+                'CONFLICT',
+                `Drill ${plan.drillId} is ${drill.state}: its failover disks were deleted again.`,
+                { drillId: plan.drillId, state: drill.state },
+            );
+        }
         return null;
     });
 }

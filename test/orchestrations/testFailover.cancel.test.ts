@@ -10,6 +10,7 @@ import { getDrill } from '../../shared/state/drills';
 import { getJob } from '../../shared/state/jobs';
 import { getProtectedItem } from '../../shared/state/protectedItems';
 import { describeOnEngines, isFinished } from '../support/durableEngines';
+import { HeldActivity, holdNextActivityCall } from './fixtures/holdActivity';
 import { seedFailoverVm } from './lifecycle/failoverSeed';
 import { ApiResponse, callHttp, LifecycleHarness } from './lifecycle/harness';
 
@@ -18,11 +19,11 @@ process.env[DURABLE_TIME_SCALE_SETTING] = '0.001';
 
 /**
  * A cancelled test failover is terminated, and a terminate does not stop an activity under way: on the real
- * engine the cancel answers, and the drill's cleanup runs, while `createDrillResources` is still creating. What
- * it creates after the cleanup looked must not stay in Azure. (The embedded runtime takes the terminate once the
- * activity returned; the outcome must be the same.)
+ * engine the cancel answers, and the drill's cleanup runs, while `createDrillResources` is still creating or
+ * `startDrillCopies` still starting the copies. What they make after the cleanup looked must not stay. (The
+ * embedded runtime takes the terminate once the activity returned; the outcome must be the same.)
  */
-describeOnEngines('cancel of a test failover while its resources are being created', (engine) => {
+describeOnEngines('cancel of a test failover while an activity of it is under way', (engine) => {
     let h: LifecycleHarness;
     let infra: DryRunFailoverInfrastructure;
     let restoreInfra: () => void;
@@ -37,11 +38,13 @@ describeOnEngines('cancel of a test failover while its resources are being creat
         await h.close();
     });
 
-    it('leaves nothing in Azure once the cleanup job has ended, whatever the activity created after the stop', async () => {
-        const e = engine();
-        const vmId = `cancel${e.name}${++seeded}`;
-        await seedFailoverVm(h, vmId, [['c1', 0x11]]);
-        // The first managed disk create is held: the Azure call under way at the stop.
+    interface Held {
+        entered: Promise<void>;
+        release(): void;
+    }
+
+    /** Holds the first managed disk create: the Azure call under way at the stop. */
+    function holdFirstDiskCreate(): Held {
         let inCreate!: () => void;
         let release!: () => void;
         const entered = new Promise<void>((resolve) => (inCreate = resolve));
@@ -52,7 +55,19 @@ describeOnEngines('cancel of a test failover while its resources are being creat
             await gate;
             return createDisk(spec);
         };
-        const activity = functionRegistry().get('createDrillResources');
+        return { entered, release };
+    }
+
+    /**
+     * Starts a drill, cancels it while `held` holds `activityName`'s call, lets the call go on once the cancel's
+     * cleanup has ended (the real engine) or could not yet start (embedded), and waits for both to end.
+     */
+    async function cancelDuring(activityName: string, hold: () => Held): Promise<{ vmId: string; drillId: string }> {
+        const e = engine();
+        const vmId = `cancel${e.name}${++seeded}`;
+        await seedFailoverVm(h, vmId, [['c1', 0x11]]);
+        const held = hold();
+        const activity = functionRegistry().get(activityName);
         const handler = activity.handler;
         let ended!: () => void;
         const activityEnded = new Promise<void>((resolve) => (ended = resolve));
@@ -72,7 +87,7 @@ describeOnEngines('cancel of a test failover while its resources are being creat
             expect(started.status).toBe(202);
             const { jobId, drillId } = started.jsonBody as { jobId: string; drillId: string };
             void e.progress();
-            await entered;
+            await held.entered;
 
             const cancelling = callHttp(e, 'apiReplicationJobAction', {
                 method: 'POST',
@@ -85,27 +100,49 @@ describeOnEngines('cancel of a test failover while its resources are being creat
                 new Promise<undefined>((resolve) => (timer = setTimeout(resolve, 10_000))),
             ]);
             clearTimeout(timer);
-            // The real engine: the cancel has answered and its cleanup runs to its end before the create returns.
+            // The real engine: the cancel has answered and its cleanup runs to its end before the call returns.
             if (early) await e.waitFor(instanceIds.testFailoverCleanup(vmId), isFinished, 120_000);
-            release();
+            held.release();
             await activityEnded;
             const cancelled: ApiResponse = await cancelling;
             expect(cancelled.status).toBe(200);
             expect(cancelled.jsonBody).toMatchObject({ jobId, state: 'Cancelled', cleanupJobId: expect.any(String) });
             await e.waitFor(instanceIds.testFailoverCleanup(vmId), isFinished, 120_000);
-
             expect(await getJob(h.scope, jobId)).toMatchObject({ state: 'Cancelled' });
             expect(await getJob(h.scope, cancelled.jsonBody!.cleanupJobId as string)).toMatchObject({
                 kind: 'TestFailoverCleanup',
                 state: 'Succeeded',
             });
-            expect(await infra.listDrillResources(drillId)).toEqual([]);
-            expect(await listFailoverDisks(h.scope.conn, vmId, drillId)).toEqual([]);
-            expect(await getDrill(h.scope, vmId, drillId)).toMatchObject({ state: 'CleanedUp', cleanedUp: true });
-            expect((await getProtectedItem(h.scope, vmId))?.testFailoverState).toBe('None');
+            return { vmId, drillId };
         } finally {
             activity.handler = handler;
-            release();
+            held.release();
+        }
+    }
+
+    async function expectNothingLeft(vmId: string, drillId: string): Promise<void> {
+        expect(await infra.listDrillResources(drillId)).toEqual([]);
+        expect(await listFailoverDisks(h.scope.conn, vmId, drillId)).toEqual([]);
+        expect(await getDrill(h.scope, vmId, drillId)).toMatchObject({ state: 'CleanedUp', cleanedUp: true });
+        expect((await getProtectedItem(h.scope, vmId))?.testFailoverState).toBe('None');
+    }
+
+    it('leaves no resource in Azure, whatever createDrillResources created after the stop', async () => {
+        const { vmId, drillId } = await cancelDuring('createDrillResources', holdFirstDiskCreate);
+        await expectNothingLeft(vmId, drillId);
+    }, 300_000);
+
+    it('leaves no failover disk, whatever startDrillCopies started after the stop', async () => {
+        let held: HeldActivity | undefined;
+        try {
+            const { vmId, drillId } = await cancelDuring('startDrillCopies', () => {
+                held = holdNextActivityCall('startDrillCopies');
+                return held;
+            });
+            expect(infra.operations).toEqual([]);
+            await expectNothingLeft(vmId, drillId);
+        } finally {
+            held?.restore();
         }
     }, 300_000);
 });
