@@ -42,7 +42,10 @@ export interface CommandReceiverOptions {
     autoCompleteMessages?: boolean;
     /** Sessions worked on at the same time (host.json `maxConcurrentSessions`). Default 1. */
     maxConcurrentSessions?: number;
-    /** How long the SDK keeps renewing a session lock (host.json `maxAutoLockRenewalDuration`). Default 5 min. */
+    /**
+     * How long a session lock is kept renewed while one message is handled (host.json
+     * `maxAutoLockRenewalDuration`); the window starts again with each message. 0 turns renewal off. Default 5 min.
+     */
     maxAutoLockRenewalDurationInMs?: number;
     log?: ChannelLog;
 }
@@ -68,6 +71,14 @@ function isNoSessionAvailable(err: unknown): boolean {
  * one-line description, or abandon. Every call is bounded by the client's `retryOptions.timeoutInMs`
  * (see `busClientOptions`). After an abandon the session is released at once, so that VM's later
  * messages wait behind the one that failed: order within a session is kept.
+ *
+ * The session lock is renewed here, not by the SDK: the SDK renews for `maxAutoLockRenewalDuration` from the
+ * accept (a session that keeps receiving messages outlives that and loses its lock mid-message), ten seconds
+ * before expiry (a stalled event loop misses that), and stops for good after one failed renewal. This receiver
+ * renews when half the lock is left, retries a failed renewal while the lock lasts, and restarts the renewal
+ * window with each message, as the Functions trigger does per invocation. A lock lost anyway fails the pass;
+ * the loop accepts the session again and its unsettled messages come back (the handler's replay record turns a
+ * repeat of a command already carried out into a plain completion).
  */
 export class ServiceBusCommandReceiver {
     private readonly queue: string;
@@ -148,7 +159,8 @@ export class ServiceBusCommandReceiver {
             receiver = await this.client.acceptNextSession(this.queue, {
                 receiveMode: 'peekLock',
                 skipParsingBodyAsJson: true,
-                maxAutoLockRenewalDurationInMs: this.lockRenewalMs,
+                // Renewed by keepLocked below, not by the SDK.
+                maxAutoLockRenewalDurationInMs: 0,
                 // No abortSignal here: aborting an accept while the client re-establishes a dropped connection
                 // left the client unable to accept again (seen with 7.9.5). The client's retryOptions.timeoutInMs
                 // bounds the call instead.
@@ -160,6 +172,7 @@ export class ServiceBusCommandReceiver {
             throw err;
         }
         const pass: SessionPass = { sessionId: receiver.sessionId, completed: 0, deadLettered: 0, abandoned: 0 };
+        const lock = this.keepLocked(receiver);
         try {
             while (!this.stopping.signal.aborted) {
                 const messages = await receiver.receiveMessages(this.batchSize, {
@@ -167,6 +180,7 @@ export class ServiceBusCommandReceiver {
                 });
                 if (messages.length === 0) break;
                 for (const message of messages) {
+                    lock.restartWindow();
                     const outcome = await this.outcomeOf(message);
                     await this.settle(receiver, message, outcome);
                     if (outcome.action === 'complete') pass.completed++;
@@ -187,8 +201,58 @@ export class ServiceBusCommandReceiver {
             }
             return pass;
         } finally {
+            lock.stop();
             await receiver.close().catch(() => undefined);
         }
+    }
+
+    /**
+     * Keeps the session lock of an accepted session: renews it when half of what is left has passed, and after a
+     * failed renewal tries again every second while the lock still holds. Renewal stops `lockRenewalMs` after the
+     * last `restartWindow` (the start of the message being handled), or at `stop`.
+     */
+    private keepLocked(receiver: ServiceBusSessionReceiver): { restartWindow(): void; stop(): void } {
+        let windowEnds = Date.now() + this.lockRenewalMs;
+        let timer: NodeJS.Timeout | undefined;
+        let stopped = this.lockRenewalMs <= 0;
+        const lockLeftMs = () => (receiver.sessionLockedUntilUtc?.getTime() ?? 0) - Date.now();
+        const later = (ms: number) => {
+            if (stopped) return;
+            timer = setTimeout(() => void renew(), Math.max(0, ms));
+            timer.unref?.();
+        };
+        const renew = async () => {
+            if (stopped) return;
+            if (Date.now() >= windowEnds) {
+                // Nothing renews past the window; check again in case the next message restarts it.
+                later(Math.max(1_000, lockLeftMs() / 2));
+                return;
+            }
+            try {
+                await receiver.renewSessionLock();
+                later(lockLeftMs() / 2);
+            } catch (err) {
+                if (stopped) return;
+                const left = lockLeftMs();
+                this.log.warn('Session lock renewal failed', {
+                    sessionId: receiver.sessionId,
+                    error: ensureErrorType(err).message,
+                    lockLeftMs: Math.max(0, left),
+                });
+                const lost = isServiceBusError(err) && err.code === 'SessionLockLost';
+                if (!lost && left > 0) later(Math.min(1_000, left / 2));
+            }
+        };
+        later(lockLeftMs() / 2);
+        return {
+            restartWindow: () => {
+                windowEnds = Date.now() + this.lockRenewalMs;
+            },
+            stop: () => {
+                stopped = true;
+                clearTimeout(timer);
+            },
+        };
     }
 
     private async outcomeOf(message: ServiceBusReceivedMessage): Promise<CommandOutcome> {

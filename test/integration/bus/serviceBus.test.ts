@@ -249,6 +249,53 @@ describe('ServiceBusCommandReceiver with the real client', () => {
         }
     });
 
+    it('keeps the session lock while handlers run longer than the lock and the renewal window', async () => {
+        // One slow message (longer than the lock) and a session that stays busy for longer than lock and
+        // renewal window together: nothing may be lost or delivered twice, and no pass may fail.
+        const queue = 'short-lock-commands';
+        peer.createQueue(queue, { sessions: true, lockDurationMs: 1_000, maxDeliveryCount: 5 });
+        const failures: string[] = [];
+        const seen: string[] = [];
+        const receiver = new ServiceBusCommandReceiver(
+            client,
+            async (d) => {
+                seen.push(`${d.messageId}#${d.deliveryCount}`);
+                await new Promise((r) => setTimeout(r, d.messageId === 'm1' ? 2_500 : 700));
+                return { action: 'complete', disposition: 'processed', type: 'Heartbeat', notes: [] };
+            },
+            {
+                queue,
+                maxWaitTimeInMs: 300,
+                backoffMs: 50,
+                batchSize: 1,
+                maxAutoLockRenewalDurationInMs: 3_000,
+                log: {
+                    info: () => undefined,
+                    warn: (line, fields) => failures.push(`${line} ${JSON.stringify(fields)}`),
+                },
+            },
+        );
+        const queueSender = client.createSender(queue);
+        const ids = ['m1', 'm2', 'm3', 'm4', 'm5'];
+        for (const messageId of ids) await queueSender.sendMessages({ body: messageId, messageId, sessionId: 'vm-6' });
+        receiver.start();
+        try {
+            await eventually(
+                () =>
+                    seen.length >= ids.length && peer.messages(queue).length === 0 && peer.lockedCount(queue) === 0
+                        ? true
+                        : undefined,
+                'the session drained',
+                60_000,
+            );
+        } finally {
+            await receiver.stop();
+        }
+        expect(failures).toEqual([]);
+        expect(seen).toEqual(ids.map((id) => `${id}#0`));
+        expect(peer.messages(`${queue}/$DeadLetterQueue`)).toEqual([]);
+    });
+
     it('answers "no session" quickly when the queue is empty', async () => {
         expect(await receiverWith().processNextSession()).toEqual({ completed: 0, deadLettered: 0, abandoned: 0 });
     });
