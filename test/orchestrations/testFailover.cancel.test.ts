@@ -97,7 +97,7 @@ describeOnEngines('cancel of a test failover while an activity of it is under wa
             let timer: NodeJS.Timeout | undefined;
             const early = await Promise.race([
                 cancelling,
-                new Promise<undefined>((resolve) => (timer = setTimeout(resolve, 10_000))),
+                new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), 10_000))),
             ]);
             clearTimeout(timer);
             // The real engine: the cancel has answered and its cleanup runs to its end before the call returns.
