@@ -19,7 +19,7 @@ import { failoverResourceNames, failoverTags, FailoverResource, inDeleteOrder } 
 import { chooseSubnet, NetworkMapping, subnetId } from './networkMapping';
 import { chooseRecoveryPoint, RecoveryPointChoice } from './recoveryPointChoice';
 import { failoverInfrastructure } from './settings';
-import { FailoverKind } from './states';
+import { DrillState, FailoverKind } from './states';
 import { chooseVmSize } from './vmSize';
 
 /**
@@ -203,6 +203,11 @@ async function buildDrillPlan(request: DrillRequest): Promise<{ plan: DrillPlan;
     return { plan, drill };
 }
 
+/** A cleanup (a cancelled test failover's, or the operator's) has begun or ended: nothing more is created. */
+function cleanupHasBegun(state: DrillState): boolean {
+    return state === 'CleaningUp' || state === 'CleanedUp' || state === 'CleanupFailed';
+}
+
 export async function startDrillCopies(plan: DrillPlan): Promise<Outcome<null>> {
     return outcomeOf(async () => {
         const scope = stateScope();
@@ -210,7 +215,7 @@ export async function startDrillCopies(plan: DrillPlan): Promise<Outcome<null>> 
         // As createDrillResources: copies started once the cleanup of a cancelled drill began may be past its
         // deletes, so they are deleted here.
         const drill = await getDrill(scope, plan.vmId, plan.drillId);
-        if (drill && drill.state !== 'InProgress') {
+        if (drill && cleanupHasBegun(drill.state)) {
             await deleteFailoverDisks(
                 scope.conn,
                 plan.copies.map((c) => c.blobName),
@@ -251,14 +256,15 @@ export async function createDrillResources(plan: DrillPlan): Promise<Outcome<{ v
         const scope = stateScope();
         const infra = failoverInfrastructure();
         const tags = failoverTags(plan.vmId, plan.drillId, plan.kind);
-        // Recorded only while the drill is still being created (a conditional write). A cancelled test failover's
+        // Recorded only while no cleanup has begun (a conditional write; a change of recovery point creates on a
+        // Completed failover). A cancelled test failover's
         // cleanup marks the drill CleaningUp before it looks for what to delete, and a terminated orchestration does
         // not stop this activity: a resource it can no longer record may be one the cleanup did not see, so it is
         // deleted here, and nothing more is created.
         const record = async (resource: FailoverResource): Promise<FailoverResource> => {
             let stoppedAs: string | undefined;
             await updateDrill(scope, plan.vmId, plan.drillId, (d) => {
-                stoppedAs = d.state === 'InProgress' ? undefined : d.state;
+                stoppedAs = cleanupHasBegun(d.state) ? d.state : undefined;
                 return stoppedAs === undefined ? { resources: withResources(d.resources, [resource]) } : {};
             });
             if (stoppedAs !== undefined) {

@@ -203,7 +203,10 @@ describeOnEngines('enable protection', (engine, engineName) => {
             engineName === 'embedded' ? 80 * 3600_000 : 120_000,
         );
         expect(done.output).toMatchObject({ result: 'Failed' });
-        expect(h.now().getTime()).toBeGreaterThanOrEqual(Date.parse(ir.timeoutAt));
+        // The real engine's timers can fire up to a second early (queue visibility delays are whole seconds): in
+        // CI one fired 413 ms before its fireAt. docs/durable-runtime.md lists it.
+        const earlyMs = engineName === 'embedded' ? 0 : 1000;
+        expect(h.now().getTime()).toBeGreaterThanOrEqual(Date.parse(ir.timeoutAt) - earlyMs);
         expect(await getProtectedItem(h.scope, 'vm1c')).toMatchObject({
             protectionState: 'InitialReplicationFailed',
             healthReasons: [expect.objectContaining({ errorCode: 'TIMEOUT' })],
