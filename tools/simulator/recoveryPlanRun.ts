@@ -190,7 +190,7 @@ export async function runRecoveryPlan(
         const compared = await checkFailoverDisks(ctx, target, await drillOf(ctx, target.vmId, drillId, step));
         for (const d of compared) {
             ctx.say(
-                `${d.vmId}/${d.diskId}: ${d.equal ? 'failover disk equals source' : `failover disk DIFFERS: ${d.problem}`}`,
+                `${d.vmId}/${d.diskId}: ${d.equal ? 'failover disk equals source' : `failover disk DIFFERS: ${d.problem}`}; qemu-img: ${d.qemuImg ?? 'not run'}`,
             );
         }
         disks.push(...compared);

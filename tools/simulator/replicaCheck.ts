@@ -4,6 +4,7 @@ import { REPLICAS_CONTAINER } from '../../shared/replica/logBlob';
 import { replicaBlobName } from '../../shared/replica/replicaDisk';
 import { deadline } from '../../shared/storage/deadline';
 import { decodeVhdFooter, roundUpToMiB, VHD_FOOTER_SIZE } from '../../shared/vhd/footer';
+import { qemuCompare, QemuVerdict } from './qemuCompare';
 
 /** A replica downloaded whole can take a while for big disks; bounded all the same. */
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
@@ -17,6 +18,8 @@ export interface ReplicaComparison {
     equal: boolean;
     /** What differs, for the report (first differing offset, size or footer problem). */
     problem?: string;
+    /** qemu-img's verdict, a second implementation of the VHD format (set by `compareReplicaTwice`). */
+    qemuImg?: QemuVerdict;
 }
 
 /** Downloads `replicas/{vmId}/{diskId}.vhd` (the page blob, data and footer) to `vhdPath`. */
@@ -85,4 +88,15 @@ export async function compareReplica(rawPath: string, vhdPath: string): Promise<
         await raw.close();
         await vhd.close();
     }
+}
+
+/** `compareReplica`, then qemu-img's opinion: equal only when ours says so and qemu-img does not say it differs. */
+export async function compareReplicaTwice(
+    rawPath: string,
+    vhdPath: string,
+): Promise<{ equal: boolean; problem?: string; qemuImg: QemuVerdict }> {
+    const ours = await compareReplica(rawPath, vhdPath);
+    const qemu = await qemuCompare(rawPath, vhdPath);
+    const problem = ours.problem ?? (qemu.verdict === 'differs' ? `qemu-img compare: ${qemu.detail}` : undefined);
+    return { equal: ours.equal && qemu.verdict !== 'differs', qemuImg: qemu.verdict, ...(problem ? { problem } : {}) };
 }

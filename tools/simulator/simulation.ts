@@ -34,7 +34,7 @@ import {
     uploadLog,
 } from '../../packages/provider-kit/src';
 import { SeededRandom } from './random';
-import { compareReplica, downloadReplica, ReplicaComparison } from './replicaCheck';
+import { compareReplicaTwice, downloadReplica, ReplicaComparison } from './replicaCheck';
 import { FailoverMode, FailoverReport, PlannedFailoverGuest, runFailover } from './failoverRun';
 import { FailoverDiskComparison, runTestFailoverDrill } from './testFailoverDrill';
 import { FailbackReport, runFailbackAndReprotect } from './failbackRun';
@@ -439,7 +439,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         say('downloading the replicas and comparing them with the sources');
         replicas = await compareAll(vms, outDir, storageCs);
         for (const r of replicas) {
-            say(`${r.vmId}/${r.diskId}: ${r.equal ? 'replica equals source' : `DIFFERS: ${r.problem}`}`);
+            say(
+                `${r.vmId}/${r.diskId}: ${r.equal ? 'replica equals source' : `DIFFERS: ${r.problem}`}; qemu-img: ${r.qemuImg ?? 'not run'}`,
+            );
         }
 
         // ---- the test failover drills ----
@@ -1336,7 +1338,7 @@ async function compareAll(vms: SimVm[], outDir: string, storageCs: string): Prom
                 diskId: disk.diskId,
                 rawPath,
                 vhdPath,
-                ...(await compareReplica(rawPath, vhdPath)),
+                ...(await compareReplicaTwice(rawPath, vhdPath)),
             });
         }
     }

@@ -5,7 +5,7 @@ import { FAILOVER_CONTAINER } from '../../shared/failover/failoverDisks';
 import { deadline } from '../../shared/storage/deadline';
 import { DrillView, JobView, ManagementClient } from './managementClient';
 import { StepIncomplete } from '../../packages/provider-kit/src';
-import { compareReplica, ReplicaComparison } from './replicaCheck';
+import { compareReplicaTwice, ReplicaComparison } from './replicaCheck';
 
 /** A failover disk downloads whole, like a replica: bounded all the same. */
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
@@ -114,7 +114,7 @@ export async function checkFailoverDisks(
             .getContainerClient(FAILOVER_CONTAINER)
             .getBlobClient(blobName)
             .downloadToFile(vhdPath, 0, undefined, { abortSignal: deadline(DOWNLOAD_TIMEOUT_MS) });
-        out.push({ ...base, ...(await compareReplica(rawPath, vhdPath)) });
+        out.push({ ...base, ...(await compareReplicaTwice(rawPath, vhdPath)) });
     }
     return out;
 }
@@ -161,7 +161,7 @@ export async function runTestFailoverDrill(ctx: DrillContext, target: DrillTarge
         disks = await checkFailoverDisks(ctx, target, drill);
         for (const d of disks) {
             ctx.say(
-                `${vmId}/${d.diskId}: ${d.equal ? 'failover disk equals source' : `failover disk DIFFERS: ${d.problem}`}`,
+                `${vmId}/${d.diskId}: ${d.equal ? 'failover disk equals source' : `failover disk DIFFERS: ${d.problem}`}; qemu-img: ${d.qemuImg ?? 'not run'}`,
             );
         }
     } catch (err) {
