@@ -56,7 +56,7 @@ export function upgradeMonitorInput(input: MonitorInput): MonitorInput {
     return { ...rest, version: MONITOR_INPUT_VERSION };
 }
 
-const later = laterInstant;
+
 
 function atOrAfter(t: string, since: string): boolean {
     return Date.parse(t) >= Date.parse(since);
@@ -72,22 +72,22 @@ export function applyMonitorEvent(state: MonitorInput, name: string, payload: un
         case lifecycleEvents.logApplied: {
             const e = payload as LogAppliedEvent;
             const disks = { ...(state.diskCapturedAt ?? {}) };
-            disks[e.diskId] = later(disks[e.diskId], e.capturedAt);
+            disks[e.diskId] = laterInstant(disks[e.diskId], e.capturedAt);
             next.diskCapturedAt = disks;
             const vmConsistent = vmCapturedAt(state.diskIds, disks);
-            if (vmConsistent !== undefined) next.lastCapturedAt = later(state.lastCapturedAt, vmConsistent);
+            if (vmConsistent !== undefined) next.lastCapturedAt = laterInstant(state.lastCapturedAt, vmConsistent);
             const appliedAt = e.appliedAt ?? e.capturedAt;
             if (state.mergeFailure?.diskId === e.diskId && atOrAfter(appliedAt, state.mergeFailure.since)) {
                 delete next.mergeFailure;
             }
             if (state.providerFailure && atOrAfter(appliedAt, state.providerFailure.since)) delete next.providerFailure;
             // Data the provider captured is as good a sign of life as a heartbeat.
-            next.lastHeartbeatAt = later(state.lastHeartbeatAt, e.capturedAt);
+            next.lastHeartbeatAt = laterInstant(state.lastHeartbeatAt, e.capturedAt);
             break;
         }
         case lifecycleEvents.cycleComplete: {
             const e = payload as CycleCompleteEvent;
-            next.lastCapturedAt = later(state.lastCapturedAt, e.capturedAt);
+            next.lastCapturedAt = laterInstant(state.lastCapturedAt, e.capturedAt);
             if (!state.lastRecoveryPoint || Date.parse(e.capturedAt) >= Date.parse(state.lastRecoveryPoint.at)) {
                 next.lastRecoveryPoint = { id: e.recoveryPointId, at: e.capturedAt };
             }
@@ -117,14 +117,14 @@ export function applyMonitorEvent(state: MonitorInput, name: string, payload: un
         }
         case lifecycleEvents.heartbeat: {
             const e = payload as ProviderHeartbeatEvent;
-            next.lastHeartbeatAt = later(state.lastHeartbeatAt, e.at);
+            next.lastHeartbeatAt = laterInstant(state.lastHeartbeatAt, e.at);
             break;
         }
         case lifecycleEvents.cycleUploaded: {
             // The provider channel's CycleUploaded payload: only its time matters here (the provider is alive).
             const e = payload as { at?: unknown } | undefined;
             if (typeof e?.at === 'string') {
-                next.lastHeartbeatAt = later(state.lastHeartbeatAt, e.at);
+                next.lastHeartbeatAt = laterInstant(state.lastHeartbeatAt, e.at);
                 if (state.providerFailure && atOrAfter(e.at, state.providerFailure.since)) delete next.providerFailure;
             }
             break;
@@ -184,15 +184,15 @@ export function mergeTableFacts(state: MonitorInput, tables: TableFacts): Monito
     const next: MonitorInput = { ...state };
     const disks = { ...(state.diskCapturedAt ?? {}) };
     for (const [diskId, at] of Object.entries(tables.diskCapturedAt)) {
-        if (state.diskIds.includes(diskId)) disks[diskId] = later(disks[diskId], at);
+        if (state.diskIds.includes(diskId)) disks[diskId] = laterInstant(disks[diskId], at);
     }
     if (Object.keys(disks).length > 0) next.diskCapturedAt = disks;
     const vmConsistent = vmCapturedAt(state.diskIds, disks);
-    if (vmConsistent !== undefined) next.lastCapturedAt = later(next.lastCapturedAt, vmConsistent);
+    if (vmConsistent !== undefined) next.lastCapturedAt = laterInstant(next.lastCapturedAt, vmConsistent);
     const point = tables.latestRecoveryPoint;
     if (point && (!next.lastRecoveryPoint || Date.parse(point.at) > Date.parse(next.lastRecoveryPoint.at))) {
         next.lastRecoveryPoint = point;
-        next.lastCapturedAt = later(next.lastCapturedAt, point.at);
+        next.lastCapturedAt = laterInstant(next.lastCapturedAt, point.at);
     }
     const run = tables.latestResync;
     if (tables.diskResync) {

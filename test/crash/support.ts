@@ -34,16 +34,7 @@ export function startMergeHost(
             stdio: ['ignore', 'pipe', 'pipe'],
         },
     );
-    const output: string[] = [];
-    let partial = '';
-    const collect = (chunk: Buffer): void => {
-        partial += chunk.toString('utf8');
-        const lines = partial.split('\n');
-        partial = lines.pop() ?? '';
-        output.push(...lines);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
+    const output = collectOutputLines(child);
     const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
         child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
     );
@@ -94,4 +85,19 @@ export async function protectedItemFor(h: ReplicaHarness, diskIds: string[]): Pr
     };
     await createProtectedItem(h.scope, item);
     return item;
+}
+
+/** Every whole line a child writes to stdout or stderr, in order, as it arrives. */
+export function collectOutputLines(child: ChildProcess): string[] {
+    const output: string[] = [];
+    let partial = '';
+    const collect = (chunk: Buffer): void => {
+        partial += chunk.toString('utf8');
+        const lines = partial.split('\n');
+        partial = lines.pop() ?? '';
+        output.push(...lines);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    return output;
 }

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAzurite, type RunningAzurite } from '../../packages/functions-local/src';
 import { ManagementClient, type JobView } from '../../tools/simulator/managementClient';
-import { qemuCompare } from '../../tools/simulator/qemuCompare';
+import { QEMU_IMG } from '../../tools/simulator/qemuCompare';
 import { runSimulation, type Fault, type SimulationResult } from '../../tools/simulator/simulation';
-import { waitFor } from '../crash/support';
+import { collectOutputLines, waitFor } from '../crash/support';
 
 jest.setTimeout(900_000);
 
@@ -35,16 +35,7 @@ function startHost(env: Record<string, string>): HostProcess {
         ['-r', join(ROOT, 'test/crash/child/register.js'), join(__dirname, 'child/durableHost.ts')],
         { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const output: string[] = [];
-    let partial = '';
-    const collect = (chunk: Buffer): void => {
-        partial += chunk.toString('utf8');
-        const lines = partial.split('\n');
-        partial = lines.pop() ?? '';
-        output.push(...lines);
-    };
-    child.stdout.on('data', collect);
-    child.stderr.on('data', collect);
+    const output = collectOutputLines(child);
     const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
         child.on('exit', (code, signal) => r({ code, signal })),
     );
@@ -153,18 +144,15 @@ describe('a host killed with SIGKILL and restarted on the same storage finishes 
         return { result, lines, killedAt, second };
     }
 
-    function expectIdenticalReplicas(result: SimulationResult): Promise<void[]> {
+    function expectIdenticalReplicas(result: SimulationResult): void {
         expect(result.failure).toBeUndefined();
         expect(result.ok).toBe(true);
         expect(result.replicas).toHaveLength(2);
-        return Promise.all(
-            result.replicas.map(async (r) => {
-                expect(r).toMatchObject({ equal: true });
-                if (existsSync('/usr/bin/qemu-img')) {
-                    expect(await qemuCompare(r.rawPath, r.vhdPath)).toEqual({ verdict: 'identical' });
-                }
-            }),
-        );
+        // The simulation compared each replica in-process and with qemu-img (CI installs it; elsewhere its
+        // verdict says it was not run).
+        for (const r of result.replicas) {
+            expect(r).toMatchObject({ equal: true, qemuImg: existsSync(QEMU_IMG) ? 'identical' : 'unavailable' });
+        }
     }
 
     it('killed during initial replication: protection completes (Enable and Finalize protection jobs); the replica equals the source', async () => {
@@ -197,7 +185,7 @@ describe('a host killed with SIGKILL and restarted on the same storage finishes 
                 expect.stringMatching(/\[durable\] [1-9]\d* saved instance\(s\) in \S+-embedded: /),
             ]),
         );
-        await expectIdenticalReplicas(result);
+        expectIdenticalReplicas(result);
         expect(result.vms[0]!.jobs).toEqual(
             expect.arrayContaining([
                 { name: 'Enable protection', state: 'Succeeded' },
@@ -216,7 +204,7 @@ describe('a host killed with SIGKILL and restarted on the same storage finishes 
             return job?.state === 'InProgress' && task ? `${job.state}: ${task.name}` : undefined;
         });
         expect(killedAt).toMatch(/^InProgress: /);
-        await expectIdenticalReplicas(result);
+        expectIdenticalReplicas(result);
         expect(result.vms[0]!.jobs).toContainEqual({ name: 'Resynchronize', state: 'Succeeded' });
         expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/resynchronized/)]));
     });

@@ -9,7 +9,7 @@ import { getDrill, listDrills } from '../../shared/state/drills';
 import { getJob } from '../../shared/state/jobs';
 import { createProtectedItem, getProtectedItem } from '../../shared/state/protectedItems';
 import { createRecoveryPoint, listRecoveryPoints, recoveryPointId } from '../../shared/state/recoveryPoints';
-import { LifecycleHarness, sampleVm } from './lifecycle/harness';
+import { LifecycleHarness, protectedVmRow, sampleVm } from './lifecycle/harness';
 
 const MiB = 1024 * 1024;
 const SUB = '11111111-2222-3333-4444-555555555555';
@@ -26,21 +26,7 @@ async function seedProtectedVm(h: LifecycleHarness, vmId: string): Promise<void>
         ],
     });
     const at = h.clock.now().toISOString();
-    await createProtectedItem(h.scope, {
-        vmId,
-        siteId: 'site1',
-        vmName: vm.name,
-        generation: 2,
-        policyName: 'gold',
-        disks: vm.disks,
-        protectionState: 'Protected',
-        protectionStateDescription: 'Protected',
-        resynchronizationState: 'None',
-        replicationHealth: 'Normal',
-        healthReasons: [],
-        createdAt: at,
-        updatedAt: at,
-    });
+    await createProtectedItem(h.scope, protectedVmRow(vmId, at, { disks: vm.disks }));
     for (const [cycle, fill] of [
         ['c1', 0x11],
         ['c2', 0x22],

@@ -1,7 +1,7 @@
 import { createReplicaDisk, replicaBlobName, replicaPageBlob } from '../../../shared/replica/replicaDisk';
 import { createProtectedItem } from '../../../shared/state/protectedItems';
 import { createRecoveryPoint, recoveryPointId } from '../../../shared/state/recoveryPoints';
-import { LifecycleHarness, sampleVm } from './harness';
+import { LifecycleHarness, protectedVmRow, sampleVm } from './harness';
 
 const MiB = 1024 * 1024;
 export const SUB = '11111111-2222-3333-4444-555555555555';
@@ -51,21 +51,7 @@ export async function seedFailoverVm(
     await h.seedSiteAndPolicy();
     const vm = sampleVm(vmId, { disks: FAILOVER_DISKS });
     const at = h.clock.now().toISOString();
-    await createProtectedItem(h.scope, {
-        vmId,
-        siteId: 'site1',
-        vmName: vm.name,
-        generation: 2,
-        policyName: 'gold',
-        disks: vm.disks,
-        protectionState: 'Protected',
-        protectionStateDescription: 'Protected',
-        resynchronizationState: 'None',
-        replicationHealth: 'Normal',
-        healthReasons: [],
-        createdAt: at,
-        updatedAt: at,
-    });
+    await createProtectedItem(h.scope, protectedVmRow(vmId, at, { disks: vm.disks }));
     for (const d of vm.disks) {
         await createReplicaDisk(h.scope.conn.blob, {
             vmId,
