@@ -56,8 +56,6 @@ export function upgradeMonitorInput(input: MonitorInput): MonitorInput {
     return { ...rest, version: MONITOR_INPUT_VERSION };
 }
 
-
-
 function atOrAfter(t: string, since: string): boolean {
     return Date.parse(t) >= Date.parse(since);
 }
