@@ -2,7 +2,14 @@ import { parseArgs } from 'node:util';
 import { parseByteSize } from '../shared/byteSize';
 import { ensureErrorType } from '../shared/errors';
 import { FailoverMode } from './simulator/failoverRun';
-import { ExternalPipeline, Fault, FAULTS, runSimulation, SimulationOptions } from './simulator/simulation';
+import {
+    DEFAULT_STEP_TIMEOUT_SECONDS,
+    ExternalPipeline,
+    Fault,
+    FAULTS,
+    runSimulation,
+    SimulationOptions,
+} from './simulator/simulation';
 import { parseDurableEngine, type DurableEngineName } from '../packages/functions-local/src';
 import type { LocalHost } from './platform';
 import { consoleLine } from '../shared/consoleRoute';
@@ -45,7 +52,7 @@ upload grants, waits until every VM is protected with its last cycle applied, th
                      manual pre-action; test-fail the plan over, check the hold, resume it, check the group order in
                      the job's tasks and every failover disk against its source (<diskId>.failover.vhd), then clean
                      the plan's drills up
-  --timeout SECONDS  longest wait for any one step (default 60)
+  --timeout SECONDS  longest wait for any one step (default ${DEFAULT_STEP_TIMEOUT_SECONDS})
   --durable ENGINE   embedded (default; or HVR_DURABLE) or dtfx, the real Durable Functions extension
                      (built from engines/dtfx; fails at once if dotnet or the host is missing)
   --json             print {"vms": [...], "totals": {...}} (and "failovers" with --failover, "recoveryPlan" with
@@ -186,7 +193,7 @@ export function parseSimulateArgs(argv: string[]): SimulationOptions & { json: b
                   } as const,
               }
             : {}),
-        stepTimeoutMs: count(values.timeout, 'timeout', 60, 1, 86_400) * 1000,
+        stepTimeoutMs: count(values.timeout, 'timeout', DEFAULT_STEP_TIMEOUT_SECONDS, 1, 86_400) * 1000,
         json: values.json ?? false,
         serve: values.serve ?? false,
         ...(values.durable !== undefined ? { durable: durableEngine(values.durable) } : {}),

@@ -8,6 +8,7 @@ import {
     getRecoveryPoint,
     RecoveryPoint,
     recoveryPointId,
+    unclaimedSnapshots,
 } from '../state/recoveryPoints';
 import { deadline } from '../storage/deadline';
 import { decodeRanges, encodeRanges, rangeBytes } from './byteRanges';
@@ -79,8 +80,8 @@ export async function recordCycleIfComplete(
     const blob = deps.scope.conn.blob;
     const snapshots: Record<string, DiskSnapshot> = {};
     const signal = (): AbortSignal => deadline(deps.callTimeoutMs, deps.signal);
-    const dropSnapshots = async (): Promise<void> => {
-        for (const s of Object.values(snapshots)) {
+    const dropSnapshots = async (winner?: RecoveryPoint): Promise<void> => {
+        for (const s of unclaimedSnapshots(snapshots, winner)) {
             await replicaPageBlob(blob, s.blobName).withSnapshot(s.snapshot).deleteIfExists({ abortSignal: signal() });
         }
     };
@@ -121,8 +122,8 @@ export async function recordCycleIfComplete(
     }
     const created = await createRecoveryPoint(deps.scope, point);
     if (!created) {
-        await dropSnapshots();
         const winner = await getRecoveryPoint(deps.scope, input.vmId, input.cycleId);
+        await dropSnapshots(winner);
         return {
             recoveryPointId: point.recoveryPointId,
             capturedAt: winner?.capturedAt ?? point.capturedAt,

@@ -14,6 +14,7 @@ import {
     listRecoveryPoints,
     RecoveryPoint,
     recoveryPointId,
+    unclaimedSnapshots,
 } from '../state/recoveryPoints';
 import { StorageConnection } from '../storage/connections';
 import { deadline } from '../storage/deadline';
@@ -192,8 +193,10 @@ export async function completeResync(
             disks: snapshots,
         } satisfies RecoveryPoint;
         if (!(await createRecoveryPoint(scope, point))) {
-            for (const s of Object.values(snapshots)) await deleteSnapshot(scope.conn, s.blobName, s.snapshot);
-            point = (await getRecoveryPoint(scope, input.vmId, cycleId))!;
+            const winner = (await getRecoveryPoint(scope, input.vmId, cycleId))!;
+            for (const s of unclaimedSnapshots(snapshots, winner))
+                await deleteSnapshot(scope.conn, s.blobName, s.snapshot);
+            point = winner;
         }
     }
     let removedPoints = 0;

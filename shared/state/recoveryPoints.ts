@@ -111,10 +111,36 @@ function fromEntity(entity: Record<string, unknown>): RecoveryPoint {
     return point;
 }
 
-/** Records a point; false (nothing changed) when the cycle already has one. */
+/**
+ * Records a point; false (nothing changed) when the cycle already has another one. A row holding exactly this
+ * point's snapshots is this call's own: the SDK retried a create whose first answer was lost, and the caller
+ * must not delete the snapshots the row now names.
+ */
 export async function createRecoveryPoint(scope: StateScope, point: RecoveryPoint): Promise<boolean> {
     const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
-    return createEntityIfAbsent(table, toEntity(point), `Recovery point ${point.recoveryPointId}`);
+    if (await createEntityIfAbsent(table, toEntity(point), `Recovery point ${point.recoveryPointId}`)) return true;
+    const existing = await getRecoveryPoint(scope, point.vmId, point.cycleId);
+    return existing !== undefined && sameSnapshots(existing.disks, point.disks);
+}
+
+/**
+ * The snapshots a losing writer of a cycle's point may delete: its own, less any the winner's row names (a
+ * snapshot id is a timestamp; nothing here relies on two writers never getting the same one).
+ */
+export function unclaimedSnapshots(
+    ours: Record<string, DiskSnapshot>,
+    winner: RecoveryPoint | undefined,
+): DiskSnapshot[] {
+    const claimed = new Set(Object.values(winner?.disks ?? {}).map((d) => `${d.blobName}?${d.snapshot}`));
+    return Object.values(ours).filter((d) => !claimed.has(`${d.blobName}?${d.snapshot}`));
+}
+
+function sameSnapshots(a: Record<string, DiskSnapshot>, b: Record<string, DiskSnapshot>): boolean {
+    const keys = Object.keys(a);
+    if (keys.length !== Object.keys(b).length) return false;
+    return keys.every(
+        (k) => b[k] !== undefined && a[k]!.blobName === b[k].blobName && a[k]!.snapshot === b[k].snapshot,
+    );
 }
 
 export async function getRecoveryPoint(

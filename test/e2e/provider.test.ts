@@ -192,7 +192,10 @@ describe('hvr provider end to end (local host)', () => {
                 cycles,
                 join(dir, 'verify'),
             );
-            expect(checks.filter((c) => !c.equal)).toEqual([]);
+            const unequal = checks.filter((c) => !c.equal);
+            // A missing snapshot or a differing disk: what the host did to this VM's points says why.
+            if (unequal.length > 0) console.error(hostLog.filter((l) => l.includes(vm.vmId)).join('\n'));
+            expect(unequal).toEqual([]);
             expect(checks).toHaveLength(cycles.length * vm.disks.length);
             // ... and the provider's kept barrier copies are those same images.
             for (const cycleId of cycles) {

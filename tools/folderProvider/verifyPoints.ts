@@ -1,5 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RestError } from '@azure/core-rest-pipeline';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { REPLICAS_CONTAINER } from '../../shared/contracts/blobNames';
 import { deadline } from '../../shared/storage/deadline';
@@ -59,11 +60,24 @@ export async function verifyRecoveryPoints(
                 continue;
             }
             const vhdPath = join(workDir, `${vmId}.${cycleId}.${diskId}.vhd`);
-            await blob
-                .getContainerClient(REPLICAS_CONTAINER)
-                .getBlobClient(snap.blobName)
-                .withSnapshot(snap.snapshot)
-                .downloadToFile(vhdPath, 0, undefined, { abortSignal: deadline(DOWNLOAD_TIMEOUT_MS) });
+            try {
+                await blob
+                    .getContainerClient(REPLICAS_CONTAINER)
+                    .getBlobClient(snap.blobName)
+                    .withSnapshot(snap.snapshot)
+                    .downloadToFile(vhdPath, 0, undefined, { abortSignal: deadline(DOWNLOAD_TIMEOUT_MS) });
+            } catch (err) {
+                if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+                checks.push({
+                    vmId,
+                    cycleId,
+                    diskId,
+                    equal: false,
+                    problem: `snapshot ${snap.snapshot} of ${snap.blobName} does not exist; ${await pointNow(api, vmId, cycleId)}`,
+                    qemuImg: 'unavailable',
+                });
+                continue;
+            }
             const rawPath = join(barriersDir, vmId, cycleId, `${diskId}.raw`);
             const ours = await compareReplica(rawPath, vhdPath);
             const qemu = await qemuCompare(rawPath, vhdPath);
@@ -83,4 +97,10 @@ export async function verifyRecoveryPoints(
         }
     }
     return checks;
+}
+
+/** What the API says of a point whose snapshot was missing: whether it was removed meanwhile or names a lost one. */
+async function pointNow(api: ManagementClient, vmId: string, cycleId: string): Promise<string> {
+    const now = (await api.recoveryPoints(vmId)).find((p) => p.properties.cycleId === cycleId);
+    return now ? `the point is still listed: ${JSON.stringify(now.properties)}` : 'the point is no longer listed';
 }

@@ -221,6 +221,12 @@ interface Totals {
 }
 
 /**
+ * The longest wait for one step. A 1 MiB log took 6–9 s to merge at load 28 on 2 cores and a cycle waited behind
+ * another VM's resynchronization; 60 s failed one run of `--faults drop` in nine there.
+ */
+export const DEFAULT_STEP_TIMEOUT_SECONDS = 180;
+
+/**
  * Runs a simulated Hyper-V site against the pipeline end to end: registration, policy, enable protection
  * through the API, initial replication and delta cycles as MS-HRL logs uploaded through grants, then the
  * replicas are downloaded and compared with the sources. Never throws for a pipeline problem: the result
@@ -229,8 +235,10 @@ interface Totals {
 export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
     const started = Date.now();
     const progress = options.progress ?? (() => undefined);
-    const say = (line: string) => progress(`[sim ${((Date.now() - started) / 1000).toFixed(1)}s] ${line}`);
-    const stepTimeoutMs = options.stepTimeoutMs ?? 60_000;
+    // host.log's lines carry the same clock as the progress lines, so the two can be read side by side.
+    const stamp = (): string => `[${((Date.now() - started) / 1000).toFixed(1)}s]`;
+    const say = (line: string) => progress(`[sim ${stamp().slice(1)} ${line}`);
+    const stepTimeoutMs = options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_SECONDS * 1000;
     const outDir = resolve(options.outDir);
     await mkdir(outDir, { recursive: true });
     const totals: Totals = { logs: 0, bytes: 0, duplicates: 0, reordered: 0, dropped: 0 };
@@ -285,7 +293,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                 durable: options.durable,
                 blobScanIntervalMs: 200,
                 serviceBus: { pollIntervalMs: 100, receiveWaitMs: 500, siteScanIntervalMs: 250 },
-                log: (line) => log.write(line + '\n'),
+                log: (line) => log.write(`${stamp()} ${line}\n`),
             });
             api = new ManagementClient(host.apiUrl, host.functionKey);
             storageCs = host.storageConnectionString;
@@ -308,7 +316,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         await step('create the replication policy', () => api!.putPolicy(POLICY_NAME, simulatedPolicy(new Date())));
         say(`site ${siteId} registered (key ${credentials.keyId}); policy ${POLICY_NAME}: copy frequency 30 s`);
 
-        channel = new ProviderChannel(credentials, busCs, { log: (line) => hostLog?.write(`[provider] ${line}\n`) });
+        channel = new ProviderChannel(credentials, busCs, {
+            log: (line) => hostLog?.write(`${stamp()} [provider] ${line}\n`),
+        });
         channel.start();
         const provider = channel;
         await provider.send({

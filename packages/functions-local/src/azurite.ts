@@ -25,6 +25,7 @@ export interface StartAzuriteOptions {
     blobPort?: number;
     queuePort?: number;
     tablePort?: number;
+    /** How long to wait for it to listen (AZURITE_START_TIMEOUT_MS). */
     startTimeoutMs?: number;
     /** Extent memory limit in MB for the in-memory store. */
     memoryLimitMb?: number;
@@ -36,6 +37,13 @@ export function azuriteConnectionString(blobUrl: string, queueUrl: string, table
         `BlobEndpoint=${blobUrl};QueueEndpoint=${queueUrl};TableEndpoint=${tableUrl};`
     );
 }
+
+/**
+ * How long Azurite may take to listen. It loads some hundred modules before it prints anything, which took
+ * more than 30 s on a 2-core machine at load 14 (`hvr simulate`, one run in seven): the wait is for a hang, not
+ * for a slow start.
+ */
+export const AZURITE_START_TIMEOUT_MS = 180_000;
 
 /**
  * Runs in the Azurite child before Azurite itself: the child's stdin is a pipe whose other end only the parent
@@ -96,14 +104,13 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
     // `node -e WATCH azurite.js flags...`: process.argv is [node, azurite.js, flags...] as Azurite expects.
     const child = spawn(process.execPath, ['-e', PARENT_WATCH, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const urls: Partial<Record<'Blob' | 'Queue' | 'Table', string>> = {};
+    const timeoutMs = options.startTimeoutMs ?? AZURITE_START_TIMEOUT_MS;
     let output = '';
     const ready = new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
             child.kill('SIGKILL');
-            reject(
-                new Error(`Azurite did not start within ${options.startTimeoutMs ?? 30000} ms (${reasonIn(output)}).`),
-            );
-        }, options.startTimeoutMs ?? 30000);
+            reject(new Error(`Azurite did not start within ${timeoutMs} ms (${reasonIn(output)}).`));
+        }, timeoutMs);
         const onData = (chunk: Buffer): void => {
             output += chunk.toString();
             for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at (\S+)/g)) {
