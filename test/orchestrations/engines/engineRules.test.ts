@@ -2,6 +2,7 @@ import { describeOnEngines, isFinished, itOn, type EngineUnderTest } from '../..
 import { gate } from '../fixtures/engineRules';
 import '../fixtures/chain';
 import '../fixtures/events';
+import type { DeadlineRoundsInput } from '../fixtures/events';
 
 /** Runs `fixtureEventLoop*` with its first activity held until `count` Signal events have been raised. */
 async function burst(engine: EngineUnderTest, orchestration: string, instanceId: string, count: number) {
@@ -126,6 +127,78 @@ describeOnEngines('engine rules', (engine, name) => {
             runtimeStatus: 'Failed',
             output: expect.stringMatching(/UTF-16 size of the JSON-serialized payload must not exceed 16 KB/),
         });
+    });
+
+    /** Starts `fixtureDeadlineRounds` and sends `signals` Signals, each once the previous one was handled. */
+    async function signalRounds(e: EngineUnderTest, instanceId: string, input: DeadlineRoundsInput, signals: number) {
+        await e.startNew('fixtureDeadlineRounds', { instanceId, input });
+        await e.waitFor(instanceId, (s) => s.runtimeStatus === 'Running');
+        for (let i = 0; i < signals; i++) {
+            await e.raiseEvent(instanceId, 'Signal', i);
+            const received = `{"received":${i + 1}}`;
+            await e.waitFor(instanceId, (s) => isFinished(s) || JSON.stringify(s.customStatus) === received);
+        }
+    }
+
+    /** `signalRounds`, then the instance's final status, its history's event types and TimerCreated count. */
+    async function deadlineRounds(e: EngineUnderTest, instanceId: string, input: DeadlineRoundsInput, signals: number) {
+        await signalRounds(e, instanceId, input, signals);
+        const status = await e.waitFor(instanceId, isFinished);
+        const types = await e.historyEventTypes(instanceId);
+        return { status, timersCreated: types.filter((t) => t === 'TimerCreated').length, types };
+    }
+
+    it('one deadline over event rounds: a timer yielded again, or a new one per round, is a TimerCreated per round', async () => {
+        // durable-functions sends a compound task's action with all its children's: the kept timer is scheduled
+        // again in each Task.any; a cancelled timer stays scheduled on the backend.
+        for (const timer of ['reuse', 'perRound'] as const) {
+            const run = await deadlineRounds(
+                engine(),
+                `rounds-${timer}`,
+                { rounds: 3, timer, deadlineMs: 3600_000 },
+                3,
+            );
+            expect(run.status.output).toEqual({ timedOut: false, received: [0, 1, 2] });
+            expect({ timer, timersCreated: run.timersCreated }).toEqual({ timer, timersCreated: 3 });
+        }
+    });
+
+    it('one deadline over event rounds: a CreateTimer sent with the first Task.any only is one TimerCreated', async () => {
+        const run = await deadlineRounds(
+            engine(),
+            'rounds-once',
+            { rounds: 3, timer: 'sentOnce', deadlineMs: 3600_000 },
+            3,
+        );
+        expect(run.status.output).toEqual({ timedOut: false, received: [0, 1, 2] });
+        expect(run.timersCreated).toBe(1);
+    });
+
+    // The extension's shim replays a JavaScript orchestrator's actions by awaiting each yielded action in turn
+    // (OutOfProcOrchestrationShim, ProcessAsyncActionsV2): a Task.any whose action lacks the timer is a .NET
+    // WhenAny of the event waits only, which the timer firing cannot end, so nothing after it is ever scheduled.
+    itOn('dtfx', name, "a timer left out of a later Task.any's action fires but never ends it", async () => {
+        const e = engine();
+        const instanceId = 'rounds-once-missed';
+        const input: DeadlineRoundsInput = { rounds: 5, timer: 'sentOnce', deadlineMs: 15_000 };
+        const startedAt = Date.now();
+        await signalRounds(e, instanceId, input, 2);
+        // The rounds are met before the deadline (or the scenario says nothing): the instance is in round 3.
+        expect(Date.now() - startedAt).toBeLessThan(input.deadlineMs);
+        const deadline = Date.now() + 120_000;
+        while (!(await e.historyEventTypes(instanceId)).includes('TimerFired') && Date.now() < deadline) {
+            await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5000));
+        expect(await e.historyEventTypes(instanceId)).toContain('TimerFired');
+        expect(await e.status(instanceId)).toMatchObject({ runtimeStatus: 'Running', customStatus: { received: 2 } });
+    });
+
+    itOn('embedded', name, "a timer left out of a later Task.any's action ends it when it fires", async () => {
+        const input: DeadlineRoundsInput = { rounds: 5, timer: 'sentOnce', deadlineMs: 15_000 };
+        const run = await deadlineRounds(engine(), 'rounds-once-missed', input, 2);
+        expect(run.status.output).toEqual({ timedOut: true, received: [0, 1] });
+        expect(run.timersCreated).toBe(1);
     });
 
     itOn('embedded', name, 'events in the same batch as continueAsNew: the unread ones are dropped', async () => {
