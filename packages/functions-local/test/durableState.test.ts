@@ -162,4 +162,27 @@ describe('durable state in blobs, owned through a lease', () => {
         expect(Date.now() - started).toBeLessThan(60_000);
         await next.release();
     });
+
+    it('a host that stalled past its lease while another took the hub is told at its next renewal, and stops', async () => {
+        const taskHub = nextHub();
+        const lost: string[] = [];
+        const stalled = await TaskHubLease.acquire(containerOf(taskHub), {
+            owner: 'stalled host',
+            onLost: (why) => lost.push(why),
+        });
+        // Stands for a host paused longer than its lease (a stopped VM, a debugger): its renewal did not run.
+        const internals = stalled as unknown as { renewal: NodeJS.Timeout; renew(): Promise<void>; released: boolean };
+        clearTimeout(internals.renewal);
+        const next = await TaskHubLease.acquire(containerOf(taskHub), { owner: 'next host', retryMs: 500 });
+        await internals.renew();
+        expect(lost).toEqual([expect.stringMatching(/^the task hub lease was lost \(.*\); another host took it$/)]);
+        expect(internals.released).toBe(true);
+        // It gives up for good: it neither renews again nor takes the lease back from the new owner on release.
+        await stalled.release();
+        expect(
+            (await TaskHubLease.acquire(containerOf(taskHub), { owner: 'third', ifOwned: 'exit' }).catch((e) => e))
+                .code,
+        ).toBe('CONFLICT');
+        await next.release();
+    }, 90_000);
 });
