@@ -171,7 +171,6 @@ export function describeOnEngines(
 export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/changeRecoveryPoint.test.ts',
     'test/orchestrations/customStatus.test.ts',
-    'test/orchestrations/disableProtection.test.ts',
     'test/orchestrations/failback.test.ts',
     'test/orchestrations/failover.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
