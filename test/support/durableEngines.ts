@@ -172,7 +172,6 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/changeRecoveryPoint.test.ts',
     'test/orchestrations/customStatus.test.ts',
     'test/orchestrations/failback.test.ts',
-    'test/orchestrations/failover.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/plannedFailover.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
