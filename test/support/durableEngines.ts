@@ -170,7 +170,6 @@ export function describeOnEngines(
 /** Orchestration test files that run on the embedded engine only (docs/durable-runtime.md says why). */
 export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/customStatus.test.ts',
-    'test/orchestrations/failback.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
     'test/orchestrations/resync.test.ts',
