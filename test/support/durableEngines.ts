@@ -172,7 +172,6 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/customStatus.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
-    'test/orchestrations/resync.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
     'test/orchestrations/runtime.batches.test.ts',
     'test/orchestrations/runtime.client.test.ts',
