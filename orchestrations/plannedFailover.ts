@@ -2,6 +2,7 @@ import * as df from 'durable-functions';
 import { OutgoingProviderEvent } from '../shared/contracts/publisher';
 import { checkFailoverPrerequisites, DrillRequest } from '../shared/failover/drillSteps';
 import { finalRecoveryPointStatus, FinalPointStatus } from '../shared/failover/plannedFailover';
+import { scaledMs } from '../shared/durableTime';
 import { FailoverShutdownEvent, lifecycleEvents } from '../shared/lifecycle/instances';
 import { Failure } from '../shared/retry';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
@@ -83,7 +84,8 @@ export function* shutDownAndSynchronize(
     const now = (): string => context.df.currentUtcDateTime.toISOString();
     const [prerequisites, shutdown, synchronizing] = PLANNED_FAILOVER_TASKS;
     const { vmId, jobId } = p;
-    const timeoutMs = p.shutdownTimeoutSeconds * 1000;
+    // The provider timeout is scaled like every other (HVR_DURABLE_TIME_SCALE; 1 outside tests).
+    const timeoutMs = scaledMs(p.shutdownTimeoutSeconds * 1000);
 
     yield* recordStep(context, { vmId, jobId, jobChanges: [{ type: 'taskStarted', task: prerequisites, at: now() }] });
     const checked = yield* callWithRetrySchedule<{ recoveryPointId: string }>(
@@ -199,7 +201,7 @@ export function* shutDownAndSynchronize(
                 shutDownAt: confirmed.shutDownAt,
             };
         }
-        const next = context.df.currentUtcDateTime.getTime() + FINAL_POINT_POLL_MS;
+        const next = context.df.currentUtcDateTime.getTime() + scaledMs(FINAL_POINT_POLL_MS);
         if (next > syncUntil) {
             return yield* cancel(synchronizing, {
                 ok: false,

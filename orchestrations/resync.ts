@@ -326,7 +326,8 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
     yield* succeed(taskStart);
 
     // 4. Wait for the provider: progress, digest requests, completion; Cancel; silence past the timeout.
-    const timeoutMs = scaledMs((input.providerTimeoutMinutes ?? DEFAULT_PROVIDER_TIMEOUT_MINUTES) * 60_000);
+    const timeoutMinutes = input.providerTimeoutMinutes ?? DEFAULT_PROVIDER_TIMEOUT_MINUTES;
+    const timeoutMs = scaledMs(timeoutMinutes * 60_000);
     const rounds: Record<string, number> = Object.fromEntries(disks.map((d) => [d.diskId, 1]));
     setStatus({ stage: 'WaitingForProvider', task: taskTransfer, round: rounds });
     yield record({ jobId, jobChanges: [{ type: 'taskStarted', task: taskTransfer, at: now() }] });
@@ -351,7 +352,7 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
                     ok: false,
                     code: 'TIMEOUT',
                     recoverable: true,
-                    message: `No message from the provider for ${timeoutMs / 60_000} minutes (progress ${JSON.stringify(progress)}).`,
+                    message: `No message from the provider for ${timeoutMinutes} minutes (progress ${JSON.stringify(progress)}).`,
                 });
             }
             if (!timeout.isCompleted) timeout.cancel();

@@ -9,7 +9,14 @@ import { getDrill, listDrills } from '../../shared/state/drills';
 import { getJob } from '../../shared/state/jobs';
 import { createProtectedItem, getProtectedItem } from '../../shared/state/protectedItems';
 import { createRecoveryPoint, listRecoveryPoints, recoveryPointId } from '../../shared/state/recoveryPoints';
-import { LifecycleHarness, protectedVmRow, sampleVm } from './lifecycle/harness';
+import { DURABLE_TIME_SCALE_SETTING } from '../../shared/durableTime';
+import { describeOnEngines, isFinished } from '../support/durableEngines';
+import { uniqueName } from '../support/azurite';
+import { EngineHarness } from './lifecycle/engineHarness';
+import { protectedVmRow, sampleVm } from './lifecycle/harness';
+
+// The drill's 30 s copy poll and the retry delays, a thousand times faster (the real engine has no virtual clock).
+process.env[DURABLE_TIME_SCALE_SETTING] = '0.001';
 
 const MiB = 1024 * 1024;
 const SUB = '11111111-2222-3333-4444-555555555555';
@@ -17,7 +24,7 @@ const VNET = `/subscriptions/${SUB}/resourceGroups/net/providers/Microsoft.Netwo
 const TEST_VNET = `/subscriptions/${SUB}/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/drill`;
 
 /** A protected VM with two disks and two recovery points whose snapshots hold different bytes. */
-async function seedProtectedVm(h: LifecycleHarness, vmId: string): Promise<void> {
+async function seedProtectedVm(h: EngineHarness, vmId: string): Promise<void> {
     await h.seedSiteAndPolicy();
     const vm = sampleVm(vmId, {
         disks: [
@@ -25,7 +32,7 @@ async function seedProtectedVm(h: LifecycleHarness, vmId: string): Promise<void>
             { diskId: 'data', sizeBytes: 1 * MiB, logicalSectorBytes: 512, isOsDisk: false },
         ],
     });
-    const at = h.clock.now().toISOString();
+    const at = h.now().toISOString();
     await createProtectedItem(h.scope, protectedVmRow(vmId, at, { disks: vm.disks }));
     for (const [cycle, fill] of [
         ['c1', 0x11],
@@ -37,7 +44,7 @@ async function seedProtectedVm(h: LifecycleHarness, vmId: string): Promise<void>
                 vmId,
                 diskId: d.diskId,
                 sizeBytes: d.sizeBytes,
-                createdAt: h.clock.now(),
+                createdAt: h.now(),
             });
             const page = replicaPageBlob(h.scope.conn.blob, replicaBlobName(vmId, d.diskId));
             await page.uploadPages(Buffer.alloc(4096, fill), 0, 4096);
@@ -49,40 +56,36 @@ async function seedProtectedVm(h: LifecycleHarness, vmId: string): Promise<void>
             cycleId: cycle,
             recoveryPointId: recoveryPointId(vmId, cycle),
             consistency: cycle === 'c1' ? 'AppConsistent' : 'CrashConsistent',
-            capturedAt: new Date(h.clock.now().getTime() + (cycle === 'c1' ? 0 : 300_000)).toISOString(),
+            capturedAt: new Date(h.now().getTime() + (cycle === 'c1' ? 0 : 300_000)).toISOString(),
             createdAt: at,
             disks,
         });
     }
 }
 
-async function waitForJob(h: LifecycleHarness, instanceId: string): Promise<void> {
-    await h.runtime.advanceUntil(async () =>
-        ['Completed', 'Failed'].includes((await h.runtime.getStatus(instanceId))?.runtimeStatus ?? ''),
-    );
-}
-
-describe('test failover, failover and commit (durable runtime, Azurite tables and blobs, dry-run ARM)', () => {
-    let h: LifecycleHarness;
+describeOnEngines('test failover, failover and commit (Azurite tables and blobs, dry-run ARM)', (engine) => {
+    let h: EngineHarness;
     let infra: DryRunFailoverInfrastructure;
     let restoreInfra: () => void;
 
     beforeEach(() => {
-        h = new LifecycleHarness();
+        h = new EngineHarness(engine());
         infra = new DryRunFailoverInfrastructure();
         restoreInfra = setFailoverInfrastructure(infra);
     });
-    afterEach(async () => {
+    afterEach(() => {
         restoreInfra();
-        await h.close();
+        h.close();
     });
+    const waitForJob = (instanceId: string) => engine().waitFor(instanceId, isFinished);
 
     it('runs a drill from the latest app-consistent point into an isolated VNet, then cleanup removes everything', async () => {
-        await seedProtectedVm(h, 'vm1');
+        const vm1 = uniqueName('vm1');
+        await seedProtectedVm(h, vm1);
         const started = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm1/testFailover',
-            params: { vmId: 'vm1', action: 'testFailover' },
+            path: `replicationProtectedItems/${vm1}/testFailover`,
+            params: { vmId: vm1, action: 'testFailover' },
             body: {
                 recoveryPoint: { type: 'LatestApplicationConsistent' },
                 networkAdapters: [{ sourceNetwork: 'Corp' }],
@@ -90,20 +93,20 @@ describe('test failover, failover and commit (durable runtime, Azurite tables an
         });
         expect(started.status).toBe(202);
         const { jobId, drillId, instanceId } = started.jsonBody!;
-        expect(instanceId).toBe('testfailover:vm1');
-        await waitForJob(h, instanceId);
+        expect(instanceId).toBe(`testfailover:${vm1}`);
+        await waitForJob(instanceId);
 
         const job = await getJob(h.scope, jobId);
         expect(job).toMatchObject({ kind: 'TestFailover', state: 'Succeeded' });
         expect(job!.tasks.map((t) => t.state)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
-        expect(await getProtectedItem(h.scope, 'vm1')).toMatchObject({
+        expect(await getProtectedItem(h.scope, vm1)).toMatchObject({
             protectionState: 'Protected',
             testFailoverState: 'TestFailoverCleanupPending',
             testFailoverStateDescription: 'Test failover cleanup pending',
             currentDrillId: drillId,
         });
-        const drill = (await getDrill(h.scope, 'vm1', drillId))!;
-        expect(drill).toMatchObject({ state: 'Completed', recoveryPointId: 'vm1:c1', infrastructure: 'dryrun' });
+        const drill = (await getDrill(h.scope, vm1, drillId))!;
+        expect(drill).toMatchObject({ state: 'Completed', recoveryPointId: `${vm1}:c1`, infrastructure: 'dryrun' });
         expect(drill.resources.map((r) => r.kind)).toEqual([
             'virtualNetwork',
             'disk',
@@ -129,12 +132,12 @@ describe('test failover, failover and commit (durable runtime, Azurite tables an
 
         const cleanup = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm1/testFailoverCleanup',
-            params: { vmId: 'vm1', action: 'testFailoverCleanup' },
+            path: `replicationProtectedItems/${vm1}/testFailoverCleanup`,
+            params: { vmId: vm1, action: 'testFailoverCleanup' },
             body: { comments: 'Boots, app answers.' },
         });
         expect(cleanup.status).toBe(202);
-        await waitForJob(h, cleanup.jsonBody!.instanceId);
+        await waitForJob(cleanup.jsonBody!.instanceId);
         expect(await infra.listDrillResources(drillId)).toEqual([]);
         expect(infra.operations.filter((o) => o.op === 'delete').map((o) => o.kind)).toEqual([
             'virtualMachine',
@@ -143,31 +146,32 @@ describe('test failover, failover and commit (durable runtime, Azurite tables an
             'disk',
             'virtualNetwork',
         ]);
-        expect(await listFailoverDisks(h.scope.conn, 'vm1', drillId)).toEqual([]);
-        expect(await getDrill(h.scope, 'vm1', drillId)).toMatchObject({ state: 'CleanedUp', cleanedUp: true });
-        const item = (await getProtectedItem(h.scope, 'vm1'))!;
+        expect(await listFailoverDisks(h.scope.conn, vm1, drillId)).toEqual([]);
+        expect(await getDrill(h.scope, vm1, drillId)).toMatchObject({ state: 'CleanedUp', cleanedUp: true });
+        const item = (await getProtectedItem(h.scope, vm1))!;
         expect(item).toMatchObject({ testFailoverState: 'None', lastSuccessfulTestFailoverTime: expect.any(String) });
         expect(item.currentDrillId).toBe(drillId);
-        expect(await listRecoveryPoints(h.scope, 'vm1')).toHaveLength(2);
+        expect(await listRecoveryPoints(h.scope, vm1)).toHaveLength(2);
     });
 
     it('cleans up what a drill created when it fails halfway, and says so on the job and the drill', async () => {
-        await seedProtectedVm(h, 'vm2');
+        const vm2 = uniqueName('vm2');
+        await seedProtectedVm(h, vm2);
         infra.createVirtualMachine = async (_spec: VirtualMachineSpec) => {
             throw new HvrError('FORBIDDEN', 'The identity may not create virtual machines in dr-rg.');
         };
         const started = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm2/testFailover',
-            params: { vmId: 'vm2', action: 'testFailover' },
+            path: `replicationProtectedItems/${vm2}/testFailover`,
+            params: { vmId: vm2, action: 'testFailover' },
         });
         const { jobId, drillId, instanceId } = started.jsonBody!;
-        await waitForJob(h, instanceId);
+        await waitForJob(instanceId);
 
         const job = (await getJob(h.scope, jobId))!;
         expect(job.state).toBe('Failed');
         expect(job.errors[0]).toMatchObject({ code: 'FORBIDDEN', task: 'Creating the test virtual machine' });
-        const drill = (await getDrill(h.scope, 'vm2', drillId))!;
+        const drill = (await getDrill(h.scope, vm2, drillId))!;
         expect(drill).toMatchObject({ state: 'Failed', cleanedUp: true, error: { code: 'FORBIDDEN' } });
         // It had created the VNet, two disks and a NIC: all gone, and the failover blobs too.
         expect(drill.resources.map((r) => r.kind).sort()).toEqual([
@@ -177,52 +181,55 @@ describe('test failover, failover and commit (durable runtime, Azurite tables an
             'virtualNetwork',
         ]);
         expect(await infra.listDrillResources(drillId)).toEqual([]);
-        expect(await listFailoverDisks(h.scope.conn, 'vm2', drillId)).toEqual([]);
-        expect(await getProtectedItem(h.scope, 'vm2')).toMatchObject({ testFailoverState: 'None' });
+        expect(await listFailoverDisks(h.scope.conn, vm2, drillId)).toEqual([]);
+        expect(await getProtectedItem(h.scope, vm2)).toMatchObject({ testFailoverState: 'None' });
         // A new drill may start at once.
         const again = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm2/testFailover',
-            params: { vmId: 'vm2', action: 'testFailover' },
+            path: `replicationProtectedItems/${vm2}/testFailover`,
+            params: { vmId: vm2, action: 'testFailover' },
         });
         expect(again.status).toBe(202);
     });
 
     it('refuses a second drill while one awaits cleanup, and a custom point that does not exist', async () => {
-        await seedProtectedVm(h, 'vm3');
+        const vm3 = uniqueName('vm3');
+        const vm4 = uniqueName('vm4');
+        await seedProtectedVm(h, vm3);
         const first = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm3/testFailover',
-            params: { vmId: 'vm3', action: 'testFailover' },
+            path: `replicationProtectedItems/${vm3}/testFailover`,
+            params: { vmId: vm3, action: 'testFailover' },
         });
-        await waitForJob(h, first.jsonBody!.instanceId);
+        await waitForJob(first.jsonBody!.instanceId);
         const second = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm3/testFailover',
-            params: { vmId: 'vm3', action: 'testFailover' },
+            path: `replicationProtectedItems/${vm3}/testFailover`,
+            params: { vmId: vm3, action: 'testFailover' },
         });
         expect(second.status).toBe(409);
         expect(second.jsonBody!.error.message).toContain('test failover cleanup pending');
 
-        await seedProtectedVm(h, 'vm4');
+        await seedProtectedVm(h, vm4);
         const bad = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm4/testFailover',
-            params: { vmId: 'vm4', action: 'testFailover' },
-            body: { recoveryPoint: { type: 'Custom', recoveryPointId: 'vm4:c9' } },
+            path: `replicationProtectedItems/${vm4}/testFailover`,
+            params: { vmId: vm4, action: 'testFailover' },
+            body: { recoveryPoint: { type: 'Custom', recoveryPointId: `${vm4}:c9` } },
         });
-        await waitForJob(h, bad.jsonBody!.instanceId);
+        await waitForJob(bad.jsonBody!.instanceId);
         const job = (await getJob(h.scope, bad.jsonBody!.jobId))!;
         expect(job.errors[0]).toMatchObject({
             code: 'PREREQUISITE_FAILED',
             task: 'Prerequisites check for test failover',
         });
-        expect(job.errors[0]!.message).toContain('vm4:c9');
-        expect(await listDrills(h.scope, 'vm4')).toEqual([]);
+        expect(job.errors[0]!.message).toContain(`${vm4}:c9`);
+        expect(await listDrills(h.scope, vm4)).toEqual([]);
     });
 
     it('fails over into the mapped subnet of the same name, stops replication, then commit drops the other points', async () => {
-        await seedProtectedVm(h, 'vm5');
+        const vm5 = uniqueName('vm5');
+        await seedProtectedVm(h, vm5);
         const mapped = await h.http('apiNetworkMappings', {
             method: 'PUT',
             path: 'sites/site1/networkMappings/Corp',
@@ -237,25 +244,25 @@ describe('test failover, failover and commit (durable runtime, Azurite tables an
         expect(mapped.status).toBe(200);
         const started = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm5/unplannedFailover',
-            params: { vmId: 'vm5', action: 'unplannedFailover' },
-            body: { recoveryPoint: { type: 'Custom', recoveryPointId: 'vm5:c1' }, cores: 4, memoryMiB: 12288 },
+            path: `replicationProtectedItems/${vm5}/unplannedFailover`,
+            params: { vmId: vm5, action: 'unplannedFailover' },
+            body: { recoveryPoint: { type: 'Custom', recoveryPointId: `${vm5}:c1` }, cores: 4, memoryMiB: 12288 },
         });
         expect(started.status).toBe(202);
-        await waitForJob(h, started.jsonBody!.instanceId);
+        await waitForJob(started.jsonBody!.instanceId);
 
         expect(await getJob(h.scope, started.jsonBody!.jobId)).toMatchObject({
             kind: 'UnplannedFailover',
             state: 'Succeeded',
         });
-        const item = (await getProtectedItem(h.scope, 'vm5'))!;
+        const item = (await getProtectedItem(h.scope, vm5))!;
         expect(item).toMatchObject({
             protectionState: 'FailedOver',
             protectionStateDescription: 'Failed over',
-            failoverRecoveryPointId: 'vm5:c1',
+            failoverRecoveryPointId: `${vm5}:c1`,
         });
         const stop = h.published.map((p) => p.input).find((e) => e.type === 'StopReplication');
-        expect(stop).toMatchObject({ siteId: 'site1', vmId: 'vm5', payload: { vmId: 'vm5' } });
+        expect(stop).toMatchObject({ siteId: 'site1', vmId: vm5, payload: { vmId: vm5 } });
         const nic = infra.operations.find((o) => o.op === 'create' && o.kind === 'networkInterface')!;
         expect(nic.spec).toMatchObject({ subnetId: `${VNET}/subnets/Corp` });
         expect(infra.operations.some((o) => o.kind === 'virtualNetwork')).toBe(false);
@@ -264,34 +271,35 @@ describe('test failover, failover and commit (durable runtime, Azurite tables an
 
         const commit = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm5/failoverCommit',
-            params: { vmId: 'vm5', action: 'failoverCommit' },
+            path: `replicationProtectedItems/${vm5}/failoverCommit`,
+            params: { vmId: vm5, action: 'failoverCommit' },
         });
         expect(commit.status).toBe(202);
-        await waitForJob(h, commit.jsonBody!.instanceId);
-        expect(await getProtectedItem(h.scope, 'vm5')).toMatchObject({
+        await waitForJob(commit.jsonBody!.instanceId);
+        expect(await getProtectedItem(h.scope, vm5)).toMatchObject({
             protectionState: 'FailoverCommitted',
             protectionStateDescription: 'Failover committed',
         });
-        const left = await listRecoveryPoints(h.scope, 'vm5');
-        expect(left.map((p) => p.recoveryPointId)).toEqual(['vm5:c1']);
+        const left = await listRecoveryPoints(h.scope, vm5);
+        expect(left.map((p) => p.recoveryPointId)).toEqual([`${vm5}:c1`]);
         // The failed-over VM's resources stay: commit is not cleanup.
         expect(await infra.listDrillResources(started.jsonBody!.drillId)).toHaveLength(4);
     });
 
     it('fails an unplanned failover whose network has no mapping, creating nothing', async () => {
-        await seedProtectedVm(h, 'vm6');
+        const vm6 = uniqueName('vm6');
+        await seedProtectedVm(h, vm6);
         const started = await h.http('apiFailoverAction', {
             method: 'POST',
-            path: 'replicationProtectedItems/vm6/unplannedFailover',
-            params: { vmId: 'vm6', action: 'unplannedFailover' },
+            path: `replicationProtectedItems/${vm6}/unplannedFailover`,
+            params: { vmId: vm6, action: 'unplannedFailover' },
             body: { networkAdapters: [{ sourceNetwork: 'Lab' }] },
         });
-        await waitForJob(h, started.jsonBody!.instanceId);
+        await waitForJob(started.jsonBody!.instanceId);
         const job = (await getJob(h.scope, started.jsonBody!.jobId))!;
         expect(job.errors[0]).toMatchObject({ code: 'PREREQUISITE_FAILED' });
         expect(job.errors[0]!.message).toContain('Network Lab of site site1 has no network mapping');
-        expect(await getProtectedItem(h.scope, 'vm6')).toMatchObject({ protectionState: 'FailoverFailed' });
+        expect(await getProtectedItem(h.scope, vm6)).toMatchObject({ protectionState: 'FailoverFailed' });
         expect(infra.operations).toEqual([]);
     });
 });

@@ -21,8 +21,16 @@ import { getReplicaDisk, updateReplicaDisk } from '../../shared/state/disks';
 import { getJob } from '../../shared/state/jobs';
 import { createProtectedItem, getProtectedItem, PROTECTION_STATES } from '../../shared/state/protectedItems';
 import { createRecoveryPoint, listRecoveryPoints } from '../../shared/state/recoveryPoints';
-import { LifecycleHarness, START } from './lifecycle/harness';
+import { DURABLE_TIME_SCALE_SETTING, scaledMs } from '../../shared/durableTime';
+import { describeOnEngines, isFinished } from '../support/durableEngines';
 import { uniqueName } from '../support/azurite';
+import { EngineHarness } from './lifecycle/engineHarness';
+
+// The provider timeout and the retry delays a thousand times shorter: the 6 h provider timeout takes 21.6 s, a
+// one-minute retry 60 ms.
+process.env[DURABLE_TIME_SCALE_SETTING] = '0.001';
+/** Where the test plays the provider: a day's silence allowed (86 s) between its messages. */
+const PLAYED_PROVIDER_TIMEOUT_MINUTES = 1440;
 
 const MiB = 1024 * 1024;
 const DISK = 8 * MiB;
@@ -42,11 +50,11 @@ class DriftedVm {
     readonly vmId = uniqueName('vm');
     readonly replicaBefore = new Map<string, Buffer>();
     readonly source = new Map<string, Buffer>();
-    constructor(readonly h: LifecycleHarness) {}
+    constructor(readonly h: EngineHarness) {}
 
     async create(): Promise<void> {
         const h = this.h;
-        const at = START.toISOString();
+        const at = h.now().toISOString();
         await createProtectedItem(h.scope, {
             vmId: this.vmId,
             siteId: 'site1',
@@ -74,7 +82,7 @@ class DriftedVm {
                 siteId: 'site1',
                 diskId,
                 sizeBytes: DISK,
-                createdAt: START,
+                createdAt: h.now(),
             });
             const replica = Buffer.alloc(DISK);
             randomBytes(5 * MiB).copy(replica, 0);
@@ -113,16 +121,29 @@ class DriftedVm {
         return instanceIds.resync(this.vmId);
     }
 
-    async start(): Promise<void> {
-        await this.h.runtime.startNew('resync', {
+    /** Starts the resync; the provider timeout is the product's default unless given. */
+    async start(providerTimeoutMinutes?: number): Promise<void> {
+        await this.h.engine.startNew('resync', {
             instanceId: this.instanceId,
-            input: { vmId: this.vmId, siteId: 'site1', reason: 'ChainGap', requestedAt: START.toISOString() },
+            input: {
+                vmId: this.vmId,
+                siteId: 'site1',
+                reason: 'ChainGap',
+                requestedAt: this.h.now().toISOString(),
+                ...(providerTimeoutMinutes !== undefined ? { providerTimeoutMinutes } : {}),
+            },
         });
-        await this.h.runtime.runUntilIdle();
+        await this.h.engine.progress();
     }
 
     async status(): Promise<ResyncStatus> {
-        return (await this.h.runtime.getStatus(this.instanceId))!.customStatus as ResyncStatus;
+        return (await this.h.engine.status(this.instanceId))!.customStatus as ResyncStatus;
+    }
+
+    /** Until the resync's status satisfies `done` (virtual time advancing on the embedded engine). */
+    async waitForStatus(done: (s: ResyncStatus | undefined) => boolean): Promise<ResyncStatus> {
+        const s = await this.h.engine.waitFor(this.instanceId, (e) => done(e.customStatus as ResyncStatus | undefined));
+        return s.customStatus as ResyncStatus;
     }
 
     startEvents(): OutgoingProviderEvent[] {
@@ -152,14 +173,14 @@ async function provideResync(vm: DriftedVm, options: { complete: boolean }): Pro
         for (let req = cmp.nextRequest(); req; req = cmp.nextRequest()) {
             round++;
             const before = vm.startEvents().length;
-            await h.runtime.raiseEvent(vm.instanceId, RESYNC_DIGEST_REQUEST_EVENT, {
+            await h.engine.raiseEvent(vm.instanceId, RESYNC_DIGEST_REQUEST_EVENT, {
                 vmId: vm.vmId,
                 resyncId,
                 diskId: disk.diskId,
                 round,
                 request: encodeDigestRequest(req).toString('base64'),
             });
-            await h.runtime.runUntilIdle();
+            await h.until(async () => vm.startEvents().length > before, true);
             const answer = vm.startEvents().slice(before)[0]!;
             const answered = (answer.payload.disks as StartResyncDiskPayload[])[0]!;
             expect(answered).toMatchObject({ diskId: disk.diskId, round });
@@ -178,32 +199,37 @@ async function provideResync(vm: DriftedVm, options: { complete: boolean }): Pro
         await container.createIfNotExists();
         await container.getBlockBlobClient(name).uploadData(log, { metadata: { resync: 'true' } });
         const outcomes = await mergeUploadedLog(
-            { scope: h.scope, notifier: new RecordingNotifier(), clock: h.clock, settings: mergeSettingsFromEnv() },
+            {
+                scope: h.scope,
+                notifier: new RecordingNotifier(),
+                clock: h.engine.clock,
+                settings: mergeSettingsFromEnv(),
+            },
             name,
         );
         expect(outcomes[0]).toMatchObject({ status: 'applied', sequence: disk.resyncSequence });
-        await h.runtime.raiseEvent(vm.instanceId, lifecycleEvents.resyncProgress, {
+        await h.engine.raiseEvent(vm.instanceId, lifecycleEvents.resyncProgress, {
             vmId: vm.vmId,
             resyncId,
             disks: { [disk.diskId]: 60 },
-            at: h.clock.now().toISOString(),
+            at: h.now().toISOString(),
         });
-        await h.runtime.runUntilIdle();
+        await h.engine.progress();
     }
     if (options.complete) {
-        await h.runtime.raiseEvent(vm.instanceId, lifecycleEvents.resyncCompleted, {
+        await h.engine.raiseEvent(vm.instanceId, lifecycleEvents.resyncCompleted, {
             vmId: vm.vmId,
             resyncId,
             disks: Object.fromEntries(DISKS.map((d) => [d, 100])),
-            at: h.clock.now().toISOString(),
+            at: h.now().toISOString(),
         });
-        await h.runtime.runUntilIdle();
+        await h.engine.waitFor(vm.instanceId, isFinished);
     }
     return sent;
 }
 
-describe('resync orchestration', () => {
-    let h: LifecycleHarness;
+describeOnEngines('resync orchestration', (engine, engineName) => {
+    let h: EngineHarness;
     let dir: string;
     beforeAll(async () => {
         dir = await mkdtemp(join(tmpdir(), 'resync-orch-'));
@@ -212,7 +238,7 @@ describe('resync orchestration', () => {
         await rm(dir, { recursive: true, force: true });
     });
     beforeEach(async () => {
-        h = new LifecycleHarness();
+        h = new EngineHarness(engine());
         await h.seedSiteAndPolicy();
     });
     afterEach(() => h.close());
@@ -220,7 +246,8 @@ describe('resync orchestration', () => {
     it('resynchronizes every disk end to end: replica equals the source, new baseline, job Succeeded', async () => {
         const vm = new DriftedVm(h);
         await vm.create();
-        await vm.start();
+        await vm.start(PLAYED_PROVIDER_TIMEOUT_MINUTES);
+        await vm.waitForStatus((s) => s?.stage === 'WaitingForProvider');
 
         const [start] = vm.startEvents();
         expect(start).toMatchObject({
@@ -245,7 +272,7 @@ describe('resync orchestration', () => {
         // Far less than the disk travelled.
         for (const d of DISKS) expect(sent[d]).toBeLessThan(DISK / 8);
 
-        const done = (await h.runtime.getStatus(vm.instanceId))!;
+        const done = (await engine().status(vm.instanceId))!;
         expect(done.runtimeStatus).toBe('Completed');
         const result = done.output as ResyncResult;
         expect(result.result).toBe('Completed');
@@ -283,14 +310,13 @@ describe('resync orchestration', () => {
     it('cancel after the resync log was merged restores every replica to its snapshot and leaves it resync-required', async () => {
         const vm = new DriftedVm(h);
         await vm.create();
-        await vm.start();
+        await vm.start(PLAYED_PROVIDER_TIMEOUT_MINUTES);
+        await vm.waitForStatus((s) => s?.stage === 'WaitingForProvider');
         await provideResync(vm, { complete: false });
         expect((await vm.replicaData('d0')).equals(vm.source.get('d0')!)).toBe(true);
 
-        await h.runtime.raiseEvent(vm.instanceId, lifecycleEvents.cancel, 'Operator cancelled.');
-        await h.runtime.runUntilIdle();
-
-        const done = (await h.runtime.getStatus(vm.instanceId))!;
+        await engine().raiseEvent(vm.instanceId, lifecycleEvents.cancel, 'Operator cancelled.');
+        const done = await engine().waitFor(vm.instanceId, isFinished);
         expect((done.output as ResyncResult).result).toBe('Cancelled');
         for (const d of DISKS) {
             expect((await vm.replicaData(d)).equals(vm.replicaBefore.get(d)!)).toBe(true);
@@ -310,15 +336,18 @@ describe('resync orchestration', () => {
         await vm.create();
         // d1 is in the middle of a log: the snapshot must wait for it (recoverable), d0 is done first.
         await updateReplicaDisk(h.scope, vm.vmId, 'd1', () => ({ applyingSequence: 1, applyingLogId: 'x' }), '');
-        await vm.start();
-        const status = await vm.status();
+        await vm.start(PLAYED_PROVIDER_TIMEOUT_MINUTES);
+        const status = await vm.waitForStatus((s) => s?.retry !== undefined);
+        const failedAt = h.now();
         expect(status.stage).toBe('ProtectingReplica');
-        expect(status.retry).toMatchObject({ attempt: 1, code: 'CONCURRENT_UPDATE' });
+        // On the real engine the next attempts (60 ms apart, scaled) may already have failed too.
+        expect(status.retry).toMatchObject({ code: 'CONCURRENT_UPDATE' });
+        if (engineName === 'embedded') expect(status.retry?.attempt).toBe(1);
         const run = (await getResyncRun(h.scope, vm.vmId, status.resyncId))!;
         expect(Object.keys(run.disks)).toEqual(['d0']);
         const firstSnapshot = run.disks.d0!.snapshot;
         const job = (await getJob(h.scope, status.jobId))!;
-        expect(job.tasks[0]?.detail).toMatch(/Attempt 1 failed \(CONCURRENT_UPDATE/);
+        expect(job.tasks[0]?.detail).toMatch(/Attempt \d+ failed \(CONCURRENT_UPDATE/);
 
         await updateReplicaDisk(
             h.scope,
@@ -327,9 +356,9 @@ describe('resync orchestration', () => {
             () => ({ applyingSequence: undefined, applyingLogId: undefined }),
             '',
         );
-        // The retry comes 1 minute after the first attempt.
-        await h.runtime.advance(MINUTE);
-        expect((await vm.status()).stage).toBe('WaitingForProvider');
+        await vm.waitForStatus((s) => s?.stage === 'WaitingForProvider');
+        // The retry comes 1 minute (scaled) after the first attempt: exactly, on the virtual clock.
+        if (engineName === 'embedded') expect(h.now().getTime() - failedAt.getTime()).toBe(scaledMs(MINUTE));
         const after = (await getResyncRun(h.scope, vm.vmId, status.resyncId))!;
         expect(after.disks.d0!.snapshot).toBe(firstSnapshot);
         expect(Object.keys(after.disks).sort()).toEqual(DISKS);
@@ -343,17 +372,28 @@ describe('resync orchestration', () => {
         expect(snapshots).toHaveLength(2);
 
         await provideResync(vm, { complete: true });
-        expect((await h.runtime.getStatus(vm.instanceId))?.runtimeStatus).toBe('Completed');
+        expect((await engine().status(vm.instanceId))?.runtimeStatus).toBe('Completed');
         for (const d of DISKS) expect((await vm.replicaData(d)).equals(vm.source.get(d)!)).toBe(true);
     });
 
     it('rolls back and fails the job when the provider stays silent past the timeout', async () => {
         const vm = new DriftedVm(h);
         await vm.create();
+        const startedAt = h.now();
         await vm.start();
-        await h.runtime.advance(361 * MINUTE);
-        const done = (await h.runtime.getStatus(vm.instanceId))!;
-        expect(done.output).toMatchObject({ result: 'Failed', error: { code: 'TIMEOUT' } });
+        const done = await engine().waitFor(vm.instanceId, isFinished);
+        // The product's 6 h, scaled: exactly on the virtual clock; on the real engine no sooner than the up to a
+        // second early that its timers may fire (docs/durable-runtime.md).
+        if (engineName === 'embedded') expect(h.now().getTime() - startedAt.getTime()).toBe(scaledMs(360 * MINUTE));
+        else expect(h.now().getTime() - startedAt.getTime()).toBeGreaterThanOrEqual(scaledMs(360 * MINUTE) - 1000);
+        // The message names the product's duration, not the scaled one.
+        expect(done.output).toMatchObject({
+            result: 'Failed',
+            error: {
+                code: 'TIMEOUT',
+                message: expect.stringContaining('No message from the provider for 360 minutes'),
+            },
+        });
         const job = (await getJob(h.scope, (done.output as ResyncResult).jobId))!;
         expect(job.state).toBe('Failed');
         expect(job.tasks[3]).toMatchObject({ name: 'Transferring differing blocks', state: 'Failed' });
@@ -371,8 +411,7 @@ describe('resync orchestration', () => {
         });
         expect(res.status).toBe(202);
         expect(res.jsonBody).toMatchObject({ instanceId: vm.instanceId });
-        await h.runtime.runUntilIdle();
-        expect(await vm.status()).toMatchObject({ stage: 'WaitingForProvider' });
+        await vm.waitForStatus((s) => s?.stage === 'WaitingForProvider');
         expect(vm.startEvents()[0]?.payload.reason).toBe('OperatorRequested');
         const again = await h.http('apiResyncProtectedItem', {
             method: 'POST',
@@ -380,5 +419,6 @@ describe('resync orchestration', () => {
             params: { vmId: vm.vmId },
         });
         expect(again.jsonBody).toMatchObject({ alreadyRunning: true });
+        await engine().terminate(vm.instanceId, 'test over');
     });
 });

@@ -169,15 +169,9 @@ export function describeOnEngines(
 
 /** Orchestration test files that run on the embedded engine only (docs/durable-runtime.md says why). */
 export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
-    'test/orchestrations/changeRecoveryPoint.test.ts',
     'test/orchestrations/customStatus.test.ts',
-    'test/orchestrations/disableProtection.test.ts',
-    'test/orchestrations/failback.test.ts',
-    'test/orchestrations/failover.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
-    'test/orchestrations/plannedFailover.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
-    'test/orchestrations/resync.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
     'test/orchestrations/runtime.batches.test.ts',
     'test/orchestrations/runtime.client.test.ts',

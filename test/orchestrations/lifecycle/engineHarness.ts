@@ -69,7 +69,9 @@ export class EngineHarness {
                     },
                     terminateIfRunning: async (_context, instanceId, reason) => {
                         if (!running(await engine.status(instanceId))) return false;
-                        await engine.terminate(instanceId, reason);
+                        // Called from inside an activity: the embedded engine's own terminate, which does not
+                        // run the runtime until idle (that would wait for this very activity).
+                        await (engine.embedded ?? engine).terminate(instanceId, reason);
                         return true;
                     },
                 },

@@ -1,7 +1,11 @@
 import { createReplicaDisk, replicaBlobName, replicaPageBlob } from '../../../shared/replica/replicaDisk';
 import { createProtectedItem } from '../../../shared/state/protectedItems';
 import { createRecoveryPoint, recoveryPointId } from '../../../shared/state/recoveryPoints';
+import type { EngineHarness } from './engineHarness';
 import { LifecycleHarness, protectedVmRow, sampleVm } from './harness';
+
+/** What the seed helpers need of a harness (either one): its tables and blobs, its clock and the API. */
+export type FailoverHarness = Pick<EngineHarness, 'scope' | 'now' | 'seedSiteAndPolicy' | 'http'>;
 
 const MiB = 1024 * 1024;
 export const SUB = '11111111-2222-3333-4444-555555555555';
@@ -17,7 +21,7 @@ export const FAILOVER_DISKS = [
  * with `fill`), is snapshotted, and the point names the snapshots. `capturedAt` defaults to the clock.
  */
 export async function addRecoveryPoint(
-    h: LifecycleHarness,
+    h: FailoverHarness,
     vmId: string,
     cycleId: string,
     fill: number,
@@ -36,39 +40,39 @@ export async function addRecoveryPoint(
         cycleId,
         recoveryPointId: recoveryPointId(vmId, cycleId),
         consistency: options.consistency ?? 'CrashConsistent',
-        capturedAt: options.capturedAt ?? h.clock.now().toISOString(),
-        createdAt: h.clock.now().toISOString(),
+        capturedAt: options.capturedAt ?? h.now().toISOString(),
+        createdAt: h.now().toISOString(),
         disks,
     });
 }
 
 /** A protected VM (disks `os` and `data`) on site1 with one recovery point per cycle, 5 minutes apart. */
 export async function seedFailoverVm(
-    h: LifecycleHarness,
+    h: FailoverHarness,
     vmId: string,
     cycles: readonly (readonly [string, number])[],
 ): Promise<void> {
     await h.seedSiteAndPolicy();
     const vm = sampleVm(vmId, { disks: FAILOVER_DISKS });
-    const at = h.clock.now().toISOString();
+    const at = h.now().toISOString();
     await createProtectedItem(h.scope, protectedVmRow(vmId, at, { disks: vm.disks }));
     for (const d of vm.disks) {
         await createReplicaDisk(h.scope.conn.blob, {
             vmId,
             diskId: d.diskId,
             sizeBytes: d.sizeBytes,
-            createdAt: h.clock.now(),
+            createdAt: h.now(),
         });
     }
     for (const [i, [cycleId, fill]] of cycles.entries()) {
         await addRecoveryPoint(h, vmId, cycleId, fill, i + 1, {
-            capturedAt: new Date(h.clock.now().getTime() - (cycles.length - i) * 300_000).toISOString(),
+            capturedAt: new Date(h.now().getTime() - (cycles.length - i) * 300_000).toISOString(),
         });
     }
 }
 
 /** Maps site1's network Corp to the production VNet (subnets default, Corp). */
-export async function mapCorp(h: LifecycleHarness): Promise<void> {
+export async function mapCorp(h: FailoverHarness): Promise<void> {
     const mapped = await h.http('apiNetworkMappings', {
         method: 'PUT',
         path: 'sites/site1/networkMappings/Corp',
@@ -85,11 +89,11 @@ export async function waitForInstance(h: LifecycleHarness, instanceId: string): 
 }
 
 export async function action(
-    h: LifecycleHarness,
+    h: FailoverHarness,
     vmId: string,
     name: string,
     body?: unknown,
-): ReturnType<LifecycleHarness['http']> {
+): ReturnType<FailoverHarness['http']> {
     return h.http('apiFailoverAction', {
         method: 'POST',
         path: `replicationProtectedItems/${vmId}/${name}`,

@@ -190,6 +190,10 @@ export class LifecycleHarness {
         this.restore.push(setPorts({ storage: () => this.scope.conn }));
     }
 
+    now(): Date {
+        return this.clock.now();
+    }
+
     seedSiteAndPolicy(policy: Record<string, unknown> = {}): Promise<void> {
         return seedSiteAndPolicy(this.scope, this.clock.now().toISOString(), policy);
     }
