@@ -26,6 +26,7 @@ import { lifecycleEvents } from '../shared/lifecycle/instances';
 import { Failure, outcomeOf } from '../shared/retry';
 import { PROTECTION_STATES, ProtectionState } from '../shared/state/protectedItems';
 import { ports } from '../shared/ports';
+import { EventWaiters } from './lifecycle/eventWaiters';
 import { callWithRetrySchedule } from './lifecycle/retrySchedule';
 import { sendProviderEventActivity } from './lifecycleActivities';
 import { recordStep } from './testFailover';
@@ -165,6 +166,10 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
     const full = input.dataSyncOption === 'ForSynchronization';
     const tasks = FAILBACK_TASKS[input.dataSyncOption];
     const timeoutMs = scaledMs(input.providerTimeoutMinutes * 60_000);
+    // Every waiter yielded is read, each once: provider messages (or a Cancel) in one batch resolve several
+    // waiters at once, and one read as the Task.any's winner alone would lose the others
+    // (orchestrations/lifecycle/eventWaiters.ts).
+    const waiters = new EventWaiters(context);
     const transfer: FailbackTransfer = { manifestBytes: 0, logBytes: 0, dataBytes: 0, azureBytesRead: 0, rounds: 0 };
     let stage = 'Prerequisites';
     const setStatus = (extra: Record<string, unknown> = {}): void =>
@@ -267,23 +272,26 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
         what: string,
     ): Generator<df.Task, { name: string; event: ProviderFailbackEvent } | { failure: Failure }, unknown> {
         for (;;) {
-            const timer = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timeoutMs));
-            const waiters = AWAITED.map((name) => ({ name, task: context.df.waitForExternalEvent(name) }));
-            const winner = (yield context.df.Task.any([...waiters.map((w) => w.task), timer])) as df.Task;
-            if (winner === timer) {
-                return {
-                    failure: failure(
-                        'TIMEOUT',
-                        `No message from the provider for ${input.providerTimeoutMinutes} minutes while waiting for ${what} ` +
-                            '(FAILBACK_PROVIDER_TIMEOUT_MINUTES): the provider is gone or does not know failback.',
-                    ),
-                };
+            let received = waiters.take();
+            if (received === undefined) {
+                const timer = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timeoutMs));
+                yield context.df.Task.any([...waiters.fresh(AWAITED), timer]);
+                received = waiters.take();
+                if (received === undefined) {
+                    return {
+                        failure: failure(
+                            'TIMEOUT',
+                            `No message from the provider for ${input.providerTimeoutMinutes} minutes while waiting for ${what} ` +
+                                '(FAILBACK_PROVIDER_TIMEOUT_MINUTES): the provider is gone or does not know failback.',
+                        ),
+                    };
+                }
+                if (!timer.isCompleted) timer.cancel();
             }
-            timer.cancel();
-            if (waiters.find((w) => w.task === winner)!.name === lifecycleEvents.cancel) {
+            if (received.name === lifecycleEvents.cancel) {
                 return { failure: failure('CONFLICT', 'The failback was cancelled by the operator.') };
             }
-            const event = (winner.result ?? {}) as ProviderFailbackEvent;
+            const event = (received.payload ?? {}) as ProviderFailbackEvent;
             // A message of an earlier failback of this VM must not move this one.
             if (event.failbackId !== failbackId) continue;
             const name = event.type ?? '';

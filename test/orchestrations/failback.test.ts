@@ -20,6 +20,7 @@ import { describeOnEngines, isFinished } from '../support/durableEngines';
 import { uniqueName } from '../support/azurite';
 import { action, mapCorp, seedFailoverVm } from './lifecycle/failoverSeed';
 import { EngineHarness } from './lifecycle/engineHarness';
+import { holdNextActivityCall } from './fixtures/holdActivity';
 
 // The provider timeout, the drill's copy poll and the retry delays a thousand times shorter: the 30-minute
 // provider timeout takes 1.8 s, the day given to the tests that play the provider 86 s.
@@ -288,6 +289,38 @@ describeOnEngines('failback: planned failover from Azure to on-premises (Azurite
         expect((await getProtectedItem(h.scope, vm3))?.protectionState).toBe('FailoverCommitted');
         const again = await action(h, vm3, 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
         expect(again.status).toBe(202);
+    });
+
+    it('reads every message of a batch: a Cancel that lands with a provider message is not lost', async () => {
+        const vmId = uniqueName('vmb');
+        await failedOverAndCommitted(vmId);
+        // Holding the first StartFailback send lets both messages queue for the failback's next wait.
+        const held = holdNextActivityCall('failbackSendStart');
+        try {
+            const started = await action(h, vmId, 'plannedFailover', { failoverDirection: 'RecoveryToPrimary' });
+            const { jobId } = started.jsonBody! as { jobId: string };
+            const running = engine().progress();
+            await held.entered;
+            const instanceId = instanceIds.failback(vmId);
+            // A message of an earlier failback of the VM (skipped), then a Cancel: a wait that reads only the
+            // Task.any's winner skips the first and loses the second, and waits for the provider's day-long timeout.
+            await engine().raiseEvent(instanceId, lifecycleEvents.failbackMessage, {
+                type: 'FailbackManifestUploaded',
+                vmId,
+                failbackId: 'an-earlier-failback',
+                at: h.now().toISOString(),
+            });
+            await engine().raiseEvent(instanceId, lifecycleEvents.cancel, 'test: cancel');
+            held.release();
+            await running;
+            await waitForInstance(instanceId);
+            const job = await getJob(h.scope, jobId);
+            expect(job?.state).toBe('Failed');
+            expect(job?.errors[0]).toMatchObject({ code: 'CONFLICT' });
+            expect(job?.errors[0]?.message).toContain('cancelled by the operator');
+        } finally {
+            held.restore();
+        }
     });
 
     it('fails at the prerequisites when the VM in Azure is missing, naming it, and asks nothing of the provider', async () => {
