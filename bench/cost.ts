@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { appModules, functionRegistry, installFunctionsCore, startAzurite } from '../packages/functions-local/src';
 import { REPLICA_LOGS_CONTAINER } from '../shared/replica/logBlob';
+import { SITES_TABLE } from '../shared/state/sites';
 import { runSimulation } from '../tools/simulator/simulation';
 import { monthlyCostPerVm, type CostEstimate, type PerVmCycleCounts } from './cost/model';
 import { startStorageCounter, sumStorageCounts, type StorageCounts } from './support/storageCounter';
@@ -13,9 +14,10 @@ import type { StorageOpKind } from './support/storageOps';
  * engine through the counting proxy (bench/support/storageCounter.ts), function executions and busy time counted
  * at the handlers. Two windows: the delta cycles (from the moment every VM is Protected to the moment every VM's
  * last cycle is a recovery point) give the per-VM-cycle counts, with the idle rate × the window's length taken
- * out; an idle window after the run gives the per-app counts per hour. Then the cost model for 30 s, 5 min and
- * 15 min copy frequencies. BENCH_COST_VMS, BENCH_COST_CYCLES, BENCH_COST_IDLE_SECONDS, BENCH_COST_FLEET change
- * the run.
+ * out; an idle window after the run (the provider still beating every 5 s, no cycle) gives the per-app counts per
+ * hour, with its executions by function and its requests by queue/table/container, so idle traffic can be named.
+ * Then the cost model for 30 s, 5 min and 15 min copy frequencies. BENCH_COST_VMS, BENCH_COST_CYCLES,
+ * BENCH_COST_IDLE_SECONDS, BENCH_COST_FLEET change the run.
  *
  * What the local run cannot count is estimated, and said so in the output: Service Bus operations (the provider
  * channel's messages per cycle), Event Grid operations (one publish and one delivery per uploaded log) and
@@ -37,6 +39,12 @@ const ESTIMATES = {
     serviceBusOperationsPerVmCycle: 9,
     /** The site heartbeat every 5 s: send, receive, complete. */
     serviceBusOperationsPerSiteHour: 3 * 720,
+    /**
+     * The site heartbeat every 5 s starts the providerCommands function once each in Azure; the local host's
+     * receivers run the command handler outside the function registry, so the meter does not see them (their
+     * storage calls are counted).
+     */
+    providerCommandExecutionsPerSiteHour: 720,
     /** One BlobCreated per uploaded log: the publish and one delivery. */
     eventGridOperationsPerLog: 2,
     /** An Application Insights request record per execution, a trace record per log line (bytes each). */
@@ -48,10 +56,15 @@ function progress(message: string): void {
     process.stderr.write(`bench cost: ${message}\n`);
 }
 
-/** Executions and the time at least one runs (what Flex bills one instance for), counted at the handlers. */
+/**
+ * Executions and the time at least one runs (what Flex bills one instance for), counted at the handlers; HTTP
+ * executions (the simulator polling the API) only by trigger and function.
+ */
 class ExecutionMeter {
     executions = 0;
     byTrigger: Record<string, number> = {};
+    /** By `trigger:function`: which functions the executions are. */
+    byFunction: Record<string, number> = {};
     busyMs = 0;
     private active = 0;
     private since = 0;
@@ -60,9 +73,13 @@ class ExecutionMeter {
         for (const fn of functionRegistry().functions.values()) {
             const inner = fn.handler;
             const trigger = fn.trigger.type;
+            const name = `${trigger}:${fn.name}`;
             fn.handler = async (...args: unknown[]) => {
-                this.executions++;
                 this.byTrigger[trigger] = (this.byTrigger[trigger] ?? 0) + 1;
+                this.byFunction[name] = (this.byFunction[name] ?? 0) + 1;
+                // The API's HTTP calls are the simulator asking for status, not pipeline work: shown, not priced.
+                if (trigger === 'httpTrigger') return inner(...args);
+                this.executions++;
                 if (this.active++ === 0) this.since = performance.now();
                 try {
                     return await inner(...args);
@@ -73,9 +90,19 @@ class ExecutionMeter {
         }
     }
 
-    snapshot(): { executions: number; busyMs: number; byTrigger: Record<string, number> } {
+    snapshot(): {
+        executions: number;
+        busyMs: number;
+        byTrigger: Record<string, number>;
+        byFunction: Record<string, number>;
+    } {
         const busy = this.busyMs + (this.active > 0 ? performance.now() - this.since : 0);
-        return { executions: this.executions, busyMs: busy, byTrigger: { ...this.byTrigger } };
+        return {
+            executions: this.executions,
+            busyMs: busy,
+            byTrigger: { ...this.byTrigger },
+            byFunction: { ...this.byFunction },
+        };
     }
 }
 
@@ -117,6 +144,8 @@ function round(c: Partial<Record<string, number>>, digits = 2): Record<string, n
 }
 
 export async function bench(): Promise<Record<string, unknown>> {
+    /** Requests by caller, kind and queue/table/container while the idle window runs: what keeps the engine busy. */
+    let idleTally: Record<string, number> | undefined;
     const outDir = await mkdtemp(join(tmpdir(), 'hvr-bench-cost-'));
     const azurite = await startAzurite();
     // What only the local host does, kept out: its Event Grid emulation lists the logs container (no prefix) and
@@ -124,6 +153,10 @@ export async function bench(): Promise<Record<string, unknown>> {
     const counter = await startStorageCounter(azurite, {
         callers: ['app', 'durable'],
         setAside: (r) => {
+            if (idleTally) {
+                const key = `${r.caller} ${r.kind} ${resourceOf(r.url)}`;
+                idleTally[key] = (idleTally[key] ?? 0) + 1;
+            }
             if (
                 r.kind === 'blob.listBlobs' &&
                 r.url.includes(`/${REPLICA_LOGS_CONTAINER}?`) &&
@@ -132,6 +165,15 @@ export async function bench(): Promise<Record<string, unknown>> {
                 return 'local Event Grid scan';
             }
             if (r.service === 'table' && /\/hostBlobReceipts\b/.test(r.url)) return 'local Event Grid receipts';
+            // The local provider bus looks for new sites to give them a subscription (infra creates it in Azure):
+            // the whole Sites list, four times a second.
+            if (
+                r.kind === 'table.query' &&
+                r.url.includes(`/${SITES_TABLE}()`) &&
+                !/RowKey/.test(decodeURIComponent(r.url))
+            ) {
+                return 'local provider bus site scan';
+            }
             return undefined;
         },
     });
@@ -150,6 +192,8 @@ export async function bench(): Promise<Record<string, unknown>> {
     let start: Mark | undefined;
     let end: Mark | undefined;
     let idle: (Mark & { seconds: number }) | undefined;
+    let idleByFunction: Record<string, number> = {};
+    let idleByResource: Record<string, number> = {};
     const mark = (): Mark => ({
         at: performance.now(),
         storage: counter.counts(),
@@ -202,8 +246,12 @@ export async function bench(): Promise<Record<string, unknown>> {
                 progress(`idle for ${IDLE_SECONDS} s with ${VMS} protected VMs`);
                 const before = mark();
                 const callersBefore = Object.fromEntries(counter.callers.map((c) => [c, counter.counts(c)]));
+                idleTally = {};
                 await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+                idleByResource = idleTally;
+                idleTally = undefined;
                 const after = mark();
+                idleByFunction = countsSince(before.exec.byFunction, after.exec.byFunction);
                 idle = {
                     ...after,
                     seconds: (after.at - before.at) / 1000,
@@ -212,6 +260,7 @@ export async function bench(): Promise<Record<string, unknown>> {
                         executions: after.exec.executions - before.exec.executions,
                         busyMs: after.exec.busyMs - before.exec.busyMs,
                         byTrigger: {},
+                        byFunction: idleByFunction,
                     },
                     logLines: after.logLines - before.logLines,
                 };
@@ -228,12 +277,28 @@ export async function bench(): Promise<Record<string, unknown>> {
                 `warning: the simulation failed after the windows were measured: ${result.failure?.message ?? '?'}`,
             );
         }
-        return { simulationOk: result.ok, ...report(start, end, idle, perCaller) };
+        return { simulationOk: result.ok, ...report(start, end, idle, perCaller, idleByFunction, idleByResource) };
     } finally {
         await counter.close();
         await azurite.stop();
         await rm(outDir, { recursive: true, force: true });
     }
+}
+
+/** The queue, table or container a request names (the path's segment after the account), without keys. */
+function resourceOf(url: string): string {
+    const segment = url.split('?')[0]!.split('/')[2] ?? '';
+    return segment.replace(/\(.*$/, '');
+}
+
+/** after − before by key, the keys that grew, most first. */
+function countsSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+    return Object.fromEntries(
+        Object.entries(after)
+            .map(([k, n]) => [k, n - (before[k] ?? 0)] as const)
+            .filter(([, n]) => n > 0)
+            .sort(([, x], [, y]) => y - x),
+    );
 }
 
 function diffCounts(after: StorageCounts, before: StorageCounts): StorageCounts {
@@ -262,6 +327,8 @@ function report(
     end: Mark,
     idle: Mark & { seconds: number },
     perCaller: Record<string, { start?: StorageCounts; end?: StorageCounts; idle?: StorageCounts }>,
+    idleByFunction: Record<string, number>,
+    idleByResource: Record<string, number>,
 ): Record<string, unknown> {
     const windowSeconds = (end.at - start.at) / 1000;
     const vmCycles = VMS * CYCLES;
@@ -316,7 +383,7 @@ function report(
     }
     const perAppHour = {
         storageRequests: perAppStorage,
-        functionExecutions: idleExecPerHour,
+        functionExecutions: idleExecPerHour + ESTIMATES.providerCommandExecutionsPerSiteHour,
         functionBusySeconds: idleBusyPerHour,
         serviceBusOperations: ESTIMATES.serviceBusOperationsPerSiteHour,
         appInsightsBytes: (idle.logLines / idleHours) * ESTIMATES.appInsightsBytesPerLogLine,
@@ -359,6 +426,15 @@ function report(
             durableLocal: round(durableIdle),
             durableAtAzureDefaultPolling: round(azureDurableIdle),
             functionExecutions: Math.round(idleExecPerHour),
+            executionsByFunction: Object.fromEntries(
+                Object.entries(idleByFunction).map(([f, n]) => [f, Math.round(n / idleHours)]),
+            ),
+            requestsByResource: Object.fromEntries(
+                Object.entries(idleByResource)
+                    .sort(([, x], [, y]) => y - x)
+                    .slice(0, 25)
+                    .map(([r, n]) => [r, Math.round(n / idleHours)]),
+            ),
         },
         setAside: setAsideByCaller(perCaller),
         estimated: ESTIMATES,

@@ -172,6 +172,7 @@ export const EMBEDDED_ONLY_TEST_FILES: readonly string[] = [
     'test/orchestrations/customStatus.test.ts',
     'test/orchestrations/lifecycleStarts.test.ts',
     'test/orchestrations/recoveryPlan.test.ts',
+    'test/orchestrations/replicationMonitor.idle.test.ts',
     'test/orchestrations/resyncScheduler.test.ts',
     'test/orchestrations/runtime.batches.test.ts',
     'test/orchestrations/runtime.client.test.ts',

@@ -121,7 +121,10 @@ export interface SimulationOptions {
     hostStorage?: { azureWebJobsStorage: string; replicaStorage: string };
     /** Progress lines (stderr for the CLI). */
     progress?: (line: string) => void;
-    /** Called with the local host after the run, before it stops (`--serve` waits there until Ctrl-C). */
+    /**
+     * Called with the local host after the run, before it stops (`--serve` waits there until Ctrl-C). The
+     * provider keeps sending its heartbeat every 5 s until it returns.
+     */
     beforeStop?: (host: LocalHost) => Promise<void>;
 }
 
@@ -529,7 +532,6 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                 : { step: 'simulation', message: ensureErrorType(err).message };
         say(`FAILED: ${failure.message}`);
     } finally {
-        if (heartbeat) clearInterval(heartbeat);
         for (const vm of vms) for (const d of vm.disks) await d.source.close().catch(() => undefined);
     }
 
@@ -537,6 +539,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (host && options.beforeStop) {
         await options.beforeStop(host).catch((err: unknown) => say(`before stop: ${ensureErrorType(err).message}`));
     }
+    // The provider lives until the host stops, as a site's would: an idle window (bench/cost) sees its heartbeats.
+    if (heartbeat) clearInterval(heartbeat);
     await channel?.stop().catch(() => undefined);
     if (host) {
         say('stopping the local host');
