@@ -1,6 +1,7 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { HvrError } from '../errors';
 import { entryDataIsZero, HrlIndex, readHrlIndex, verifyHrlData } from '../hrl/reader';
+import { bufferSource, ByteSource } from '../hrl/source';
 import { ResyncReason } from '../lifecycle/instances';
 import { DiskBlobs, markDirty } from '../resync/digestIndex';
 import { listReplicaDisks, replaceReplicaDisk, ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
@@ -13,7 +14,7 @@ import { budgetOf, LogContext, MergeMetrics, MergeOutcome } from './mergeTypes';
 import { isSequenceConditionFailure, ReplicaPageWriter } from './pageWriter';
 import { ByteRange, decodeRanges, encodeRanges, unionRanges } from './byteRanges';
 import { addMeasures, ChurnMeasure, ChurnSampler, EMPTY_MEASURE } from './churnSignal';
-import { recordCycleIfComplete } from './recoveryPoints';
+import { isCycleComplete, recordCycleIfComplete } from './recoveryPoints';
 import { LogWrite, minimumPutPageCalls, PageWrite, planPageWrites, resolveLastWriterWins } from './writePlan';
 
 function reasonForLogError(err: HvrError): ResyncReason {
@@ -27,6 +28,54 @@ function logWrites(index: HrlIndex): LogWrite[] {
         writes.push({ diskOffset: e.diskOffset, length: e.length, logOffset: e.logOffset, zero: entryDataIsZero(e) });
     }
     return writes;
+}
+
+/** A log no larger than this many read sizes is read whole, once: index, checksums and writes all come from it. */
+export const WHOLE_LOG_READ_SIZES = 2;
+
+/** The log as the merge reads it, counting its reads. */
+interface LogSource extends ByteSource {
+    readonly reads: number;
+    readonly bytesRead: number;
+}
+
+/**
+ * Opens the version of the log the decision saw (its ETag). A log of at most WHOLE_LOG_READ_SIZES read sizes is
+ * read whole with one ranged read (8 MiB GETs in parallel) and served from memory: its index, its checksum
+ * verification and its writes then cost no further GET, and memory stays what one merge's read groups hold
+ * anyway. A larger log is read where needed: index, checksums (when present), then the writes' read groups.
+ */
+async function openLog(ctx: LogContext): Promise<LogSource> {
+    const { deps } = ctx;
+    const version =
+        ctx.logETag !== undefined && ctx.logSize !== undefined ? { etag: ctx.logETag, size: ctx.logSize } : undefined;
+    const blob = await openBlobSource(ctx.blob, {
+        signal: deps.signal,
+        timeoutMs: deps.settings.callTimeoutMs,
+        version,
+    });
+    let reads = 0;
+    let bytesRead = 0;
+    const counted = async (offset: number, length: number, signal?: AbortSignal): Promise<Buffer> => {
+        const data = await blob.read(offset, length, signal);
+        reads++;
+        bytesRead += length;
+        return data;
+    };
+    let inner: ByteSource = { size: blob.size, read: counted };
+    if (blob.size > 0 && blob.size <= WHOLE_LOG_READ_SIZES * deps.settings.readBytes) {
+        inner = bufferSource(await counted(0, blob.size, deps.signal));
+    }
+    return {
+        size: inner.size,
+        read: (offset, length, signal) => inner.read(offset, length, signal),
+        get reads() {
+            return reads;
+        },
+        get bytesRead() {
+            return bytesRead;
+        },
+    };
 }
 
 /** Where an earlier invocation stopped: its step and the plan key the step counts in. */
@@ -44,7 +93,7 @@ export interface ResumePoint {
 export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: ResumePoint): Promise<MergeOutcome> {
     const { deps, log } = ctx;
     const started = performance.now();
-    const source = await openBlobSource(ctx.blob, { signal: deps.signal, timeoutMs: deps.settings.callTimeoutMs });
+    const source = await openLog(ctx);
     let index: HrlIndex;
     try {
         index = await readHrlIndex(source, { diskSize: row.disk.virtualSize, signal: deps.signal });
@@ -114,9 +163,11 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
     const calls = planPageWrites(extents);
     const steps = planApplySteps(calls, deps.settings.readBytes);
 
+    // The row as this merge last wrote or read it: the row update after the seal starts from it.
+    let known = row;
     if (fromStep === 0) {
         // The intent makes a crash between "sequence number set" and "row updated" recognisable on retry.
-        await replaceReplicaDisk(
+        known = await replaceReplicaDisk(
             deps.scope,
             row,
             {
@@ -160,7 +211,7 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
         throw err;
     }
     const written = performance.now();
-    const updated = await recordApplied(ctx, index, { ranges: writtenRanges(calls), measure: sampler.result() });
+    const updated = await recordApplied(ctx, index, { ranges: writtenRanges(calls), measure: sampler.result() }, known);
     const metrics: MergeMetrics = {
         entries: index.entryCount,
         bytes: index.dataBytes,
@@ -170,6 +221,8 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
         minPutPageCalls: minimumPutPageCalls(extents),
         bytesPut: writer.counters.bytesPut,
         bytesCleared: writer.counters.bytesCleared,
+        logReads: source.reads,
+        logBytesRead: source.bytesRead,
         indexMs: indexed - started,
         verifyMs: verified - indexed,
         writeMs: written - verified,
@@ -292,11 +345,15 @@ interface LogChanges {
     measure: ChurnMeasure;
 }
 
-/** The row after the sequence number is set; undefined when another merge recorded it first. */
+/**
+ * The row after the sequence number is set; undefined when another merge recorded it first. `known` is the row
+ * as this merge last saw it (its intent): the update tries it first and reads the row only when it is stale.
+ */
 async function recordApplied(
     ctx: LogContext,
     index: HrlIndex,
     changes: LogChanges,
+    known?: ReplicaDiskRow,
 ): Promise<ReplicaDiskRow | undefined> {
     const { deps, log, meta, resync } = ctx;
     const at = deps.clock.now().toISOString();
@@ -344,13 +401,14 @@ async function recordApplied(
             };
         },
         at,
+        known,
     );
     return changed ? row : undefined;
 }
 
 export async function finishAfterCrash(ctx: LogContext, row: ReplicaDiskRow): Promise<MergeOutcome> {
     const { deps, name, log } = ctx;
-    const source = await openBlobSource(ctx.blob, { signal: deps.signal, timeoutMs: deps.settings.callTimeoutMs });
+    const source = await openLog(ctx);
     const index = await readHrlIndex(source, { diskSize: row.disk.virtualSize, signal: deps.signal });
     // The pages were written by the earlier try: their ranges are known from the index, their data was not sampled.
     const ranges = writtenRanges(planPageWrites(resolveLastWriterWins(logWrites(index))));
@@ -385,7 +443,8 @@ export async function afterApplied(
     }
     if (!meta.cycleId) return undefined;
     const disks = await listReplicaDisks(deps.scope, log.vmId);
-    const retention = (await deps.retentionFor?.(log.vmId)) ?? undefined;
+    // Most logs are not their cycle's last: the policy (two table reads) is read only for a complete cycle.
+    const retention = isCycleComplete(disks, meta.cycleId) ? await deps.retentionFor?.(log.vmId) : undefined;
     const point = await recordCycleIfComplete(
         {
             scope: deps.scope,

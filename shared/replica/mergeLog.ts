@@ -48,11 +48,16 @@ export async function mergeUploadedLog(deps: MergeDeps, name: string): Promise<M
         next = undefined;
         if (outcome.status === 'applied' || outcome.status === 'finished' || outcome.status === 'duplicate') {
             const parsed = parseLogBlobName(outcome.name);
-            const row = await getReplicaDisk(deps.scope, parsed.vmId, parsed.diskId);
-            if (row) {
+            // Applied or finished: the disk is at this log's position (or beyond, when another merge went on: the
+            // next log then decides `duplicate`). A duplicate says nothing about where the disk is: read it.
+            const applied =
+                outcome.status === 'duplicate'
+                    ? (await getReplicaDisk(deps.scope, parsed.vmId, parsed.diskId))?.disk.sequence
+                    : outcome.sequence;
+            if (applied !== undefined) {
                 const candidates = await listLogNames(
                     deps,
-                    logBlobPrefix(parsed.siteId, parsed.vmId, parsed.diskId, row.disk.sequence + 1),
+                    logBlobPrefix(parsed.siteId, parsed.vmId, parsed.diskId, applied + 1),
                 );
                 next = candidates.find((c) => !visited.has(c));
                 // Logs of the same position beyond the first are handled on later turns of the loop.
@@ -87,10 +92,12 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
     const blob = logsContainer(deps).getBlobClient(name);
     let metadata: Record<string, string> | undefined;
     let logETag: string | undefined;
+    let logSize: number | undefined;
     try {
         const props = await blob.getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
         metadata = props.metadata;
         logETag = props.etag;
+        logSize = props.contentLength;
     } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return gone(deps, name);
         throw err;
@@ -136,6 +143,18 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
         const row = attempt === 1 ? first : await getReplicaDisk(deps.scope, log.vmId, log.diskId);
         if (!row) throw new HvrError('REPLICA_NOT_FOUND', `The replica disk row of ${name} disappeared.`);
         try {
+            if (attempt > 1) {
+                // The log may be what changed: the merge reads only the version it decides on (its ETag).
+                const current = await blob
+                    .getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) })
+                    .catch((err: unknown) => {
+                        if (err instanceof RestError && err.statusCode === 404) return undefined;
+                        throw err;
+                    });
+                if (!current) return gone(deps, name);
+                logETag = current.etag;
+                logSize = current.contentLength;
+            }
             const props = await replica.getProperties({
                 abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal),
             });
@@ -146,7 +165,18 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
                 resyncExpects,
                 logETag,
             });
-            const ctx: LogContext = { deps, name, log, blob, meta, replica, resync: false, resyncExpects, logETag };
+            const ctx: LogContext = {
+                deps,
+                name,
+                log,
+                blob,
+                meta,
+                replica,
+                resync: false,
+                resyncExpects,
+                logETag,
+                logSize,
+            };
             return await execute(ctx, row, action);
         } catch (err) {
             // A row or the log blob changed under us (ETag): decide again from what is there now.

@@ -96,6 +96,13 @@ export interface MergeMetrics {
     minPutPageCalls: number;
     bytesPut: number;
     bytesCleared: number;
+    /**
+     * Reads of the log (each a ranged GET of up to 8 MiB, or several in parallel) and the bytes they fetched: a log
+     * of at most two read sizes is read once, whole; a larger one is read for its index, for its checksums (when it
+     * has them) and for its writes.
+     */
+    logReads: number;
+    logBytesRead: number;
     /** Time to read and check the index, to verify the data (0 without data checksums), to write, in all. */
     indexMs: number;
     verifyMs: number;
@@ -148,6 +155,8 @@ export interface LogContext {
     resync: boolean;
     /** The log blob's ETag as read before the decision. */
     logETag?: string;
+    /** The log blob's size with that ETag: the merge reads exactly the version it decided on. */
+    logSize?: number;
     /** The position a running resync of the disk expects its log at (its backlog logs stay), if any. */
     resyncExpects?: number;
 }

@@ -29,23 +29,33 @@ function mapBlobError(err: unknown, blob: BlobClient, what: string): unknown {
     return err;
 }
 
+/** The version of a blob a source reads: its size and ETag, as one Get Blob Properties returned them. */
+export interface BlobVersion {
+    size: number;
+    etag: string;
+}
+
 /**
- * A ByteSource over a blob with ranged GETs. The size and ETag come from one Get Blob Properties; every read is
- * conditional on that ETag, so a log overwritten mid-read fails (CONCURRENT_UPDATE) instead of mixing versions.
- * Every call carries `abortSignal: deadline(...)`, bounded by `timeoutMs` and by the caller's signals.
+ * A ByteSource over a blob with ranged GETs. The size and ETag come from one Get Blob Properties (or from
+ * `version`, when the caller read them already and must read exactly that version); every read is conditional
+ * on that ETag, so a log overwritten mid-read fails (CONCURRENT_UPDATE) instead of mixing versions. Every call
+ * carries `abortSignal: deadline(...)`, bounded by `timeoutMs` and by the caller's signals.
  */
 export async function openBlobSource(
     blob: BlobClient,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: { signal?: AbortSignal; timeoutMs?: number; version?: BlobVersion } = {},
 ): Promise<ByteSource> {
-    let props;
-    try {
-        props = await blob.getProperties({ abortSignal: deadline(options.timeoutMs, options.signal) });
-    } catch (err) {
-        throw mapBlobError(err, blob, 'get properties');
+    let version = options.version;
+    if (!version) {
+        let props;
+        try {
+            props = await blob.getProperties({ abortSignal: deadline(options.timeoutMs, options.signal) });
+        } catch (err) {
+            throw mapBlobError(err, blob, 'get properties');
+        }
+        version = { size: props.contentLength ?? 0, etag: props.etag ?? '' };
     }
-    const size = props.contentLength ?? 0;
-    const etag = props.etag;
+    const { size, etag } = version;
     return {
         size,
         async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {

@@ -49,6 +49,18 @@ describe('openBlobSource against Azurite', () => {
         expect(got.equals(bytes.subarray(512))).toBe(true);
     });
 
+    it('reads only the version it was opened for: a blob replaced since fails with CONCURRENT_UPDATE', async () => {
+        const blob = await upload('versioned.hrl', Buffer.alloc(4096, 1));
+        const props = await blob.getProperties();
+        const version = { size: props.contentLength!, etag: props.etag! };
+        expect((await (await openBlobSource(blob, { version })).read(0, 4096)).equals(Buffer.alloc(4096, 1))).toBe(
+            true,
+        );
+        await blob.uploadData(Buffer.alloc(4096, 2));
+        const stale = await openBlobSource(blob, { version });
+        await expect(stale.read(0, 4096)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' });
+    });
+
     it('rejects a read past the end of the blob as HRL_TRUNCATED', async () => {
         const source = await openBlobSource(await upload('small.bin', Buffer.alloc(1024, 1)));
         await expect(source.read(512, 1024)).rejects.toMatchObject({ code: 'HRL_TRUNCATED' });

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeVhdFooter } from '../../../shared/vhd/footer';
 import { newGuid } from '../../../shared/hrl/guid';
 import { QUARANTINE_CONTAINER, REPLICA_LOGS_CONTAINER } from '../../../shared/replica/logBlob';
+import { WHOLE_LOG_READ_SIZES } from '../../../shared/replica/mergeApply';
 import { mergeUploadedLog, MergeOutcome, sweepChainGaps } from '../../../shared/replica/mergeLog';
 import { QUARANTINE_METADATA_KEYS } from '../../../shared/replica/quarantine';
 import { replicaPageBlob } from '../../../shared/replica/replicaDisk';
@@ -8,7 +11,7 @@ import { protectReplica } from '../../../shared/resync/replicaProtection';
 import { chainGapTimeoutSeconds } from '../../../shared/replica/chainGap';
 import { getReplicaDisk, replaceReplicaDisk } from '../../../shared/state/disks';
 import { recordCycleReported, recordGrantsIssued } from '../../../shared/state/uploadLedger';
-import { hasQemuImg, qemuCompare, ReplicaHarness, seededRandom, SourceDisk } from './harness';
+import { hasQemuImg, qemuCompare, randomBytesFrom, ReplicaHarness, seededRandom, SourceDisk } from './harness';
 
 const MiB = 1024 * 1024;
 
@@ -86,6 +89,48 @@ describe('merging uploaded logs into replica page blobs', () => {
         await expectReplicaEqualsSource(h, disk);
         expect((await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk.sequence).toBe(6);
         expect(h.notifier.named<{ sequence: number }>('logApplied').map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6]);
+    });
+
+    it('applies the logs of one disk in chain order when merges of all of them start at once', async () => {
+        // Several merges run at once on an instance (host.json queues): nothing but the chain orders one disk's logs.
+        const h = new ReplicaHarness();
+        const rand = seededRandom(17);
+        const disk = await h.addDisk('disk0', 8 * MiB);
+        const names: string[] = [];
+        for (let i = 0; i < 5; i++) {
+            disk.randomWrites(rand, 20);
+            names.push(await h.upload('disk0', disk.cutLog()));
+        }
+        const results = await Promise.all(names.reverse().map((name) => mergeUploadedLog(h.deps(), name)));
+        const applied = results.flat().filter((o) => o.status === 'applied');
+        expect(applied.map((o) => o.name).sort()).toEqual([...names].sort());
+        for (const o of results.flat())
+            expect(['applied', 'waiting', 'duplicate', 'stale', 'gone']).toContain(o.status);
+        expect((await getReplicaDisk(h.scope, h.vmId, 'disk0'))!.disk.sequence).toBe(5);
+        expect(h.notifier.named<{ sequence: number }>('logApplied').map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5]);
+        await expectReplicaEqualsSource(h, disk);
+    });
+
+    it('reads a log of at most two read sizes once, whole, and a larger one where needed', async () => {
+        const h = new ReplicaHarness();
+        const rand = seededRandom(23);
+        const disk = await h.addDisk('disk0', 16 * MiB);
+        type Metrics = { logReads: number; logBytesRead: number; bytes: number };
+        // The harness reads 1 MiB at a time: a log under 2 MiB is read whole.
+        for (let i = 0; i < 3; i++) disk.write(i * 3 * MiB, randomBytesFrom(rand, 64 * 1024));
+        const [small] = await mergeUploadedLog(h.deps(), await h.upload('disk0', disk.cutLog()));
+        expect(small).toMatchObject({ status: 'applied' });
+        expect((small as { metrics: Metrics }).metrics.logReads).toBe(1);
+        // Over 2 MiB: the header, the metadata, the checksums and the writes' read groups are read apart.
+        for (let i = 0; i < 3; i++) disk.write(i * 3 * MiB + MiB, randomBytesFrom(rand, MiB));
+        const [large] = await mergeUploadedLog(h.deps(), await h.upload('disk0', disk.cutLog()));
+        expect(large).toMatchObject({ status: 'applied' });
+        const m = (large as { metrics: Metrics }).metrics;
+        expect(m.logReads).toBeGreaterThan(3);
+        expect(m.logBytesRead).toBeGreaterThan(2 * m.bytes);
+        await expectReplicaEqualsSource(h, disk);
+        const doc = readFileSync(join(__dirname, '../../../docs/merge.md'), 'utf8');
+        expect(doc).toContain(`\`WHOLE_LOG_READ_SIZES\` (${WHOLE_LOG_READ_SIZES})`);
     });
 
     it('rewrites the same bytes when a merge stopped after k writes is retried', async () => {
