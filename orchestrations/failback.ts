@@ -272,21 +272,15 @@ export function* failbackOrchestrator(context: df.OrchestrationContext): Generat
         what: string,
     ): Generator<df.Task, { name: string; event: ProviderFailbackEvent } | { failure: Failure }, unknown> {
         for (;;) {
-            let received = waiters.take();
+            const received = yield* waiters.next(AWAITED, timeoutMs);
             if (received === undefined) {
-                const timer = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timeoutMs));
-                yield context.df.Task.any([...waiters.fresh(AWAITED), timer]);
-                received = waiters.take();
-                if (received === undefined) {
-                    return {
-                        failure: failure(
-                            'TIMEOUT',
-                            `No message from the provider for ${input.providerTimeoutMinutes} minutes while waiting for ${what} ` +
-                                '(FAILBACK_PROVIDER_TIMEOUT_MINUTES): the provider is gone or does not know failback.',
-                        ),
-                    };
-                }
-                if (!timer.isCompleted) timer.cancel();
+                return {
+                    failure: failure(
+                        'TIMEOUT',
+                        `No message from the provider for ${input.providerTimeoutMinutes} minutes while waiting for ${what} ` +
+                            '(FAILBACK_PROVIDER_TIMEOUT_MINUTES): the provider is gone or does not know failback.',
+                    ),
+                };
             }
             if (received.name === lifecycleEvents.cancel) {
                 return { failure: failure('CONFLICT', 'The failback was cancelled by the operator.') };

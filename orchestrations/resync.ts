@@ -342,20 +342,14 @@ export function* resyncOrchestrator(context: df.OrchestrationContext): Generator
     // at once (orchestrations/lifecycle/eventWaiters.ts).
     const waiters = new EventWaiters(context);
     while (completedAt === undefined) {
-        let received = waiters.take();
+        const received = yield* waiters.next(awaited, timeoutMs);
         if (received === undefined) {
-            const timeout = context.df.createTimer(new Date(context.df.currentUtcDateTime.getTime() + timeoutMs));
-            yield context.df.Task.any([...waiters.fresh(awaited), timeout]);
-            received = waiters.take();
-            if (received === undefined) {
-                return yield* fail(taskTransfer, {
-                    ok: false,
-                    code: 'TIMEOUT',
-                    recoverable: true,
-                    message: `No message from the provider for ${timeoutMinutes} minutes (progress ${JSON.stringify(progress)}).`,
-                });
-            }
-            if (!timeout.isCompleted) timeout.cancel();
+            return yield* fail(taskTransfer, {
+                ok: false,
+                code: 'TIMEOUT',
+                recoverable: true,
+                message: `No message from the provider for ${timeoutMinutes} minutes (progress ${JSON.stringify(progress)}).`,
+            });
         }
         const { name, payload } = received;
         if (name === lifecycleEvents.cancel) {

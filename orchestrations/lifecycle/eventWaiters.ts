@@ -37,6 +37,21 @@ export class EventWaiters {
         return undefined;
     }
 
+    /**
+     * The next unread event; when none is pending, waits for one of `names` for at most `timeoutMs` (one timer,
+     * cancelled when an event comes first). Undefined when the time passed with no event.
+     */
+    *next(names: readonly string[], timeoutMs: number): Generator<df.Task, ReceivedEvent | undefined, unknown> {
+        const pending = this.take();
+        if (pending) return pending;
+        const durable = this.context.df;
+        const timer = durable.createTimer(new Date(durable.currentUtcDateTime.getTime() + timeoutMs));
+        yield durable.Task.any([...this.fresh(names), timer]);
+        const received = this.take();
+        if (received && !timer.isCompleted) timer.cancel();
+        return received;
+    }
+
     /** Whether some waiter holds an event nobody read yet. */
     get pending(): boolean {
         return this.waiters.some((w) => !w.read && w.task.isCompleted);

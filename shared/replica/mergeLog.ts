@@ -90,18 +90,19 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
         return refuseStray(deps, name, 'InvalidLog', err);
     }
     const blob = logsContainer(deps).getBlobClient(name);
-    let metadata: Record<string, string> | undefined;
-    let logETag: string | undefined;
-    let logSize: number | undefined;
-    try {
-        const props = await blob.getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
-        metadata = props.metadata;
-        logETag = props.etag;
-        logSize = props.contentLength;
-    } catch (err) {
-        if (err instanceof RestError && err.statusCode === 404) return gone(deps, name);
-        throw err;
-    }
+    /** The log's properties now; undefined once it is gone. */
+    const logProperties = () =>
+        blob
+            .getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) })
+            .catch((err: unknown) => {
+                if (err instanceof RestError && err.statusCode === 404) return undefined;
+                throw err;
+            });
+    const props = await logProperties();
+    if (!props) return gone(deps, name);
+    const metadata = props.metadata;
+    let logETag = props.etag;
+    let logSize = props.contentLength;
     const first = await getReplicaDisk(deps.scope, log.vmId, log.diskId);
     if (!first) {
         throw new HvrError(
@@ -145,12 +146,7 @@ async function mergeOneLog(deps: MergeDeps, name: string): Promise<MergeOutcome>
         try {
             if (attempt > 1) {
                 // The log may be what changed: the merge reads only the version it decides on (its ETag).
-                const current = await blob
-                    .getProperties({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) })
-                    .catch((err: unknown) => {
-                        if (err instanceof RestError && err.statusCode === 404) return undefined;
-                        throw err;
-                    });
+                const current = await logProperties();
                 if (!current) return gone(deps, name);
                 logETag = current.etag;
                 logSize = current.contentLength;

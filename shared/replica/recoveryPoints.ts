@@ -3,7 +3,7 @@ import { HvrError } from '../errors';
 import { getReplicaDisk, ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
 import { updateProtectedItem } from '../state/protectedItems';
 import {
-    createRecoveryPoint,
+    createOrReadRecoveryPoint,
     DiskSnapshot,
     getRecoveryPoint,
     RecoveryPoint,
@@ -120,9 +120,9 @@ export async function recordCycleIfComplete(
             Date.parse(input.capturedAt) + retention.minimumRetentionDays! * 24 * 3600_000,
         ).toISOString();
     }
-    const created = await createRecoveryPoint(deps.scope, point);
-    if (!created) {
-        const winner = await getRecoveryPoint(deps.scope, input.vmId, input.cycleId);
+    const outcome = await createOrReadRecoveryPoint(deps.scope, point);
+    if (!outcome.created) {
+        const { winner } = outcome;
         await dropSnapshots(winner);
         return {
             recoveryPointId: point.recoveryPointId,

@@ -7,7 +7,7 @@ import { replicaPageBlob } from '../replica/replicaDisk';
 import { getReplicaDisk, listReplicaDisks, updateReplicaDisk } from '../state/disks';
 import { StateScope, updateProtectedItem } from '../state/protectedItems';
 import {
-    createRecoveryPoint,
+    createOrReadRecoveryPoint,
     deleteRecoveryPoint,
     DiskSnapshot,
     getRecoveryPoint,
@@ -192,8 +192,9 @@ export async function completeResync(
             createdAt: input.at,
             disks: snapshots,
         } satisfies RecoveryPoint;
-        if (!(await createRecoveryPoint(scope, point))) {
-            const winner = (await getRecoveryPoint(scope, input.vmId, cycleId))!;
+        const outcome = await createOrReadRecoveryPoint(scope, point);
+        if (!outcome.created) {
+            const winner = outcome.winner!;
             for (const s of unclaimedSnapshots(snapshots, winner))
                 await deleteSnapshot(scope.conn, s.blobName, s.snapshot);
             point = winner;

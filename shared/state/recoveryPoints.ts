@@ -112,15 +112,29 @@ function fromEntity(entity: Record<string, unknown>): RecoveryPoint {
 }
 
 /**
- * Records a point; false (nothing changed) when the cycle already has another one. A row holding exactly this
- * point's snapshots is this call's own: the SDK retried a create whose first answer was lost, and the caller
- * must not delete the snapshots the row now names.
+ * Records a point, or reads the cycle's other one: `created` false with the `winner` (the row there, undefined if
+ * it went meanwhile). A row holding exactly this point's snapshots is this call's own: the SDK retried a create
+ * whose first answer was lost, and the caller must not delete the snapshots the row now names.
  */
-export async function createRecoveryPoint(scope: StateScope, point: RecoveryPoint): Promise<boolean> {
+export async function createOrReadRecoveryPoint(
+    scope: StateScope,
+    point: RecoveryPoint,
+): Promise<{ created: true } | { created: false; winner: RecoveryPoint | undefined }> {
     const table = await stateTable(scope, RECOVERY_POINTS_TABLE);
-    if (await createEntityIfAbsent(table, toEntity(point), `Recovery point ${point.recoveryPointId}`)) return true;
+    if (await createEntityIfAbsent(table, toEntity(point), `Recovery point ${point.recoveryPointId}`)) {
+        return { created: true };
+    }
     const existing = await getRecoveryPoint(scope, point.vmId, point.cycleId);
-    return existing !== undefined && sameSnapshots(existing.disks, point.disks);
+    const ours =
+        existing !== undefined &&
+        Object.keys(existing.disks).length === Object.keys(point.disks).length &&
+        unclaimedSnapshots(point.disks, existing).length === 0;
+    return ours ? { created: true } : { created: false, winner: existing };
+}
+
+/** Records a point; false (nothing changed) when the cycle already has another one (createOrReadRecoveryPoint). */
+export async function createRecoveryPoint(scope: StateScope, point: RecoveryPoint): Promise<boolean> {
+    return (await createOrReadRecoveryPoint(scope, point)).created;
 }
 
 /**
@@ -133,14 +147,6 @@ export function unclaimedSnapshots(
 ): DiskSnapshot[] {
     const claimed = new Set(Object.values(winner?.disks ?? {}).map((d) => `${d.blobName}?${d.snapshot}`));
     return Object.values(ours).filter((d) => !claimed.has(`${d.blobName}?${d.snapshot}`));
-}
-
-function sameSnapshots(a: Record<string, DiskSnapshot>, b: Record<string, DiskSnapshot>): boolean {
-    const keys = Object.keys(a);
-    if (keys.length !== Object.keys(b).length) return false;
-    return keys.every(
-        (k) => b[k] !== undefined && a[k]!.blobName === b[k].blobName && a[k]!.snapshot === b[k].snapshot,
-    );
 }
 
 export async function getRecoveryPoint(

@@ -5,8 +5,8 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { REPLICAS_CONTAINER } from '../../shared/contracts/blobNames';
 import { deadline } from '../../shared/storage/deadline';
 import { ManagementClient } from '../simulator/managementClient';
-import { qemuCompare, QemuVerdict } from '../simulator/qemuCompare';
-import { compareReplica } from '../simulator/replicaCheck';
+import { QemuVerdict } from '../simulator/qemuCompare';
+import { compareReplicaTwice } from '../simulator/replicaCheck';
 
 /** One disk of one recovery point against the barrier copy its cycle kept. */
 export interface PointCheck {
@@ -79,20 +79,7 @@ export async function verifyRecoveryPoints(
                 continue;
             }
             const rawPath = join(barriersDir, vmId, cycleId, `${diskId}.raw`);
-            const ours = await compareReplica(rawPath, vhdPath);
-            const qemu = await qemuCompare(rawPath, vhdPath);
-            checks.push({
-                vmId,
-                cycleId,
-                diskId,
-                equal: ours.equal && qemu.verdict !== 'differs',
-                ...(ours.problem
-                    ? { problem: ours.problem }
-                    : qemu.verdict === 'differs'
-                      ? { problem: `qemu-img: ${qemu.detail}` }
-                      : {}),
-                qemuImg: qemu.verdict,
-            });
+            checks.push({ vmId, cycleId, diskId, ...(await compareReplicaTwice(rawPath, vhdPath)) });
             await rm(vhdPath, { force: true });
         }
     }

@@ -17,9 +17,9 @@ import { decodeDigestRequest } from '../../shared/resync/manifest';
 import { deadline } from '../../shared/storage/deadline';
 import { ManagementClient } from './managementClient';
 import { ProviderChannel, StepIncomplete } from '../../packages/provider-kit/src';
-import { qemuCompare, QemuVerdict } from './qemuCompare';
+import { QemuVerdict } from './qemuCompare';
 import { SeededRandom } from './random';
-import { compareReplica, downloadReplica } from './replicaCheck';
+import { compareReplicaTwice, downloadReplica } from './replicaCheck';
 import { SourceDisk } from './sourceDisk';
 import { waitForJob } from './testFailoverDrill';
 
@@ -288,11 +288,7 @@ async function differingClusterBytes(a: string, b: string, size: number): Promis
 }
 
 async function check(rawPath: string, vhdPath: string, diskId: string, stage: DiskCheck['stage']): Promise<DiskCheck> {
-    const ours = await compareReplica(rawPath, vhdPath);
-    const qemu = await qemuCompare(rawPath, vhdPath);
-    const equal = ours.equal && qemu.verdict !== 'differs';
-    const problem = ours.problem ?? (qemu.verdict === 'differs' ? `qemu-img compare: ${qemu.detail}` : undefined);
-    return { diskId, stage, equal, qemuImg: qemu.verdict, ...(problem ? { problem } : {}) };
+    return { diskId, stage, ...(await compareReplicaTwice(rawPath, vhdPath)) };
 }
 
 /** Failback, then re-protect, of one failed-over and committed VM. */

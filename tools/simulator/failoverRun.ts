@@ -4,8 +4,8 @@ import { FAILOVER_CONTAINER } from '../../shared/failover/failoverDisks';
 import { deadline } from '../../shared/storage/deadline';
 import { DrillView } from './managementClient';
 import { ProviderChannel, StepIncomplete } from '../../packages/provider-kit/src';
-import { qemuCompare, QemuVerdict } from './qemuCompare';
-import { compareReplica } from './replicaCheck';
+import { QemuVerdict } from './qemuCompare';
+import { compareReplicaTwice } from './replicaCheck';
 import { DrillContext, drillOf, FailoverDiskComparison, waitForJob } from './testFailoverDrill';
 
 /**
@@ -101,14 +101,11 @@ async function checkDisks(
             .getContainerClient(FAILOVER_CONTAINER)
             .getBlobClient(blobName)
             .downloadToFile(vhdPath, 0, undefined, { abortSignal: deadline(DOWNLOAD_TIMEOUT_MS) });
-        const ours = await compareReplica(rawPath, vhdPath);
-        const qemu = await qemuCompare(rawPath, vhdPath);
-        const equal = ours.equal && qemu.verdict !== 'differs';
-        const problem = ours.problem ?? (qemu.verdict === 'differs' ? `qemu-img compare: ${qemu.detail}` : undefined);
-        out.push({ ...base, equal, qemuImg: qemu.verdict, ...(problem ? { problem } : {}) });
+        const { equal, problem, qemuImg } = await compareReplicaTwice(rawPath, vhdPath);
+        out.push({ ...base, equal, qemuImg, ...(problem ? { problem } : {}) });
         ctx.say(
             `${vmId}/${diskId}: ${equal ? 'failover disk equals' : 'failover disk DIFFERS from'} the source at ` +
-                `${drill.properties.recoveryPointId}${problem ? ` (${problem})` : ''}; qemu-img: ${qemu.verdict}`,
+                `${drill.properties.recoveryPointId}${problem ? ` (${problem})` : ''}; qemu-img: ${qemuImg}`,
         );
     }
     return out;
