@@ -327,7 +327,13 @@ async function writeHeader(blob: PageBlobClient, header: DigestIndexHeader, leas
     });
 }
 
-/** Opens the index, creating an empty one (all stale, a fresh random seed) when there is none or it is unusable. */
+/**
+ * Opens the index, creating an empty one (all stale, a fresh random seed) when there is none or it is unusable.
+ * The new blob's header is written at once, so a refresh that dies before its first window leaves a valid (if
+ * unbuilt) index rather than a zero header the next refresh would take for corruption. An unusable blob is
+ * replaced only under its lease: a refresh holding it (or one that died holding it, until the lease expires)
+ * keeps its blob, and the caller gets CONCURRENT_UPDATE to retry, never a Put Blob refused for a missing lease.
+ */
 async function openOrCreate(
     d: DiskBlobs,
     diskSize: number,
@@ -335,8 +341,10 @@ async function openOrCreate(
 ): Promise<{ blob: PageBlobClient; header: DigestIndexHeader; created: boolean }> {
     const blob = d.container.getPageBlobClient(digestIndexBlobName(d));
     let existing: DigestIndex | undefined;
+    let present = true;
     try {
         existing = await DigestIndex.open(d, options.signal);
+        present = existing !== undefined;
     } catch (err) {
         if (!(err instanceof HvrError && err.code === 'RESYNC_INDEX_INVALID')) throw err;
     }
@@ -351,8 +359,28 @@ async function openOrCreate(
         builtThroughLeaf: 0,
         appliedSequence: 0,
     };
+    const size = indexLayout(geometry).size;
+    if (!present) {
+        // The first index of this disk, unless another worker created one since it was found missing.
+        try {
+            await blob.create(size, {
+                conditions: { ifNoneMatch: '*' },
+                abortSignal: deadline(undefined, options.signal),
+            });
+        } catch (err) {
+            if (err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412)) {
+                throw new HvrError('CONCURRENT_UPDATE', `digest index ${blob.name} is being created by another worker`);
+            }
+            throw err;
+        }
+    }
     // A new blob replaces any old one (another size, or a corrupt header) and starts sparse: all slots zero.
-    await blob.create(indexLayout(geometry).size, { abortSignal: deadline(undefined, options.signal) });
+    await withLease(blob, options.signal, async (leaseId) => {
+        if (present) {
+            await blob.create(size, { conditions: { leaseId }, abortSignal: deadline(undefined, options.signal) });
+        }
+        await writeHeader(blob, header, leaseId, options.signal);
+    });
     return { blob, header, created: true };
 }
 

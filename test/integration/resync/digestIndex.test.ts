@@ -190,6 +190,36 @@ describe('digest index against Azurite', () => {
         }
     });
 
+    it('leaves an unusable index that another worker holds to it: CONCURRENT_UPDATE, then a rebuild once it is free', async () => {
+        // A refresh killed after creating the index blob: a zero header, and its lease until that expires.
+        const f = await newDisk();
+        const blob = container.getPageBlobClient(digestIndexBlobName(f.disk));
+        await blob.create(1024 * 1024);
+        const lease = blob.getBlobLeaseClient();
+        await lease.acquireLease(15);
+        try {
+            await expect(refreshDigestIndex(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' });
+            expect((await blob.getProperties()).contentLength).toBe(1024 * 1024);
+        } finally {
+            await lease.releaseLease();
+        }
+        const result = await refreshDigestIndex(f.disk);
+        expect(result.complete).toBe(true);
+        await expectIndexMatches(f);
+    });
+
+    it('creates a missing index once when two refreshes race for it; the loser is told, not failed by storage', async () => {
+        const f = await newDisk();
+        const results = await Promise.allSettled([refreshDigestIndex(f.disk), refreshDigestIndex(f.disk)]);
+        for (const r of results) {
+            if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'CONCURRENT_UPDATE' });
+        }
+        expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+        const after = await refreshDigestIndex(f.disk);
+        expect(after.complete).toBe(true);
+        await expectIndexMatches(f);
+    });
+
     it('starts over from a corrupt index header instead of trusting it', async () => {
         const f = await newDisk();
         await refreshDigestIndex(f.disk);
