@@ -28,7 +28,12 @@ import { listRpoSamples } from '../shared/state/rpoHistory';
 import { listReplicaDisks } from '../shared/state/disks';
 import { getSite } from '../shared/state/sites';
 import { VmDescription, VmDiskDescription } from '../shared/supportMatrix';
-import { ENABLE_PROTECTION, ENABLE_PROTECTION_TASKS, EnableProtectionInput } from '../orchestrations/enableProtection';
+import {
+    ENABLE_PROTECTION,
+    ENABLE_PROTECTION_INPUT_VERSION,
+    ENABLE_PROTECTION_TASKS,
+    EnableProtectionInput,
+} from '../orchestrations/enableProtection';
 import {
     DISABLE_PROTECTION,
     disableProtectionTasks,
@@ -219,6 +224,7 @@ async function enableProtection(
         newJob(jobId, 'EnableProtection', vmId, ENABLE_PROTECTION_TASKS, at, instanceId, requesterOf(request)),
     );
     const input: EnableProtectionInput = {
+        version: ENABLE_PROTECTION_INPUT_VERSION,
         vmId,
         siteId: parsed.siteId,
         policyName: parsed.policyName,

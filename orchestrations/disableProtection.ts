@@ -68,6 +68,14 @@ export async function stopLifecycleInstances(
         const scope = deps.state();
         const item = await getProtectedItem(scope, input.vmId);
         const previousJobId = item?.currentJobId;
+        if (enableStopped && previousJobId !== undefined) {
+            // The stopped enable's initial replication deadline, if it was waiting on one: its timer goes too.
+            await deps.orchestrations.terminateIfRunning(
+                context,
+                instanceIds.initialReplicationDeadline(input.vmId, previousJobId),
+                reason,
+            );
+        }
         if (previousJobId !== undefined && previousJobId !== input.jobId) {
             const previous = await getJob(scope, previousJobId);
             if (previous && (previous.state === 'InProgress' || previous.state === 'NotStarted')) {

@@ -22,6 +22,7 @@ import { getSite } from '../shared/state/sites';
 import { laterInstant } from '../shared/storage/instants';
 import { checkSupportMatrix, VmDescription } from '../shared/supportMatrix';
 import { ports } from '../shared/ports';
+import { cancelDeadlineActivity, DeadlineReachedEvent, startDeadlineActivity } from './lifecycle/deadline';
 import { EventWaiters } from './lifecycle/eventWaiters';
 import { callWithRetrySchedule, retryDetail, retryStatus } from './lifecycle/retrySchedule';
 import {
@@ -52,7 +53,14 @@ export const FINALIZE_PROTECTION_TASKS = ['Finalizing protection', 'Starting the
 /** Initial replication that has not finished after this long fails (the item shows InitialReplicationFailed). */
 export const DEFAULT_INITIAL_REPLICATION_TIMEOUT_HOURS = 72;
 
+/**
+ * The input's shape (docs/lifecycle.md, versioning): 2 waits for initial replication with one deadline instance
+ * (`irdeadline:{vmId}:{jobId}`); 1 (absent), what instances started before it run, with a timer per event round.
+ */
+export const ENABLE_PROTECTION_INPUT_VERSION = 2;
+
 export interface EnableProtectionInput {
+    version?: number;
     vmId: string;
     siteId: string;
     policyName: string;
@@ -438,21 +446,47 @@ export function* enableProtectionOrchestrator(
 
     // Every waiter yielded is read, each once (orchestrations/lifecycle/eventWaiters.ts says why).
     const waiters = new EventWaiters(context);
+    // Version 2: the timeout is one timer in its own instance, which raises deadlineReached; every round waits
+    // on events only. Version 1 (an instance started before) keeps a timer per round, as it began.
+    const deadline =
+        (input.version ?? 1) >= 2
+            ? { instanceId: instanceIds.initialReplicationDeadline(vmId, jobId), key: `${jobId}:ir-timeout` }
+            : undefined;
+    if (deadline) {
+        yield startDeadlineActivity({
+            instanceId: deadline.instanceId,
+            deadline: { target: context.df.instanceId, fireAt: timeoutAt.toISOString(), key: deadline.key },
+        }).withRetry(RECORD_RETRY);
+    }
     let complete = false;
+    let timedOut = false;
     while (!complete) {
         let handledOne = false;
         for (let event = waiters.take(); event; event = waiters.take()) {
             handledOne = true;
+            if (event.name === lifecycleEvents.deadlineReached) {
+                // Events that came with it are still read first: the initial point may be among them.
+                if ((event.payload as DeadlineReachedEvent | undefined)?.key === deadline?.key) timedOut = true;
+                continue;
+            }
             const outcome = yield* handle(event.name, event.payload);
             if (outcome === 'complete') {
                 complete = true;
                 break;
             }
-            if (outcome !== undefined) return outcome;
+            if (outcome !== undefined) {
+                if (deadline) yield cancelDeadlineActivity({ instanceId: deadline.instanceId }).withRetry(RECORD_RETRY);
+                return outcome;
+            }
         }
         if (complete) break;
+        if (timedOut) break;
         // A handler's activity let more events in: read them before waiting again.
         if (handledOne) continue;
+        if (deadline) {
+            yield context.df.Task.any(waiters.fresh([...awaited, lifecycleEvents.deadlineReached]));
+            continue;
+        }
         const timeout = context.df.createTimer(timeoutAt);
         yield context.df.Task.any([...waiters.fresh(awaited), timeout]);
         if (!timeout.isCompleted) {
@@ -460,6 +494,10 @@ export function* enableProtectionOrchestrator(
             continue;
         }
         if (waiters.pending) continue;
+        timedOut = true;
+        break;
+    }
+    if (!complete) {
         const failure: Failure = {
             ok: false,
             code: 'TIMEOUT',
@@ -468,6 +506,7 @@ export function* enableProtectionOrchestrator(
         };
         return yield* failInitialReplication(failure, `${jobId}:ir-timeout`, failure.message);
     }
+    if (deadline) yield cancelDeadlineActivity({ instanceId: deadline.instanceId }).withRetry(RECORD_RETRY);
 
     // Finalize protection: its own job, as in ASR.
     const finalizeJobId = context.df.newGuid(`${jobId}:finalize`);

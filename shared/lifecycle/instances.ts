@@ -28,6 +28,12 @@ export const instanceIds = {
     reprotect: (vmId: string): string => `reprotect:${vmId}`,
     /** The running operation of a recovery plan (one at a time per plan). */
     recoveryPlan: (planName: string): string => `recoveryplan:${planName}`,
+    /**
+     * The one timer of an Enable protection job's initial replication wait (orchestrations/lifecycle/deadline.ts):
+     * it raises `deadlineReached` to `protect:{vmId}` when the timeout passes. Per job, so a later job of the same
+     * VM never meets an earlier job's deadline.
+     */
+    initialReplicationDeadline: (vmId: string, jobId: string): string => `irdeadline:${vmId}:${jobId}`,
 };
 
 /** External events raised to orchestrations. */
@@ -66,6 +72,8 @@ export const lifecycleEvents = {
     recoveryPlanResume: 'RecoveryPlanResume',
     /** Operator asks to stop (cancel) a running orchestration cleanly. */
     cancel: 'Cancel',
+    /** A deadline instance's timer fired (orchestrations/lifecycle/deadline.ts). Payload: DeadlineReachedEvent. */
+    deadlineReached: 'DeadlineReached',
 } as const;
 
 export type LifecycleEventName = (typeof lifecycleEvents)[keyof typeof lifecycleEvents];

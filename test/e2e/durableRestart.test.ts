@@ -116,7 +116,11 @@ describe('a host killed with SIGKILL and restarted on the same storage finishes 
                 storageConnectionString: azurite.connectionString,
                 providerBusConnectionString: bus,
             },
-            stepTimeoutMs: 240_000,
+            // A step the kill interrupts takes the product's retry schedule on top: the restarted host re-runs the
+            // activity the killed one was running, which can fail once more on what that left (the digest index's
+            // lease, up to 60 s), and the orchestration retries a minute after the attempt began. On a quiet
+            // machine the resync step took about 220 s of 240; the budget is a bound on a hang, not on speed.
+            stepTimeoutMs: 480_000,
             progress: (line) => lines.push(line),
         });
         const finished = run.then(() => true);

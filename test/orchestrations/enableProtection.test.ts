@@ -3,6 +3,7 @@ import { HvrError } from '../../shared/errors';
 import { instanceIds, lifecycleEvents } from '../../shared/lifecycle/instances';
 import { getJob } from '../../shared/state/jobs';
 import { getProtectedItem } from '../../shared/state/protectedItems';
+import * as enableProtectionModule from '../../orchestrations/enableProtection';
 import { EnableProtectionStatus } from '../../orchestrations/enableProtection';
 import { DURABLE_TIME_SCALE_SETTING, scaledMs } from '../../shared/durableTime';
 import { validateEvent } from '../../shared/contracts/validate';
@@ -144,6 +145,64 @@ describeOnEngines('enable protection', (engine, engineName) => {
         expect(rpo[0]?.value).toBeGreaterThanOrEqual(4 * 60);
         expect(rpo[0]?.value).toBeLessThan(5 * 60);
         await engine().terminate(monitorId, 'test over');
+    });
+
+    it("waits for initial replication on one timer whatever its event rounds: it is the deadline instance's, ended with the wait", async () => {
+        const { jobId } = (await h.enable('vm1t')).jsonBody;
+        const instanceId = instanceIds.enableProtection('vm1t');
+        const deadlineId = instanceIds.initialReplicationDeadline('vm1t', jobId);
+        await engine().waitFor(instanceId, (s) => stage(s) === 'InitialReplicationInProgress');
+        // Four rounds: each progress report is handled before the next is raised.
+        for (const percent of [10, 20, 30, 40]) {
+            await engine().raiseEvent(instanceId, lifecycleEvents.initialReplicationProgress, {
+                vmId: 'vm1t',
+                disks: { os: percent, data: percent },
+                at: h.now().toISOString(),
+            });
+            await h.until(async () => (await getProtectedItem(h.scope, 'vm1t'))?.initialReplicationProgress, {
+                os: percent,
+                data: percent,
+            });
+        }
+        expect((await engine().status(deadlineId))?.runtimeStatus).toBe('Running');
+        await engine().raiseEvent(instanceId, lifecycleEvents.cycleComplete, {
+            vmId: 'vm1t',
+            cycleId: 'initial',
+            recoveryPointId: 'vm1t:initial',
+            consistency: 'CrashConsistent',
+            capturedAt: h.now().toISOString(),
+        });
+        expect((await engine().waitFor(instanceId, isFinished)).output).toMatchObject({ result: 'Protected' });
+        const timers = async (id: string) =>
+            (await engine().historyEventTypes(id)).filter((t) => t === 'TimerCreated').length;
+        expect(await timers(instanceId)).toBe(0);
+        expect(await timers(deadlineId)).toBe(1);
+        // The wait is over, so is its deadline: terminated, its timer never raises.
+        expect((await engine().waitFor(deadlineId, isFinished)).runtimeStatus).toBe('Terminated');
+        await engine().terminate(instanceIds.replicationMonitor('vm1t'), 'test over');
+    });
+
+    it('keeps an instance started before the deadline instance (input version 1) on its timer per round, to its timeout', async () => {
+        // What the previous version of the API started: no `version` in the input (docs/lifecycle.md, versioning).
+        jest.replaceProperty(enableProtectionModule, 'ENABLE_PROTECTION_INPUT_VERSION', undefined as unknown as 2);
+        const { jobId } = (await h.enable('vm1v')).jsonBody;
+        jest.restoreAllMocks();
+        const instanceId = instanceIds.enableProtection('vm1v');
+        const waiting = await engine().waitFor(instanceId, (s) => stage(s) === 'InitialReplicationInProgress');
+        expect((waiting.input as { version?: number }).version).toBeUndefined();
+        await engine().raiseEvent(instanceId, lifecycleEvents.initialReplicationProgress, {
+            vmId: 'vm1v',
+            disks: { os: 50, data: 50 },
+            at: h.now().toISOString(),
+        });
+        const done = await engine().waitFor(
+            instanceId,
+            isFinished,
+            engineName === 'embedded' ? 80 * 3600_000 : 120_000,
+        );
+        expect(done.output).toMatchObject({ result: 'Failed', error: { code: 'TIMEOUT' } });
+        expect((await engine().historyEventTypes(instanceId)).filter((t) => t === 'TimerCreated').length).toBe(2);
+        expect(await engine().status(instanceIds.initialReplicationDeadline('vm1v', jobId))).toBeUndefined();
     });
 
     it("does not complete on a delta cycle's recovery point, only on the initial one", async () => {
