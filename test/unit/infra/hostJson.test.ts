@@ -105,4 +105,32 @@ describe('host.json', () => {
         expect(durable.hubName).toBe('%DURABLE_TASK_HUB%');
         expect(durable.storageProvider).toMatchObject({ type: 'AzureStorage', connectionName: 'AzureWebJobsStorage' });
     });
+
+    it("is what docs/deploy.md's host.json table says, value by value", () => {
+        const doc = readFileSync(join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
+        const table = doc.slice(doc.indexOf('## host.json')).split('\n## ')[0]!;
+        const cells = (line: string) =>
+            line
+                .split('|')
+                .slice(1, -1)
+                .map((c) => c.trim().replace(/`/g, ''));
+        const checked: string[] = [];
+        let current = '';
+        for (const line of table.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| ---'))) {
+            const [sectionCell, settingCell, valueCell] = cells(line);
+            if (sectionCell === 'Section') continue;
+            if (sectionCell) current = sectionCell;
+            if (current === 'durableTask') continue; // names a group ("concurrency"), checked by the test above
+            const names = settingCell!.split(/, | \/ /);
+            const values = valueCell!.split(/, | \/ /);
+            expect({ names, count: values.length }).toEqual({ names, count: names.length });
+            names.forEach((name, i) => {
+                expect(`${current}.${name} = ${values[i]}`).toBe(
+                    `${current}.${name} = ${String(section(current)[name])}`,
+                );
+                checked.push(`${current}.${name}`);
+            });
+        }
+        expect(checked).toEqual(expect.arrayContaining(['queues.batchSize', 'queues.newBatchThreshold']));
+    });
 });
