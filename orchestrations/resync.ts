@@ -3,7 +3,7 @@ import { InvocationContext } from '@azure/functions';
 import { scaledMs } from '../shared/durableTime';
 import { HealthReason } from '../shared/health';
 import { instanceIds, lifecycleEvents, ResyncRequiredEvent } from '../shared/lifecycle/instances';
-import { isInstanceMissing } from '../shared/lifecycle/durableClientErrors';
+import { raiseIfPresent } from '../shared/lifecycle/durableClientErrors';
 import { fitCustomStatus } from '../shared/lifecycle/customStatus';
 import { Failure, Outcome, outcomeOf } from '../shared/retry';
 import { newJob } from '../shared/state/jobs';
@@ -151,17 +151,8 @@ export async function notifyReplicationMonitor(
     input: { vmId: string; name: string; payload: unknown },
     context: InvocationContext,
 ): Promise<'raised' | 'instanceMissing'> {
-    const client = df.getClient(context);
-    const instanceId = instanceIds.replicationMonitor(input.vmId);
-    // Raised whatever the monitor's transient status (Pending, Running, ContinuedAsNew): only a missing instance
-    // is an answer; a finished one drops the event (410), as the backend does.
-    try {
-        await client.raiseEvent(instanceId, input.name, input.payload);
-        return 'raised';
-    } catch (err) {
-        if (isInstanceMissing(err)) return 'instanceMissing';
-        throw err;
-    }
+    // A VM without a monitor is an answer, not an error (shared/lifecycle/durableClientErrors.ts).
+    return raiseIfPresent(df.getClient(context), instanceIds.replicationMonitor(input.vmId), input.name, input.payload);
 }
 
 export const notifyReplicationMonitorActivity = df.app.activity('resyncNotifyMonitor', {

@@ -1,6 +1,6 @@
 import * as df from 'durable-functions';
 import { InvocationContext } from '@azure/functions';
-import { isInstanceMissing } from '../../shared/lifecycle/durableClientErrors';
+import { raiseIfPresent } from '../../shared/lifecycle/durableClientErrors';
 import { lifecycleEvents } from '../../shared/lifecycle/instances';
 import { ports } from '../../shared/ports';
 import { RECORD_RETRY } from '../lifecycleActivities';
@@ -50,13 +50,7 @@ export async function raiseDeadline(
     input: { target: string; payload: DeadlineReachedEvent },
     context: InvocationContext,
 ): Promise<'raised' | 'instanceMissing'> {
-    try {
-        await df.getClient(context).raiseEvent(input.target, lifecycleEvents.deadlineReached, input.payload);
-        return 'raised';
-    } catch (err) {
-        if (isInstanceMissing(err)) return 'instanceMissing';
-        throw err;
-    }
+    return raiseIfPresent(df.getClient(context), input.target, lifecycleEvents.deadlineReached, input.payload);
 }
 
 export const raiseDeadlineActivity = df.app.activity('raiseDeadline', {

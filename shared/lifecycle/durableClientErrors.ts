@@ -43,3 +43,22 @@ export async function startOnce(
         throw err;
     }
 }
+
+/**
+ * Raises `name` to `instanceId` whatever its transient status (Pending, Running, ContinuedAsNew): only a missing
+ * instance is an answer ('instanceMissing'); a finished one drops the event (410), as the backend does.
+ */
+export async function raiseIfPresent(
+    client: { raiseEvent(instanceId: string, eventName: string, eventData: unknown): Promise<void> },
+    instanceId: string,
+    name: string,
+    payload: unknown,
+): Promise<'raised' | 'instanceMissing'> {
+    try {
+        await client.raiseEvent(instanceId, name, payload);
+        return 'raised';
+    } catch (err) {
+        if (isInstanceMissing(err)) return 'instanceMissing';
+        throw err;
+    }
+}
