@@ -458,29 +458,26 @@ export function* enableProtectionOrchestrator(
             deadline: { target: context.df.instanceId, fireAt: timeoutAt.toISOString(), key: deadline.key },
         }).withRetry(RECORD_RETRY);
     }
-    let complete = false;
-    let timedOut = false;
-    while (!complete) {
+    /** How the wait ended: complete, timed out, or failed with the result to return. */
+    let ended: 'complete' | 'timedOut' | { result: 'Failed'; jobId: string; error: IrError } | undefined;
+    while (ended === undefined) {
         let handledOne = false;
+        let deadlineReached = false;
         for (let event = waiters.take(); event; event = waiters.take()) {
             handledOne = true;
             if (event.name === lifecycleEvents.deadlineReached) {
                 // Events that came with it are still read first: the initial point may be among them.
-                if ((event.payload as DeadlineReachedEvent | undefined)?.key === deadline?.key) timedOut = true;
+                if ((event.payload as DeadlineReachedEvent | undefined)?.key === deadline?.key) deadlineReached = true;
                 continue;
             }
-            const outcome = yield* handle(event.name, event.payload);
-            if (outcome === 'complete') {
-                complete = true;
-                break;
-            }
-            if (outcome !== undefined) {
-                if (deadline) yield cancelDeadlineActivity({ instanceId: deadline.instanceId }).withRetry(RECORD_RETRY);
-                return outcome;
-            }
+            ended = yield* handle(event.name, event.payload);
+            if (ended !== undefined) break;
         }
-        if (complete) break;
-        if (timedOut) break;
+        if (ended !== undefined) break;
+        if (deadlineReached) {
+            ended = 'timedOut';
+            break;
+        }
         // A handler's activity let more events in: read them before waiting again.
         if (handledOne) continue;
         if (deadline) {
@@ -493,11 +490,13 @@ export function* enableProtectionOrchestrator(
             timeout.cancel();
             continue;
         }
-        if (waiters.pending) continue;
-        timedOut = true;
-        break;
+        if (!waiters.pending) ended = 'timedOut';
     }
-    if (!complete) {
+    // A deadline that has not fired is no longer needed, whichever way the wait ended.
+    if (deadline && ended !== 'timedOut') {
+        yield cancelDeadlineActivity({ instanceId: deadline.instanceId }).withRetry(RECORD_RETRY);
+    }
+    if (ended === 'timedOut') {
         const failure: Failure = {
             ok: false,
             code: 'TIMEOUT',
@@ -506,7 +505,7 @@ export function* enableProtectionOrchestrator(
         };
         return yield* failInitialReplication(failure, `${jobId}:ir-timeout`, failure.message);
     }
-    if (deadline) yield cancelDeadlineActivity({ instanceId: deadline.instanceId }).withRetry(RECORD_RETRY);
+    if (ended !== 'complete') return ended;
 
     // Finalize protection: its own job, as in ASR.
     const finalizeJobId = context.df.newGuid(`${jobId}:finalize`);

@@ -119,8 +119,8 @@ describe('a host killed with SIGKILL and restarted on the same storage finishes 
             // A step the kill interrupts takes the product's retry schedule on top: the restarted host re-runs the
             // activity the killed one was running, which can fail once more on what that left (the digest index's
             // lease, up to 60 s), and the orchestration retries a minute after the attempt began. On a quiet
-            // machine StartResync came 78 s after the resync was marked, the kill in between; in a loaded CI run
-            // it took more than 240 s. The budget bounds a hang, not speed.
+            // machine the resync had compared both disks 78 s after it was marked (StartResync before that), the
+            // kill in between; in a loaded CI run StartResync took more than 240 s. The budget bounds a hang.
             stepTimeoutMs: 480_000,
             progress: (line) => lines.push(line),
         });
