@@ -7,6 +7,8 @@ import {
 import { ChannelLog, CommandOutcome, ProviderCommandDelivery } from '../contracts/commandHandler';
 import { PROVIDER_COMMANDS_QUEUE } from '../contracts/messages';
 import { ensureErrorType } from '../errors';
+import { boundedBusCall } from './boundedCall';
+import { DEFAULT_BUS_TIMEOUT_MS } from './busClient';
 
 /** Turns a received message into what the command handler reads. The body stays raw bytes. */
 export function deliveryFromMessage(message: ServiceBusReceivedMessage): ProviderCommandDelivery {
@@ -47,6 +49,12 @@ export interface CommandReceiverOptions {
      * `maxAutoLockRenewalDuration`); the window starts again with each message. 0 turns renewal off. Default 5 min.
      */
     maxAutoLockRenewalDurationInMs?: number;
+    /**
+     * Longest wait for one receive, settlement or close of an accepted session's receiver. The SDK's own
+     * `retryOptions.timeoutInMs` does not bound a settlement whose link drops while it is in flight: without this
+     * bound the pass waited for ever and no other session was worked on. Default `DEFAULT_BUS_TIMEOUT_MS`.
+     */
+    operationTimeoutMs?: number;
     log?: ChannelLog;
 }
 
@@ -90,6 +98,7 @@ export class ServiceBusCommandReceiver {
     private readonly autoComplete: boolean;
     private readonly sessionWorkers: number;
     private readonly lockRenewalMs: number;
+    private readonly operationTimeoutMs: number;
     private running?: Promise<void>;
     private stopping = new AbortController();
 
@@ -107,6 +116,7 @@ export class ServiceBusCommandReceiver {
         this.autoComplete = options.autoCompleteMessages ?? true;
         this.sessionWorkers = Math.max(1, options.maxConcurrentSessions ?? 1);
         this.lockRenewalMs = options.maxAutoLockRenewalDurationInMs ?? 5 * 60_000;
+        this.operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_BUS_TIMEOUT_MS;
     }
 
     /** Starts the receive loop in the background; `stop` ends it. */
@@ -175,9 +185,12 @@ export class ServiceBusCommandReceiver {
         const lock = this.keepLocked(receiver);
         try {
             while (!this.stopping.signal.aborted) {
-                const messages = await receiver.receiveMessages(this.batchSize, {
-                    maxWaitTimeInMs: this.maxWaitTimeInMs,
-                });
+                const messages = await this.bounded(
+                    receiver,
+                    'receive',
+                    receiver.receiveMessages(this.batchSize, { maxWaitTimeInMs: this.maxWaitTimeInMs }),
+                    this.maxWaitTimeInMs,
+                );
                 if (messages.length === 0) break;
                 for (const message of messages) {
                     lock.restartWindow();
@@ -192,7 +205,7 @@ export class ServiceBusCommandReceiver {
                         // Without auto-completion nothing is settled: closing the session releases them.
                         if (this.autoComplete) {
                             for (const rest of messages.slice(messages.indexOf(message) + 1)) {
-                                await receiver.abandonMessage(rest);
+                                await this.bounded(receiver, 'abandon', receiver.abandonMessage(rest));
                             }
                         }
                         return pass;
@@ -202,8 +215,27 @@ export class ServiceBusCommandReceiver {
             return pass;
         } finally {
             lock.stop();
-            await receiver.close().catch(() => undefined);
+            await this.bounded(receiver, 'close', receiver.close(), 0, false).catch(() => undefined);
         }
+    }
+
+    /**
+     * One call on an accepted session's receiver, bounded by `operationTimeoutMs` beyond `extraMs` (a receive's
+     * own wait) and, unless `whileOpen` is false, by the receiver staying open (boundedBusCall).
+     */
+    private bounded<T>(
+        receiver: ServiceBusSessionReceiver,
+        what: string,
+        call: Promise<T>,
+        extraMs = 0,
+        whileOpen = true,
+    ): Promise<T> {
+        return boundedBusCall(call, {
+            what,
+            timeoutMs: this.operationTimeoutMs + extraMs,
+            closed: whileOpen ? () => receiver.isClosed : undefined,
+            details: { sessionId: receiver.sessionId, queue: this.queue },
+        });
     }
 
     /**
@@ -277,7 +309,7 @@ export class ServiceBusCommandReceiver {
         }
         switch (outcome.action) {
             case 'complete':
-                await receiver.completeMessage(message);
+                await this.bounded(receiver, 'complete', receiver.completeMessage(message));
                 return;
             case 'deadLetter':
                 this.log.warn('Provider command dead-lettered', {
@@ -286,10 +318,14 @@ export class ServiceBusCommandReceiver {
                     reason: outcome.reason,
                     description: outcome.description,
                 });
-                await receiver.deadLetterMessage(message, {
-                    deadLetterReason: outcome.reason,
-                    deadLetterErrorDescription: outcome.description,
-                });
+                await this.bounded(
+                    receiver,
+                    'dead-letter',
+                    receiver.deadLetterMessage(message, {
+                        deadLetterReason: outcome.reason,
+                        deadLetterErrorDescription: outcome.description,
+                    }),
+                );
                 return;
             case 'abandon':
                 this.log.info('Provider command abandoned for redelivery', {
@@ -298,7 +334,7 @@ export class ServiceBusCommandReceiver {
                     reason: outcome.reason,
                     description: outcome.description,
                 });
-                await receiver.abandonMessage(message);
+                await this.bounded(receiver, 'abandon', receiver.abandonMessage(message));
                 return;
         }
     }

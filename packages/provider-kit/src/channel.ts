@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { ServiceBusClient, ServiceBusReceivedMessage, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
 import {
+    boundedBusCall,
     busClientOptions,
+    DEFAULT_BUS_TIMEOUT_MS,
     deadline,
     ensureErrorType,
     eventSchemas,
@@ -125,7 +127,7 @@ export class ProviderChannel {
         if (typeof type !== 'string' || !KNOWN_EVENTS.has(type)) {
             // A newer event type within version 1: ignored, as the contract says.
             this.log(`event ${String(message.messageId)} of unknown type ${JSON.stringify(type)} ignored`);
-            await this.events.completeMessage(message);
+            await this.settleBounded('complete', message, this.events.completeMessage(message));
             return;
         }
         let event: ProviderEvent;
@@ -137,15 +139,37 @@ export class ProviderChannel {
             return;
         }
         this.receive(String(message.messageId), event);
-        await this.events.completeMessage(message);
+        await this.settleBounded('complete', message, this.events.completeMessage(message));
+    }
+
+    /**
+     * Events are handled one at a time, so a settlement that never answers would hold back every later event of
+     * the site: each is bounded (boundedBusCall). One that fails leaves the event to come again, and it is
+     * dropped then as already seen.
+     */
+    private async settleBounded(what: string, message: ServiceBusReceivedMessage, call: Promise<void>): Promise<void> {
+        try {
+            await boundedBusCall(call, {
+                what,
+                timeoutMs: DEFAULT_BUS_TIMEOUT_MS,
+                closed: () => this.events.isClosed,
+                details: { messageId: message.messageId },
+            });
+        } catch (err) {
+            this.log(`event ${String(message.messageId)}: ${what} failed: ${ensureErrorType(err).message}`);
+        }
     }
 
     private async refuse(message: ServiceBusReceivedMessage, reason: string, description: string): Promise<void> {
         this.log(`event ${String(message.messageId)} refused: ${reason}: ${description}`);
-        await this.events.deadLetterMessage(message, {
-            deadLetterReason: reason,
-            deadLetterErrorDescription: description.slice(0, 1024),
-        });
+        await this.settleBounded(
+            'dead-letter',
+            message,
+            this.events.deadLetterMessage(message, {
+                deadLetterReason: reason,
+                deadLetterErrorDescription: description.slice(0, 1024),
+            }),
+        );
     }
 
     /** Stops receiving and closes the connection; waits still pending end as StepIncomplete. */

@@ -43,7 +43,8 @@ export { logUploadPath, REPLICA_LOGS_CONTAINER } from '../../../shared/contracts
 export { CONSISTENCIES, LOG_METADATA_KEYS } from '../../../shared/contracts/uploadMetadata';
 export type { Consistency } from '../../../shared/contracts/uploadMetadata';
 export { siteSubscriptionName } from '../../../shared/bus/entities';
-export { busClientOptions } from '../../../shared/bus/busClient';
+export { busClientOptions, DEFAULT_BUS_TIMEOUT_MS } from '../../../shared/bus/busClient';
+export { boundedBusCall } from '../../../shared/bus/boundedCall';
 export { writeHrl, NIL_GUID, newGuid } from '../../../shared/hrl';
 export type { HrlWriteEntry } from '../../../shared/hrl';
 export { HRL_MAX_ENTRY_LENGTH } from '../../../shared/hrl/format';

@@ -5,6 +5,9 @@ import { ServiceBusEventPublisher } from '../../../shared/bus/eventPublisher';
 import { handleProviderCommand, ProviderCommandDelivery } from '../../../shared/contracts/commandHandler';
 import { signCommand } from '../../../shared/contracts/signature';
 import { LocalServiceBus } from '../../../packages/functions-local/src';
+import { ProviderChannel } from '../../../packages/provider-kit/src';
+import { siteSubscriptionName } from '../../../shared/bus/entities';
+import type { ProviderEvent, StopReplicationEvent } from '../../../shared/contracts/messages';
 import { commands, FakeChannel, fakeChannel, SITE_A } from '../../unit/contracts/fakeChannel';
 
 const QUEUE = 'provider-commands';
@@ -249,6 +252,44 @@ describe('ServiceBusCommandReceiver with the real client', () => {
         }
     });
 
+    it('goes on when the connection drops while a completion is in flight: the command comes back, nothing hangs', async () => {
+        // The SDK never settles a completion whose link drops under it, and its own timeout does not bound that
+        // call: the pass must end when the receiver closes, not after operationTimeoutMs (left at its default).
+        channel.runningInstances.add('monitor:vm-a1');
+        channel.runningInstances.add('monitor:vm-a2');
+        const warnings: string[] = [];
+        const receiver = new ServiceBusCommandReceiver(client, (d) => handleProviderCommand(d, channel.ports), {
+            maxWaitTimeInMs: 300,
+            backoffMs: 50,
+            log: { info: () => undefined, warn: (line, fields) => warnings.push(`${line} ${JSON.stringify(fields)}`) },
+        });
+        peer.dropConnectionsOnNextSettlement();
+        const first = await send(commands.cycleCompleted());
+        receiver.start();
+        const started = Date.now();
+        try {
+            await send(commands.cycleCompleted('vm-a2'));
+            await eventually(
+                () =>
+                    channel.writes.some((w) => w.kind === 'raise' && w.instanceId === 'monitor:vm-a2') &&
+                    peer.messages(QUEUE).length === 0 &&
+                    peer.lockedCount(QUEUE) === 0
+                        ? true
+                        : undefined,
+                'both commands settled after the drop',
+                20_000,
+            );
+            expect(Date.now() - started).toBeLessThan(20_000);
+            expect(warnings.some((w) => w.includes('closed during complete'))).toBe(true);
+            // The first command was carried out once; its redelivery was recognised and completed.
+            const raisedForFirst = channel.writes.filter((w) => w.kind === 'raise' && w.instanceId === 'monitor:vm-a1');
+            expect(raisedForFirst).toHaveLength(1);
+            expect(peer.messages(`${QUEUE}/$DeadLetterQueue`).map((m) => m.message.message_id)).not.toContain(first);
+        } finally {
+            await receiver.stop();
+        }
+    });
+
     it('keeps the session lock while handlers run longer than the lock and the renewal window', async () => {
         // One slow message (longer than the lock) and a session that stays busy for longer than lock and
         // renewal window together: nothing may be lost or delivered twice, and no pass may fail.
@@ -298,5 +339,58 @@ describe('ServiceBusCommandReceiver with the real client', () => {
 
     it('answers "no session" quickly when the queue is empty', async () => {
         expect(await receiverWith().processNextSession()).toEqual({ completed: 0, deadLettered: 0, abandoned: 0 });
+    });
+});
+
+describe("the provider kit's channel with the real client", () => {
+    it('keeps receiving events when the connection drops while an event is being completed', async () => {
+        // Events are handled one at a time: a completion that never answers would hold back every later one.
+        peer.createSubscription(
+            TOPIC,
+            siteSubscriptionName('site-a'),
+            (m) => m.application_properties?.siteId === 'site-a',
+        );
+        const lines: string[] = [];
+        const channel = new ProviderChannel(
+            { siteId: 'site-a', keyId: 'k1', key: Buffer.from('key').toString('base64') },
+            peer.connectionString,
+            { log: (line) => lines.push(line) },
+        );
+        const publisher = new ServiceBusEventPublisher(client);
+        const stop = (vmId: string) => ({
+            type: 'StopReplication' as const,
+            siteId: 'site-a',
+            vmId,
+            payload: { vmId, reason: 'Protection disabled.' },
+            messageId: `stop:${vmId}`,
+        });
+        const isStop =
+            (vmId: string) =>
+            (e: ProviderEvent): e is StopReplicationEvent =>
+                e.type === 'StopReplication' && e.vmId === vmId;
+        peer.dropConnectionsOnNextSettlement();
+        const connectionsBefore = peer.connectionsAccepted;
+        channel.start();
+        try {
+            await publisher.publish(stop('vm-a1'));
+            await channel.waitForEvent(isStop('vm-a1'), 15_000, 'the first event');
+            await publisher.publish(stop('vm-a2'));
+            const started = Date.now();
+            await channel.waitForEvent(isStop('vm-a2'), 20_000, 'the event after the drop');
+            expect(Date.now() - started).toBeLessThan(20_000);
+            // The connection was cut under the completion, and the channel reconnected.
+            expect(peer.connectionsAccepted).toBeGreaterThan(connectionsBefore);
+            await eventually(
+                () =>
+                    peer.messages(`${TOPIC}/Subscriptions/${siteSubscriptionName('site-a')}`).length === 0 &&
+                    peer.lockedCount(`${TOPIC}/Subscriptions/${siteSubscriptionName('site-a')}`) === 0
+                        ? true
+                        : undefined,
+                'every event completed',
+            );
+        } finally {
+            await channel.stop();
+            await publisher.close();
+        }
     });
 });

@@ -88,6 +88,15 @@ export class Deliveries implements ManagementTarget {
         return `${sender.connection.options.id ?? ''}/${sender.name}/${delivery.id}`;
     }
 
+    /** Whether a settlement arriving is for a message this broker has locked to a receiver. */
+    settles(context: EventContext): boolean {
+        return (
+            context.sender !== undefined &&
+            context.delivery !== undefined &&
+            this.locked.has(this.deliveryKey(context.sender, context.delivery))
+        );
+    }
+
     onDisposition(context: EventContext, outcome: Settlement): void {
         const delivery = context.delivery!;
         const locked = this.locked.get(this.deliveryKey(context.sender!, delivery));

@@ -85,6 +85,7 @@ export class LocalServiceBus {
     private server?: Server;
     private sweeper?: NodeJS.Timeout;
     private readonly sockets = new Set<Socket>();
+    private dropOnSettlement = false;
     private readonly queues = new Map<string, Entity>();
     private readonly topics = new Map<string, Topic>();
     private readonly duplicates = new DuplicateHistory();
@@ -166,9 +167,21 @@ export class LocalServiceBus {
             .length;
     }
 
-    /** Cuts every open connection, as a network failure would. The server keeps listening. */
+    /**
+     * The next settlement a receiver sends is not answered: every connection is cut instead, so the settlement is
+     * in flight when its link goes (the message stays unsettled and comes back).
+     */
+    dropConnectionsOnNextSettlement(): void {
+        this.dropOnSettlement = true;
+    }
+
+    /**
+     * Cuts every open connection, as a network failure would. The server keeps listening. The socket is destroyed
+     * with an error: rhea's server side learns of a lost connection from the socket's `error` or `end`, not from
+     * `close`, and without it the dropped links kept their session locks and messages until the locks expired.
+     */
     dropConnections(): void {
-        for (const socket of this.sockets) socket.destroy();
+        for (const socket of this.sockets) socket.destroy(new Error('Connection dropped by the local broker.'));
     }
 
     async stop(): Promise<void> {
@@ -202,10 +215,18 @@ export class LocalServiceBus {
             this.deliveries.pump(context.sender);
             context.sender!.set_drained(true);
         });
-        c.on('accepted', (context: EventContext) => this.deliveries.onDisposition(context, 'complete'));
-        c.on('released', (context: EventContext) => this.deliveries.onDisposition(context, 'abandon'));
-        c.on('modified', (context: EventContext) => this.deliveries.onDisposition(context, 'abandon'));
-        c.on('rejected', (context: EventContext) => this.deliveries.onDisposition(context, 'deadLetter'));
+        const settle = (outcome: Parameters<Deliveries['onDisposition']>[1]) => (context: EventContext) => {
+            if (this.dropOnSettlement && this.deliveries.settles(context)) {
+                this.dropOnSettlement = false;
+                this.dropConnections();
+                return;
+            }
+            this.deliveries.onDisposition(context, outcome);
+        };
+        c.on('accepted', settle('complete'));
+        c.on('released', settle('abandon'));
+        c.on('modified', settle('abandon'));
+        c.on('rejected', settle('deadLetter'));
         c.on('sender_close', (context: EventContext) => this.deliveries.releaseLink(context.sender));
         c.on('disconnected', (context: EventContext) => this.deliveries.releaseConnection(context.connection));
         c.on('connection_close', (context: EventContext) => this.deliveries.releaseConnection(context.connection));
