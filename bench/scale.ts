@@ -60,6 +60,7 @@ export function parseScaleArgs(argv: string[]): { sizes: number[]; spec: Omit<Fl
             churn: { type: 'string' },
             durable: { type: 'string' },
             timeout: { type: 'string' },
+            'azurite-on-disk': { type: 'boolean' },
         },
     });
     const whole = (v: string | undefined, name: string, fallback: number, min: number, max: number): number => {
@@ -78,6 +79,7 @@ export function parseScaleArgs(argv: string[]): { sizes: number[]; spec: Omit<Fl
             churn: parseByteSize(values.churn ?? '64K'),
             durable: parseDurableEngine(values.durable ?? 'embedded', '--durable'),
             stepTimeoutMs: whole(values.timeout, 'timeout', 900, 10, 86_400) * 1000,
+            ...(values['azurite-on-disk'] ? { azuriteOnDisk: true } : {}),
         },
     };
 }

@@ -15,6 +15,8 @@ export interface FleetSpec {
     durable: DurableEngineName;
     pollIntervalMs: number;
     stepTimeoutMs: number;
+    /** Azurite's data on disk in the fleet's folder (`--azurite-on-disk`), not in memory. */
+    azuriteOnDisk?: boolean;
 }
 
 /** Executions per trigger kind and per function name. */
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
             appRoot: resolve(__dirname, '..', '..'),
             stepTimeoutMs: spec.stepTimeoutMs,
             pollIntervalMs: spec.pollIntervalMs,
+            ...(spec.azuriteOnDisk ? { azuriteLocation: join(outDir, 'azurite') } : {}),
             onPhase: mark,
             progress: (line) => {
                 if (/FAILED|warning|step not completed|Protected$|cycle \d+ applied/.test(line)) {

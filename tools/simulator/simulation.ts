@@ -118,6 +118,12 @@ export interface SimulationOptions {
      * (the host and the Durable engine) and `REPLICA_STORAGE` (the app's replicas, logs, tables) may be two
      * connection strings to one Azurite, so a counting proxy can tell their traffic apart (bench/cost).
      */
+    /**
+     * Azurite's data in this folder instead of in memory. In memory, Azurite holds every page blob, snapshot
+     * and log in its own process, and a 200-VM fleet stalled it (every storage call hung for the 60 s of its
+     * timeout, 10 minutes into the cycles).
+     */
+    azuriteLocation?: string;
     hostStorage?: { azureWebJobsStorage: string; replicaStorage: string };
     /** Progress lines (stderr for the CLI). */
     progress?: (line: string) => void;
@@ -280,6 +286,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
                     options.appRoot ?? resolve(__dirname, '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : [])),
                 modules: options.modules,
                 port: 0,
+                ...(options.azuriteLocation ? { azurite: { location: options.azuriteLocation } } : {}),
                 ...(options.hostStorage ? { storageConnectionString: options.hostStorage.azureWebJobsStorage } : {}),
                 settings: {
                     ...(options.hostStorage
