@@ -28,17 +28,17 @@ export async function boundedBusCall<T>(call: Promise<T>, bound: BusCallBound): 
     let poll: NodeJS.Timeout | undefined;
     const guard = new Promise<never>((_, reject) => {
         poll = setInterval(() => {
-            const details = { ...bound.details, operation: bound.what };
+            const details = () => ({ ...bound.details, operation: bound.what });
             if (bound.closed?.()) {
                 reject(
                     new HvrError(
                         'TRANSIENT',
-                        `The receiver closed during ${bound.what} (the connection dropped).`,
-                        details,
+                        `The receiver closed during ${bound.what} (its link or connection went).`,
+                        details(),
                     ),
                 );
             } else if (Date.now() - started > bound.timeoutMs) {
-                reject(new HvrError('TIMEOUT', `No answer to ${bound.what} within ${bound.timeoutMs} ms.`, details));
+                reject(new HvrError('TIMEOUT', `No answer to ${bound.what} within ${bound.timeoutMs} ms.`, details()));
             }
         }, CLOSED_POLL_MS);
         poll.unref?.();

@@ -43,8 +43,8 @@ export class StepIncomplete extends Error {
 /** The event types of contract version 1, from the core's schemas (a provider ignores, and completes, any other). */
 const KNOWN_EVENTS: ReadonlySet<string> = new Set(Object.keys(eventSchemas));
 
-/** Bounds each send; the SDK's own operation timeout is the same (shared/bus/busClient.ts). */
-const SEND_TIMEOUT_MS = 30_000;
+/** Bounds each send and each settlement: the SDK's own operation timeout (shared/bus/busClient.ts). */
+const SEND_TIMEOUT_MS = DEFAULT_BUS_TIMEOUT_MS;
 
 interface Waiter {
     matches(event: ProviderEvent): boolean;
@@ -151,7 +151,7 @@ export class ProviderChannel {
         try {
             await boundedBusCall(call, {
                 what,
-                timeoutMs: DEFAULT_BUS_TIMEOUT_MS,
+                timeoutMs: SEND_TIMEOUT_MS,
                 closed: () => this.events.isClosed,
                 details: { messageId: message.messageId },
             });

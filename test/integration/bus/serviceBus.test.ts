@@ -266,7 +266,6 @@ describe('ServiceBusCommandReceiver with the real client', () => {
         peer.dropConnectionsOnNextSettlement();
         const first = await send(commands.cycleCompleted());
         receiver.start();
-        const started = Date.now();
         try {
             await send(commands.cycleCompleted('vm-a2'));
             await eventually(
@@ -279,7 +278,6 @@ describe('ServiceBusCommandReceiver with the real client', () => {
                 'both commands settled after the drop',
                 20_000,
             );
-            expect(Date.now() - started).toBeLessThan(20_000);
             expect(warnings.some((w) => w.includes('closed during complete'))).toBe(true);
             // The first command was carried out once; its redelivery was recognised and completed.
             const raisedForFirst = channel.writes.filter((w) => w.kind === 'raise' && w.instanceId === 'monitor:vm-a1');
@@ -344,7 +342,10 @@ describe('ServiceBusCommandReceiver with the real client', () => {
 
 describe("the provider kit's channel with the real client", () => {
     it('keeps receiving events when the connection drops while an event is being completed', async () => {
-        // Events are handled one at a time: a completion that never answers would hold back every later one.
+        // Events are handled one at a time, so a completion that never answered would hold back every later one.
+        // Here the non-session receiver's SDK answers the cut completion itself (it did not hang on the old
+        // channel either): this checks that the channel reconnects and goes on, not the settlement bound, which
+        // test/unit/bus/boundedCall.test.ts covers.
         peer.createSubscription(
             TOPIC,
             siteSubscriptionName('site-a'),
@@ -375,9 +376,7 @@ describe("the provider kit's channel with the real client", () => {
             await publisher.publish(stop('vm-a1'));
             await channel.waitForEvent(isStop('vm-a1'), 15_000, 'the first event');
             await publisher.publish(stop('vm-a2'));
-            const started = Date.now();
             await channel.waitForEvent(isStop('vm-a2'), 20_000, 'the event after the drop');
-            expect(Date.now() - started).toBeLessThan(20_000);
             // The connection was cut under the completion, and the channel reconnected.
             expect(peer.connectionsAccepted).toBeGreaterThan(connectionsBefore);
             await eventually(
