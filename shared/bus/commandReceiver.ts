@@ -150,12 +150,17 @@ export class ServiceBusCommandReceiver {
 
     private async pause(ms: number): Promise<void> {
         if (this.stopping.signal.aborted) return;
+        // The listener goes with the pause: the loop pauses after every idle pass, and one left behind per pause
+        // grew without end (a listener and its closure per half second per session worker).
+        const signal = this.stopping.signal;
         await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, ms);
-            this.stopping.signal.addEventListener('abort', () => {
+            const done = () => {
                 clearTimeout(timer);
+                signal.removeEventListener('abort', done);
                 resolve();
-            });
+            };
+            const timer = setTimeout(done, ms);
+            signal.addEventListener('abort', done, { once: true });
         });
     }
 
