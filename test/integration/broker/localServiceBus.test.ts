@@ -76,6 +76,35 @@ describe('the local Service Bus broker with the real SDK', () => {
         expect(broker.messages('short')).toEqual([]);
     });
 
+    it('keeps delivering to one long-lived receiver past 2,048 messages (an AMQP session holds that many unfreed)', async () => {
+        broker.createQueue('long');
+        const sender = client.createSender('long');
+        const receiver = client.createReceiver('long');
+        let got = 0;
+        const subscription = receiver.subscribe(
+            {
+                processMessage: async (m) => {
+                    await receiver.completeMessage(m);
+                    got++;
+                },
+                processError: async () => undefined,
+            },
+            { maxConcurrentCalls: 1, autoCompleteMessages: false },
+        );
+        try {
+            for (let i = 0; i < 2_200; i += 200) {
+                await sender.sendMessages(Array.from({ length: 200 }, (_, j) => ({ body: i + j })));
+            }
+            // Before, the 2,049th message stayed in the queue for good: the broker's session stopped sending.
+            const until = Date.now() + 30_000;
+            while (got < 2_200 && Date.now() < until) await sleep(100);
+        } finally {
+            await subscription.close();
+        }
+        expect(got).toBe(2_200);
+        expect(broker.messages('long')).toEqual([]);
+    }, 60_000);
+
     it('keeps a lock that is renewed', async () => {
         broker.createQueue('renewed', { lockDurationMs: 400 });
         await client.createSender('renewed').sendMessages({ body: 'x' });

@@ -7,6 +7,19 @@ import { ManagementTarget } from './management';
 
 type Settlement = 'complete' | 'abandon' | 'deadLetter';
 
+/**
+ * Settles a delivery the receiver has already answered, and lets rhea forget it. The SDKs receive in peek-lock
+ * with receiver settle mode "second": the receiver sends its outcome unsettled, the sender (this broker) settles,
+ * and the receiver never sends another disposition. rhea frees an outgoing delivery only once both ends have
+ * settled it, and holds at most 2,048 unfreed deliveries per AMQP session; past that every link of the session
+ * stops being sendable. A long-lived receiver (a provider's event subscription) stopped getting messages after
+ * its 2,048th, for good.
+ */
+function settleLast(delivery: Delivery, state: unknown): void {
+    delivery.update(true, state);
+    (delivery as Delivery & { remote_settled: boolean }).remote_settled = true;
+}
+
 /** A receiver link the broker sends to. */
 export interface ReceiverLink {
     sender: Sender;
@@ -53,7 +66,7 @@ export class Deliveries implements ManagementTarget {
                 deliveryKey,
                 lockToken: lockTokenOfTag(tag),
                 lockedUntil,
-                settle: (state) => delivery.update(true, state),
+                settle: (state) => settleLast(delivery, state),
             });
         }
     }
@@ -102,8 +115,8 @@ export class Deliveries implements ManagementTarget {
         const locked = this.locked.get(this.deliveryKey(context.sender!, delivery));
         if (!locked) {
             // Settled once already, or its lock expired and the message went back to the queue.
-            delivery.update(
-                true,
+            settleLast(
+                delivery,
                 OUTCOMES.refused(
                     CONDITIONS.messageLockLost,
                     'The lock supplied is invalid: it expired, or the message was already settled.',
