@@ -220,17 +220,18 @@ describeOnEngines('engine rules', (engine, name) => {
             input: { handled: [], generation: 0, idleMs: 3000 },
         });
         for (let i = 0; i < 3; i++) await engine().raiseEvent('same-batch', 'Signal', i);
-        // The first episode takes the three events with ExecutionStarted; it handles "0" and continues as new.
-        // Each new execution is handed the same three events again (as already played), handles "0" again and
-        // continues as new: the work item never ends, so the status never leaves the first generation.
+        // The episode that takes the three events handles "0" and continues as new. Each new execution is handed
+        // the same three events again (as already played), handles "0" again and continues as new: the work item
+        // never ends, so the stored status never leaves the first generation. It reads Pending when the events
+        // came in one batch with ExecutionStarted (nothing was ever checkpointed), Running when the first episode
+        // ran alone and was checkpointed before they came; which one depends on timing (CI at load saw Pending).
         const deadline = Date.now() + 30_000;
         while (dtfx.episodesOf('same-batch') < 50 && Date.now() < deadline) {
             await new Promise((resolve) => setTimeout(resolve, 200));
         }
         expect(dtfx.episodesOf('same-batch')).toBeGreaterThanOrEqual(50);
-        expect(await engine().status('same-batch')).toMatchObject({
-            runtimeStatus: 'Running',
-            input: { handled: [], generation: 0 },
-        });
+        const status = await engine().status('same-batch');
+        expect(['Pending', 'Running']).toContain(status?.runtimeStatus);
+        expect(status).toMatchObject({ input: { handled: [], generation: 0 } });
     });
 });
