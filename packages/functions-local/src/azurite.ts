@@ -49,11 +49,14 @@ export const AZURITE_START_TIMEOUT_MS = 180_000;
  * Runs in the Azurite child before Azurite itself: the child's stdin is a pipe whose other end only the parent
  * holds, so it reaches end-of-file when the parent exits for any reason, `kill -9` included (no signal is sent
  * then, and the child would be reparented and live on). Azurite is then asked to stop as on SIGTERM, and the
- * child exits within five seconds whatever happens.
+ * child exits within five seconds whatever happens. Before Azurite has its handler (it sets it after it listens)
+ * the child exits at once. `stop()` ends that pipe too, so Azurite ends as a process that exits, not one that is
+ * killed: what lets node's exit-time work run (a `--cpu-prof` profile, say).
  */
 const PARENT_WATCH = [
     'const stop = () => {',
     '    setTimeout(() => process.exit(0), 5000).unref();',
+    "    if (process.listenerCount('SIGTERM') === 0) process.exit(0);",
     "    process.kill(process.pid, 'SIGTERM');",
     '};',
     "process.stdin.on('end', stop);",
@@ -61,6 +64,20 @@ const PARENT_WATCH = [
     'process.stdin.resume();',
     'require(process.argv[1]);',
 ].join('\n');
+
+/**
+ * Node's own flags for the Azurite child, from `HVR_AZURITE_NODE_ARGS` (split on spaces), for example
+ * `--cpu-prof --cpu-prof-dir=/tmp/azurite-prof` to profile the emulator in a benchmark (the profile is written when
+ * Azurite stops). Only flags: anything not starting with `--` is refused, so the variable cannot name a script.
+ */
+export function azuriteNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+    const args = (env.HVR_AZURITE_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+    const bad = args.find((a) => !a.startsWith('--'));
+    if (bad !== undefined) {
+        throw new Error(`HVR_AZURITE_NODE_ARGS takes node flags only (each starting with --), not "${bad}".`);
+    }
+    return args;
+}
 
 /** The line of Azurite's output that says why it stopped (its last non-empty one). */
 function reasonIn(output: string): string {
@@ -104,7 +121,9 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
         if (options.memoryLimitMb) args.push('--extentMemoryLimit', String(options.memoryLimitMb));
     }
     // `node -e WATCH azurite.js flags...`: process.argv is [node, azurite.js, flags...] as Azurite expects.
-    const child = spawn(process.execPath, ['-e', PARENT_WATCH, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...azuriteNodeArgs(), '-e', PARENT_WATCH, ...args], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const urls: Partial<Record<'Blob' | 'Queue' | 'Table', string>> = {};
     const timeoutMs = options.startTimeoutMs ?? AZURITE_START_TIMEOUT_MS;
     let output = '';
@@ -151,8 +170,8 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
 async function stopChild(child: ChildProcess): Promise<void> {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.stdin?.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 7000);
     await exited;
     clearTimeout(timer);
 }

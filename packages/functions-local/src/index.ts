@@ -3,7 +3,7 @@
  * Functions runtime (and the bridge to the real engine), a local AMQP Service Bus broker and Azurite.
  * Apps import this entry only; README.md says how to use it.
  */
-export { startAzurite, azuriteConnectionString, AZURITE_ACCOUNT, AZURITE_KEY } from './azurite';
+export { startAzurite, azuriteNodeArgs, azuriteConnectionString, AZURITE_ACCOUNT, AZURITE_KEY } from './azurite';
 export type { AzuriteEndpoints, RunningAzurite, StartAzuriteOptions } from './azurite';
 export { LocalPlatformError, ensureErrorType, type LocalPlatformErrorCode } from './errors';
 export { connectionFromString, deadline, STORAGE_CALL_TIMEOUT_MS, type StorageConnection } from './storage';
