@@ -218,6 +218,8 @@ interface SimVm {
     /** With the `encrypt` fault: the cycle whose writes encrypt the disks, and the sources just before it. */
     encryptAt?: number;
     cleanPoint?: { cycleId: string; rawPaths: Record<string, string> };
+    /** How long its last delta cycle took from shipped to seen as a recovery point: when to poll for the next. */
+    applyMs?: number;
 }
 
 /** Counters for the summary. */
@@ -737,8 +739,10 @@ async function waitForItem(
     step: string,
     done: (item: ProtectedItemView) => boolean | Promise<boolean>,
     timeoutMs = ctx.stepTimeoutMs,
+    firstPollAfterMs = 0,
 ): Promise<ProtectedItemView> {
     const until = Date.now() + timeoutMs;
+    if (firstPollAfterMs > 0) await new Promise((r) => setTimeout(r, Math.min(firstPollAfterMs, timeoutMs)));
     for (;;) {
         const item = await ctx.api.protectedItem(vmId).catch(() => undefined);
         if (item && (await done(item))) return item;
@@ -775,6 +779,28 @@ async function unlessProtectionFails<T>(ctx: VmRunContext, vmId: string, step: s
         settled = true;
     }
 }
+
+/**
+ * Waits for a delta cycle's recovery point. The first poll comes at 80 % of the time the VM's last cycle took
+ * (its apply time follows the fleet's load), so the polls per cycle stay a handful whatever the fleet, where polls
+ * at a fixed pace would grow with the cycle's length. The wait's length is learned for the next cycle.
+ */
+async function waitForApplied(ctx: VmRunContext, vm: SimVm, cycle: number, shippedAt: number): Promise<void> {
+    const sinceShipped = Date.now() - shippedAt;
+    const firstPollAfterMs = vm.applyMs === undefined ? 0 : Math.max(0, FIRST_POLL_SHARE * vm.applyMs - sinceShipped);
+    await waitForItem(
+        ctx,
+        vm.vmId,
+        `${vm.vmId} cycle ${cycle} applied`,
+        () => hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(cycle)),
+        ctx.stepTimeoutMs,
+        firstPollAfterMs,
+    );
+    vm.applyMs = Date.now() - shippedAt;
+}
+
+/** Of the last cycle's apply time, how much passes before the first poll for the next. */
+const FIRST_POLL_SHARE = 0.8;
 
 async function hasRecoveryPoint(ctx: VmRunContext, vmId: string, cycleId: string): Promise<boolean> {
     const points = await ctx.api.recoveryPoints(vmId).catch(() => []);
@@ -873,14 +899,13 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
     // Delta cycles, as fast as the pipeline takes them: a cycle starts once the previous one is a recovery point.
     // (Running further ahead makes the disks of a VM finish cycles out of step, and the merge then rightly skips
     // the recovery points of the cycles no moment had on every disk at once.)
+    let shippedAt = 0;
     for (let cycle = 1; cycle <= options.cycles; cycle++) {
         const previous = cycle - 1;
         const chainBroken = vm.droppedAt !== undefined && vm.droppedAt.cycle <= previous;
         const heldBack = [...vm.held.values()].some((h) => h.cycle === previous);
         if (previous >= 1 && !chainBroken && !heldBack) {
-            await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${previous} applied`, () =>
-                hasRecoveryPoint(ctx, vm.vmId, cycleIdOf(previous)),
-            );
+            await waitForApplied(ctx, vm, previous, shippedAt);
         }
         if (vm.encryptAt === cycle) {
             // The sources now are the previous cycle's point: what a failover to LatestClean must restore.
@@ -888,6 +913,7 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
             vm.cleanPoint = { cycleId: before, rawPaths: await copySources(vm, before, ctx) };
         }
         await runCycle(vm, cycle, ctx);
+        shippedAt = Date.now();
         if (options.changePoint && cycle === options.cycles - 1) await keepSourcesOf(vm, cycleIdOf(cycle), ctx);
     }
     for (const [diskId, held] of vm.held) {
@@ -900,11 +926,16 @@ async function replicateVm(vm: SimVm, ctx: VmRunContext): Promise<void> {
         return;
     }
     const lastCycle = cycleIdOf(options.cycles);
-    await waitForItem(ctx, vm.vmId, `${vm.vmId} cycle ${options.cycles} applied`, async (item) =>
-        options.cycles === 0
-            ? item.properties.protectionState === 'Protected'
-            : await hasRecoveryPoint(ctx, vm.vmId, lastCycle),
-    );
+    if (options.cycles > 0) {
+        await waitForApplied(ctx, vm, options.cycles, shippedAt);
+    } else {
+        await waitForItem(
+            ctx,
+            vm.vmId,
+            `${vm.vmId} protected`,
+            (item) => item.properties.protectionState === 'Protected',
+        );
+    }
     vm.lastCycleId = options.cycles === 0 ? INITIAL_REPLICATION_CYCLE_ID : lastCycle;
     say(`${vm.vmId}: cycle ${options.cycles} applied (recovery point ${vm.vmId}:${lastCycle})`);
 }
