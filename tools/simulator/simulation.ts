@@ -786,8 +786,7 @@ async function unlessProtectionFails<T>(ctx: VmRunContext, vmId: string, step: s
  * at a fixed pace would grow with the cycle's length. The wait's length is learned for the next cycle.
  */
 async function waitForApplied(ctx: VmRunContext, vm: SimVm, cycle: number, shippedAt: number): Promise<void> {
-    const sinceShipped = Date.now() - shippedAt;
-    const firstPollAfterMs = vm.applyMs === undefined ? 0 : Math.max(0, FIRST_POLL_SHARE * vm.applyMs - sinceShipped);
+    const firstPollAfterMs = firstPollDelayMs(vm.applyMs, Date.now() - shippedAt);
     await waitForItem(
         ctx,
         vm.vmId,
@@ -801,6 +800,11 @@ async function waitForApplied(ctx: VmRunContext, vm: SimVm, cycle: number, shipp
 
 /** Of the last cycle's apply time, how much passes before the first poll for the next. */
 const FIRST_POLL_SHARE = 0.8;
+
+/** How long to wait before the first poll for a cycle shipped `sinceShippedMs` ago (0 for a VM's first cycle). */
+export function firstPollDelayMs(lastApplyMs: number | undefined, sinceShippedMs: number): number {
+    return lastApplyMs === undefined ? 0 : Math.max(0, Math.round(FIRST_POLL_SHARE * lastApplyMs - sinceShippedMs));
+}
 
 async function hasRecoveryPoint(ctx: VmRunContext, vmId: string, cycleId: string): Promise<boolean> {
     const points = await ctx.api.recoveryPoints(vmId).catch(() => []);
