@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { AZURITE_LOOKUPS } from './azuriteLookups';
 
 /** The well-known development account that Azurite serves. It is public and only ever valid against Azurite. */
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
@@ -15,6 +16,11 @@ export interface AzuriteEndpoints {
 
 export interface RunningAzurite extends AzuriteEndpoints {
     pid: number;
+    /**
+     * `indexed` when its blob lookups go through their index (see azuriteLookups.ts), `plain` when its LokiJS is
+     * not the version that was checked, or with HVR_AZURITE_LOOKUPS=plain.
+     */
+    lookups: 'indexed' | 'plain';
     stop(): Promise<void>;
 }
 
@@ -62,8 +68,16 @@ const PARENT_WATCH = [
     "process.stdin.on('end', stop);",
     "process.stdin.on('error', stop);",
     'process.stdin.resume();',
-    'require(process.argv[1]);',
 ].join('\n');
+
+/** The child's script: the watch, the lookups (unless HVR_AZURITE_LOOKUPS=plain), then Azurite. */
+function childScript(env: NodeJS.ProcessEnv): string {
+    const lookups =
+        env.HVR_AZURITE_LOOKUPS === 'plain'
+            ? "console.log('HVR lookups plain (HVR_AZURITE_LOOKUPS)');"
+            : AZURITE_LOOKUPS;
+    return [PARENT_WATCH, lookups, 'require(process.argv[1]);'].join('\n');
+}
 
 /**
  * Node's own flags for the Azurite child, from `HVR_AZURITE_NODE_ARGS` (split on spaces), for example
@@ -121,10 +135,11 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
         if (options.memoryLimitMb) args.push('--extentMemoryLimit', String(options.memoryLimitMb));
     }
     // `node -e WATCH azurite.js flags...`: process.argv is [node, azurite.js, flags...] as Azurite expects.
-    const child = spawn(process.execPath, [...azuriteNodeArgs(), '-e', PARENT_WATCH, ...args], {
+    const child = spawn(process.execPath, [...azuriteNodeArgs(), '-e', childScript(process.env), ...args], {
         stdio: ['pipe', 'pipe', 'pipe'],
     });
     const urls: Partial<Record<'Blob' | 'Queue' | 'Table', string>> = {};
+    let lookups: RunningAzurite['lookups'] = 'plain';
     const timeoutMs = options.startTimeoutMs ?? AZURITE_START_TIMEOUT_MS;
     let output = '';
     const ready = new Promise<void>((resolve, reject) => {
@@ -137,6 +152,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
             for (const m of output.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at (\S+)/g)) {
                 urls[m[1] as 'Blob' | 'Queue' | 'Table'] = m[2]!.replace(/\/$/, '');
             }
+            if (/^HVR lookups indexed/m.test(output)) lookups = 'indexed';
             if (urls.Blob && urls.Queue && urls.Table) {
                 clearTimeout(timer);
                 child.stdout?.off('data', onData);
@@ -159,6 +175,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
     const tableUrl = `${urls.Table}/${AZURITE_ACCOUNT}`;
     return {
         pid: child.pid ?? 0,
+        lookups,
         blobUrl,
         queueUrl,
         tableUrl,
