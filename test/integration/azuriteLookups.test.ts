@@ -51,6 +51,40 @@ async function script(azurite: RunningAzurite): Promise<unknown[]> {
     for await (const b of container.listBlobsFlat({ includeSnapshots: true }))
         listed.push(`${b.name}${b.snapshot ? '@' : ''}`);
     seen.push(['listed', listed]);
+
+    // Tables: partition queries, a range in one, an `or` across two, a key with a quote, and a partition of more
+    // than one page (1,000 entities), read through its continuation.
+    const table = storage.tableClient('lookups');
+    await table.createTable();
+    const entities = [];
+    for (let p = 0; p < 5; p++)
+        for (let r = 0; r < 30; r++)
+            entities.push({ partitionKey: `vm-${p}`, rowKey: `r${String(r).padStart(2, '0')}`, n: r });
+    entities.push({ partitionKey: "it's", rowKey: 'r01', n: 1 });
+    for (let r = 0; r < 1005; r++)
+        entities.push({ partitionKey: 'big', rowKey: `r${String(r).padStart(4, '0')}`, n: r });
+    const byPartition = new Map<string, typeof entities>();
+    for (const e of entities) byPartition.set(e.partitionKey, [...(byPartition.get(e.partitionKey) ?? []), e]);
+    for (const group of byPartition.values()) {
+        for (let i = 0; i < group.length; i += 100) {
+            await table.submitTransaction(group.slice(i, i + 100).map((e) => ['create', e] as ['create', typeof e]));
+        }
+    }
+    for (const filter of [
+        "PartitionKey eq 'vm-3'",
+        "PartitionKey eq 'vm-3' and RowKey ge 'r25'",
+        "PartitionKey eq 'vm-3' and n lt 4",
+        "PartitionKey eq 'vm-1' or PartitionKey eq 'vm-2'",
+        "PartitionKey eq 'it''s'",
+        "PartitionKey eq 'big' and n ge 990",
+        "PartitionKey eq 'big'",
+        "RowKey eq 'r07'",
+    ]) {
+        const rows: string[] = [];
+        for await (const e of table.listEntities({ queryOptions: { filter } }))
+            rows.push(`${e.partitionKey}/${e.rowKey}`);
+        seen.push([filter, rows.length, rows.slice(0, 3), rows.slice(-3)]);
+    }
     return seen;
 }
 
@@ -69,6 +103,13 @@ describe("Azurite's blob lookups by name (azuriteLookups.ts)", () => {
             expect(withLookups).toContainEqual(['delete with snapshots', '409 SnapshotsPresent']);
             expect(withLookups).toContainEqual(['that snapshot again', '404 BlobNotFound']);
             expect(withLookups).toContainEqual(['base gone', '404 BlobNotFound']);
+            expect(withLookups).toContainEqual([
+                "PartitionKey eq 'big'",
+                1005,
+                ['big/r0000', 'big/r0001', 'big/r0002'],
+                ['big/r1002', 'big/r1003', 'big/r1004'],
+            ]);
+            expect(withLookups).toContainEqual(["PartitionKey eq 'it''s'", 1, ["it's/r01"], ["it's/r01"]]);
         } finally {
             if (before === undefined) delete process.env.HVR_AZURITE_LOOKUPS;
             else process.env.HVR_AZURITE_LOOKUPS = before;

@@ -1,4 +1,4 @@
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runInThisContext } from 'node:vm';
 import { AZURITE_LOOKUPS } from '../../../packages/functions-local/src';
 
@@ -10,7 +10,11 @@ interface Collection {
     count(q: Doc): number;
     findAndRemove(q: Doc): void;
     find(q: Doc): Doc[];
+    chain(): { where(fn: (doc: Doc) => boolean): { data(): Doc[] } };
     ensureAllIndexes(force?: boolean): void;
+}
+interface Generator {
+    generateQueryForPersistenceLayer(options: { filter?: string }, context: unknown): (entity: Doc) => boolean;
 }
 interface LokiModule {
     new (name: string): { addCollection(name: string, options: Doc): Collection };
@@ -18,7 +22,7 @@ interface LokiModule {
 }
 
 /** LokiJS as Azurite loads it, with the lookups installed the way the Azurite child installs them. */
-function lokiWithLookups(): { Loki: LokiModule; said: string[] } {
+function lokiWithLookups(): { Loki: LokiModule; said: string[]; generator: Generator } {
     jest.resetModules();
     const azurite = require.resolve('azurite/dist/src/azurite.js');
     const lokiPath = require.resolve('lokijs', { paths: [dirname(azurite)] });
@@ -33,7 +37,12 @@ function lokiWithLookups(): { Loki: LokiModule; said: string[] } {
             log: (line: string) => said.push(line),
         },
     );
-    return { Loki: require(lokiPath) as LokiModule, said };
+    const generator = (
+        require(join(dirname(azurite), 'table', 'persistence', 'LokiTableStoreQueryGenerator.js')) as {
+            default: Generator;
+        }
+    ).default;
+    return { Loki: require(lokiPath) as LokiModule, said, generator };
 }
 
 /** A blobs collection as Azurite's LokiBlobMetadataStore makes it: 2 containers × 500 blobs, one with 3 snapshots. */
@@ -52,7 +61,7 @@ function blobs(Loki: LokiModule): Collection {
 
 describe("the Azurite child's blob lookups by name", () => {
     it('install for the LokiJS version checked and say so', () => {
-        expect(lokiWithLookups().said).toEqual(['HVR lookups indexed (lokijs 1.5.12)']);
+        expect(lokiWithLookups().said).toEqual(['HVR lookups indexed (azurite 3.35.0, lokijs 1.5.12)']);
     });
 
     it("find a blob through the name's index: a few comparisons, not one per blob", () => {
@@ -107,5 +116,74 @@ describe("the Azurite child's blob lookups by name", () => {
         coll.findAndRemove({ accountName: 'dev', containerName: 'a', name: 'disk-7', snapshot: { $gt: '' } });
         expect(coll.count({ accountName: 'dev', containerName: 'a', name: 'disk-7' })).toBe(1);
         expect(coll.find({ accountName: 'dev', containerName: 'a' })).toHaveLength(500);
+    });
+
+    describe('table queries', () => {
+        /** 50 partitions of 20 entities as Azurite's table store keeps them, and one partition key with a quote. */
+        function entities(Loki: LokiModule): Collection {
+            const coll = new Loki('t').addCollection('entities', { indices: ['PartitionKey', 'RowKey'] });
+            const add = (PartitionKey: string, RowKey: string, n: number): void => {
+                coll.insert({ PartitionKey, RowKey, properties: { PartitionKey, RowKey, n } });
+            };
+            for (let p = 0; p < 50; p++) for (let r = 0; r < 20; r++) add(`vm-${p}`, `r${r}`, r);
+            add("it's", 'r1', 1);
+            return coll;
+        }
+        const keys = (docs: Doc[]): string[] => docs.map((e) => `${e.PartitionKey as string}/${e.RowKey as string}`);
+
+        it('return what the filter over the whole table returns, in the same order', () => {
+            const { Loki, generator } = lokiWithLookups();
+            const coll = entities(Loki);
+            const cases = [
+                "PartitionKey eq 'vm-7'",
+                "PartitionKey eq 'vm-7' and RowKey ge 'r15'",
+                "(PartitionKey eq 'vm-7') and (n lt 3)",
+                "PartitionKey eq 'it''s'",
+                "PartitionKey eq 'vm-7' or PartitionKey eq 'vm-8'",
+                "PartitionKey eq 'vm-7' and RowKey eq 'r1' or PartitionKey eq 'vm-9'",
+                "not (PartitionKey eq 'vm-7')",
+                "RowKey eq 'r3'",
+                "n eq 2 and PartitionKey eq 'vm-3'",
+                "PartitionKey eq 'nope'",
+            ];
+            for (const filter of cases) {
+                const where = generator.generateQueryForPersistenceLayer({ filter }, {});
+                // A plain wrapper carries no partition: the whole table, as Azurite alone would look at it.
+                const whole = keys(
+                    coll
+                        .chain()
+                        .where((e) => where(e))
+                        .data(),
+                );
+                expect([filter, keys(coll.chain().where(where).data())]).toEqual([filter, whole]);
+            }
+            const only = (filter: string): string[] =>
+                keys(coll.chain().where(generator.generateQueryForPersistenceLayer({ filter }, {})).data());
+            expect(only("PartitionKey eq 'it''s'")).toEqual(["it's/r1"]);
+            expect(only("PartitionKey eq 'vm-7' or PartitionKey eq 'vm-8'")).toHaveLength(40);
+            expect(only("PartitionKey eq 'vm-7' and RowKey eq 'r1' or PartitionKey eq 'vm-9'")).toHaveLength(21);
+        });
+
+        it('look at the partition only: its 20 entities, not the 1,001 of the table', () => {
+            const { Loki, generator } = lokiWithLookups();
+            const coll = entities(Loki);
+            const where = generator.generateQueryForPersistenceLayer(
+                { filter: "PartitionKey eq 'vm-7' and n ge 18" },
+                {},
+            );
+            let looked = 0;
+            const counted = Object.assign((e: Doc) => {
+                looked++;
+                return where(e);
+            }, where);
+            expect(
+                coll
+                    .chain()
+                    .where(counted)
+                    .data()
+                    .map((e) => e.RowKey),
+            ).toEqual(['r19', 'r18']);
+            expect(looked).toBe(20);
+        });
     });
 });
