@@ -137,8 +137,16 @@ describe('the embedded Azurite dies with its host', () => {
     let dir: string;
     let host: ChildProcess | undefined;
     beforeAll(() => {
-        // The package's azurite.ts imports only Node's own modules: transpiled alone, it runs in a plain Node child.
+        // The package's azurite.ts imports only Node's own modules and its lookups script: transpiled, the two run in
+        // a plain Node child.
         dir = mkdtempSync(join(tmpdir(), 'hvr-azurite-parent-'));
+        const lookups = readFileSync(join(ROOT, 'packages', 'functions-local', 'src', 'azuriteLookups.ts'), 'utf8');
+        writeFileSync(
+            join(dir, 'azuriteLookups.js'),
+            ts.transpileModule(lookups, {
+                compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+            }).outputText,
+        );
         const source = readFileSync(join(ROOT, 'packages', 'functions-local', 'src', 'azurite.ts'), 'utf8').replace(
             "require.resolve('azurite/dist/src/azurite.js')",
             JSON.stringify(require.resolve('azurite/dist/src/azurite.js')),
