@@ -8,7 +8,7 @@ import { startAzurite, type RunningAzurite } from '../../packages/functions-loca
 async function script(azurite: RunningAzurite): Promise<unknown[]> {
     const storage = connectionFromString(azurite.connectionString);
     const seen: unknown[] = [];
-    const status = async (work: Promise<unknown>): Promise<number | string> =>
+    const status = async (work: Promise<unknown>): Promise<string> =>
         work.then(
             () => 'ok',
             (e: { statusCode?: number; code?: string }) => `${e.statusCode} ${e.code}`,

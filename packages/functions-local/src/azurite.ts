@@ -17,8 +17,8 @@ export interface AzuriteEndpoints {
 export interface RunningAzurite extends AzuriteEndpoints {
     pid: number;
     /**
-     * `indexed` when its blob lookups go through their index (see azuriteLookups.ts), `plain` when its LokiJS is
-     * not the version that was checked, or with HVR_AZURITE_LOOKUPS=plain.
+     * `indexed` when azuriteLookups.ts is installed in it; `plain` when its Azurite or LokiJS is not the version
+     * that script was checked against, when the script failed, or with HVR_AZURITE_LOOKUPS=plain.
      */
     lookups: 'indexed' | 'plain';
     stop(): Promise<void>;
