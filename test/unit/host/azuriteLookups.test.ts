@@ -187,3 +187,102 @@ describe("the Azurite child's blob lookups by name", () => {
         });
     });
 });
+
+describe("the Azurite child's database saves", () => {
+    interface Db {
+        addCollection(name: string): { insert(doc: Doc): Doc };
+        close(callback?: () => void): void;
+        autosaveHandle: unknown;
+        hvrNextSaveDelayMs?: number;
+    }
+    type LokiWithOptions = new (name: string, options: Doc) => Db;
+    /** A database that autosaves every 20 ms through an adapter whose save takes `saveMs` of this thread's time. */
+    function database(saveMs: number): { db: Db; saves: () => number } {
+        const { Loki } = lokiWithLookups();
+        let saves = 0;
+        const adapter = {
+            saveDatabase(_name: string, _data: string, callback: (err?: Error) => void): void {
+                saves++;
+                const until = Date.now() + saveMs;
+                while (Date.now() < until) {
+                    /* the serialization's time, on this thread as in LokiJS */
+                }
+                callback();
+            },
+        };
+        const db = new (Loki as unknown as LokiWithOptions)('t.json', {
+            adapter,
+            autosave: true,
+            autosaveInterval: 20,
+        });
+        opened.push(db);
+        return { db, saves: () => saves };
+    }
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const opened: Db[] = [];
+    const close = (db: Db) => new Promise<void>((r) => db.close(() => r()));
+    afterEach(async () => {
+        for (const db of opened.splice(0)) await close(db);
+    });
+
+    it('wait ten times as long as the last save took before the next, so a large database costs a bounded share', async () => {
+        const { db, saves } = database(40);
+        const docs = db.addCollection('c');
+        const writes = setInterval(() => docs.insert({ at: Date.now() }), 5);
+        try {
+            await sleep(1000);
+        } finally {
+            clearInterval(writes);
+        }
+        expect(db.hvrNextSaveDelayMs).toBeGreaterThanOrEqual(400);
+        // Every 20 ms while dirty would be about 1000 / (20 + 40) = 16 saves.
+        expect(saves()).toBeLessThanOrEqual(4);
+    });
+
+    it('keep the configured interval while saves are quick', async () => {
+        const { db, saves } = database(0);
+        const docs = db.addCollection('c');
+        const writes = setInterval(() => docs.insert({ at: Date.now() }), 5);
+        try {
+            await sleep(300);
+        } finally {
+            clearInterval(writes);
+        }
+        // 20 ms, or ten times a save's few milliseconds on a busy machine.
+        expect(db.hvrNextSaveDelayMs).toBeLessThanOrEqual(200);
+        expect(saves()).toBeGreaterThanOrEqual(3);
+    });
+
+    it('wait at most a minute, however long a save took', async () => {
+        const { db } = database(0);
+        db.addCollection('c').insert({ n: 1 });
+        const now = Date.now();
+        let calls = 0;
+        // The child's script runs in this process's own context (as the lookups do), whose Date is not the test's.
+        const clock = jest
+            .spyOn(runInThisContext('Date') as DateConstructor, 'now')
+            .mockImplementation(() => now + calls++ * 600_000);
+        try {
+            await sleep(60);
+        } finally {
+            clock.mockRestore();
+        }
+        expect(db.hvrNextSaveDelayMs).toBe(60_000);
+    });
+
+    it('save what changed on close and stop the timer', async () => {
+        const { db, saves } = database(40);
+        const docs = db.addCollection('c');
+        docs.insert({ n: 1 });
+        await sleep(100);
+        const before = saves();
+        expect(before).toBeGreaterThanOrEqual(1);
+        docs.insert({ n: 2 });
+        await close(db);
+        expect(saves()).toBe(before + 1);
+        expect(db.autosaveHandle).toBeNull();
+        docs.insert({ n: 3 });
+        await sleep(600);
+        expect(saves()).toBe(before + 1);
+    });
+});
