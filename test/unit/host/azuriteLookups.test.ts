@@ -224,16 +224,20 @@ describe("the Azurite child's database saves", () => {
     afterEach(async () => {
         for (const db of opened.splice(0)) await close(db);
     });
-
-    it('wait ten times as long as the last save took before the next, so a large database costs a bounded share', async () => {
-        const { db, saves } = database(40);
+    /** Inserts a document every 5 ms for `ms`: the database is always changed. */
+    async function changeFor(db: Db, ms: number): Promise<void> {
         const docs = db.addCollection('c');
         const writes = setInterval(() => docs.insert({ at: Date.now() }), 5);
         try {
-            await sleep(1000);
+            await sleep(ms);
         } finally {
             clearInterval(writes);
         }
+    }
+
+    it('wait ten times as long as the last save took before the next, so a large database costs a bounded share', async () => {
+        const { db, saves } = database(40);
+        await changeFor(db, 1000);
         expect(db.hvrNextSaveDelayMs).toBeGreaterThanOrEqual(400);
         // Every 20 ms while dirty would be about 1000 / (20 + 40) = 16 saves.
         expect(saves()).toBeLessThanOrEqual(4);
@@ -241,13 +245,7 @@ describe("the Azurite child's database saves", () => {
 
     it('keep the configured interval while saves are quick', async () => {
         const { db, saves } = database(0);
-        const docs = db.addCollection('c');
-        const writes = setInterval(() => docs.insert({ at: Date.now() }), 5);
-        try {
-            await sleep(300);
-        } finally {
-            clearInterval(writes);
-        }
+        await changeFor(db, 300);
         // 20 ms, or ten times a save's few milliseconds on a busy machine.
         expect(db.hvrNextSaveDelayMs).toBeLessThanOrEqual(200);
         expect(saves()).toBeGreaterThanOrEqual(3);
