@@ -1,4 +1,4 @@
-/** The Azurite and LokiJS versions the lookups below were checked against. */
+/** The Azurite and LokiJS versions the lookups and saves below were checked against. */
 export const AZURITE_LOOKUPS_CHECKED = { azurite: '3.35.0', lokijs: '1.5.12' } as const;
 
 /** A save may take at most one part in this many of Azurite's time (its next one waits that much longer). */
@@ -102,9 +102,7 @@ try {
             }
             return where.call(this, fun);
         };
-        // Saves: LokiJS writes the whole database on every autosave (Azurite: every 5 s while anything changed).
-        // Each save is timed; the next comes after max(the interval, ${SAVE_SHARE_INVERSE} times that save's time),
-        // at most ${MAX_SAVE_DELAY_MS} ms later: a large database costs Azurite a bounded share of its time.
+        // Autosave paced by each save's own time (the last rule above).
         const L = Loki.prototype;
         L.autosaveEnable = function (options, callback) {
             this.autosave = true;

@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { runInThisContext } from 'node:vm';
-import { AZURITE_LOOKUPS } from '../../../packages/functions-local/src';
+import { readFileSync } from 'node:fs';
+import { AZURITE_LOOKUPS, MAX_SAVE_DELAY_MS, SAVE_SHARE_INVERSE } from '../../../packages/functions-local/src';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 type Doc = Record<string, unknown>;
@@ -238,7 +239,7 @@ describe("the Azurite child's database saves", () => {
     it('wait ten times as long as the last save took before the next, so a large database costs a bounded share', async () => {
         const { db, saves } = database(40);
         await changeFor(db, 1000);
-        expect(db.hvrNextSaveDelayMs).toBeGreaterThanOrEqual(400);
+        expect(db.hvrNextSaveDelayMs).toBeGreaterThanOrEqual(SAVE_SHARE_INVERSE * 40);
         // Every 20 ms while dirty would be about 1000 / (20 + 40) = 16 saves.
         expect(saves()).toBeLessThanOrEqual(4);
     });
@@ -265,7 +266,13 @@ describe("the Azurite child's database saves", () => {
         } finally {
             clock.mockRestore();
         }
-        expect(db.hvrNextSaveDelayMs).toBe(60_000);
+        expect(db.hvrNextSaveDelayMs).toBe(MAX_SAVE_DELAY_MS);
+    });
+
+    it("are what the package's README says", () => {
+        const readme = readFileSync(join(__dirname, '../../../packages/functions-local/README.md'), 'utf8');
+        expect(readme).toContain(`\`SAVE_SHARE_INVERSE\` (${SAVE_SHARE_INVERSE})`);
+        expect(readme).toContain(`\`MAX_SAVE_DELAY_MS\` (${MAX_SAVE_DELAY_MS / 1000} s)`);
     });
 
     it('save what changed on close and stop the timer', async () => {
