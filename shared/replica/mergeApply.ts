@@ -3,7 +3,7 @@ import { HvrError } from '../errors';
 import { entryDataIsZero, HrlIndex, readHrlIndex, verifyHrlData } from '../hrl/reader';
 import { bufferSource, ByteSource } from '../hrl/source';
 import { ResyncReason } from '../lifecycle/instances';
-import { DiskBlobs, markDirty } from '../resync/digestIndex';
+import { compactDirtyMarkers, DIRTY_MARKER_COMPACT_EVERY_LOGS, DiskBlobs, markDirty } from '../resync/digestIndex';
 import { listReplicaDisks, replaceReplicaDisk, ReplicaDiskRow, updateReplicaDisk } from '../state/disks';
 import { openBlobSource } from '../storage/blobSource';
 import { deadline } from '../storage/deadline';
@@ -235,6 +235,7 @@ export async function applyLog(ctx: LogContext, row: ReplicaDiskRow, resume?: Re
     if (!updated) return { status: 'duplicate', name: ctx.name, sequence: log.sequence };
     const recoveryPointId = await afterApplied(ctx, updated, { notify: true, bytes: index.dataBytes });
     await ctx.blob.deleteIfExists({ abortSignal: deadline(deps.settings.callTimeoutMs, deps.signal) });
+    if (log.sequence % DIRTY_MARKER_COMPACT_EVERY_LOGS === 0) await compactMarkers(ctx);
     return { status: 'applied', name: ctx.name, sequence: log.sequence, metrics, recoveryPointId };
 }
 
@@ -297,6 +298,30 @@ async function markLogDirty(ctx: LogContext, calls: readonly PageWrite[]): Promi
                 `no page was written, the merge will be retried.`,
             { sequence: log.sequence },
             { cause: err },
+        );
+    }
+}
+
+/**
+ * Folds the disk's dirty markers into one (`compactDirtyMarkers`), after the log is recorded and its point made, so
+ * they do not pile up one blob per log until the next resync. Best effort: a failure (a resync's refresh holding
+ * the index, a timeout) is logged and the next multiple of DIRTY_MARKER_COMPACT_EVERY_LOGS tries again.
+ */
+async function compactMarkers(ctx: LogContext): Promise<void> {
+    const { deps, log } = ctx;
+    const disk: DiskBlobs = {
+        container: deps.scope.conn.blob.getContainerClient(REPLICAS_CONTAINER),
+        vmId: log.vmId,
+        diskId: log.diskId,
+    };
+    try {
+        const done = await compactDirtyMarkers(disk, deps.signal);
+        deps.log?.(`merge: ${ctx.name} compacted the dirty markers of disk ${log.diskId}`, { ...done });
+    } catch (err) {
+        if (deps.signal?.aborted) throw err;
+        deps.log?.(
+            `merge: ${ctx.name} could not compact the dirty markers of disk ${log.diskId} ` +
+                `(${err instanceof Error ? err.message.split('\n')[0] : String(err)}); a later log will`,
         );
     }
 }

@@ -66,6 +66,19 @@ function markerPrefix(d: Pick<DiskBlobs, 'vmId' | 'diskId'>): string {
 export function dirtyMarkerBlobName(d: Pick<DiskBlobs, 'vmId' | 'diskId'>, sequence: number): string {
     return `${markerPrefix(d)}${String(sequence).padStart(12, '0')}`;
 }
+/** The log sequence number a marker blob's name carries, or undefined for a name that is not a marker's. */
+function markerSequence(d: Pick<DiskBlobs, 'vmId' | 'diskId'>, name: string): number | undefined {
+    const tail = name.slice(markerPrefix(d).length);
+    if (!/^[0-9]{12,16}$/.test(tail)) return undefined;
+    const n = Number(tail);
+    return Number.isSafeInteger(n) && n >= 1 ? n : undefined;
+}
+/** How many of the logs (after, through] the runs of log sequence numbers `runs` name, each counted once. */
+function loggedWithin(runs: readonly ByteRange[], after: number, through: number): number {
+    if (through <= after) return 0;
+    const within = intersectByteRanges(mergeByteRanges(runs), [{ offset: after + 1, length: through - after }]);
+    return within.reduce((sum, r) => sum + r.length, 0);
+}
 
 /** The index header: what the slots mean and how far they are valid. */
 export interface DigestIndexHeader {
@@ -161,37 +174,89 @@ export async function markDirty(
     signal?: AbortSignal,
 ): Promise<void> {
     if (!Number.isSafeInteger(sequence) || sequence < 1) throw new RangeError(`log sequence ${sequence} must be >= 1`);
-    const merged = mergeByteRanges(ranges);
-    const body = Buffer.alloc(24 + merged.length * 16 + 16);
-    MARKER_MAGIC.copy(body, 0);
-    body.writeUInt32LE(1, 8);
-    body.writeUInt32LE(merged.length, 12);
-    body.writeBigUInt64LE(BigInt(sequence), 16);
-    merged.forEach((r, i) => {
-        body.writeBigUInt64LE(BigInt(r.offset), 24 + i * 16);
-        body.writeBigUInt64LE(BigInt(r.length), 32 + i * 16);
-    });
-    (await checksum128([body.subarray(0, body.length - 16)])).copy(body, body.length - 16);
+    const body = await encodeMarker(sequence, [{ offset: sequence, length: 1 }], mergeByteRanges(ranges));
     await d.container
         .getBlockBlobClient(dirtyMarkerBlobName(d, sequence))
         .upload(body, body.length, { abortSignal: deadline(undefined, signal) });
 }
 
-async function parseMarker(body: Buffer, name: string): Promise<ByteRange[]> {
-    const bad = (why: string): HvrError => indexInvalid(`dirty marker ${name}: ${why}`, { marker: name });
-    if (body.length < 40 || !body.subarray(0, 8).equals(MARKER_MAGIC)) throw bad('bad magic or too short');
-    const count = body.readUInt32LE(12);
-    if (body.length !== 24 + count * 16 + 16) throw bad(`${body.length} bytes do not hold ${count} ranges`);
-    const sum = await checksum128([body.subarray(0, body.length - 16)]);
-    if (!sum.equals(body.subarray(body.length - 16))) throw bad('checksum does not match');
-    const out: ByteRange[] = [];
-    for (let i = 0; i < count; i++) {
-        out.push({
-            offset: Number(body.readBigUInt64LE(24 + i * 16)),
-            length: Number(body.readBigUInt64LE(32 + i * 16)),
+/** What one marker blob says: the logs it stands for and the disk ranges they wrote. */
+interface DirtyMarker {
+    /** Runs of log sequence numbers, as `{offset: first, length: count}`, sorted and merged. */
+    logs: ByteRange[];
+    ranges: ByteRange[];
+}
+
+/**
+ * A marker's bytes. Version 1, one log's marker (what `markDirty` writes): magic, u32 version, u32 range count,
+ * u64 sequence, then (u64 offset, u64 length) per range, then a 16-byte checksum of all before it. Version 2, a
+ * compacted marker (several logs'): the same 24 bytes, then u32 run count and 4 zero bytes, (u64 first, u64 count)
+ * per run of log sequence numbers, the ranges, the checksum. The sequence is the name's: the highest log covered.
+ */
+async function encodeMarker(
+    sequence: number,
+    logs: readonly ByteRange[],
+    ranges: readonly ByteRange[],
+): Promise<Buffer> {
+    const single = logs.length === 1 && logs[0]!.offset === sequence && logs[0]!.length === 1;
+    const head = single ? 24 : 32 + logs.length * 16;
+    const body = Buffer.alloc(head + ranges.length * 16 + 16);
+    MARKER_MAGIC.copy(body, 0);
+    body.writeUInt32LE(single ? 1 : 2, 8);
+    body.writeUInt32LE(ranges.length, 12);
+    body.writeBigUInt64LE(BigInt(sequence), 16);
+    if (!single) {
+        body.writeUInt32LE(logs.length, 24);
+        logs.forEach((run, i) => {
+            body.writeBigUInt64LE(BigInt(run.offset), 32 + i * 16);
+            body.writeBigUInt64LE(BigInt(run.length), 40 + i * 16);
         });
     }
-    return out;
+    ranges.forEach((r, i) => {
+        body.writeBigUInt64LE(BigInt(r.offset), head + i * 16);
+        body.writeBigUInt64LE(BigInt(r.length), head + 8 + i * 16);
+    });
+    (await checksum128([body.subarray(0, body.length - 16)])).copy(body, body.length - 16);
+    return body;
+}
+
+async function parseMarker(body: Buffer, name: string, sequence: number): Promise<DirtyMarker> {
+    const bad = (why: string): HvrError => indexInvalid(`dirty marker ${name}: ${why}`, { marker: name });
+    if (body.length < 40 || !body.subarray(0, 8).equals(MARKER_MAGIC)) throw bad('bad magic or too short');
+    const version = body.readUInt32LE(8);
+    if (version !== 1 && version !== 2) throw bad(`unsupported version ${version} at offset 8`);
+    const count = body.readUInt32LE(12);
+    const runCount = version === 2 ? body.readUInt32LE(24) : 0;
+    if (version === 2 && runCount < 1) throw bad('a compacted marker names no logs');
+    const head = version === 1 ? 24 : 32 + runCount * 16;
+    if (body.length !== head + count * 16 + 16) {
+        throw bad(
+            `${body.length} bytes do not hold ${version === 2 ? `${runCount} log runs and ` : ''}${count} ranges`,
+        );
+    }
+    const sum = await checksum128([body.subarray(0, body.length - 16)]);
+    if (!sum.equals(body.subarray(body.length - 16))) throw bad('checksum does not match');
+    const u64 = (at: number, what: string): number => {
+        const v = body.readBigUInt64LE(at);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`${what} ${v} at offset ${at} is out of range`);
+        return Number(v);
+    };
+    const held = u64(16, 'sequence');
+    if (held !== sequence) throw bad(`holds log ${held}, its name says ${sequence}`);
+    const logs: ByteRange[] = [];
+    for (let i = 0; i < runCount; i++) {
+        const first = u64(32 + i * 16, 'first log');
+        const n = u64(40 + i * 16, 'log count');
+        if (first < 1 || n < 1 || first + n - 1 > sequence) {
+            throw bad(`log run ${first}+${n} at offset ${32 + i * 16} is not within 1–${sequence}`);
+        }
+        logs.push({ offset: first, length: n });
+    }
+    const ranges: ByteRange[] = [];
+    for (let i = 0; i < count; i++) {
+        ranges.push({ offset: u64(head + i * 16, 'range offset'), length: u64(head + 8 + i * 16, 'range length') });
+    }
+    return { logs: version === 1 ? [{ offset: sequence, length: 1 }] : mergeByteRanges(logs), ranges };
 }
 
 /** What a refresh did. */
@@ -448,20 +513,24 @@ export async function refreshDigestIndex(d: DiskBlobs, options: RefreshOptions =
         // 1. Dirty markers of logs fully applied before this refresh started.
         const consumed: string[] = [];
         const dirty: ByteRange[] = [];
-        let markedSinceApplied = 0;
+        const marked: ByteRange[] = [];
         for await (const item of d.container.listBlobsFlat({
             prefix: markerPrefix(d),
             abortSignal: deadline(undefined, signal),
         })) {
-            const n = Number(item.name.slice(markerPrefix(d).length));
-            if (!Number.isSafeInteger(n) || n > sequence) continue;
-            if (n > header.appliedSequence) markedSinceApplied++;
+            const n = markerSequence(d, item.name);
+            if (n === undefined || n > sequence) continue;
             const body = await d.container
                 .getBlockBlobClient(item.name)
                 .downloadToBuffer(0, undefined, { abortSignal: deadline(undefined, signal) });
-            dirty.push(...(await parseMarker(body, item.name)));
+            const marker = await parseMarker(body, item.name, n);
+            dirty.push(...marker.ranges);
+            marked.push(...marker.logs);
             consumed.push(item.name);
         }
+        // The logs in (applied, S] some marker stands for: a compacted marker and a leftover marker of a log it
+        // covers (a compaction stopped between its write and its deletes) count once.
+        const markedSinceApplied = loggedWithin(marked, header.appliedSequence, sequence);
         // Every log sealed since the index was current must have left its marker. One that did not (a merge that
         // did not mark, a replica changed behind the merge's back) makes the built slots untrustworthy: rebuild
         // them all, as of this sequence number, rather than publish digests of content that is gone.
@@ -694,4 +763,128 @@ export async function invalidateDigestIndex(
         ...(restoredSequence !== undefined ? { appliedSequence: restoredSequence } : {}),
     };
     await withLease(index.blob, signal, (leaseId) => writeHeader(index.blob, header, leaseId, signal));
+}
+
+/** The merge compacts its disk's dirty markers after every this many logs (`compactDirtyMarkers`). */
+export const DIRTY_MARKER_COMPACT_EVERY_LOGS = 32;
+/**
+ * A compacted marker lists at most this many byte ranges; beyond, neighbouring ranges are joined (the next refresh
+ * re-hashes a few more leaves, never fewer).
+ */
+export const MAX_COMPACTED_MARKER_RANGES = 4096;
+
+/** What a compaction did. */
+export interface CompactionResult {
+    /** The disk has a digest index (markers are folded, not dropped). */
+    indexed: boolean;
+    /** Markers folded into `compactedInto`. */
+    markersFolded: number;
+    /** Markers deleted: folded ones, ones a refresh had consumed, or (no index) all up to the replica's sequence. */
+    markersDeleted: number;
+    /** The compacted marker written, if any. */
+    compactedInto?: string;
+}
+
+/**
+ * Keeps a disk's dirty markers from piling up between refreshes of its digest index (one marker per applied log,
+ * and a refresh runs only in a resync). Reads the replica's sequence number S first and touches only markers <= S:
+ * a log still being applied keeps its own.
+ *
+ * - Without an index (or with an unreadable one, which a refresh rebuilds whole) the markers describe changes to
+ *   nothing a refresh will reuse: they are deleted. An index created at that moment then misses markers it counts
+ *   on, and its next refresh rebuilds every slot (`unmarkedLogs`): a compaction can cost a rebuild, never a stale
+ *   digest.
+ * - With an index, under its lease (as a refresh holds, so the two never interleave), the markers above the index's
+ *   applied sequence are folded into one compacted marker named by the highest of them, which lists the logs it
+ *   stands for and their ranges widened to whole leaves (`MAX_COMPACTED_MARKER_RANGES`); it is written first
+ *   (conditioned on that marker's ETag), then the folded ones are deleted, so a stop in between leaves both, which a
+ *   refresh counts once. Markers at or below the applied sequence (a refresh stopped before its deletes) are
+ *   deleted.
+ *
+ * CONCURRENT_UPDATE (recoverable) while a refresh holds the index's lease.
+ */
+export async function compactDirtyMarkers(d: DiskBlobs, signal?: AbortSignal): Promise<CompactionResult> {
+    const replica = d.container.getPageBlobClient(replicaBlobNameOf(d));
+    const sequence =
+        (await replica.getProperties({ abortSignal: deadline(undefined, signal) })).blobSequenceNumber ?? 0;
+    const result: CompactionResult = { indexed: false, markersFolded: 0, markersDeleted: 0 };
+    const remove = async (name: string): Promise<void> => {
+        await d.container.deleteBlob(name, { abortSignal: deadline(undefined, signal) }).catch((err: unknown) => {
+            if (!isNotFound(err)) throw err;
+        });
+        result.markersDeleted++;
+    };
+    const markers: Array<{ name: string; n: number; etag?: string }> = [];
+    for await (const item of d.container.listBlobsFlat({
+        prefix: markerPrefix(d),
+        abortSignal: deadline(undefined, signal),
+    })) {
+        const n = markerSequence(d, item.name);
+        if (n !== undefined && n <= sequence) markers.push({ name: item.name, n, etag: item.properties.etag });
+    }
+    if (markers.length === 0) return result;
+
+    let index: DigestIndex | undefined;
+    try {
+        index = await DigestIndex.open(d, signal);
+    } catch (err) {
+        if (!(err instanceof HvrError && err.code === 'RESYNC_INDEX_INVALID')) throw err;
+    }
+    if (!index) {
+        for (const m of markers) await remove(m.name);
+        return result;
+    }
+    result.indexed = true;
+    return withLease(index.blob, signal, async () => {
+        // The header as of the lease: a refresh may have finished between the open and the lease.
+        const current = await DigestIndex.open(d, signal);
+        if (!current) return result;
+        const applied = current.header.appliedSequence;
+        const fold = markers.filter((m) => m.n > applied).sort((a, b) => a.n - b.n);
+        for (const m of markers) if (m.n <= applied) await remove(m.name);
+        if (fold.length < 2) return result;
+        const logs: ByteRange[] = [];
+        const ranges: ByteRange[] = [];
+        for (const m of fold) {
+            const body = await d.container
+                .getBlockBlobClient(m.name)
+                .downloadToBuffer(0, undefined, { abortSignal: deadline(undefined, signal) });
+            const marker = await parseMarker(body, m.name, m.n);
+            logs.push(...marker.logs);
+            ranges.push(...marker.ranges);
+        }
+        const top = fold[fold.length - 1]!;
+        const body = await encodeMarker(
+            top.n,
+            mergeByteRanges(logs),
+            widenRanges(ranges, current.geometry.leafSize, MAX_COMPACTED_MARKER_RANGES),
+        );
+        try {
+            await d.container.getBlockBlobClient(top.name).upload(body, body.length, {
+                conditions: top.etag !== undefined ? { ifMatch: top.etag } : {},
+                abortSignal: deadline(undefined, signal),
+            });
+        } catch (err) {
+            if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 404)) {
+                throw new HvrError('CONCURRENT_UPDATE', `dirty marker ${top.name} changed during its compaction`);
+            }
+            throw err;
+        }
+        for (const m of fold.slice(0, -1)) await remove(m.name);
+        result.markersFolded = fold.length;
+        result.compactedInto = top.name;
+        return result;
+    });
+}
+
+/** `ranges` widened to whole `unit`s and merged, then joined across ever larger gaps until at most `max` remain. */
+export function widenRanges(ranges: readonly ByteRange[], unit: number, max: number): ByteRange[] {
+    let out = mergeByteRanges(
+        ranges.map((r) => {
+            const start = Math.floor(r.offset / unit) * unit;
+            return { offset: start, length: Math.ceil((r.offset + r.length) / unit) * unit - start };
+        }),
+    );
+    for (let gap = unit; out.length > max; gap *= 2) out = mergeByteRanges(out, gap);
+    return out;
 }

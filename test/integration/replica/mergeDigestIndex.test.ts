@@ -3,7 +3,13 @@ import { REPLICAS_CONTAINER } from '../../../shared/replica/logBlob';
 import { mergeUploadedLog } from '../../../shared/replica/mergeLog';
 import { replicaPageBlob } from '../../../shared/replica/replicaDisk';
 import { ByteRange, defaultGeometry, Digester, nodeCountAt } from '../../../shared/resync/digest';
-import { DigestIndex, DiskBlobs, dirtyMarkerBlobName, refreshDigestIndex } from '../../../shared/resync/digestIndex';
+import {
+    DigestIndex,
+    DiskBlobs,
+    DIRTY_MARKER_COMPACT_EVERY_LOGS,
+    dirtyMarkerBlobName,
+    refreshDigestIndex,
+} from '../../../shared/resync/digestIndex';
 import { ByteSource } from '../../../shared/resync/provider';
 import { intersectByteRanges, mergeByteRanges, writtenRanges } from '../../../shared/resync/target';
 import { digestTreeOf, manifestFromTree, rootDigestOf } from '../../../shared/resync/tree';
@@ -155,6 +161,45 @@ describe('the merge keeps the resync digest index current', () => {
         const refresh = await refreshDigestIndex(d, { readGapBytes: 0 });
         expect(refresh).toMatchObject({ markersConsumed: 1, unmarkedLogs: 0 });
         expect(refresh.replica.bytesRead).toBe(128 * KiB);
+        await expectIndexEqualsFreshBuild(d, disk.bytes);
+    });
+
+    it('compacts the dirty markers as logs merge: one blob per disk, not one per log, and the index still exact', async () => {
+        const h = new ReplicaHarness();
+        const rand = seededRandom(2024);
+        const disk = await h.addDisk('disk0', DISK);
+        const d = diskBlobs(h, 'disk0');
+        const every = DIRTY_MARKER_COMPACT_EVERY_LOGS;
+        const markers = async (): Promise<number[]> => {
+            const prefix = dirtyMarkerBlobName(d, 1).slice(0, -12);
+            const out: number[] = [];
+            for await (const b of d.container.listBlobsFlat({ prefix })) out.push(Number(b.name.slice(prefix.length)));
+            return out;
+        };
+        // A 4 KiB write in its own leaf per log, 64 KiB apart: a refresh reads exactly the leaves the logs wrote.
+        const logWrite = (n: number): void =>
+            write(disk, [], ((n * 64) % (DISK / KiB)) * KiB, randomBytesFrom(rand, 4 * KiB));
+
+        // No index yet: the markers describe nothing a refresh will reuse, and go at the compaction.
+        for (let n = 1; n < every; n++) {
+            logWrite(n);
+            await mergeNext(h, disk);
+        }
+        expect(await markers()).toHaveLength(every - 1);
+        logWrite(every);
+        await mergeNext(h, disk);
+        expect(await markers()).toEqual([]);
+
+        // With an index, they are folded into the highest one, which the next refresh consumes.
+        await refreshDigestIndex(d);
+        for (let n = every + 1; n <= 2 * every + 1; n++) {
+            logWrite(n);
+            await mergeNext(h, disk);
+        }
+        expect(await markers()).toEqual([2 * every, 2 * every + 1]);
+        const refresh = await refreshDigestIndex(d, { readGapBytes: 0 });
+        expect(refresh).toMatchObject({ complete: true, markersConsumed: 2, unmarkedLogs: 0 });
+        expect(refresh.replica.bytesRead).toBe((every + 1) * 4 * KiB);
         await expectIndexEqualsFreshBuild(d, disk.bytes);
     });
 });

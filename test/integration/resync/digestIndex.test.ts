@@ -1,17 +1,22 @@
 import { ContainerClient, PageBlobClient } from '@azure/storage-blob';
 import { randomBytes } from 'node:crypto';
 import { HvrError } from '../../../shared/errors';
-import { defaultGeometry, Digester, nodeCountAt } from '../../../shared/resync/digest';
+import { readFileSync } from 'node:fs';
+import { checksum128, defaultGeometry, Digester, nodeCountAt } from '../../../shared/resync/digest';
 import {
+    compactDirtyMarkers,
     digestIndexBlobName,
+    DIRTY_MARKER_COMPACT_EVERY_LOGS,
     DigestIndex,
     DiskBlobs,
     dirtyMarkerBlobName,
     invalidateDigestIndex,
     markDirty,
+    MAX_COMPACTED_MARKER_RANGES,
     refreshDigestIndex,
     replicaBlobNameOf,
     rotateDigestIndex,
+    widenRanges,
 } from '../../../shared/resync/digestIndex';
 import { mergeByteRanges, writtenRanges } from '../../../shared/resync/target';
 import { ByteSource } from '../../../shared/resync/provider';
@@ -280,5 +285,186 @@ describe('digest index against Azurite', () => {
         expect(result.replica.bytesRead).toBeGreaterThan(0);
         expect(result.leavesHashed).toBeLessThanOrEqual(dirtyLeaves / 4096);
         await expectIndexMatches(f);
+    });
+});
+
+/** The sequence numbers of the disk's marker blobs, in order. */
+async function markerNames(f: Fixture): Promise<number[]> {
+    const prefix = dirtyMarkerBlobName(f.disk, 1).slice(0, -12);
+    const out: number[] = [];
+    for await (const b of container.listBlobsFlat({ prefix })) out.push(Number(b.name.slice(prefix.length)));
+    return out;
+}
+
+/** A version-2 (compacted) marker's bytes, as docs/resync.md lays them out. */
+async function compactedMarker(
+    sequence: number,
+    runs: [number, number][],
+    ranges: [number, number][],
+): Promise<Buffer> {
+    const head = 32 + runs.length * 16;
+    const b = Buffer.alloc(head + ranges.length * 16 + 16);
+    b.write('HVRDIRTY', 0, 'ascii');
+    b.writeUInt32LE(2, 8);
+    b.writeUInt32LE(ranges.length, 12);
+    b.writeBigUInt64LE(BigInt(sequence), 16);
+    b.writeUInt32LE(runs.length, 24);
+    runs.forEach(([first, count], i) => {
+        b.writeBigUInt64LE(BigInt(first), 32 + i * 16);
+        b.writeBigUInt64LE(BigInt(count), 40 + i * 16);
+    });
+    ranges.forEach(([offset, length], i) => {
+        b.writeBigUInt64LE(BigInt(offset), head + i * 16);
+        b.writeBigUInt64LE(BigInt(length), head + 8 + i * 16);
+    });
+    (await checksum128([b.subarray(0, b.length - 16)])).copy(b, b.length - 16);
+    return b;
+}
+
+describe('compacting dirty markers', () => {
+    // Leaf-aligned 4 KiB writes more than 32 KiB apart: a refresh reads exactly their leaves, one call each.
+    const spots = [1, 9, 17, 25, 30, 35].map((m) => m * MiB);
+
+    it('folds the markers of sealed logs into one; the next refresh reads just what the logs wrote', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        for (let n = 1; n <= spots.length; n++) await applyLog(f, n, [[spots[n - 1]!, randomBytes(4 * KiB)]]);
+        // Log 7 is marked but not sealed: the merge is mid-log, so its marker is not the compaction's.
+        await markDirty(f.disk, 7, [{ offset: 12 * MiB, length: 512 }]);
+
+        const done = await compactDirtyMarkers(f.disk);
+        expect(done).toEqual({
+            indexed: true,
+            markersFolded: 6,
+            markersDeleted: 5,
+            compactedInto: dirtyMarkerBlobName(f.disk, 6),
+        });
+        expect(await markerNames(f)).toEqual([6, 7]);
+
+        const refreshed = await refreshDigestIndex(f.disk);
+        expect(refreshed).toMatchObject({ complete: true, appliedSequence: 6, markersConsumed: 1, unmarkedLogs: 0 });
+        expect(refreshed.replica.bytesRead).toBe(6 * 4 * KiB);
+        await expectIndexMatches(f);
+        expect(await markerNames(f)).toEqual([7]);
+    });
+
+    it('counts a compacted marker and a leftover marker of a log it covers once', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        for (let n = 1; n <= 3; n++) await applyLog(f, n, [[spots[n - 1]!, randomBytes(4 * KiB)]]);
+        await compactDirtyMarkers(f.disk);
+        // A compaction stopped after writing its marker and before deleting log 2's: log 2's marker again.
+        await markDirty(f.disk, 2, [{ offset: spots[1]!, length: 4 * KiB }]);
+        expect(await markerNames(f)).toEqual([2, 3]);
+        const refreshed = await refreshDigestIndex(f.disk);
+        expect(refreshed).toMatchObject({ complete: true, unmarkedLogs: 0, markersConsumed: 2 });
+        expect(refreshed.replica.bytesRead).toBe(3 * 4 * KiB);
+        await expectIndexMatches(f);
+    });
+
+    it('still notices a sealed log that left no marker, inside the folded ones', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        await applyLog(f, 1, [[spots[0]!, randomBytes(4 * KiB)]]);
+        await applyLog(f, 2, [[spots[1]!, randomBytes(4 * KiB)]]);
+        await write(f, spots[2]!, randomBytes(4 * KiB)); // log 3: pages and sequence number, no marker
+        await f.replica.updateSequenceNumber('update', 3);
+        await applyLog(f, 4, [[spots[3]!, randomBytes(4 * KiB)]]);
+        expect(await compactDirtyMarkers(f.disk)).toMatchObject({ markersFolded: 3 });
+        const refreshed = await refreshDigestIndex(f.disk);
+        expect(refreshed).toMatchObject({ complete: true, appliedSequence: 4, unmarkedLogs: 1 });
+        await expectIndexMatches(f);
+    });
+
+    it("deletes the sealed logs' markers of a disk with no index; a later refresh builds it whole", async () => {
+        const f = await newDisk();
+        await applyLog(f, 1, [[spots[0]!, randomBytes(4 * KiB)]]);
+        await applyLog(f, 2, [[spots[1]!, randomBytes(4 * KiB)]]);
+        await markDirty(f.disk, 3, [{ offset: spots[2]!, length: 4 * KiB }]);
+        expect(await compactDirtyMarkers(f.disk)).toEqual({ indexed: false, markersFolded: 0, markersDeleted: 2 });
+        expect(await markerNames(f)).toEqual([3]);
+        expect(await refreshDigestIndex(f.disk)).toMatchObject({ complete: true, appliedSequence: 2 });
+        await expectIndexMatches(f);
+    });
+
+    it('deletes markers a refresh consumed but did not delete, and leaves a lone marker as it is', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        await applyLog(f, 1, [[spots[0]!, randomBytes(4 * KiB)]]);
+        const one = await container.getBlockBlobClient(dirtyMarkerBlobName(f.disk, 1)).downloadToBuffer();
+        await refreshDigestIndex(f.disk);
+        // A refresh that stopped between its header and its deletes leaves marker 1 behind.
+        await container.getBlockBlobClient(dirtyMarkerBlobName(f.disk, 1)).upload(one, one.length);
+        await applyLog(f, 2, [[spots[1]!, randomBytes(4 * KiB)]]);
+        expect(await compactDirtyMarkers(f.disk)).toEqual({ indexed: true, markersFolded: 0, markersDeleted: 1 });
+        expect(await markerNames(f)).toEqual([2]);
+    });
+
+    it('waits while a refresh holds the index, changing nothing', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        await applyLog(f, 1, [[spots[0]!, randomBytes(4 * KiB)]]);
+        await applyLog(f, 2, [[spots[1]!, randomBytes(4 * KiB)]]);
+        const lease = container.getPageBlobClient(digestIndexBlobName(f.disk)).getBlobLeaseClient();
+        await lease.acquireLease(15);
+        try {
+            await expect(compactDirtyMarkers(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' });
+        } finally {
+            await lease.releaseLease();
+        }
+        expect(await markerNames(f)).toEqual([1, 2]);
+    });
+
+    it('refuses markers that do not say what their names say', async () => {
+        const f = await newDisk();
+        await refreshDigestIndex(f.disk);
+        await applyLog(f, 1, [[spots[0]!, randomBytes(4 * KiB)]]);
+        await f.replica.updateSequenceNumber('update', 5);
+        const marker = (n: number) => container.getBlockBlobClient(dirtyMarkerBlobName(f.disk, n));
+        // Log 1's marker under log 2's name.
+        const one = await marker(1).downloadToBuffer();
+        await marker(2).upload(one, one.length);
+        await expect(refreshDigestIndex(f.disk)).rejects.toThrow(/holds log 1, its name says 2/);
+        await marker(2).delete();
+        // A compacted marker claiming logs past its own.
+        const past = await compactedMarker(4, [[3, 5]], [[0, 4 * KiB]]);
+        await marker(4).upload(past, past.length);
+        await expect(refreshDigestIndex(f.disk)).rejects.toMatchObject({ code: 'RESYNC_INDEX_INVALID' });
+        await expect(refreshDigestIndex(f.disk)).rejects.toThrow(/log run 3\+5 at offset 32 is not within 1–4/);
+        // One whose length does not fit its counts.
+        const short = (await compactedMarker(4, [[2, 3]], [[0, 4 * KiB]])).subarray(0, 60);
+        await marker(4).upload(short, short.length);
+        await expect(refreshDigestIndex(f.disk)).rejects.toThrow(/60 bytes do not hold 1 log runs and 1 ranges/);
+        // A well-formed one is accepted, and stands for logs 2–4 (log 5 has no marker: a rebuild).
+        const good = await compactedMarker(4, [[2, 3]], [[spots[1]!, 4 * KiB]]);
+        await marker(4).upload(good, good.length);
+        expect(await refreshDigestIndex(f.disk)).toMatchObject({ complete: true, unmarkedLogs: 1 });
+    });
+
+    it('widens ranges to whole leaves, then joins them until few enough remain', () => {
+        const leaf = 4 * KiB;
+        expect(
+            widenRanges(
+                [
+                    { offset: 5000, length: 100 },
+                    { offset: 8192, length: 1 },
+                ],
+                leaf,
+                10,
+            ),
+        ).toEqual([{ offset: 4096, length: 8192 }]);
+        const every: { offset: number; length: number }[] = [];
+        for (let i = 0; i < 1000; i++) every.push({ offset: i * 3 * leaf + 17, length: 512 });
+        const few = widenRanges(every, leaf, 7);
+        expect(few.length).toBeLessThanOrEqual(7);
+        for (const r of every) {
+            expect(few.some((w) => w.offset <= r.offset && r.offset + r.length <= w.offset + w.length)).toBe(true);
+        }
+    });
+
+    it('docs/resync.md states how often the merge compacts and how many ranges a compacted marker keeps', () => {
+        const doc = readFileSync(`${__dirname}/../../../docs/resync.md`, 'utf8');
+        expect(doc).toContain(`every ${DIRTY_MARKER_COMPACT_EVERY_LOGS} logs`);
+        expect(doc).toContain(`${MAX_COMPACTED_MARKER_RANGES.toLocaleString('en-US')} ranges`);
     });
 });
