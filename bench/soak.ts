@@ -1,6 +1,6 @@
 import { ChildProcess, fork } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ProviderEvent, StartReplicationEvent } from '../shared/contracts/messages';
@@ -25,7 +25,7 @@ import { qemuCompare } from '../tools/simulator/qemuCompare';
 import { SeededRandom } from '../tools/simulator/random';
 import { compareReplica, downloadReplica } from '../tools/simulator/replicaCheck';
 import { simulatedPolicy } from '../tools/simulator/simulation';
-import { parseSoakArgs } from './soak/args';
+import { parseSoakArgs, soakDiskBytes } from './soak/args';
 import { PacedDisk } from './soak/pacedDisk';
 import { RpoSampler, spread } from './soak/stats';
 import { readAppliedMerges } from './soak/mergeLog';
@@ -179,10 +179,29 @@ interface SoakVm {
 const MiB = 1024 * 1024;
 const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
+/** Refuses to start a soak that would fill its disk halfway (Azurite and the guests then fail every write). */
+async function requireFreeSpace(dir: string, needed: number): Promise<void> {
+    const fs = await statfs(dir);
+    const free = fs.bavail * fs.bsize;
+    if (free < needed) {
+        const GiB = 1024 * MiB;
+        throw new HvrError(
+            'VALIDATION_FAILED',
+            `This soak needs about ${round(needed / GiB)} GiB free under ${dir} (the sources, and every byte the ` +
+                `guests write kept by Azurite's snapshots), and ${round(free / GiB)} GiB are; pass --out on a ` +
+                `larger disk, fewer --minutes, a lower --churn, or --azurite-in-memory.`,
+        );
+    }
+}
+
 export async function bench(argv: readonly string[] = []): Promise<Record<string, unknown>> {
     const options = parseSoakArgs(argv);
     const outDir = resolve(options.out ?? (await mkdtemp(join(tmpdir(), 'hvr-bench-soak-'))));
     await mkdir(outDir, { recursive: true });
+    await requireFreeSpace(outDir, soakDiskBytes(options)).catch(async (err: unknown) => {
+        if (options.out === undefined) await rm(outDir, { recursive: true, force: true });
+        throw err;
+    });
     const load = async () => (await readFile('/proc/loadavg', 'utf8').catch(() => '')).split(' ').slice(0, 3).join(' ');
     progress(
         `${JSON.stringify({ ...options, diskSize: `${options.diskSize / MiB}M`, churn: `${options.churn / MiB}M/s` })}, out ${outDir}, load ${await load()}`,

@@ -148,3 +148,16 @@ export function parseSoakArgs(argv: readonly string[]): SoakOptions {
     }
     return options;
 }
+
+/**
+ * The disk space a soak needs under its folder: the guests' sparse sources (each grows to the disk's size), and,
+ * with Azurite on disk, every byte the pipeline writes to it: the initial copies, then every guest write, since the
+ * recovery points' snapshots keep what the replicas overwrite beyond the end of the run. The 4 x 2 x 256 MiB run
+ * at 2 MiB/s for 60 minutes used about 1 GiB a minute, as this says.
+ */
+export function soakDiskBytes(o: SoakOptions): number {
+    const disks = o.vms * o.disks;
+    const sources = disks * o.diskSize;
+    const azurite = o.azuriteInMemory ? 0 : disks * (o.diskSize + o.churn * o.minutes * 60);
+    return sources + azurite;
+}

@@ -1,13 +1,39 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSoakArgs } from '../../../bench/soak/args';
+import { parseSoakArgs, soakDiskBytes } from '../../../bench/soak/args';
 import { BLOCK, blockRanges, PacedDisk } from '../../../bench/soak/pacedDisk';
 import { percentile, rpoSeconds, RpoSampler, spread } from '../../../bench/soak/stats';
-import { diffInvocations } from '../../../bench/soak';
+import { bench, diffInvocations } from '../../../bench/soak';
 import { SeededRandom } from '../../../tools/simulator/random';
 
 const MiB = 1024 * 1024;
+
+describe('bench soak disk space', () => {
+    it('counts the sources and, with Azurite on disk, every byte the guests write', () => {
+        const tenMinutes = parseSoakArgs('--vms 4 --disks 2 --disk-size 256M --churn 2M --minutes 10'.split(' '));
+        expect(soakDiskBytes(tenMinutes)).toBe(8 * 256 * MiB + 8 * (256 * MiB + 2 * MiB * 600));
+        // The 60-minute run left 61 GiB behind: about what this asks for.
+        const hour = parseSoakArgs('--minutes 60'.split(' '));
+        expect(soakDiskBytes(hour) / (1024 * MiB)).toBeCloseTo(60.25, 2);
+        expect(soakDiskBytes({ ...hour, azuriteInMemory: true })).toBe(8 * 256 * MiB);
+    });
+
+    it('refuses to start a run its disk cannot hold, saying what it needs and what there is', async () => {
+        const out = await mkdtemp(join(tmpdir(), 'hvr-soak-space-'));
+        try {
+            const refused: unknown = await bench(['--out', out, '--churn', '256M', '--minutes', '1440']).catch(
+                (e) => e,
+            );
+            expect(refused).toMatchObject({ code: 'VALIDATION_FAILED' });
+            expect((refused as Error).message).toMatch(
+                /needs about \d+(\.\d)? GiB free under .*, and \d+(\.\d)? GiB are/,
+            );
+        } finally {
+            await rm(out, { recursive: true, force: true });
+        }
+    });
+});
 
 describe('bench soak arguments', () => {
     it('reads the issue’s command line', () => {
