@@ -213,6 +213,7 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
     let channel: ProviderChannel | undefined;
     const timers: NodeJS.Timeout[] = [];
     const vms: SoakVm[] = [];
+    let azuriteGone = false;
     try {
         const azuriteDir = join(outDir, 'azurite');
         if (!options.azuriteInMemory) await mkdir(azuriteDir, { recursive: true });
@@ -220,6 +221,19 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
             startTimeoutMs: 300_000,
             ...(options.azuriteInMemory ? {} : { location: azuriteDir }),
         });
+        // Azurite gone mid-run (its process died): every storage call fails from then on, so the run stops, saying why.
+        const azuriteLost = azurite.exited.then((exit): Promise<never> => {
+            if (exit.expected) return new Promise<never>(() => undefined);
+            azuriteGone = true;
+            const how = exit.signal ?? `exit code ${exit.code}`;
+            throw new HvrError(
+                'INTERNAL',
+                `Azurite stopped at ${new Date().toISOString()} (${how}): ${exit.reason}. The run cannot go on ` +
+                    `(docs/benchmarks.md, "Azurite's blob database").`,
+            );
+        });
+        azuriteLost.catch(() => undefined);
+        const unlessAzuriteLost = <T>(work: Promise<T>): Promise<T> => Promise.race([work, azuriteLost]);
         storage = await startStorageCounting(azurite);
         progress(
             `Azurite (pid ${azurite.pid}, ${options.azuriteInMemory ? 'in memory' : `data in ${azuriteDir}`}); starting the host`,
@@ -240,6 +254,7 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         await api.putPolicy(POLICY_NAME, {
             ...simulatedPolicy(new Date()),
             copyFrequencySeconds: options.copyFrequency,
+            recoveryPointRetentionHours: options.retentionHours,
             description: 'bench soak',
         });
         channel = new ProviderChannel(credentials, host.providerBus);
@@ -397,7 +412,7 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         };
         let watching = true;
         const watcher = (async () => {
-            while (watching) {
+            while (watching && !azuriteGone) {
                 const tick = Date.now();
                 await Promise.all(vms.map((vm) => watchPoints(vm).catch(() => undefined)));
                 if (running) sampler.sample(new Date());
@@ -512,7 +527,7 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         const cycleLoop = async (vm: SoakVm): Promise<void> => {
             let next = started + options.copyFrequency * 1000;
             let n = 0;
-            while (next < endAt) {
+            while (next < endAt && !azuriteGone) {
                 await sleep(next - Date.now());
                 n++;
                 cycleNumber = Math.max(cycleNumber, n);
@@ -524,8 +539,8 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
                 }
             }
         };
-        await Promise.all(vms.map((vm) => cycleLoop(vm)));
-        await sleep(endAt - Date.now());
+        await unlessAzuriteLost(Promise.all(vms.map((vm) => cycleLoop(vm))));
+        await unlessAzuriteLost(sleep(endAt - Date.now()));
         running = false;
         const windowSeconds = (Date.now() - started) / 1000;
         const statsEnd = await host.stats();
@@ -538,14 +553,14 @@ export async function bench(argv: readonly string[] = []): Promise<Record<string
         for (const t of timers) clearInterval(t);
         timers.length = 0;
         const drainStarted = Date.now();
-        await Promise.all(vms.map((vm) => shipOne(vm, 'final')));
+        await unlessAzuriteLost(Promise.all(vms.map((vm) => shipOne(vm, 'final'))));
         for (;;) {
             if (vms.every((vm) => vm.cycles.find((c) => c.cycleId === 'final')?.pointSeenAt)) break;
             if (Date.now() - drainStarted > DRAIN_TIMEOUT_MS) {
                 progress('the last cycles did not all become recovery points in 10 minutes');
                 break;
             }
-            await sleep(500);
+            await unlessAzuriteLost(sleep(500));
         }
         const drainSeconds = (Date.now() - drainStarted) / 1000;
         watching = false;

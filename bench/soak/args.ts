@@ -1,6 +1,10 @@
 import { parseByteSize } from '../../shared/byteSize';
 import { HvrError } from '../../shared/errors';
-import { COPY_FREQUENCIES_SECONDS, CopyFrequencySeconds } from '../../shared/policy/replicationPolicy';
+import {
+    COPY_FREQUENCIES_SECONDS,
+    CopyFrequencySeconds,
+    MAX_RECOVERY_POINT_RETENTION_HOURS,
+} from '../../shared/policy/replicationPolicy';
 
 /** What `npm run bench -- soak …` runs. */
 export interface SoakOptions {
@@ -21,6 +25,8 @@ export interface SoakOptions {
     out?: string;
     /** Sample memory (host RSS, Azurite RSS) into this JSON file every minute as well as into the result. */
     memoryFile?: string;
+    /** The policy's recovery point retention in hours (its `recoveryPointRetentionHours`). */
+    retentionHours: number;
     /** The Durable engine of the host. */
     durable: 'embedded' | 'dtfx';
 }
@@ -36,6 +42,7 @@ export const SOAK_USAGE = `Usage: npm run bench -- soak [options]
   --out DIR             sources, Azurite's data, host.log (default: a temporary folder, removed after)
   --memory-file FILE    also write the per-minute memory samples to FILE
   --azurite-in-memory   keep Azurite's data in memory (it grows with the run)
+  --retention-hours H   the policy's recovery point retention, 0 to 72 (default 2; 0 keeps the newest point)
   --durable ENGINE      embedded (default) or dtfx`;
 
 const MiB = 1024 * 1024;
@@ -58,6 +65,7 @@ export function parseSoakArgs(argv: readonly string[]): SoakOptions {
         minutes: 10,
         seed: 1,
         azuriteInMemory: false,
+        retentionHours: 2,
         durable: 'embedded',
     };
     for (let i = 0; i < argv.length; i++) {
@@ -121,6 +129,9 @@ export function parseSoakArgs(argv: readonly string[]): SoakOptions {
             }
             case '--seed':
                 options.seed = whole(flag, value(), 0, 2 ** 32 - 1);
+                break;
+            case '--retention-hours':
+                options.retentionHours = whole(flag, value(), 0, MAX_RECOVERY_POINT_RETENTION_HOURS);
                 break;
             case '--out':
                 options.out = value();

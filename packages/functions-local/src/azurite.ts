@@ -21,8 +21,24 @@ export interface RunningAzurite extends AzuriteEndpoints {
      * that script was checked against, when the script failed, or with HVR_AZURITE_LOOKUPS=plain.
      */
     lookups: 'indexed' | 'plain';
+    /**
+     * Settles when the child exits, however: `expected` is true after `stop()`. Watch it for the unexpected case,
+     * in which every storage call fails from then on and `reason` is the last line Azurite printed.
+     */
+    exited: Promise<AzuriteExit>;
     stop(): Promise<void>;
 }
+
+/** How the Azurite child ended. */
+export interface AzuriteExit {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    expected: boolean;
+    reason: string;
+}
+
+/** The bytes of Azurite's output kept after it starts, for the reason of an exit nobody asked for. */
+const OUTPUT_TAIL_BYTES = 8192;
 
 export interface StartAzuriteOptions {
     /** Keep data in memory (default) or under this folder. */
@@ -142,6 +158,9 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
     let lookups: RunningAzurite['lookups'] = 'plain';
     const timeoutMs = options.startTimeoutMs ?? AZURITE_START_TIMEOUT_MS;
     let output = '';
+    const onStartupError = (c: Buffer): void => {
+        output += c.toString();
+    };
     const ready = new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
             child.kill('SIGKILL');
@@ -160,16 +179,28 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
             }
         };
         child.stdout?.on('data', onData);
-        child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+        child.stderr?.on('data', onStartupError);
         child.once('exit', (code) => {
             clearTimeout(timer);
             reject(new Error(`Azurite exited with code ${code} before it listened: ${reasonIn(output)}`));
         });
     });
     await ready;
-    // Keep draining its output so a full pipe never blocks it.
-    child.stdout?.resume();
-    child.stderr?.resume();
+    // Keep draining its output so a full pipe never blocks it, and keep its tail: why it stopped, if it does.
+    let stopping = false;
+    const keepTail = (c: Buffer): void => {
+        output = (output + c.toString()).slice(-OUTPUT_TAIL_BYTES);
+    };
+    output = output.slice(-OUTPUT_TAIL_BYTES);
+    child.stderr?.off('data', onStartupError);
+    child.stdout?.on('data', keepTail);
+    child.stderr?.on('data', keepTail);
+    const exited = new Promise<AzuriteExit>((resolve) => {
+        const settle = (): void =>
+            resolve({ code: child.exitCode, signal: child.signalCode, expected: stopping, reason: reasonIn(output) });
+        if (child.exitCode !== null || child.signalCode !== null) settle();
+        else child.once('exit', settle);
+    });
     const blobUrl = `${urls.Blob}/${AZURITE_ACCOUNT}`;
     const queueUrl = `${urls.Queue}/${AZURITE_ACCOUNT}`;
     const tableUrl = `${urls.Table}/${AZURITE_ACCOUNT}`;
@@ -180,7 +211,11 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<R
         queueUrl,
         tableUrl,
         connectionString: azuriteConnectionString(blobUrl, queueUrl, tableUrl),
-        stop: () => stopChild(child),
+        exited,
+        stop: () => {
+            stopping = true;
+            return stopChild(child);
+        },
     };
 }
 

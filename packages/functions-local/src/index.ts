@@ -4,7 +4,7 @@
  * Apps import this entry only; README.md says how to use it.
  */
 export { startAzurite, azuriteNodeArgs, azuriteConnectionString, AZURITE_ACCOUNT, AZURITE_KEY } from './azurite';
-export type { AzuriteEndpoints, RunningAzurite, StartAzuriteOptions } from './azurite';
+export type { AzuriteEndpoints, AzuriteExit, RunningAzurite, StartAzuriteOptions } from './azurite';
 export { AZURITE_LOOKUPS, MAX_SAVE_DELAY_MS, SAVE_SHARE_INVERSE } from './azuriteLookups';
 export { LocalPlatformError, ensureErrorType, type LocalPlatformErrorCode } from './errors';
 export { connectionFromString, deadline, STORAGE_CALL_TIMEOUT_MS, type StorageConnection } from './storage';

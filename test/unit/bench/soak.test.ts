@@ -36,6 +36,14 @@ describe('bench soak disk space', () => {
 });
 
 describe('bench soak arguments', () => {
+    it("sets the policy's retention with --retention-hours (0 keeps the newest point), within the policy's bounds", () => {
+        expect(parseSoakArgs([]).retentionHours).toBe(2);
+        expect(parseSoakArgs(['--retention-hours', '0']).retentionHours).toBe(0);
+        expect(() => parseSoakArgs(['--retention-hours', '73'])).toThrow(
+            '--retention-hours needs a whole number from 0 to 72, got "73".',
+        );
+    });
+
     it('reads the issue’s command line', () => {
         const o = parseSoakArgs(
             '--vms 4 --disks 2 --disk-size 256M --churn 2M --copy-frequency 30 --minutes 10'.split(' '),

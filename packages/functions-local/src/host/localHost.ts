@@ -177,6 +177,13 @@ export async function startLocalHost(options: LocalHostOptions = {}): Promise<Lo
         if (!storageCs) {
             azurite = await startAzurite(options.azurite);
             cleanups.push(() => azurite?.stop());
+            void azurite.exited.then((exit) => {
+                if (exit.expected) return;
+                log(
+                    `Azurite stopped unexpectedly (${exit.signal ?? `exit code ${exit.code}`}): ${exit.reason}. ` +
+                        'Every storage call fails from now on; restart the host.',
+                );
+            });
             storageCs = azurite.connectionString;
         }
         const plugins = options.plugins ?? [];
