@@ -80,6 +80,17 @@ async function applyLog(f: Fixture, n: number, writes: [number, Buffer][]): Prom
     await f.replica.updateSequenceNumber('update', n);
 }
 
+/** Runs `fn` while another holder has the index's lease, as a refresh in progress would. */
+async function whileIndexLeased(f: Fixture, fn: () => Promise<unknown>): Promise<void> {
+    const lease = container.getPageBlobClient(digestIndexBlobName(f.disk)).getBlobLeaseClient();
+    await lease.acquireLease(15);
+    try {
+        await fn();
+    } finally {
+        await lease.releaseLease();
+    }
+}
+
 async function expectIndexMatches(f: Fixture): Promise<void> {
     const index = (await DigestIndex.open(f.disk))!;
     const digester = await Digester.create(index.header.seed, defaultGeometry(DISK));
@@ -186,13 +197,9 @@ describe('digest index against Azurite', () => {
     it('refuses a second refresh while one holds the index', async () => {
         const f = await newDisk();
         await refreshDigestIndex(f.disk);
-        const lease = container.getPageBlobClient(digestIndexBlobName(f.disk)).getBlobLeaseClient();
-        await lease.acquireLease(15);
-        try {
-            await expect(refreshDigestIndex(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' });
-        } finally {
-            await lease.releaseLease();
-        }
+        await whileIndexLeased(f, () =>
+            expect(refreshDigestIndex(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' }),
+        );
     });
 
     it('leaves an unusable index that another worker holds to it: CONCURRENT_UPDATE, then a rebuild once it is free', async () => {
@@ -405,13 +412,9 @@ describe('compacting dirty markers', () => {
         await refreshDigestIndex(f.disk);
         await applyLog(f, 1, [[spots[0]!, randomBytes(4 * KiB)]]);
         await applyLog(f, 2, [[spots[1]!, randomBytes(4 * KiB)]]);
-        const lease = container.getPageBlobClient(digestIndexBlobName(f.disk)).getBlobLeaseClient();
-        await lease.acquireLease(15);
-        try {
-            await expect(compactDirtyMarkers(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' });
-        } finally {
-            await lease.releaseLease();
-        }
+        await whileIndexLeased(f, () =>
+            expect(compactDirtyMarkers(f.disk)).rejects.toMatchObject({ code: 'CONCURRENT_UPDATE' }),
+        );
         expect(await markerNames(f)).toEqual([1, 2]);
     });
 
